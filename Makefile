@@ -1,0 +1,49 @@
+# Thin wrapper: `make demo` and `make test` do everything on a fresh Debian machine
+# (install missing packages when root, configure, build, run). The real build is CMake.
+JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
+BUILD     ?= build
+TESTBUILD ?= build-test
+DEMO_OUT  ?= demo-out
+
+DEB_PKGS := cmake make gcc g++ pkg-config zlib1g-dev libhdf5-dev hdf5-tools libgsl-dev \
+            libcriterion-dev gnuplot-nox libopenmpi-dev openmpi-bin
+
+.PHONY: all deps build build-test demo test bench clean fuzz readme-figures
+
+all: build
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "orchsim: installing Debian packages:$$missing"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null || exit 1; \
+	  else \
+	    echo "orchsim: missing Debian packages:$$missing (run as root, or: sudo apt-get install$$missing)"; exit 1; \
+	  fi; \
+	fi
+
+$(BUILD)/CMakeCache.txt: | deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+build-test: deps
+	cmake -S . -B $(TESTBUILD) -DCMAKE_BUILD_TYPE=Debug -DORCHSIM_WERROR=ON -DORCHSIM_SANITIZE=ON
+	cmake --build $(TESTBUILD) -j $(JOBS)
+
+demo: build
+	./cli/demo.sh $(BUILD)/orchsim $(DEMO_OUT)
+
+test: build-test
+	cd $(TESTBUILD) && ctest --output-on-failure -j $(JOBS)
+
+bench: build
+	@echo "benchmarks are in $(BUILD)/bench/; see bench/RESULTS.md for the commands"
+
+clean:
+	rm -rf $(BUILD) $(TESTBUILD) $(DEMO_OUT)

@@ -1,0 +1,93 @@
+/* main.c — `orchsim <command>`: the command registry (git.c's shape) and the one exit point.
+ * Every error climbs back here as an OsStatus; main prints one line
+ * "orchsim: error: <file>: <field>: <what> (hint: <fix>)" on stderr and exits non-zero. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "sim/base/status.h"
+
+typedef struct {
+    const char *name;
+    CommandFn *fn;
+    const char *summary;
+} Command;
+
+static const Command COMMANDS[] = {
+    {"gen", cmd_gen, "write a synthetic modality-composition trace from a named profile"},
+    {"import", cmd_import, "turn a JSONL/CSV list of per-example lengths into a trace"},
+    {"info", cmd_info, "print a trace's provenance, counts and per-modality statistics"},
+};
+
+static void usage(FILE *fp) {
+    fprintf(fp, "usage: orchsim <command> [options]   (orchsim <command> --help for details)\n\n"
+                "Predict and measure how data-parallel balancing policies behave on multimodal\n"
+                "LLM training data (OrchMLLM, arXiv 2503.23830).\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+        fprintf(fp, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+    fprintf(fp, "\nglobal: --verbose (before the command) traces errors through the call stack;\n"
+                "        --version prints the version.\n");
+}
+
+/* Edit distance for "did you mean". */
+static int lev(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 31 || lb > 31) return 99;
+    int d[32][32];
+    for (size_t i = 0; i <= la; i++) d[i][0] = (int)i;
+    for (size_t j = 0; j <= lb; j++) d[0][j] = (int)j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            int c = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < c) c = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < c) c = d[i][j - 1] + 1;
+            d[i][j] = c;
+        }
+    return d[la][lb];
+}
+
+int main(int argc, char **argv) {
+    setlinebuf(stdout);
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (!strcmp(argv[i], "--verbose") || !strcmp(argv[i], "-v")) os_set_verbose(1);
+        else if (!strcmp(argv[i], "--version")) {
+            printf("orchsim %s\n", ORCHSIM_VERSION);
+            return 0;
+        } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "orchsim: error: unknown global option '%s' (hint: orchsim --help)\n", argv[i]);
+            return 2;
+        }
+    }
+    if (i >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    const char *name = argv[i];
+    const Command *cmd = NULL;
+    for (size_t k = 0; k < sizeof COMMANDS / sizeof COMMANDS[0]; k++)
+        if (!strcmp(COMMANDS[k].name, name)) cmd = &COMMANDS[k];
+    if (!cmd) {
+        const char *best = NULL;
+        int bd = 3;
+        for (size_t k = 0; k < sizeof COMMANDS / sizeof COMMANDS[0]; k++) {
+            int d = lev(name, COMMANDS[k].name);
+            if (d < bd) bd = d, best = COMMANDS[k].name;
+        }
+        if (best)
+            fprintf(stderr, "orchsim: error: '%s' is not a command (hint: did you mean '%s'?)\n", name, best);
+        else
+            fprintf(stderr, "orchsim: error: '%s' is not a command (hint: orchsim --help)\n", name);
+        return 2;
+    }
+    os_clear_error();
+    OsStatus st = cmd->fn(argc - i, argv + i);
+    if (st == OS_OK || st == OS_DONE) return 0;
+    fprintf(stderr, "orchsim: error: %s\n",
+            os_has_error() ? os_last_error() : os_status_name(st));
+    return st == OS_ERR_ARG ? 2 : 1;
+}

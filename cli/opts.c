@@ -1,0 +1,135 @@
+/* opts.c — see opts.h. */
+#include "cli/opts.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim/base/util.h"
+
+#define OPTS_MAX 64
+
+static void fmt_default(char *buf, size_t n, const OptSpec *o) {
+    buf[0] = '\0';
+    switch (o->type) {
+    case OPT_FLAG: break;
+    case OPT_STR:
+        if (*(const char **)o->dest) snprintf(buf, n, " (default: %s)", *(const char **)o->dest);
+        break;
+    case OPT_U64: snprintf(buf, n, " (default: %llu)", (unsigned long long)*(uint64_t *)o->dest); break;
+    case OPT_U32: snprintf(buf, n, " (default: %u)", *(uint32_t *)o->dest); break;
+    case OPT_F64: snprintf(buf, n, " (default: %g)", *(double *)o->dest); break;
+    }
+}
+
+void opts_usage(FILE *fp, const OptSpec *specs, size_t n_specs, const CmdHelp *help) {
+    fprintf(fp, "usage: %s\n\n%s\n\noptions:\n", help->usage, help->summary);
+    for (size_t i = 0; i < n_specs; i++) {
+        const OptSpec *o = &specs[i];
+        char left[96], def[160];
+        if (o->sname)
+            snprintf(left, sizeof left, "-%c, --%s%s%s", o->sname, o->lname, o->metavar ? " " : "",
+                     o->metavar ? o->metavar : "");
+        else
+            snprintf(left, sizeof left, "    --%s%s%s", o->lname, o->metavar ? " " : "",
+                     o->metavar ? o->metavar : "");
+        fmt_default(def, sizeof def, o);
+        fprintf(fp, "  %-30s %s%s\n", left, o->help, def);
+    }
+    fprintf(fp, "  %-30s %s\n", "-h, --help", "show this help and exit");
+    if (help->details) fprintf(fp, "\n%s\n", help->details);
+}
+
+static OsStatus set_value(const OptSpec *o, const char *arg) {
+    char what[80];
+    snprintf(what, sizeof what, "--%s", o->lname);
+    double lo = o->lo, hi = o->hi;
+    int any = lo == 0 && hi == 0;
+    switch (o->type) {
+    case OPT_FLAG: *(int *)o->dest = 1; return OS_OK;
+    case OPT_STR: *(const char **)o->dest = arg; return OS_OK;
+    case OPT_U64:
+        return os_parse_u64((uint64_t *)o->dest, arg, (uint64_t)lo, any ? UINT64_MAX : (uint64_t)hi, what);
+    case OPT_U32: {
+        uint64_t v;
+        OsStatus st = os_parse_u64(&v, arg, (uint64_t)lo, any ? UINT32_MAX : (uint64_t)hi, what);
+        if (st == OS_OK) *(uint32_t *)o->dest = (uint32_t)v;
+        return st;
+    }
+    case OPT_F64: return os_parse_f64((double *)o->dest, arg, any ? 0.0 : lo, any ? 1e300 : hi, what);
+    }
+    return OS_ERR_INTERNAL;
+}
+
+OsStatus opts_parse(const OptSpec *specs, size_t n_specs, const CmdHelp *help, int argc,
+                    char **argv, const char **pos, int min_pos, int max_pos, int *n_pos) {
+    struct option lo[OPTS_MAX + 2];
+    char shortopts[3 * OPTS_MAX + 4];
+    size_t ns = 0;
+    if (n_specs > OPTS_MAX) return os_fail(OS_ERR_INTERNAL, help->name, NULL, NULL, "too many options");
+    shortopts[ns++] = ':';
+    for (size_t i = 0; i < n_specs; i++) {
+        lo[i].name = specs[i].lname;
+        lo[i].has_arg = specs[i].type == OPT_FLAG ? no_argument : required_argument;
+        lo[i].flag = NULL;
+        lo[i].val = 256 + (int)i;
+        if (specs[i].sname) {
+            shortopts[ns++] = specs[i].sname;
+            if (specs[i].type != OPT_FLAG) shortopts[ns++] = ':';
+        }
+    }
+    lo[n_specs] = (struct option){"help", no_argument, NULL, 'h'};
+    lo[n_specs + 1] = (struct option){0, 0, 0, 0};
+    shortopts[ns++] = 'h';
+    shortopts[ns] = '\0';
+
+    optind = 1;
+    opterr = 0;
+    int np = 0;
+    for (;;) {
+        int li = -1;
+        int c = getopt_long(argc, argv, shortopts, lo, &li);
+        if (c == -1) break;
+        if (c == 'h') {
+            opts_usage(stdout, specs, n_specs, help);
+            return OS_DONE;
+        }
+        if (c == '?' || c == ':') {
+            const char *bad = argv[optind - 1];
+            char hint[128];
+            snprintf(hint, sizeof hint, "see 'orchsim %s --help'", help->name);
+            return os_fail(OS_ERR_ARG, help->name, bad, hint,
+                           c == ':' ? "option needs a value" : "unknown option");
+        }
+        const OptSpec *o = NULL;
+        if (c >= 256) o = &specs[c - 256];
+        else
+            for (size_t i = 0; i < n_specs; i++)
+                if (specs[i].sname == c) o = &specs[i];
+        if (!o) return os_fail(OS_ERR_INTERNAL, help->name, NULL, NULL, "option table mismatch");
+        OsStatus st = set_value(o, optarg);
+        if (st != OS_OK) return st;
+    }
+    for (int i = optind; i < argc; i++) {
+        if (np >= max_pos) {
+            char hint[128];
+            snprintf(hint, sizeof hint, "see 'orchsim %s --help'", help->name);
+            return os_fail(OS_ERR_ARG, help->name, argv[i], hint, "unexpected argument");
+        }
+        pos[np++] = argv[i];
+    }
+    if (np < min_pos) {
+        char hint[160];
+        snprintf(hint, sizeof hint, "usage: %s", help->usage);
+        return os_fail(OS_ERR_ARG, help->name, NULL, hint, "missing argument");
+    }
+    if (n_pos) *n_pos = np;
+    return OS_OK;
+}
+
+int opts_split(char *s, char **parts, int max) {
+    int n = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(s, ",", &save); t && n < max; t = strtok_r(NULL, ",", &save)) parts[n++] = t;
+    return n;
+}

@@ -1,0 +1,87 @@
+/* cost.h — what a rank's share of a phase costs: FLOPs and time on one GPU.
+ * Implements: the per-layer FLOP formula of DESIGN.md §2 (QKV with GQA, output projection,
+ *   MLP, attention scores+values; forward+backward = 3x forward, recomputation +1 forward),
+ *   attention per item (encoders) / per example (LLM) — never over a packed buffer — or
+ *   padded b*max_len batches; time = FLOPs / achieved rate from a calibration table keyed by
+ *   work size; MFU numerators (paper convention, causal-aware, hardware).
+ * Does not: know about ranks, networks or policies.
+ * Source: REFERENCE.md §D.1 (PaLM/Megatron conventions), §D.4 (H100 peak and achieved rates). */
+#ifndef OS_COST_H
+#define OS_COST_H
+
+#include <stdint.h>
+
+#include "sim/base/status.h"
+#include "sim/model.h"
+
+#define CALIB_MAX_POINTS 64
+
+/* Achieved-rate table. Rates are FLOP/s; lookups interpolate linearly in log(size) and
+ * clamp at both ends. */
+typedef struct {
+    char name[128];          /* "builtin-h100-sxm-default" or the file path */
+    char device[128];        /* device it was measured on */
+    double peak_flops;       /* dense bf16 peak per GPU, FLOP/s (989.4e12, REFERENCE §D.4) */
+    uint32_t n_gemm;
+    double gemm_flops[CALIB_MAX_POINTS]; /* key: FLOPs of one GEMM call (2*M*K*N), ascending */
+    double gemm_rate[CALIB_MAX_POINTS];  /* achieved FLOP/s */
+    uint32_t n_attn;
+    double attn_len[CALIB_MAX_POINTS];   /* key: sequence length, ascending */
+    double attn_rate[CALIB_MAX_POINTS];  /* achieved FLOP/s counting the FLOPs actually executed */
+    double kernel_overhead_s;            /* fixed launch cost per layer per pass, seconds */
+    /* optional measured network figures (0 = not measured; the cluster defaults apply) */
+    double intra_bw, inter_bw;           /* bytes/s per direction per GPU */
+} Calib;
+
+/* The documented default for H100 SXM (estimates; see cost.c for each number's source). */
+void calib_default_h100(Calib *c);
+/* Read / write the text format written by `orchsim calibrate` (documented in cost.c). */
+OsStatus calib_load(Calib *c, const char *path);
+OsStatus calib_save(const Calib *c, const char *path);
+double calib_gemm_rate(const Calib *c, double gemm_flops);
+double calib_attn_rate(const Calib *c, double seq_len);
+
+typedef enum { ATTN_VARLEN = 0, ATTN_PADDED = 1 } AttnLayout;
+
+typedef struct {
+    const ModelSpec *model; /* borrowed */
+    const Calib *calib;     /* borrowed */
+    int recompute;          /* full activation recomputation: +1 forward in backward */
+    AttnLayout layout;      /* varlen (sum len^2) or padded (b * max_len) */
+} CostModel;
+
+/* Phase numbering: p < model->n_enc is encoder p; p == n_enc is the LLM backbone. */
+static inline uint32_t cost_n_phases(const ModelSpec *m) { return m->n_enc + 1; }
+
+/* Forward FLOPs of one sequence of n positions through a stack, split in the linear part
+ * (2 * n * layer_params * layers, + LM head when vocab > 0) and attention
+ * (4 * n^2 * hidden * layers, no causal discount). */
+typedef struct {
+    double linear, attn;
+} Flops;
+Flops stack_forward_flops(const StackSpec *s, double n);
+
+/* What one rank's share of one phase costs. lens: [n] unit lengths — for an encoder phase
+ * the items' positions (before pad_to/ratio), for the LLM phase the examples' sequence
+ * lengths S (text + projected items). */
+typedef struct {
+    double fwd_s, bwd_s;      /* seconds on one GPU, as executed (causal skip, padding,
+                                 recomputation, kernel overheads) */
+    double model_flops;       /* paper convention: 6*params*tokens + 12*L*h*n^2, real tokens */
+    double model_flops_noattn;/* the same without the attention term */
+    double causal_flops;      /* model FLOPs with causal attention halved */
+    double hw_flops;          /* FLOPs executed: padding and recomputation included */
+    uint64_t tokens;          /* real positions processed (encoder) / LLM tokens */
+} PhaseCost;
+
+OsStatus cost_phase(PhaseCost *out, const CostModel *cm, uint32_t phase, const uint32_t *lens,
+                    uint32_t n);
+/* The balancers' per-unit objective: t(len) ~= a*len + c*len^2 seconds (fwd+bwd, incl.
+ * recomputation), with the rates of a large packed batch (a rank's GEMMs are big) and the
+ * attention rate at len; pad_to applies for encoders. a: linear s/position, c: s/position^2. */
+void cost_unit_coeffs(const CostModel *cm, uint32_t phase, double *a, double *c);
+double cost_unit_seconds(const CostModel *cm, uint32_t phase, uint32_t len);
+/* LLM tokens an item of encoder e contributes: ceil(eff_len / ratio). */
+uint32_t cost_item_llm_tokens(const ModelSpec *m, uint32_t e, uint32_t len);
+
+#endif

@@ -1,0 +1,66 @@
+/* model.h — MLLM workload description: one transformer stack per encoder + the LLM backbone.
+ * Implements: StackSpec/ModelSpec, built-in presets (7B/14B/30B-class VL, the ~84B
+ *   three-modality model of OrchMLLM, and small presets that fit one GPU), a key=value
+ *   INI-like preset file format, parameter counts.
+ * Does not: compute FLOPs or time (cost.h).
+ * Source: REFERENCE.md §D.1-D.3 (layer shapes), model cards cited next to each preset. */
+#ifndef OS_MODEL_H
+#define OS_MODEL_H
+
+#include <stdint.h>
+
+#include "sim/base/status.h"
+
+#define MODEL_MAX_ENC 4
+#define MODEL_NAME_LEN 64
+
+typedef struct {
+    uint32_t layers, hidden, ffn, heads, kv_heads;
+    uint32_t vocab;     /* 0 for encoders (no embedding / LM head) */
+    uint8_t gated_mlp;  /* 1: SwiGLU (3 ffn matrices), 0: GELU MLP (2 matrices) */
+    uint8_t causal;     /* 1: causal self-attention (LLM), 0: bidirectional (encoders) */
+} StackSpec;
+
+typedef struct {
+    char modality[32];  /* must match a trace modality name, e.g. "image", "audio" */
+    StackSpec stack;
+    uint32_t ratio;     /* projector: encoder output positions merged into one LLM token (>= 1) */
+    uint32_t max_len;   /* longest item accepted (positions); 0 = unlimited */
+    uint32_t pad_to;    /* 0 = trim; else every item padded to this length (Whisper 30 s = 1500) */
+    uint32_t in_bytes_per_unit; /* raw input bytes per position moved by an all-to-all */
+} EncoderSpec;
+
+typedef struct {
+    char name[MODEL_NAME_LEN];
+    char desc[160];
+    StackSpec llm;
+    uint32_t max_seq;   /* longest LLM sequence accepted; 0 = unlimited */
+    uint32_t n_enc;
+    EncoderSpec enc[MODEL_MAX_ENC];
+    uint32_t param_bytes; /* bytes per parameter as trained (2 = bf16) */
+    uint32_t act_bytes;   /* bytes per activation element moved between phases (2 = bf16) */
+} ModelSpec;
+
+/* Resolve a name: a built-in preset, else a preset file path. Errors name the file, line
+ * and key. */
+OsStatus model_resolve(ModelSpec *out, const char *name_or_path);
+OsStatus model_load_file(ModelSpec *out, const char *path);
+/* Built-in presets (registry order). */
+uint32_t model_n_presets(void);
+const ModelSpec *model_preset_at(uint32_t i);
+const ModelSpec *model_preset_find(const char *name);
+
+/* Parameters of one layer (attention with GQA + MLP + 2 norms), of the whole stack
+ * (layers x per-layer, + embedding and untied LM head when vocab > 0), of an encoder's
+ * projector (2-layer MLP from ratio*enc_hidden to llm_hidden), and of the model. */
+uint64_t stack_layer_params(const StackSpec *s);
+uint64_t stack_params(const StackSpec *s);
+uint64_t model_projector_params(const ModelSpec *m, uint32_t e);
+uint64_t model_params(const ModelSpec *m);
+
+/* Encoder index for a modality name, or -1. */
+int model_encoder_index(const ModelSpec *m, const char *modality);
+/* Check a spec's fields (nonzero dims, heads divide hidden, kv_heads divide heads...). */
+OsStatus model_validate(const ModelSpec *m, const char *where);
+
+#endif

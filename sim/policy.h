@@ -1,0 +1,85 @@
+/* policy.h — balancing policies: who computes what, per phase, for one global batch.
+ * Implements: the Policy registry (one file per policy under sim/balance/, one row each),
+ *   StepWork (what a step costs per unit and where it was drawn) and Plan (the policy's
+ *   answer), plus plan checking (conservation) shared by tests and replay.
+ * Does not: time anything or cost the moves (replay.c / net.h turn a Plan into ops).
+ * Source: DESIGN.md §4; OrchMLLM (arXiv 2503.23830) post-balancing and node-wise
+ *   rearrangement; REFERENCE.md peer balancers. Letters: D ranks, N examples, M items,
+ *   P phases (P-1 encoders, then the LLM). */
+#ifndef OS_POLICY_H
+#define OS_POLICY_H
+
+#include <stdint.h>
+
+#include "sim/base/status.h"
+#include "sim/net.h"
+
+typedef enum {
+    OBJ_COST = 0,  /* a*len + c*len^2 from the cost model (the per-unit costs given) */
+    OBJ_LINEAR,    /* len */
+    OBJ_QUADRATIC, /* len^2 */
+    OBJ_PADDED     /* bin load = count * max len */
+} BalanceObjective;
+
+typedef struct {
+    BalanceObjective objective;
+    uint64_t cap_llm_tokens; /* per-rank max LLM tokens in the LLM phase (0 = none) */
+    uint64_t cap_enc_positions; /* per-rank max encoder positions per encoder phase (0 = none) */
+    uint64_t seed;           /* for randomized policies (isf) */
+} PolicyOptions;
+
+typedef struct {
+    uint32_t D, P, N, M;
+    uint32_t dp_per_node;      /* DP ranks per node (node of rank r = r / dp_per_node) */
+    const uint32_t *drawn;     /* [N] rank that drew example i */
+    const double *ex_cost;     /* [N] LLM-phase seconds (fwd+bwd) of example i alone */
+    const uint32_t *ex_tokens; /* [N] LLM sequence length S_i */
+    const uint64_t *ex_bytes;  /* [N] bytes of example i's text input */
+    const uint32_t *it_example;/* [M] owning example (items of an example are contiguous) */
+    const uint8_t *it_phase;   /* [M] encoder phase, 0..P-2 */
+    const double *it_cost;     /* [M] encoder-phase seconds (fwd+bwd) of item j alone */
+    const uint32_t *it_len;    /* [M] encoder positions */
+    const uint64_t *it_in_bytes;  /* [M] raw input bytes (moved before the encoder) */
+    const uint64_t *it_out_bytes; /* [M] projected embedding bytes (moved to the LLM rank) */
+    const PolicyOptions *opt;  /* borrowed */
+} StepWork;
+
+/* A policy's answer. Arrays are caller-owned ([N] / [M]); the policy fills them. */
+typedef struct {
+    uint32_t *home;    /* [N] rank whose data loader holds example i (pre-balancing changes it;
+                          post-balancing keeps drawn) */
+    uint32_t *ex_rank; /* [N] rank running example i in the LLM phase */
+    uint32_t *it_rank; /* [M] rank running item j's encoder; its output goes to ex_rank of its
+                          example (direct routing), its gradient back in backward */
+    int hierarchical;  /* 1: moves use the node-wise all-to-all */
+} Plan;
+
+typedef enum { POLICY_PRE = 0, POLICY_POST = 1 } PolicyKind;
+
+typedef struct PolicyScratch PolicyScratch;
+OsStatus policy_scratch_create(PolicyScratch **out);
+void policy_scratch_destroy(PolicyScratch *s);
+
+typedef OsStatus PolicyFn(Plan *out, const StepWork *w, PolicyScratch *s);
+
+typedef struct {
+    const char *name;
+    const char *desc;
+    PolicyKind kind;
+    PolicyFn *fn;
+} Policy;
+
+uint32_t policy_count(void);
+const Policy *policy_at(uint32_t i);
+/* NULL when unknown; policy_suggest gives the closest name for "did you mean". */
+const Policy *policy_find(const char *name);
+const char *policy_suggest(const char *name);
+
+/* Conservation and range check: every example and item assigned to exactly one rank in
+ * [0, D) per phase; capacities respected. Errors name the policy and the unit. */
+OsStatus plan_check(const Plan *p, const StepWork *w, const char *policy_name);
+
+/* Per-phase lower bound: max(total / D, largest unit) of the per-unit costs (the oracle). */
+double policy_oracle_phase(const StepWork *w, uint32_t phase);
+
+#endif

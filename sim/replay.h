@@ -1,0 +1,98 @@
+/* replay.h — replay a trace on a simulated cluster under one balancing policy.
+ * Implements: per step, the policy's plan, the per-rank per-phase costs (cost.h), the step
+ *   program of every DP rank (balancer + length all-gather, per-phase all-to-alls, encoder
+ *   forwards, LLM forward/backward, encoder backwards, gradient sync per the training setup),
+ *   run on the event engine (engine.h); per-step results, a run summary, and an optional
+ *   Chrome-trace timeline.
+ * Does not: print tables (cli/) or compute confidence intervals (analysis/).
+ * Source: DESIGN.md §2-§5. Time: seconds in results (SimTime ns inside). Letters: D ranks,
+ *   P phases (P-1 encoders, then the LLM). */
+#ifndef OS_REPLAY_H
+#define OS_REPLAY_H
+
+#include <stdint.h>
+
+#include "sim/cost.h"
+#include "sim/engine.h"
+#include "sim/model.h"
+#include "sim/net.h"
+#include "sim/policy.h"
+#include "traces/trace.h"
+
+#define REPLAY_MAX_PHASES (MODEL_MAX_ENC + 1)
+
+typedef enum { SETUP_DDP = 0, SETUP_FSDP = 1 } TrainSetup;
+typedef enum { AR_RING = 0, AR_TREE = 1 } AllReduceAlgo;
+
+typedef struct {
+    const ModelSpec *model;   /* borrowed */
+    const Calib *calib;       /* borrowed */
+    Cluster cluster;
+    TrainSetup setup;
+    AllReduceAlgo allreduce;
+    int recompute;            /* activation recomputation */
+    AttnLayout layout;        /* varlen or padded */
+    const Policy *policy;     /* borrowed */
+    PolicyOptions popt;
+    uint64_t first_step;      /* first trace step replayed */
+    uint64_t n_steps;         /* 0 = to the end of the trace */
+    int regroup;              /* re-deal each global batch to the cluster's DP when they differ */
+    uint32_t fsdp_groups;     /* FSDP: layer groups per module (all-gather/reduce-scatter each) */
+    uint32_t ddp_buckets;     /* DDP: gradient buckets per module, all-reduced as backward ends */
+    const char *timeline_path;/* Chrome trace JSON of one step, or NULL */
+    uint64_t timeline_step;   /* which replayed step (0-based within the replay) goes there */
+    int progress;             /* progress bar on stderr */
+    EngineKind engine_kind;   /* ENGINE_HEAP; tests replay with ENGINE_NAIVE too */
+} ReplayConfig;
+
+/* Defaults: DDP, ring, varlen, no recompute, policy "none", all steps, 4 FSDP groups,
+ * 4 DDP buckets, heap engine. cluster must still be set with cluster_init. */
+void replay_config_init(ReplayConfig *c);
+
+typedef struct {
+    uint64_t step;            /* trace step index */
+    uint32_t n_examples, n_items;
+    uint64_t llm_tokens;      /* real LLM tokens in the global batch */
+    uint64_t enc_positions[REPLAY_MAX_PHASES]; /* per encoder phase; [P-1] unused */
+    double step_s;            /* simulated wall time of the step */
+    double model_flops, model_flops_noattn, causal_flops, hw_flops; /* whole step, all ranks */
+    double mfu, mfu_noattn, mfu_causal, hfu; /* fractions of cluster peak over step_s */
+    double busy_s, idle_s, comm_s;           /* mean over ranks; busy+idle+comm = step_s */
+    double phase_max_s[REPLAY_MAX_PHASES];   /* slowest rank's compute in the phase (fwd+bwd) */
+    double phase_mean_s[REPLAY_MAX_PHASES];
+    double phase_oracle_s[REPLAY_MAX_PHASES];/* max(total/D, largest unit) */
+    double phase_imbalance[REPLAY_MAX_PHASES]; /* max/mean of per-rank compute */
+    double phase_idle_frac[REPLAY_MAX_PHASES]; /* idle share of the phase's span, mean over ranks */
+    uint64_t bytes_intra, bytes_inter;       /* rebalancing bytes moved (fwd + bwd) */
+    double a2a_s;                            /* all-to-all time on the critical path */
+    double grad_sync_s;                      /* exposed (not overlapped) gradient sync */
+    double balancer_s;                       /* measured wall time of the policy function */
+} StepResult;
+
+typedef struct {
+    uint64_t steps;
+    uint32_t P;                              /* phases */
+    char phase_name[REPLAY_MAX_PHASES][32];  /* "image", "audio", "llm" */
+    double step_mean_s, step_p50_s, step_p99_s, step_min_s, step_max_s;
+    double tokens_per_s, samples_per_s;      /* LLM tokens and examples per simulated second */
+    double mfu, mfu_noattn, mfu_causal, hfu; /* over the whole replay (sum flops / sum time) */
+    double idle_frac;                        /* mean idle / step time */
+    double phase_idle_frac[REPLAY_MAX_PHASES];
+    double phase_imbalance[REPLAY_MAX_PHASES]; /* mean over steps of max/mean */
+    double bytes_intra_per_step, bytes_inter_per_step;
+    double a2a_s_per_step, balancer_s_per_step;
+    uint64_t events;                         /* engine events processed */
+    double wall_s;                           /* host time the replay took */
+    char calib_name[128];                    /* which calibration was used */
+} ReplaySummary;
+
+/* Called after every step (may be NULL); a non-OK return stops the replay with that status. */
+typedef OsStatus ReplayStepFn(const StepResult *r, void *user);
+
+/* Replay cfg over trace t (rewound first). Validates the configuration against the trace:
+ * modalities the model has no encoder for, DP mismatch without regroup (error with a hint
+ * to use --regroup), examples longer than the model's limits or any GPU's memory. */
+OsStatus replay_run(ReplaySummary *sum, const ReplayConfig *cfg, Trace *t, ReplayStepFn *cb,
+                    void *user);
+
+#endif
