@@ -18,6 +18,10 @@ static const Command COMMANDS[] = {
     {"gen", cmd_gen, "write a synthetic modality-composition trace from a named profile"},
     {"import", cmd_import, "turn a JSONL/CSV list of per-example lengths into a trace"},
     {"info", cmd_info, "print a trace's provenance, counts and per-modality statistics"},
+    {"replay", cmd_replay, "simulate training on a trace under one balancing policy"},
+    {"compare", cmd_compare, "replay a trace under several policies and compare them in one table"},
+    {"sweep", cmd_sweep, "replay a trace over a grid of policies, models, setups and GPU counts"},
+    {"plot", cmd_plot, "draw paper-style figures (throughput, MFU, timelines, imbalance CDFs, ...)"},
 };
 
 static void usage(FILE *fp) {

@@ -4,7 +4,7 @@
  *   attention per item (encoders) / per example (LLM) — never over a packed buffer — or
  *   padded b*max_len batches; time = FLOPs / achieved rate from a calibration table keyed by
  *   work size; MFU numerators (paper convention, causal-aware, hardware).
- * Does not: know about ranks, networks or policies.
+ * Does not: know about ranks, networks or policies. Files: cost.c (FLOPs, time), calib.c (table).
  * Source: REFERENCE.md §D.1 (PaLM/Megatron conventions), §D.4 (H100 peak and achieved rates). */
 #ifndef OS_COST_H
 #define OS_COST_H
@@ -15,11 +15,13 @@
 #include "sim/model.h"
 
 #define CALIB_MAX_POINTS 64
+#define CALIB_MAX_META 16
 
-/* Achieved-rate table. Rates are FLOP/s; lookups interpolate linearly in log(size) and
- * clamp at both ends. */
+/* Achieved-rate table. Rates are FLOP/s; lookups interpolate in log(rate) vs log(size)
+ * (a power law between points: then a GEMM's time F/rate(F) never falls as F grows whenever
+ * it does not fall at the table's points) and clamp at both ends. Implemented in calib.c. */
 typedef struct {
-    char name[128];          /* "builtin-h100-sxm-default" or the file path */
+    char name[128];          /* "builtin-h100-sxm-default", or the file's name (else its path) */
     char device[128];        /* device it was measured on */
     double peak_flops;       /* dense bf16 peak per GPU, FLOP/s (989.4e12, REFERENCE §D.4) */
     uint32_t n_gemm;
@@ -31,13 +33,27 @@ typedef struct {
     double kernel_overhead_s;            /* fixed launch cost per layer per pass, seconds */
     /* optional measured network figures (0 = not measured; the cluster defaults apply) */
     double intra_bw, inter_bw;           /* bytes/s per direction per GPU */
+    /* free-text provenance kept from the file (clock_mhz, cuda_version, cublas_version,
+     * nccl_version, driver, ...): [n_meta] key/value pairs, written back by calib_save */
+    uint32_t n_meta;
+    char meta_key[CALIB_MAX_META][32];
+    char meta_val[CALIB_MAX_META][128];
 } Calib;
 
-/* The documented default for H100 SXM (estimates; see cost.c for each number's source). */
+/* The documented default for H100 SXM (estimates; see calib.c for each number's source). */
 void calib_default_h100(Calib *c);
-/* Read / write the text format written by `orchsim calibrate` (documented in cost.c). */
+/* Read / write the text format written by `orchsim calibrate` (documented in calib.c and
+ * sim/README-models.md). Load validates every row (file + line in errors); save validates,
+ * then writes atomically (temp + rename). */
 OsStatus calib_load(Calib *c, const char *path);
 OsStatus calib_save(const Calib *c, const char *path);
+/* Check a table: peak > 0, >= 1 row of each kind, keys ascending, rates in (0, peak], and a
+ * GEMM's time (F/rate) not falling from one row to the next. where names it in errors. */
+OsStatus calib_validate(const Calib *c, const char *where);
+/* Set (or replace) a free-text provenance entry; key: [a-z0-9_]+, < 32 chars. */
+OsStatus calib_set_meta(Calib *c, const char *key, const char *value);
+/* The value of a provenance entry, or NULL. Borrowed from c. */
+const char *calib_get_meta(const Calib *c, const char *key);
 double calib_gemm_rate(const Calib *c, double gemm_flops);
 double calib_attn_rate(const Calib *c, double seq_len);
 
@@ -76,12 +92,19 @@ typedef struct {
 
 OsStatus cost_phase(PhaseCost *out, const CostModel *cm, uint32_t phase, const uint32_t *lens,
                     uint32_t n);
+/* Slow reference twin of cost_phase (STYLE habit 6): walks every layer of every pass and
+ * every unit, one kernel at a time. Same results up to rounding; for tests. */
+OsStatus cost_phase_ref(PhaseCost *out, const CostModel *cm, uint32_t phase,
+                        const uint32_t *lens, uint32_t n);
 /* The balancers' per-unit objective: t(len) ~= a*len + c*len^2 seconds (fwd+bwd, incl.
  * recomputation), with the rates of a large packed batch (a rank's GEMMs are big) and the
  * attention rate at len; pad_to applies for encoders. a: linear s/position, c: s/position^2. */
 void cost_unit_coeffs(const CostModel *cm, uint32_t phase, double *a, double *c);
 double cost_unit_seconds(const CostModel *cm, uint32_t phase, uint32_t len);
-/* LLM tokens an item of encoder e contributes: ceil(eff_len / ratio). */
+/* LLM tokens an item of encoder e contributes: ceil(len / ratio) of its REAL positions
+ * (padding to pad_to is encoder work only; padded outputs are dropped, not spliced in). */
 uint32_t cost_item_llm_tokens(const ModelSpec *m, uint32_t e, uint32_t len);
+/* Positions encoder e actually runs for an item of len real positions: max(len, pad_to). */
+uint32_t cost_item_enc_len(const ModelSpec *m, uint32_t e, uint32_t len);
 
 #endif

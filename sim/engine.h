@@ -22,7 +22,11 @@ typedef int64_t SimTime;              /* nanoseconds */
 SimTime sim_from_seconds(double s);
 static inline double sim_to_seconds(SimTime t) { return (double)t * 1e-9; }
 
-typedef uint64_t EventId; /* 0 = invalid */
+/* Ownership of `data`: the finalizer (may be NULL) runs when an event is dropped without
+ * running — cancelled and reached the top, or still queued at engine_destroy. Once an event
+ * runs, its handler owns data and the finalizer is not called. A handler may schedule and
+ * cancel events; it must not call engine_destroy or engine_run. */
+typedef uint64_t EventId; /* 0 = invalid; stale ids (event ran or was dropped) are ignored */
 typedef struct Engine Engine;
 typedef void EventFn(Engine *e, EventId id, void *data);
 typedef void EventFinalizer(Engine *e, void *data);
@@ -46,5 +50,9 @@ void engine_stop(Engine *e);
 void engine_fail(Engine *e, OsStatus st);
 uint64_t engine_events_processed(const Engine *e);
 size_t engine_pending(const Engine *e);
+/* Limits: at most 2^26 events pending at once (engine_at then fails with OS_ERR_RANGE). */
+/* Tests only: jump the insertion counter forward (to at most 2^38, where it renumbers the
+ * queue) so the renumbering path runs in a test; never lowers it. */
+void engine_debug_set_seq(Engine *e, uint64_t seq);
 
 #endif

@@ -42,17 +42,21 @@ typedef struct {
 } ModelSpec;
 
 /* Resolve a name: a built-in preset, else a preset file path. Errors name the file, line
- * and key. */
+ * and key. The preset file format is documented in sim/README-models.md and model.c. */
 OsStatus model_resolve(ModelSpec *out, const char *name_or_path);
 OsStatus model_load_file(ModelSpec *out, const char *path);
+/* Write m as a preset file that model_load_file reads back equal (atomic: temp + rename). */
+OsStatus model_save(const ModelSpec *m, const char *path);
 /* Built-in presets (registry order). */
 uint32_t model_n_presets(void);
 const ModelSpec *model_preset_at(uint32_t i);
 const ModelSpec *model_preset_find(const char *name);
 
 /* Parameters of one layer (attention with GQA + MLP + 2 norms), of the whole stack
- * (layers x per-layer, + embedding and untied LM head when vocab > 0), of an encoder's
- * projector (2-layer MLP from ratio*enc_hidden to llm_hidden), and of the model. */
+ * (layers x per-layer + final norm, + embedding and untied LM head when vocab > 0), of an
+ * encoder's projector (2-layer MLP from ratio*enc_hidden to llm_hidden), and of the model.
+ * Weight matrices and norm scales only: biases, patch/conv stems and learned position
+ * tables are not counted (they are < 0.5% of any preset; see sim/README-models.md). */
 uint64_t stack_layer_params(const StackSpec *s);
 uint64_t stack_params(const StackSpec *s);
 uint64_t model_projector_params(const ModelSpec *m, uint32_t e);

@@ -30,11 +30,23 @@ typedef struct {
  * a multiple of it, bandwidths > 0. */
 OsStatus cluster_init(Cluster *c, uint32_t gpus, uint32_t gpus_per_node, uint32_t tp);
 OsStatus cluster_validate(const Cluster *c);
-/* Node that DP rank d's GPUs live in (TP groups are packed inside nodes). */
+/* Node that DP rank d's GPUs live in (TP groups are packed inside nodes): d / dp_per_node.
+ * When tp > gpus_per_node a DP rank spans tp / gpus_per_node nodes and this is the index of
+ * its group of nodes: no two DP ranks then share a node, which is what the costs need. */
 uint32_t cluster_node_of(const Cluster *c, uint32_t d);
 
 /* Collectives over the whole DP group, S = bytes per rank's buffer (the full gradient for
- * all-reduce; the full gathered array for RS/AG, as nccl-tests counts). Seconds. */
+ * all-reduce; the full gathered array for RS/AG, as nccl-tests counts). Seconds; 0 for n = 1.
+ * n = dp ranks, ppn = dp_per_node of them per node, nNodes = n / ppn. B is the bottleneck
+ * per DP rank: intra_bw when the whole group sits in one node, else inter_bw; both x tp (a
+ * DP rank is a TP group of tp GPUs, with tp NVLink ports and tp NICs moving its shards in
+ * parallel). Alpha-beta forms (REFERENCE §D.6):
+ *   ring all-reduce  2(n-1) steps, of which 2(nNodes-1) cross nodes (NCCL's nInterSteps),
+ *                    each inter step costs inter_lat, the others intra_lat; + 2(n-1)/n * S/B
+ *   ring RS / AG     (n-1) steps, (nNodes-1) of them inter; + (n-1)/n * S/B
+ *   tree all-reduce  2 * ((ppn-1) * intra_lat + ceil(log2 nNodes) * inter_lat)
+ *                    + S / (0.5 * B)  (NCCL's tree algbw = 0.5 x busBw, tuning.cc)
+ * NCCL's per-collective baseLat is not charged: see net.c. */
 double net_allreduce_ring(const Cluster *c, double bytes);
 double net_allreduce_tree(const Cluster *c, double bytes);
 double net_reduce_scatter(const Cluster *c, double bytes);
@@ -49,10 +61,13 @@ typedef struct {
     uint64_t bytes;
 } NetMove;
 
+/* Same meaning for the flat and the hierarchical form: what crosses NVLink and what crosses
+ * the NICs (the hierarchical relays count on every hop), summed over its stages. */
 typedef struct {
-    uint64_t intra_bytes, inter_bytes; /* total over all moves */
-    uint64_t max_rank_bytes;           /* busiest rank's max(out, in) */
-    uint32_t max_peers;                /* most distinct peers of one rank */
+    uint64_t intra_bytes, inter_bytes; /* total over all moves / hops, bytes */
+    uint64_t max_rank_bytes;           /* busiest rank's max(out, in), bytes (all stages) */
+    uint32_t max_peers;                /* most distinct peers of one rank (summed over stages) */
+    uint64_t intra_msgs, inter_msgs;   /* distinct (src, dst) messages over NVLink / NICs */
 } NetA2AStats;
 
 typedef struct NetScratch NetScratch; /* per-rank accumulators, reused across calls */
@@ -60,12 +75,23 @@ OsStatus net_scratch_create(NetScratch **out, const Cluster *c);
 void net_scratch_destroy(NetScratch *s);
 
 /* Flat all-to-allv: time = max over ranks of max(intra out/in over NVLink, inter out/in over
- * the NIC) + alpha * peers. src == dst moves cost nothing. stats may be NULL. */
+ * the NIC) + alpha * peers (intra_lat per intra-node peer, inter_lat per inter-node peer; a
+ * peer is a rank this one sends to or receives from, counted once). src == dst moves and
+ * zero-byte moves cost nothing; duplicate (src, dst) pairs are summed. stats may be NULL.
+ * Seconds. The scratch grows to the largest move list seen (amortised: no allocation per
+ * call in steady state). Returns NAN, with the error recorded (os_fail), when a rank index
+ * is >= dp or growing the scratch fails. O(n + dp). */
 double net_alltoallv(const Cluster *c, const NetMove *moves, size_t n, NetScratch *s,
                      NetA2AStats *stats);
 /* Node-wise hierarchical all-to-allv (intra-node gather over NVLink, rail-aligned inter-node
  * exchange with every node-pair's bytes sent once, intra-node scatter). */
 double net_alltoallv_hier(const Cluster *c, const NetMove *moves, size_t n, NetScratch *s,
                           NetA2AStats *stats);
+
+/* Slow, obvious twins of the two above (STYLE habit 6): a dense dp x dp byte matrix per stage,
+ * O(dp^2) memory and time, allocated per call. For tests on small clusters only. */
+double net_alltoallv_ref(const Cluster *c, const NetMove *moves, size_t n, NetA2AStats *stats);
+double net_alltoallv_hier_ref(const Cluster *c, const NetMove *moves, size_t n,
+                              NetA2AStats *stats);
 
 #endif

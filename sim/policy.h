@@ -21,6 +21,10 @@ typedef enum {
     OBJ_PADDED     /* bin load = count * max len */
 } BalanceObjective;
 
+/* Caps bind the policies that move work after the loader (POLICY_HONORS_* in the registry):
+ * post and post-node honor both, post-enc the encoder cap only (its LLM phase stays at home);
+ * pre-balancing policies decide at the loader and ignore them. plan_check checks the caps a
+ * policy honors. */
 typedef struct {
     BalanceObjective objective;
     uint64_t cap_llm_tokens; /* per-rank max LLM tokens in the LLM phase (0 = none) */
@@ -62,11 +66,14 @@ void policy_scratch_destroy(PolicyScratch *s);
 
 typedef OsStatus PolicyFn(Plan *out, const StepWork *w, PolicyScratch *s);
 
+enum { POLICY_HONORS_ENC_CAP = 1u, POLICY_HONORS_LLM_CAP = 2u };
+
 typedef struct {
     const char *name;
     const char *desc;
     PolicyKind kind;
     PolicyFn *fn;
+    uint32_t honors; /* POLICY_HONORS_* bits: the caps this policy guarantees */
 } Policy;
 
 uint32_t policy_count(void);
@@ -81,5 +88,28 @@ OsStatus plan_check(const Plan *p, const StepWork *w, const char *policy_name);
 
 /* Per-phase lower bound: max(total / D, largest unit) of the per-unit costs (the oracle). */
 double policy_oracle_phase(const StepWork *w, uint32_t phase);
+
+/* Node-wise placement (post-node). The units of one phase already sit in balanced bins
+ * (unit_bin[u] in [0, D)); unit u's bytes live on rank unit_src[u]. Choose a bijection
+ * rank_of_bin[D] that minimises inter-node bytes, then intra-node bytes (a unit moves when
+ * its source rank is not the rank of its bin; node of rank r = r / g). Loads are unchanged.
+ * EXACT: one D x D Hungarian on the lexicographic cost (optimal; D <= 64 and total bytes
+ *   < 2^26 so the combined cost stays an exact double, else OS_ERR_RANGE).
+ * HIER: bins grouped into nodes greedily by largest (bin, source node) byte counts, groups
+ *   mapped to nodes by a K x K Hungarian (K = D / g nodes), never worse than the identity
+ *   grouping, then a g x g Hungarian per node on the bytes that stay on their rank.
+ * AUTO: EXACT when it applies, else HIER. g >= D means one node; otherwise g must divide D. */
+typedef enum { NODE_PLACE_AUTO = 0, NODE_PLACE_EXACT, NODE_PLACE_HIER } NodePlaceMode;
+OsStatus policy_node_place(uint32_t *rank_of_bin, const uint32_t *unit_bin, const uint32_t *unit_src,
+                           const uint64_t *unit_bytes, uint32_t n, uint32_t D, uint32_t g,
+                           NodePlaceMode mode, PolicyScratch *s);
+/* Slow twin: every permutation (D <= 8), first lexicographic (inter, intra) optimum. */
+OsStatus policy_node_place_brute(uint32_t *rank_of_bin, const uint32_t *unit_bin,
+                                 const uint32_t *unit_src, const uint64_t *unit_bytes, uint32_t n,
+                                 uint32_t D, uint32_t g);
+/* Bytes that cross nodes / stay in a node but change rank under rank_of_bin. */
+void policy_node_bytes(uint64_t *inter, uint64_t *intra, const uint32_t *rank_of_bin,
+                       const uint32_t *unit_bin, const uint32_t *unit_src,
+                       const uint64_t *unit_bytes, uint32_t n, uint32_t g);
 
 #endif

@@ -43,6 +43,9 @@ typedef struct {
     uint64_t timeline_step;   /* which replayed step (0-based within the replay) goes there */
     int progress;             /* progress bar on stderr */
     EngineKind engine_kind;   /* ENGINE_HEAP; tests replay with ENGINE_NAIVE too */
+    double balancer_cost_s;   /* < 0: charge each post-balancing step the balancer's measured
+                                 runtime (default); >= 0: charge this fixed time instead, which
+                                 makes the output byte-identical run to run */
 } ReplayConfig;
 
 /* Defaults: DDP, ring, varlen, no recompute, policy "none", all steps, 4 FSDP groups,
@@ -84,6 +87,10 @@ typedef struct {
     uint64_t events;                         /* engine events processed */
     double wall_s;                           /* host time the replay took */
     char calib_name[128];                    /* which calibration was used */
+    uint64_t long_examples;                  /* examples/items longer than the model's limits */
+    uint64_t needs_recompute;                /* examples whose activations fit one GPU only with
+                                                --recompute (flagged, still replayed) */
+    double state_bytes_per_gpu;              /* weights + grads + Adam states per GPU */
 } ReplaySummary;
 
 /* Called after every step (may be NULL); a non-OK return stops the replay with that status. */

@@ -59,6 +59,10 @@ typedef struct {
 
 void trace_step_init(TraceStep *s);
 void trace_step_free(TraceStep *s);
+/* Empty a caller-owned step, keeping its buffers. */
+void trace_step_clear(TraceStep *s);
+/* Make room for at least n_examples examples and n_items items (keeps contents). */
+OsStatus trace_step_reserve(TraceStep *s, uint64_t n_examples, uint64_t n_items);
 /* Append one example with its items to a caller-owned step (grows arrays). */
 OsStatus trace_step_push(TraceStep *s, uint32_t text, uint64_t id, const TraceItem *items,
                          uint32_t n_items);
@@ -113,5 +117,9 @@ void trace_writer_abort(TraceWriter *w);
 /* LLM sequence length of an example: text + sum ceil(len_i / ratio[modality_i]) (DESIGN §1).
  * ratio: [n_modalities] projector ratios (entries for absent modalities ignored). */
 uint64_t trace_llm_tokens(const TraceStep *s, uint32_t example, const uint32_t *ratio);
+
+/* The standard modality table used by the generators and importers: text(token, 1),
+ * image(patch, 4), audio(frame, 2), video(patch, 4); sources in trace.c. Borrowed, static. */
+const TraceModality *trace_std_modalities(uint32_t *n);
 
 #endif

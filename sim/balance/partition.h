@@ -37,7 +37,8 @@ OsStatus part_sorted_rr(uint32_t *bin, double *max_load, const double *w, uint32
 /* Padded batches: bin load = count * max(len in bin); greedy over decreasing len. */
 OsStatus part_padded(uint32_t *bin, double *max_load, const uint32_t *len, uint32_t n, uint32_t D,
                      PartScratch *s);
-/* Exhaustive optimum of max bin load (D^n search with symmetry pruning); n <= 16. */
+/* Exhaustive optimum of max bin load (D^n search with symmetry pruning: a unit opens at most
+ * one empty bin; branches that cannot beat the best so far are cut); n <= 16, D <= 16. */
 OsStatus part_brute(uint32_t *bin, double *max_load, const double *w, uint32_t n, uint32_t D);
 
 /* Hungarian (Kuhn-Munkres, O(n^3)): perm[r] = column assigned to row r minimising
@@ -49,5 +50,9 @@ OsStatus part_assign_brute(uint32_t *perm, double *total, const double *cost, ui
 
 /* max(sum w / D, max w): no partition does better. */
 double part_lower_bound(const double *w, uint32_t n, uint32_t D);
+
+/* After part_lpt failed with OS_ERR_RANGE: the unit that fit no bin (callers map it back to
+ * an example or item for their own message). */
+uint32_t part_last_fail_unit(const PartScratch *s);
 
 #endif

@@ -1,0 +1,46 @@
+/* plot_internal.h — shared by analysis/plot*.c only: the gnuplot runner and .dat helpers.
+ * Implements: a variable list passed to gnuplot with -e (strings quoted for gnuplot), one
+ *   gnuplot run per requested format writing to a temporary name then renamed, the colour
+ *   registries (policies, phases) that keep one policy one colour in every figure.
+ * Does not: get included outside analysis/ (the contract is plot.h). */
+#ifndef OS_ANALYSIS_PLOT_INTERNAL_H
+#define OS_ANALYSIS_PLOT_INTERNAL_H
+
+#include <stdio.h>
+
+#include "analysis/plot.h"
+
+/* gnuplot variables: "name=value; ..." built up; strings are single-quoted with '' escapes. */
+typedef struct {
+    char buf[16384];
+    size_t n;
+    int overflow;
+} PlotVars;
+void pv_init(PlotVars *v);
+void pv_str(PlotVars *v, const char *name, const char *val);
+void pv_num(PlotVars *v, const char *name, double val);
+void pv_int(PlotVars *v, const char *name, long long val);
+
+/* Run plots/<script>.gp for every format in o->formats with vars + outfile/term/w/h set,
+ * output OUTDIR/<kind>.<ext>. Errors carry gnuplot's last stderr line. */
+OsStatus plot_run_gnuplot(const PlotOptions *o, const char *kind, const char *script, const PlotVars *v);
+
+/* Open OUTDIR/<name> for writing a data file (atomic: commit with plot_dat_close). */
+typedef struct {
+    char path[4096];
+    char tmp[4200];
+    FILE *fp;
+} PlotDat;
+OsStatus plot_dat_open(PlotDat *d, const PlotOptions *o, const char *name);
+OsStatus plot_dat_close(PlotDat *d); /* commit; on error removes the temporary */
+void plot_dat_abort(PlotDat *d);
+
+/* Colour of a policy / phase as "#rrggbb" (registries in plot.c; unknown names get a fixed
+ * fallback cycle by hash, so they are still stable). */
+const char *plot_policy_color(const char *policy);
+const char *plot_phase_color(const char *phase);
+
+/* The figures (one function each, registered in plot.c). */
+PlotFn plot_throughput, plot_mfu, plot_timeline, plot_imbalance_cdf, plot_validate, plot_composition;
+
+#endif

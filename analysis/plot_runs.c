@@ -1,0 +1,232 @@
+/* plot_runs.c — the figures drawn from a run-level table (sweep.csv): throughput and mfu.
+ * Both pick one slice of the sweep (model, setup, cluster shape) and say which in the title. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analysis/plot_internal.h"
+#include "analysis/runtable.h"
+#include "sim/base/util.h"
+#include "sim/model.h"
+
+#define MAX_LIST 64
+
+/* Distinct strings in first-appearance order. */
+static int add_unique(const char **list, int *n, const char *s) {
+    for (int i = 0; i < *n; i++)
+        if (!strcmp(list[i], s)) return i;
+    if (*n >= MAX_LIST) return -1;
+    list[*n] = s;
+    return (*n)++;
+}
+
+static void words(char *buf, size_t cap, const char *const *list, int n) {
+    size_t k = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < n && k < cap; i++) k += (size_t)snprintf(buf + k, cap - k, "%s%s", i ? " " : "", list[i]);
+}
+
+static void policy_colors(char *buf, size_t cap, const char *const *pols, int n) {
+    const char *c[MAX_LIST];
+    for (int i = 0; i < n; i++) c[i] = plot_policy_color(pols[i]);
+    words(buf, cap, c, n);
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Does row r belong to the slice (model, setup, gpus_per_node, tp of the reference row)? */
+static int in_slice(const RunRow *r, const RunRow *ref) {
+    return !strcmp(r->model, ref->model) && !strcmp(r->setup, ref->setup) &&
+           r->gpus_per_node == ref->gpus_per_node && r->tp == ref->tp;
+}
+
+static OsStatus pick_ref(const RunRow **ref, const RunRow *rows, size_t n, const PlotOptions *o,
+                         const char *path) {
+    OsStatus st = OS_OK;
+    *ref = NULL;
+    for (size_t i = 0; i < n && !*ref; i++)
+        if ((!o->model || !strcmp(rows[i].model, o->model)) && (!o->setup || !strcmp(rows[i].setup, o->setup)))
+            *ref = &rows[i];
+    if (!*ref)
+        OS_FAIL(OS_ERR_ARG, path, "--model/--setup", "check the names against the table's model and setup columns",
+                "no row for model '%s' setup '%s'", o->model ? o->model : "(any)", o->setup ? o->setup : "(any)");
+fail:
+    return st;
+}
+
+OsStatus plot_throughput(const PlotOptions *o, const char *const *inputs, int n_inputs) {
+    OsStatus st = OS_OK;
+    RunRow *rows = NULL;
+    size_t n = 0;
+    PlotDat d = {0};
+    PlotVars v;
+    (void)n_inputs;
+    OS_CHECK(runtable_read(&rows, &n, inputs[0]));
+    const RunRow *ref;
+    OS_CHECK(pick_ref(&ref, rows, n, o, inputs[0]));
+    const char *pols[MAX_LIST];
+    int np = 0;
+    uint64_t gpus[MAX_LIST];
+    int ng = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!in_slice(&rows[i], ref) || !(rows[i].tokens_per_s > 0)) continue;
+        if (add_unique(pols, &np, rows[i].policy) < 0)
+            OS_FAIL(OS_ERR_RANGE, inputs[0], "policy", "plot fewer policies", "more than %d policies", MAX_LIST);
+        int seen = 0;
+        for (int k = 0; k < ng; k++) seen |= gpus[k] == rows[i].gpus;
+        if (!seen && ng < MAX_LIST) gpus[ng++] = rows[i].gpus;
+    }
+    if (!np) OS_FAIL(OS_ERR_FORMAT, inputs[0], "tokens_per_s", NULL, "no row with a positive throughput");
+    qsort(gpus, (size_t)ng, sizeof gpus[0], cmp_u64);
+    /* The ideal line starts at the smallest GPU count, from the best policy there (the highest
+     * throughput), and grows linearly: what perfect weak scaling of that run would give. */
+    const RunRow *anchor = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (in_slice(&rows[i], ref) && rows[i].gpus == gpus[0] && rows[i].tokens_per_s > 0 &&
+            (!anchor || rows[i].tokens_per_s > anchor->tokens_per_s))
+            anchor = &rows[i];
+    OS_CHECK(plot_dat_open(&d, o, "throughput.dat"));
+    fprintf(d.fp, "# throughput per policy (index = policy order below), then the ideal line\n"
+                  "# columns: gpus tokens_per_s step_mean_s speedup_vs_none\n");
+    for (int p = 0; p < np; p++) {
+        fprintf(d.fp, "# policy %s\n", pols[p]);
+        for (int k = 0; k < ng; k++)
+            for (size_t i = 0; i < n; i++)
+                if (in_slice(&rows[i], ref) && rows[i].gpus == gpus[k] && !strcmp(rows[i].policy, pols[p]) &&
+                    rows[i].tokens_per_s > 0)
+                {
+                    fprintf(d.fp, "%llu %.9g %.9g ", (unsigned long long)rows[i].gpus, rows[i].tokens_per_s,
+                            rows[i].step_mean_s);
+                    if (isfinite(rows[i].speedup_vs_none)) fprintf(d.fp, "%.6g\n", rows[i].speedup_vs_none);
+                    else fprintf(d.fp, "?\n");
+                }
+        fprintf(d.fp, "\n\n");
+    }
+    fprintf(d.fp, "# ideal linear scaling from %s at %llu GPUs\n", anchor->policy, (unsigned long long)gpus[0]);
+    for (int k = 0; k < ng; k++)
+        fprintf(d.fp, "%llu %.9g\n", (unsigned long long)gpus[k],
+                anchor->tokens_per_s * (double)gpus[k] / (double)gpus[0]);
+    OS_CHECK(plot_dat_close(&d));
+
+    char pw[2048], cw[2048], xt[1024], sub[512], ideal[256];
+    words(pw, sizeof pw, pols, np);
+    policy_colors(cw, sizeof cw, pols, np);
+    size_t k = (size_t)snprintf(xt, sizeof xt, "(");
+    for (int i = 0; i < ng && k < sizeof xt; i++)
+        k += (size_t)snprintf(xt + k, sizeof xt - k, "%s%llu", i ? ", " : "", (unsigned long long)gpus[i]);
+    if (k < sizeof xt) snprintf(xt + k, sizeof xt - k, ")");
+    snprintf(sub, sizeof sub, "model %s, %s, %llu GPUs/node, TP %llu, %llu steps per run", ref->model, ref->setup,
+             (unsigned long long)ref->gpus_per_node, (unsigned long long)ref->tp, (unsigned long long)ref->steps);
+    snprintf(ideal, sizeof ideal, "ideal linear scaling (from the best at %llu GPUs: %s)",
+             (unsigned long long)gpus[0], anchor->policy);
+    pv_init(&v);
+    pv_str(&v, "datafile", d.path);
+    pv_int(&v, "npol", np);
+    pv_str(&v, "policies", pw);
+    pv_str(&v, "colors", cw);
+    pv_str(&v, "title", "Training throughput vs cluster size");
+    pv_str(&v, "subtitle", sub);
+    pv_str(&v, "ideal_label", ideal);
+    pv_str(&v, "xt", xt);
+    OS_CHECK(plot_run_gnuplot(o, "throughput", "throughput", &v));
+fail:
+    plot_dat_abort(&d);
+    free(rows);
+    return st;
+}
+
+typedef struct {
+    const char *name;
+    double params; /* NaN when the name does not resolve (a preset file that moved) */
+} ModelOrder;
+
+static int cmp_model(const void *a, const void *b) {
+    const ModelOrder *x = a, *y = b;
+    int xn = isnan(x->params), yn = isnan(y->params);
+    if (xn != yn) return xn - yn; /* unknown sizes last */
+    if (!xn && x->params != y->params) return x->params < y->params ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+OsStatus plot_mfu(const PlotOptions *o, const char *const *inputs, int n_inputs) {
+    OsStatus st = OS_OK;
+    RunRow *rows = NULL;
+    size_t n = 0;
+    PlotDat d = {0};
+    PlotVars v;
+    ModelSpec *spec = NULL;
+    (void)n_inputs;
+    OS_CHECK(runtable_read(&rows, &n, inputs[0]));
+    const char *setup = o->setup;
+    for (size_t i = 0; i < n && !setup; i++) setup = rows[i].setup;
+    uint64_t gpus = o->gpus, gpn = 0, tp = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(rows[i].setup, setup) && !o->gpus && rows[i].gpus > gpus) gpus = rows[i].gpus;
+    const char *pols[MAX_LIST];
+    int np = 0, nm = 0;
+    ModelOrder models[MAX_LIST];
+    spec = malloc(sizeof *spec);
+    ALLOC_CHECK(spec);
+    for (size_t i = 0; i < n; i++) {
+        const RunRow *r = &rows[i];
+        if (strcmp(r->setup, setup) || r->gpus != gpus) continue;
+        if (!gpn) gpn = r->gpus_per_node, tp = r->tp;
+        if (r->gpus_per_node != gpn || r->tp != tp) continue;
+        add_unique(pols, &np, r->policy);
+        int seen = 0;
+        for (int k = 0; k < nm; k++) seen |= !strcmp(models[k].name, r->model);
+        if (!seen && nm < MAX_LIST) {
+            models[nm].name = r->model;
+            os_clear_error();
+            models[nm].params = model_resolve(spec, r->model) == OS_OK ? (double)model_params(spec) : NAN;
+            os_clear_error();
+            nm++;
+        }
+    }
+    if (!np)
+        OS_FAIL(OS_ERR_ARG, inputs[0], "--gpus/--setup", "check the table's gpus and setup columns",
+                "no rows for setup '%s' at %llu GPUs", setup ? setup : "?", (unsigned long long)gpus);
+    qsort(models, (size_t)nm, sizeof models[0], cmp_model);
+    OS_CHECK(plot_dat_open(&d, o, "mfu.dat"));
+    fprintf(d.fp, "# MFU in %% (paper convention) per model (rows, by parameter count) and policy (columns)\n"
+                  "# label");
+    for (int p = 0; p < np; p++) fprintf(d.fp, " %s", pols[p]);
+    fprintf(d.fp, "\n");
+    for (int m = 0; m < nm; m++) {
+        if (isnan(models[m].params)) fprintf(d.fp, "\"%s\"", models[m].name);
+        else fprintf(d.fp, "\"%s (%.1fB)\"", models[m].name, models[m].params / 1e9);
+        for (int p = 0; p < np; p++) {
+            double mfu = NAN;
+            for (size_t i = 0; i < n; i++)
+                if (!strcmp(rows[i].model, models[m].name) && !strcmp(rows[i].policy, pols[p]) &&
+                    !strcmp(rows[i].setup, setup) && rows[i].gpus == gpus && rows[i].gpus_per_node == gpn &&
+                    rows[i].tp == tp)
+                    mfu = rows[i].mfu;
+            if (isfinite(mfu)) fprintf(d.fp, " %.6g", 100.0 * mfu);
+            else fprintf(d.fp, " ?");
+        }
+        fprintf(d.fp, "\n");
+    }
+    OS_CHECK(plot_dat_close(&d));
+    char pw[2048], cw[2048], sub[512];
+    words(pw, sizeof pw, pols, np);
+    policy_colors(cw, sizeof cw, pols, np);
+    snprintf(sub, sizeof sub, "%llu GPUs (%llu per node, TP %llu), %s", (unsigned long long)gpus,
+             (unsigned long long)gpn, (unsigned long long)tp, setup);
+    pv_init(&v);
+    pv_str(&v, "datafile", d.path);
+    pv_int(&v, "npol", np);
+    pv_str(&v, "policies", pw);
+    pv_str(&v, "colors", cw);
+    pv_str(&v, "title", "Model FLOPs utilisation by model size and policy");
+    pv_str(&v, "subtitle", sub);
+    OS_CHECK(plot_run_gnuplot(o, "mfu", "mfu", &v));
+fail:
+    plot_dat_abort(&d);
+    free(spec);
+    free(rows);
+    return st;
+}

@@ -1,0 +1,366 @@
+/* plot_steps.c — figures drawn from per-step and per-span tables: timeline, imbalance-cdf,
+ * validate (formats in analysis/FORMATS.md). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analysis/csv.h"
+#include "analysis/plot_internal.h"
+#include "analysis/schema.h"
+#include "analysis/stats.h"
+#include "sim/base/util.h"
+
+#define MAX_POL 64
+
+static int find_or_add(const char **list, int *n, int max, const char *s) {
+    for (int i = 0; i < *n; i++)
+        if (!strcmp(list[i], s)) return i;
+    if (*n >= max) return -1;
+    list[*n] = s;
+    return (*n)++;
+}
+
+static void join_words(char *buf, size_t cap, const char *const *list, int n) {
+    size_t k = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < n && k < cap; i++) k += (size_t)snprintf(buf + k, cap - k, "%s%s", i ? " " : "", list[i]);
+}
+
+/* "runs/steps_post.csv" -> "steps_post" */
+static void stem(char *buf, size_t cap, const char *path) {
+    const char *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    snprintf(buf, cap, "%s", b);
+    char *dot = strrchr(buf, '.');
+    if (dot && dot != buf) *dot = '\0';
+}
+
+static unsigned rgb_int(const char *hex) { return (unsigned)strtoul(hex + 1, NULL, 16); }
+
+/* ---------------------------------------------------------------- timeline */
+
+static int cmp_int(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+typedef struct {
+    char dat[4096], title[512], yt[8192];
+    int nrows;
+    double xmax;
+    unsigned keys; /* bit per TL_KEYS entry present */
+} Panel;
+
+/* Legend entries in drawing order: compute phases, then communication, then idle. */
+static const char *const TL_KEYS[] = {"image", "audio", "video", "llm", "sync", "balance", "comm", "idle"};
+static const char *const TL_LABELS[] = {"image", "audio", "video", "llm", "sync", "balance",
+                                        "communication", "\"idle (waiting)\""};
+
+static OsStatus timeline_panel(Panel *pn, const PlotOptions *o, const char *path, int which) {
+    OsStatus st = OS_OK;
+    CsvTable *t = NULL;
+    int *ranks = NULL, *nodes = NULL, *row_of = NULL;
+    PlotDat d = {0};
+    OS_CHECK(csv_read(&t, path));
+    OS_CHECK(schema_check(t, schema_find("timeline")));
+    int c_rank, c_node, c_phase, c_kind, c_s, c_e;
+    OS_CHECK(csv_require(&c_rank, t, "rank"));
+    OS_CHECK(csv_require(&c_node, t, "node"));
+    OS_CHECK(csv_require(&c_phase, t, "phase"));
+    OS_CHECK(csv_require(&c_kind, t, "kind"));
+    OS_CHECK(csv_require(&c_s, t, "start_s"));
+    OS_CHECK(csv_require(&c_e, t, "end_s"));
+    size_t n = csv_n_rows(t);
+    if (!n) OS_FAIL(OS_ERR_FORMAT, path, NULL, "replay with --timeline", "no spans");
+    /* distinct ranks, sorted */
+    int max_rank = 0;
+    for (size_t i = 0; i < n; i++) {
+        double r;
+        OS_CHECK(csv_num(&r, t, i, (size_t)c_rank));
+        if (!(r >= 0 && r < 1e7 && r == floor(r)))
+            OS_FAIL(OS_ERR_FORMAT, path, "rank", "a DP rank index", "line %zu: bad rank", csv_line(t, i));
+        if ((int)r > max_rank) max_rank = (int)r;
+    }
+    row_of = malloc(((size_t)max_rank + 1) * sizeof *row_of);
+    nodes = malloc(((size_t)max_rank + 1) * sizeof *nodes);
+    ranks = malloc(((size_t)max_rank + 1) * sizeof *ranks);
+    ALLOC_CHECK(row_of);
+    ALLOC_CHECK(nodes);
+    ALLOC_CHECK(ranks);
+    for (int r = 0; r <= max_rank; r++) row_of[r] = -2, nodes[r] = 0;
+    int R = 0;
+    for (size_t i = 0; i < n; i++) {
+        double r, nd;
+        OS_CHECK(csv_num(&r, t, i, (size_t)c_rank));
+        OS_CHECK(csv_num(&nd, t, i, (size_t)c_node));
+        if (row_of[(int)r] == -2) ranks[R++] = (int)r, row_of[(int)r] = -1;
+        nodes[(int)r] = isfinite(nd) ? (int)nd : 0;
+    }
+    qsort(ranks, (size_t)R, sizeof *ranks, cmp_int);
+    /* Many ranks do not fit as rows: keep max_ranks evenly spaced ones, first and last included. */
+    int K = R <= (int)o->max_ranks ? R : (int)o->max_ranks;
+    for (int k = 0; k < K; k++) {
+        int idx = K == 1 ? 0 : (int)((long long)k * (R - 1) / (K - 1));
+        row_of[ranks[idx]] = k;
+    }
+    char name[64];
+    snprintf(name, sizeof name, "timeline_%d.dat", which);
+    OS_CHECK(plot_dat_open(&d, o, name));
+    fprintf(d.fp, "# spans of %s: row start_s end_s rgb (rows = sampled ranks, see ytics)\n", path);
+    pn->xmax = 0.0;
+    pn->keys = 0;
+    for (size_t i = 0; i < n; i++) {
+        double r, s, e;
+        OS_CHECK(csv_num(&r, t, i, (size_t)c_rank));
+        OS_CHECK(csv_num(&s, t, i, (size_t)c_s));
+        OS_CHECK(csv_num(&e, t, i, (size_t)c_e));
+        if (!isfinite(s) || !isfinite(e) || e < s)
+            OS_FAIL(OS_ERR_FORMAT, path, "start_s/end_s", "end_s >= start_s, both given", "line %zu: bad span",
+                    csv_line(t, i));
+        pn->xmax = OS_MAX(pn->xmax, e);
+        int row = row_of[(int)r];
+        if (row < 0) continue;
+        const char *kind = csv_str(t, i, (size_t)c_kind), *phase = csv_str(t, i, (size_t)c_phase);
+        const char *key = !strcmp(kind, "idle") ? "idle" : !strcmp(kind, "comm") ? "comm" : phase;
+        if (strcmp(kind, "idle") && strcmp(kind, "comm") && strcmp(kind, "compute"))
+            OS_FAIL(OS_ERR_FORMAT, path, "kind", "compute, comm or idle", "line %zu: unknown kind '%s'",
+                    csv_line(t, i), kind);
+        for (size_t k = 0; k < OS_ARRAY_LEN(TL_KEYS); k++)
+            if (!strcmp(TL_KEYS[k], key)) pn->keys |= 1u << k;
+        fprintf(d.fp, "%d %.9g %.9g %u\n", row, s, e, rgb_int(plot_phase_color(key)));
+    }
+    OS_CHECK(plot_dat_close(&d));
+    snprintf(pn->dat, sizeof pn->dat, "%s", d.path);
+    char st_name[256];
+    stem(st_name, sizeof st_name, path);
+    if (K < R)
+        snprintf(pn->title, sizeof pn->title, "%s: %d of %d ranks shown (evenly spaced)", st_name, K, R);
+    else
+        snprintf(pn->title, sizeof pn->title, "%s: all %d ranks", st_name, R);
+    size_t k = (size_t)snprintf(pn->yt, sizeof pn->yt, "(");
+    for (int r = 0; r < R && k < sizeof pn->yt; r++)
+        if (row_of[ranks[r]] >= 0)
+            k += (size_t)snprintf(pn->yt + k, sizeof pn->yt - k, "%s'%d (n%d)' %d", k > 1 ? ", " : "", ranks[r],
+                                  nodes[ranks[r]], row_of[ranks[r]]);
+    if (k < sizeof pn->yt) snprintf(pn->yt + k, sizeof pn->yt - k, ")");
+    pn->nrows = K;
+fail:
+    plot_dat_abort(&d);
+    free(ranks);
+    free(nodes);
+    free(row_of);
+    csv_destroy(t);
+    return st;
+}
+
+OsStatus plot_timeline(const PlotOptions *o, const char *const *inputs, int n_inputs) {
+    OsStatus st = OS_OK;
+    Panel *pn = calloc(2, sizeof *pn);
+    ALLOC_CHECK(pn);
+    for (int i = 0; i < n_inputs; i++) OS_CHECK(timeline_panel(&pn[i], o, inputs[i], i + 1));
+    unsigned keys = pn[0].keys | (n_inputs > 1 ? pn[1].keys : 0);
+    const char *kn[OS_ARRAY_LEN(TL_KEYS)], *kc[OS_ARRAY_LEN(TL_KEYS)];
+    int nk = 0;
+    for (size_t k = 0; k < OS_ARRAY_LEN(TL_KEYS); k++)
+        if (keys & (1u << k)) kn[nk] = TL_LABELS[k], kc[nk++] = plot_phase_color(TL_KEYS[k]);
+    char kw[512], cw[512];
+    join_words(kw, sizeof kw, kn, nk);
+    join_words(cw, sizeof cw, kc, nk);
+    PlotVars *v = malloc(sizeof *v);
+    ALLOC_CHECK(v);
+    pv_init(v);
+    pv_int(v, "npanel", n_inputs);
+    pv_str(v, "data1", pn[0].dat);
+    pv_str(v, "data2", n_inputs > 1 ? pn[1].dat : pn[0].dat);
+    pv_str(v, "title1", pn[0].title);
+    pv_str(v, "title2", n_inputs > 1 ? pn[1].title : "");
+    pv_str(v, "yt1", pn[0].yt);
+    pv_str(v, "yt2", n_inputs > 1 ? pn[1].yt : pn[0].yt);
+    pv_int(v, "nrows1", pn[0].nrows);
+    pv_int(v, "nrows2", n_inputs > 1 ? pn[1].nrows : pn[0].nrows);
+    pv_num(v, "xmax", OS_MAX(pn[0].xmax, n_inputs > 1 ? pn[1].xmax : 0.0) * 1.01);
+    pv_str(v, "title", "Per-rank timeline of one step (same time axis in every panel)");
+    pv_int(v, "nkey", nk);
+    pv_str(v, "keynames", kw);
+    pv_str(v, "keycolors", cw);
+    st = plot_run_gnuplot(o, "timeline", "timeline", v);
+    free(v);
+fail:
+    free(pn);
+    return st;
+}
+
+/* ---------------------------------------------------------------- imbalance CDF */
+
+typedef struct {
+    double *x;
+    size_t n, cap;
+} Series;
+
+OsStatus plot_imbalance_cdf(const PlotOptions *o, const char *const *inputs, int n_inputs) {
+    OsStatus st = OS_OK;
+    CsvTable *tabs[64] = {0};
+    Series ser[MAX_POL][SCHEMA_N_PHASES];
+    memset(ser, 0, sizeof ser);
+    const char *pols[MAX_POL];
+    int np = 0;
+    PlotDat d = {0};
+    double *ps = NULL;
+    size_t ps_cap = 0;
+    for (int f = 0; f < n_inputs; f++) {
+        OS_CHECK(csv_read(&tabs[f], inputs[f]));
+        CsvTable *t = tabs[f];
+        int c_pol, c_ph[SCHEMA_N_PHASES];
+        OS_CHECK(csv_require(&c_pol, t, "policy"));
+        for (int k = 0; k < SCHEMA_N_PHASES; k++) {
+            char col[64];
+            snprintf(col, sizeof col, "%s_imbalance", SCHEMA_PHASES[k]);
+            OS_CHECK(csv_require(&c_ph[k], t, col));
+        }
+        for (size_t r = 0; r < csv_n_rows(t); r++) {
+            int p = find_or_add(pols, &np, MAX_POL, csv_str(t, r, (size_t)c_pol));
+            if (p < 0) OS_FAIL(OS_ERR_RANGE, inputs[f], "policy", NULL, "more than %d policies", MAX_POL);
+            for (int k = 0; k < SCHEMA_N_PHASES; k++) {
+                double x;
+                OS_CHECK(csv_num(&x, t, r, (size_t)c_ph[k]));
+                if (isnan(x)) continue; /* the model has no such phase */
+                Series *s = &ser[p][k];
+                OS_CHECK(os_grow((void **)&s->x, &s->cap, s->n + 1, sizeof *s->x));
+                s->x[s->n++] = x;
+            }
+        }
+    }
+    const char *phases[SCHEMA_N_PHASES];
+    int nph = 0;
+    for (int k = 0; k < SCHEMA_N_PHASES; k++) {
+        int any = 0;
+        for (int p = 0; p < np; p++) any |= ser[p][k].n > 0;
+        if (!any) continue;
+        phases[nph++] = SCHEMA_PHASES[k];
+        char name[64];
+        snprintf(name, sizeof name, "imbalance_cdf_%s.dat", SCHEMA_PHASES[k]);
+        OS_CHECK(plot_dat_open(&d, o, name));
+        fprintf(d.fp, "# empirical CDF of the %s phase's imbalance (max/mean), one block per policy\n"
+                      "# columns: imbalance fraction_of_steps_at_or_below\n", SCHEMA_PHASES[k]);
+        for (int p = 0; p < np; p++) {
+            Series *s = &ser[p][k];
+            fprintf(d.fp, "# policy %s: %zu steps\n", pols[p], s->n);
+            if (s->n) {
+                OS_CHECK(os_grow((void **)&ps, &ps_cap, s->n, sizeof *ps));
+                OS_CHECK(stats_ecdf(s->x, ps, s->x, s->n));
+                fprintf(d.fp, "%.9g 0\n", s->x[0]); /* start the staircase on the axis */
+                for (size_t i = 0; i < s->n; i++) fprintf(d.fp, "%.9g %.9g\n", s->x[i], ps[i]);
+            } else {
+                fprintf(d.fp, "? ?\n"); /* keeps the block index of the next policy */
+            }
+            fprintf(d.fp, "\n\n");
+        }
+        OS_CHECK(plot_dat_close(&d));
+    }
+    if (!nph) OS_FAIL(OS_ERR_FORMAT, inputs[0], "<phase>_imbalance", "replay with --csv", "no imbalance values");
+    const char *cols[MAX_POL];
+    for (int p = 0; p < np; p++) cols[p] = plot_policy_color(pols[p]);
+    char pw[2048], cw[2048], phw[256];
+    join_words(pw, sizeof pw, pols, np);
+    join_words(cw, sizeof cw, cols, np);
+    join_words(phw, sizeof phw, phases, nph);
+    PlotVars *v = malloc(sizeof *v);
+    ALLOC_CHECK(v);
+    pv_init(v);
+    pv_str(v, "datadir", o->outdir);
+    pv_int(v, "nphase", nph);
+    pv_str(v, "phases", phw);
+    pv_int(v, "npol", np);
+    pv_str(v, "policies", pw);
+    pv_str(v, "colors", cw);
+    pv_int(v, "rows", nph > 2 ? 2 : 1);
+    pv_int(v, "cols", nph > 2 ? 2 : nph);
+    pv_str(v, "title", "Per-phase load imbalance across steps (CDF; further left = better balanced)");
+    st = plot_run_gnuplot(o, "imbalance-cdf", "imbalance_cdf", v);
+    free(v);
+fail:
+    plot_dat_abort(&d);
+    for (int p = 0; p < MAX_POL; p++)
+        for (int k = 0; k < SCHEMA_N_PHASES; k++) free(ser[p][k].x);
+    for (int f = 0; f < 64; f++) csv_destroy(tabs[f]);
+    free(ps);
+    return st;
+}
+
+/* ---------------------------------------------------------------- validate */
+
+OsStatus plot_validate(const PlotOptions *o, const char *const *inputs, int n_inputs) {
+    OsStatus st = OS_OK;
+    CsvTable *t = NULL;
+    double *pred = NULL, *meas = NULL;
+    PlotDat d = {0};
+    (void)n_inputs;
+    OS_CHECK(csv_read(&t, inputs[0]));
+    OS_CHECK(schema_check(t, schema_find("validate")));
+    int c_pol, c_p, c_m;
+    OS_CHECK(csv_require(&c_pol, t, "policy"));
+    OS_CHECK(csv_require(&c_p, t, "predicted_s"));
+    OS_CHECK(csv_require(&c_m, t, "measured_s"));
+    size_t n = csv_n_rows(t), m = 0;
+    pred = malloc((n ? n : 1) * sizeof *pred);
+    meas = malloc((n ? n : 1) * sizeof *meas);
+    ALLOC_CHECK(pred);
+    ALLOC_CHECK(meas);
+    const char *pols[MAX_POL];
+    int np = 0;
+    double lim = 0.0;
+    for (size_t r = 0; r < n; r++) {
+        double p, me;
+        OS_CHECK(csv_num(&p, t, r, (size_t)c_p));
+        OS_CHECK(csv_num(&me, t, r, (size_t)c_m));
+        if (!isfinite(p) || !isfinite(me)) continue; /* a step without a measurement */
+        if (find_or_add(pols, &np, MAX_POL, csv_str(t, r, (size_t)c_pol)) < 0)
+            OS_FAIL(OS_ERR_RANGE, inputs[0], "policy", NULL, "more than %d policies", MAX_POL);
+        pred[m] = p;
+        meas[m++] = me;
+        lim = OS_MAX(lim, OS_MAX(p, me));
+    }
+    if (!m) OS_FAIL(OS_ERR_FORMAT, inputs[0], "measured_s", "run orchsim validate on a GPU", "no measured steps");
+    PredError pe;
+    OS_CHECK(stats_pred_error(&pe, pred, meas, m));
+    OS_CHECK(plot_dat_open(&d, o, "validate.dat"));
+    fprintf(d.fp, "# predicted_s measured_s, one block per policy\n");
+    for (int p = 0; p < np; p++) {
+        fprintf(d.fp, "# policy %s\n", pols[p]);
+        for (size_t r = 0; r < n; r++) {
+            double a, b;
+            OS_CHECK(csv_num(&a, t, r, (size_t)c_p));
+            OS_CHECK(csv_num(&b, t, r, (size_t)c_m));
+            if (isfinite(a) && isfinite(b) && !strcmp(csv_str(t, r, (size_t)c_pol), pols[p]))
+                fprintf(d.fp, "%.9g %.9g\n", a, b);
+        }
+        fprintf(d.fp, "\n\n");
+    }
+    OS_CHECK(plot_dat_close(&d));
+    const char *cols[MAX_POL];
+    for (int p = 0; p < np; p++) cols[p] = plot_policy_color(pols[p]);
+    char pw[2048], cw[2048], sub[512];
+    join_words(pw, sizeof pw, pols, np);
+    join_words(cw, sizeof cw, cols, np);
+    snprintf(sub, sizeof sub,
+             "%zu steps: mean |error| %.1f%%, max |error| %.1f%%, bias %+.1f%%; fit measured = %.3g + %.3g x predicted, R2 = %.3f",
+             pe.n, 100.0 * pe.mape, 100.0 * pe.max_abs_err, 100.0 * pe.mean_err, pe.fit_a, pe.fit_b, pe.r2);
+    PlotVars *v = malloc(sizeof *v);
+    ALLOC_CHECK(v);
+    pv_init(v);
+    pv_str(v, "datafile", d.path);
+    pv_int(v, "npol", np);
+    pv_str(v, "policies", pw);
+    pv_str(v, "colors", cw);
+    pv_num(v, "lim", lim * 1.08);
+    pv_str(v, "title", "Simulator prediction vs GPU measurement, per step");
+    pv_str(v, "subtitle", sub);
+    st = plot_run_gnuplot(o, "validate", "validate", v);
+    free(v);
+fail:
+    plot_dat_abort(&d);
+    free(pred);
+    free(meas);
+    csv_destroy(t);
+    return st;
+}

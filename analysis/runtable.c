@@ -1,0 +1,223 @@
+/* runtable.c — see runtable.h. One field table drives writing and reading, in the order of
+ * schema.c's RUN_COLS (tests/test_analysis.c checks the two lists agree). */
+#include "analysis/runtable.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analysis/stats.h"
+#include "sim/base/util.h"
+
+#define FS(n) {#n, RUNFIELD_STR, offsetof(RunRow, n), sizeof(((RunRow *)0)->n)}
+#define FU(n) {#n, RUNFIELD_U64, offsetof(RunRow, n), 0}
+#define FD(n) {#n, RUNFIELD_F64, offsetof(RunRow, n), 0}
+#define FA(name, arr, i) {name, RUNFIELD_F64, offsetof(RunRow, arr) + (i) * sizeof(double), 0}
+
+static const RunField FIELDS[] = {
+    FS(policy), FS(model), FU(gpus), FU(gpus_per_node), FU(tp), FU(dp), FS(setup), FU(steps),
+    FD(step_mean_s), FD(step_ci95_s), FD(step_p50_s), FD(step_p99_s), FD(tokens_per_s),
+    FD(samples_per_s), FD(mfu), FD(mfu_noattn), FD(mfu_causal), FD(hfu), FD(speedup_vs_none),
+    FD(idle_frac), FD(bytes_intra_per_step), FD(bytes_inter_per_step), FD(a2a_s_per_step),
+    FD(balancer_s_per_step),
+    FA("imbalance_image", imbalance, 0), FA("imbalance_audio", imbalance, 1),
+    FA("imbalance_video", imbalance, 2), FA("imbalance_llm", imbalance, 3),
+    FA("idle_frac_image", phase_idle, 0), FA("idle_frac_audio", phase_idle, 1),
+    FA("idle_frac_video", phase_idle, 2), FA("idle_frac_llm", phase_idle, 3),
+};
+
+size_t runtable_n_fields(void) { return OS_ARRAY_LEN(FIELDS); }
+const RunField *runtable_field(size_t i) { return i < OS_ARRAY_LEN(FIELDS) ? &FIELDS[i] : NULL; }
+
+void runrow_init(RunRow *r) {
+    memset(r, 0, sizeof *r);
+    for (size_t i = 0; i < OS_ARRAY_LEN(FIELDS); i++)
+        if (FIELDS[i].kind == RUNFIELD_F64) *(double *)((char *)r + FIELDS[i].off) = NAN;
+}
+
+static void copy_label(char *dst, size_t cap, const char *src) {
+    snprintf(dst, cap, "%s", src ? src : "");
+}
+
+OsStatus runrow_fill(RunRow *r, const ReplaySummary *sum, const ReplayConfig *cfg,
+                     const char *policy, const char *model, const char *setup,
+                     const double *step_s, size_t n) {
+    OsStatus st = OS_OK;
+    runrow_init(r);
+    copy_label(r->policy, sizeof r->policy, policy);
+    copy_label(r->model, sizeof r->model, model);
+    copy_label(r->setup, sizeof r->setup, setup);
+    r->gpus = cfg->cluster.gpus;
+    r->gpus_per_node = cfg->cluster.gpus_per_node;
+    r->tp = cfg->cluster.tp;
+    r->dp = cfg->cluster.dp;
+    r->steps = sum->steps;
+    r->step_mean_s = sum->step_mean_s;
+    if (n > 0) {
+        double mean;
+        OS_CHECK(stats_mean_ci(&mean, &r->step_ci95_s, step_s, n, 0.95));
+    }
+    r->step_p50_s = sum->step_p50_s;
+    r->step_p99_s = sum->step_p99_s;
+    r->tokens_per_s = sum->tokens_per_s;
+    r->samples_per_s = sum->samples_per_s;
+    r->mfu = sum->mfu;
+    r->mfu_noattn = sum->mfu_noattn;
+    r->mfu_causal = sum->mfu_causal;
+    r->hfu = sum->hfu;
+    r->idle_frac = sum->idle_frac;
+    r->bytes_intra_per_step = sum->bytes_intra_per_step;
+    r->bytes_inter_per_step = sum->bytes_inter_per_step;
+    r->a2a_s_per_step = sum->a2a_s_per_step;
+    r->balancer_s_per_step = sum->balancer_s_per_step;
+    for (uint32_t p = 0; p < sum->P && p < REPLAY_MAX_PHASES; p++) {
+        int k = -1;
+        for (int j = 0; j < SCHEMA_N_PHASES; j++)
+            if (!strcmp(sum->phase_name[p], SCHEMA_PHASES[j])) k = j;
+        if (k < 0)
+            OS_FAIL(OS_ERR_RANGE, "run table", sum->phase_name[p],
+                    "the run-level CSV has columns for image, audio, video and llm only",
+                    "phase has no column");
+        r->imbalance[k] = sum->phase_imbalance[p];
+        r->phase_idle[k] = sum->phase_idle_frac[p];
+    }
+fail:
+    return st;
+}
+
+void runtable_write_header(FILE *fp) { schema_write_header(fp, schema_find("run")); }
+
+void runtable_write_row(FILE *fp, const RunRow *r) {
+    for (size_t i = 0; i < OS_ARRAY_LEN(FIELDS); i++) {
+        const RunField *f = &FIELDS[i];
+        const char *p = (const char *)r + f->off;
+        switch (f->kind) {
+        case RUNFIELD_STR: csv_put_str(fp, p, i == 0); break;
+        case RUNFIELD_U64: csv_put_u64(fp, *(const uint64_t *)p, i == 0); break;
+        case RUNFIELD_F64: csv_put_f64(fp, *(const double *)p, i == 0); break;
+        }
+    }
+    csv_end_row(fp);
+}
+
+OsStatus runtable_read_row(RunRow *r, const CsvTable *t, size_t row) {
+    OsStatus st = OS_OK;
+    runrow_init(r);
+    for (size_t i = 0; i < OS_ARRAY_LEN(FIELDS); i++) {
+        const RunField *f = &FIELDS[i];
+        char *p = (char *)r + f->off;
+        int c;
+        OS_CHECK(csv_require(&c, t, f->name));
+        double v;
+        switch (f->kind) {
+        case RUNFIELD_STR: snprintf(p, f->size, "%s", csv_str(t, row, (size_t)c)); break;
+        case RUNFIELD_U64:
+            OS_CHECK(csv_num(&v, t, row, (size_t)c));
+            if (!(v >= 0.0) || v != floor(v) || v > 1e15)
+                OS_FAIL(OS_ERR_FORMAT, csv_path(t), f->name, "a non-negative whole number",
+                        "line %zu: '%s' is not a count", csv_line(t, row), csv_str(t, row, (size_t)c));
+            *(uint64_t *)p = (uint64_t)v;
+            break;
+        case RUNFIELD_F64: OS_CHECK(csv_num((double *)p, t, row, (size_t)c)); break;
+        }
+    }
+fail:
+    return st;
+}
+
+OsStatus runtable_read(RunRow **rows, size_t *n, const char *path) {
+    OsStatus st = OS_OK;
+    CsvTable *t = NULL;
+    RunRow *rs = NULL;
+    *rows = NULL;
+    *n = 0;
+    OS_CHECK(csv_read(&t, path));
+    OS_CHECK(schema_check(t, schema_find("run")));
+    size_t nr = csv_n_rows(t);
+    if (nr == 0) OS_FAIL(OS_ERR_FORMAT, path, NULL, "run a sweep first", "the run table has no rows");
+    rs = calloc(nr, sizeof *rs);
+    ALLOC_CHECK(rs);
+    for (size_t i = 0; i < nr; i++) OS_CHECK(runtable_read_row(&rs[i], t, i));
+    *rows = rs;
+    *n = nr;
+    rs = NULL;
+fail:
+    free(rs);
+    csv_destroy(t);
+    return st;
+}
+
+static int same_inputs(const RunRow *a, const RunRow *b) {
+    return a->gpus == b->gpus && a->gpus_per_node == b->gpus_per_node && a->tp == b->tp &&
+           a->steps == b->steps && !strcmp(a->model, b->model) && !strcmp(a->setup, b->setup);
+}
+
+void runtable_speedups(RunRow *rows, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        rows[i].speedup_vs_none = NAN;
+        for (size_t j = 0; j < n; j++)
+            if (!strcmp(rows[j].policy, "none") && same_inputs(&rows[i], &rows[j]) &&
+                rows[j].tokens_per_s > 0.0) {
+                rows[i].speedup_vs_none = rows[i].tokens_per_s / rows[j].tokens_per_s;
+                break;
+            }
+    }
+}
+
+static int phase_index(const char *name) {
+    for (int j = 0; j < SCHEMA_N_PHASES; j++)
+        if (!strcmp(name, SCHEMA_PHASES[j])) return j;
+    return -1;
+}
+
+OsStatus runtable_phase_cols(int *phase_col, uint32_t *P, const ModelSpec *m) {
+    OsStatus st = OS_OK;
+    *P = m->n_enc + 1;
+    for (uint32_t e = 0; e < m->n_enc; e++) {
+        phase_col[e] = phase_index(m->enc[e].modality);
+        if (phase_col[e] < 0)
+            OS_FAIL(OS_ERR_RANGE, m->name, m->enc[e].modality,
+                    "the run-level CSV has columns for image, audio, video and llm only",
+                    "encoder modality has no column");
+    }
+    phase_col[m->n_enc] = phase_index("llm");
+fail:
+    return st;
+}
+
+void run_series_free(RunSeries *s) {
+    if (!s) return;
+    free(s->step_s);
+    free(s->mfu);
+    for (int j = 0; j < SCHEMA_N_PHASES; j++) free(s->imbalance[j]);
+    memset(s, 0, sizeof *s);
+}
+
+OsStatus run_series_push(RunSeries *s, const StepResult *r, const int *phase_col, uint32_t P) {
+    OsStatus st = OS_OK;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 64;
+        double *a = realloc(s->step_s, cap * sizeof *a);
+        ALLOC_CHECK(a);
+        s->step_s = a;
+        a = realloc(s->mfu, cap * sizeof *a);
+        ALLOC_CHECK(a);
+        s->mfu = a;
+        for (uint32_t p = 0; p < P; p++) {
+            int k = phase_col[p];
+            if (k < 0) continue;
+            a = realloc(s->imbalance[k], cap * sizeof *a);
+            ALLOC_CHECK(a);
+            s->imbalance[k] = a;
+        }
+        s->cap = cap;
+    }
+    s->step_s[s->n] = r->step_s;
+    s->mfu[s->n] = r->mfu;
+    for (uint32_t p = 0; p < P; p++)
+        if (phase_col[p] >= 0) s->imbalance[phase_col[p]][s->n] = r->phase_imbalance[p];
+    s->n++;
+fail:
+    return st;
+}

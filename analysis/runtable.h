@@ -1,0 +1,84 @@
+/* runtable.h — one row of the run-level table (`orchsim sweep`, `orchsim compare --csv`).
+ * Implements: RunRow (the run-level schema of schema.h as a struct), filling it from a
+ *   ReplaySummary plus the per-step times (for the confidence interval), writing and reading
+ *   rows in schema order, and speedup_vs_none across a finished table.
+ * Does not: run replays (sweep.h) or print human tables.
+ * Source: analysis/FORMATS.md "Run-level"; DESIGN.md §7. Units as the schema says: seconds,
+ *   tokens/s, fractions; NaN = an absent value (written as an empty cell). */
+#ifndef OS_ANALYSIS_RUNTABLE_H
+#define OS_ANALYSIS_RUNTABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "analysis/csv.h"
+#include "analysis/schema.h"
+#include "sim/replay.h"
+
+#define RUNROW_STR 256
+
+typedef struct {
+    char policy[64], model[RUNROW_STR], setup[16];
+    uint64_t gpus, gpus_per_node, tp, dp, steps;
+    double step_mean_s, step_ci95_s, step_p50_s, step_p99_s;
+    double tokens_per_s, samples_per_s;
+    double mfu, mfu_noattn, mfu_causal, hfu;
+    double speedup_vs_none;
+    double idle_frac;
+    double bytes_intra_per_step, bytes_inter_per_step;
+    double a2a_s_per_step, balancer_s_per_step;
+    double imbalance[SCHEMA_N_PHASES];  /* SCHEMA_PHASES order; NaN when the model lacks it */
+    double phase_idle[SCHEMA_N_PHASES]; /* idle_frac_<phase> */
+} RunRow;
+
+/* A run's per-step series (the sweep's HDF5 copy). Arrays malloc'd, owned by the struct. */
+typedef struct {
+    uint64_t n, cap;                    /* steps, allocated */
+    double *step_s;                     /* [n] simulated step time, s */
+    double *mfu;                        /* [n] fraction */
+    double *imbalance[SCHEMA_N_PHASES]; /* [n] max/mean per phase; NULL when the model lacks it */
+} RunSeries;
+void run_series_free(RunSeries *s); /* frees the arrays, zeroes s; NULL-safe */
+/* Append one step's values (grows the arrays). phase_col[P]: the SCHEMA_PHASES index of each
+ * replay phase (runtable_phase_col). */
+OsStatus run_series_push(RunSeries *s, const StepResult *r, const int *phase_col, uint32_t P);
+/* SCHEMA_PHASES index of each of the model's phases (encoders by modality, then "llm");
+ * OS_ERR_RANGE naming a modality the run-level table has no column for. */
+OsStatus runtable_phase_cols(int *phase_col, uint32_t *P, const ModelSpec *m);
+
+/* Zero counts, empty strings, NaN for every number. */
+void runrow_init(RunRow *r);
+
+/* Fill r from a finished replay: labels, cluster shape from cfg, summary figures, the 95% CI
+ * of the mean from step_s[n] (seconds, one per replayed step). Phases map by the summary's
+ * phase names; a phase the schema has no column for is an OS_ERR_RANGE naming it. */
+OsStatus runrow_fill(RunRow *r, const ReplaySummary *sum, const ReplayConfig *cfg,
+                     const char *policy, const char *model, const char *setup,
+                     const double *step_s, size_t n);
+
+/* Header (schema "run") and one row, in schema order. */
+void runtable_write_header(FILE *fp);
+void runtable_write_row(FILE *fp, const RunRow *r);
+/* Read data row `row` of a table that passed schema_check(t, "run"). */
+OsStatus runtable_read_row(RunRow *r, const CsvTable *t, size_t row);
+/* Read a whole run-level CSV: *rows malloc'd [*n] (caller frees). */
+OsStatus runtable_read(RunRow **rows, size_t *n, const char *path);
+
+/* speedup_vs_none for rows[n]: tokens_per_s over the `none` row with the same model, gpus,
+ * gpus_per_node, tp, setup and steps; NaN when there is none. */
+void runtable_speedups(RunRow *rows, size_t n);
+
+/* The field table that writes, reads (and sweep_h5 stores) a RunRow, in schema order; tests
+ * compare its names with the schema. */
+typedef enum { RUNFIELD_STR, RUNFIELD_U64, RUNFIELD_F64 } RunFieldKind;
+typedef struct {
+    const char *name;
+    RunFieldKind kind;
+    size_t off;  /* offsetof in RunRow */
+    size_t size; /* RUNFIELD_STR: buffer size */
+} RunField;
+size_t runtable_n_fields(void);
+const RunField *runtable_field(size_t i); /* NULL past the end */
+
+#endif

@@ -1,0 +1,141 @@
+/* simopts.c — see simopts.h. */
+#include "cli/simopts.h"
+
+#include <string.h>
+
+#include "sim/base/util.h"
+
+void simopts_init(SimOpts *o) {
+    memset(o, 0, sizeof *o);
+    o->model = "orch-84b";
+    o->setup = "fsdp";
+    o->allreduce = "ring";
+    o->objective = "cost";
+    o->gpus_per_node = 8;
+    o->tp = 1;
+    o->fsdp_groups = 4;
+    o->ddp_buckets = 4;
+    o->seed = 1;
+    o->balancer_cost_s = -1.0;
+    /* -1 = not given: keep the cluster default; 0 given explicitly is rejected by
+     * cluster_validate as a zero bandwidth */
+    o->intra_gbps = o->inter_gbps = o->intra_lat_us = o->inter_lat_us = o->peak_tflops = -1.0;
+}
+
+void simopts_specs(OptSpec *s, SimOpts *o) {
+    const OptSpec rows[SIMOPTS_N] = {
+        {"model", 'm', OPT_STR, &o->model, "NAME|FILE", "model preset or preset file (see sim/README-models.md)", 0, 0},
+        {"gpus", 'g', OPT_U32, &o->gpus, "N", "GPUs in the simulated cluster (0: the trace's DP x TP)", 0, 1 << 24},
+        {"gpus-per-node", 0, OPT_U32, &o->gpus_per_node, "N", "GPUs per node", 1, 1024},
+        {"tp", 0, OPT_U32, &o->tp, "N", "tensor-parallel size (DP = GPUs / TP)", 1, 1024},
+        {"setup", 0, OPT_STR, &o->setup, "ddp|fsdp", "training setup: DDP all-reduce or FSDP/ZeRO-3 per layer group", 0, 0},
+        {"allreduce", 0, OPT_STR, &o->allreduce, "ring|tree", "DDP all-reduce algorithm", 0, 0},
+        {"steps", 'n', OPT_U64, &o->steps, "K", "replay at most K steps (0: all)", 0, 0},
+        {"skip", 0, OPT_U64, &o->skip, "K", "start at trace step K", 0, 0},
+        {"calibration", 'c', OPT_STR, &o->calibration, "FILE", "achieved-rate table from `orchsim calibrate` (default: built-in H100 estimate)", 0, 0},
+        {"recompute", 0, OPT_FLAG, &o->recompute, NULL, "full activation recomputation (+1 forward in backward)", 0, 0},
+        {"padded", 0, OPT_FLAG, &o->padded, NULL, "padded batches (b x max_len) instead of varlen packing", 0, 0},
+        {"regroup", 0, OPT_FLAG, &o->regroup, NULL, "re-deal each global batch to the cluster's DP when the trace's differs", 0, 0},
+        {"fsdp-groups", 0, OPT_U32, &o->fsdp_groups, "G", "FSDP layer groups per module", 1, 255},
+        {"ddp-buckets", 0, OPT_U32, &o->ddp_buckets, "B", "DDP gradient buckets per module", 1, 1024},
+        {"objective", 0, OPT_STR, &o->objective, "cost|linear|quadratic|padded", "post-balancing objective per unit", 0, 0},
+        {"cap-tokens", 0, OPT_U64, &o->cap_tokens, "N", "per-rank max LLM tokens for post-balancing (0: none)", 0, 0},
+        {"cap-positions", 0, OPT_U64, &o->cap_positions, "N", "per-rank max encoder positions per phase (0: none)", 0, 0},
+        {"intra-bw", 0, OPT_F64, &o->intra_gbps, "GB/s", "NVLink bandwidth per GPU per direction (-1: H100 default 450)", -1, 1e6},
+        {"inter-bw", 0, OPT_F64, &o->inter_gbps, "GB/s", "NIC bandwidth per GPU per direction (-1: NDR default 50)", -1, 1e6},
+        {"intra-lat", 0, OPT_F64, &o->intra_lat_us, "us", "intra-node latency per step (-1: default)", -1, 1e6},
+        {"inter-lat", 0, OPT_F64, &o->inter_lat_us, "us", "inter-node latency per step (-1: default)", -1, 1e6},
+        {"peak-tflops", 0, OPT_F64, &o->peak_tflops, "TF", "GPU dense bf16 peak (-1: calibration's, else 989.4)", -1, 1e6},
+        {"balancer-cost", 0, OPT_F64, &o->balancer_cost_s, "S", "charge S seconds per post-balancing step instead of the measured runtime (-1)", -1, 10},
+        {"seed", 0, OPT_U64, &o->seed, "S", "seed for randomized policies (isf)", 0, 0},
+    };
+    memcpy(s, rows, sizeof rows);
+}
+
+const char *simopts_setup_name(TrainSetup s) { return s == SETUP_FSDP ? "fsdp" : "ddp"; }
+
+typedef struct {
+    const char *name;
+    int value;
+} NamedValue;
+
+static OsStatus pick(int *out, const char *opt, const char *val, const NamedValue *tab, size_t n) {
+    char list[160] = "";
+    for (size_t i = 0; i < n; i++) {
+        if (!strcmp(val, tab[i].name)) {
+            *out = tab[i].value;
+            return OS_OK;
+        }
+        strncat(list, i ? ", " : "", sizeof list - strlen(list) - 1);
+        strncat(list, tab[i].name, sizeof list - strlen(list) - 1);
+    }
+    char hint[200];
+    snprintf(hint, sizeof hint, "one of: %s", list);
+    return os_fail(OS_ERR_ARG, opt, NULL, hint, "'%s' is not a valid value", val);
+}
+
+static const NamedValue SETUPS[] = {{"ddp", SETUP_DDP}, {"fsdp", SETUP_FSDP}};
+static const NamedValue ALGOS[] = {{"ring", AR_RING}, {"tree", AR_TREE}};
+static const NamedValue OBJECTIVES[] = {
+    {"cost", OBJ_COST}, {"linear", OBJ_LINEAR}, {"quadratic", OBJ_QUADRATIC}, {"padded", OBJ_PADDED}};
+
+OsStatus simopts_resolve(ReplayConfig *cfg, SimOpts *o, Trace *t) {
+    OsStatus st = OS_OK;
+    int v;
+    OS_CHECK(model_resolve(&o->model_spec, o->model));
+    if (o->calibration) OS_CHECK(calib_load(&o->calib, o->calibration));
+    else calib_default_h100(&o->calib);
+    cfg->model = &o->model_spec;
+    cfg->calib = &o->calib;
+    OS_CHECK(pick(&v, "--setup", o->setup, SETUPS, OS_ARRAY_LEN(SETUPS)));
+    cfg->setup = (TrainSetup)v;
+    OS_CHECK(pick(&v, "--allreduce", o->allreduce, ALGOS, OS_ARRAY_LEN(ALGOS)));
+    cfg->allreduce = (AllReduceAlgo)v;
+    OS_CHECK(pick(&v, "--objective", o->objective, OBJECTIVES, OS_ARRAY_LEN(OBJECTIVES)));
+    cfg->popt.objective = (BalanceObjective)v;
+    cfg->popt.cap_llm_tokens = o->cap_tokens;
+    cfg->popt.cap_enc_positions = o->cap_positions;
+    cfg->popt.seed = o->seed;
+    uint32_t gpus = o->gpus;
+    if (gpus == 0) {
+        if (trace_n_steps(t) == 0) OS_FAIL(OS_ERR_FORMAT, trace_path(t), "/steps", NULL, "the trace has no steps");
+        const TraceStep *s0;
+        OS_CHECK(trace_read_step(t, 0, &s0));
+        gpus = s0->dp * o->tp;
+    }
+    OS_CHECK(cluster_init(&cfg->cluster, gpus, o->gpus_per_node, o->tp));
+    Cluster *c = &cfg->cluster;
+    if (o->intra_gbps >= 0) c->intra_bw = o->intra_gbps * 1e9;
+    if (o->inter_gbps >= 0) c->inter_bw = o->inter_gbps * 1e9;
+    if (o->intra_lat_us >= 0) c->intra_lat = o->intra_lat_us * 1e-6;
+    if (o->inter_lat_us >= 0) c->inter_lat = o->inter_lat_us * 1e-6;
+    if (o->calib.intra_bw > 0 && o->intra_gbps < 0) c->intra_bw = o->calib.intra_bw;
+    if (o->calib.inter_bw > 0 && o->inter_gbps < 0) c->inter_bw = o->calib.inter_bw;
+    if (o->peak_tflops >= 0) c->peak_flops = o->peak_tflops * 1e12;
+    else if (o->calib.peak_flops > 0) c->peak_flops = o->calib.peak_flops;
+    OS_CHECK(cluster_validate(c));
+    cfg->recompute = o->recompute;
+    cfg->layout = o->padded ? ATTN_PADDED : ATTN_VARLEN;
+    cfg->regroup = o->regroup;
+    cfg->first_step = o->skip;
+    cfg->n_steps = o->steps;
+    cfg->fsdp_groups = o->fsdp_groups;
+    cfg->ddp_buckets = o->ddp_buckets;
+    cfg->balancer_cost_s = o->balancer_cost_s;
+fail:
+    return st;
+}
+
+void simopts_announce(FILE *fp, const SimOpts *o, const ReplayConfig *cfg, const char *trace) {
+    const Cluster *c = &cfg->cluster;
+    fprintf(fp, "# trace: %s\n", trace);
+    fprintf(fp, "# model: %s (%.2fB parameters)\n", cfg->model->name, (double)model_params(cfg->model) / 1e9);
+    fprintf(fp, "# cluster: %u GPUs = %u nodes x %u, TP %u, DP %u; NVLink %.0f GB/s, NIC %.0f GB/s per GPU; peak %.1f TFLOP/s\n",
+            c->gpus, c->nodes, c->gpus_per_node, c->tp, c->dp, c->intra_bw / 1e9, c->inter_bw / 1e9,
+            c->peak_flops / 1e12);
+    fprintf(fp, "# setup: %s, %s attention, recompute %s, calibration: %s%s\n", simopts_setup_name(cfg->setup),
+            cfg->layout == ATTN_PADDED ? "padded" : "varlen", cfg->recompute ? "on" : "off", cfg->calib->name,
+            o->calibration ? "" : " (built-in estimate: run `orchsim calibrate` on your GPUs)");
+    fprintf(fp, "# measured vs modelled: everything here is modelled (simulator); only the balancer's own "
+                "runtime is measured on this host%s\n", cfg->balancer_cost_s >= 0 ? " (overridden by --balancer-cost)" : "");
+}

@@ -1,0 +1,20 @@
+/* attn.h — the attention ops of the GPU backend, per sequence (never over a packed buffer:
+ * cost is sum len^2, DESIGN.md §2), as cuBLAS GEMMs around exec/kernels/softmax.cu.
+ * Implements: forward of one sequence, all heads, GQA (head h reads KV group h / (nh/nkv)),
+ *   optional causal mask; score scratch of n x n per head (fp32 scores + bf16 probabilities).
+ * Does not: run the backward yet (pending with the step executor), or skip masked blocks:
+ *   the full square is executed, so executed FLOPs = 4 n^2 hd nh per forward.
+ * Only for the .cu files of exec/ (CUDA types). */
+#ifndef OS_EXEC_ATTN_H
+#define OS_EXEC_ATTN_H
+
+#include <cublas_v2.h>
+
+#include "exec/kernels/common.cuh"
+
+/* att: [n, nh hd] row-major; qkv: [n, (nh + 2 nkv) hd] row-major (Q heads, K groups, V
+ * groups); S: [n n] fp32 scratch; P: [n n] bf16 scratch; all device pointers. */
+OsStatus exec_attn_forward(bf16 *att, const bf16 *qkv, int n, int nh, int nkv, int hd,
+                           int causal, float *S, bf16 *P, cublasHandle_t h, cudaStream_t s);
+
+#endif

@@ -1,0 +1,33 @@
+/* kernels.cuh — launchers of the exec/kernels files, for the other .cu files of exec/. Device
+ * pointers; every launcher checks its launch and returns a status. Shapes in comments:
+ * T rows (tokens), C columns, V vocabulary, n sequence length. */
+#ifndef OS_EXEC_KERNELS_CUH
+#define OS_EXEC_KERNELS_CUH
+
+#include "exec/kernels/common.cuh"
+#include "exec/params.h"
+
+/* rmsnorm.cu: out[T,C] = x / rms(x) * g, rstd[T]; backward: dx[T,C] = (dres ? dres : 0) +
+ * d/dx (dres may alias dx), dg[C] += (fp32). */
+OsStatus k_rmsnorm_forward(bf16 *out, float *rstd, const bf16 *x, const bf16 *g, int T, int C,
+                           cudaStream_t s);
+OsStatus k_rmsnorm_backward(bf16 *dx, float *dg, const bf16 *dres, const bf16 *dout,
+                            const bf16 *x, const bf16 *g, const float *rstd, int T, int C,
+                            cudaStream_t s);
+/* softmax.cu: attention probabilities of `rows` rows of n scores (fp32, row-major, rows of
+ * consecutive heads' n x n matrices), scale, causal mask j > i; backward dS = P (dP - <P,dP>)
+ * scale. */
+OsStatus k_attn_softmax_forward(bf16 *P, const float *S, int n, int rows, float scale,
+                                int causal, cudaStream_t s);
+OsStatus k_attn_softmax_backward(bf16 *dS, const bf16 *P, const float *dP, int n, int rows,
+                                 float scale, cudaStream_t s);
+/* act.cu: GELU (tanh) on [N]; SwiGLU h[T,F] = silu(u[:, :F]) * u[:, F:], u[T, 2F]. */
+OsStatus k_gelu_forward(bf16 *out, const bf16 *x, size_t N, cudaStream_t s);
+OsStatus k_gelu_backward(bf16 *dx, const bf16 *x, const bf16 *dout, size_t N, cudaStream_t s);
+OsStatus k_swiglu_forward(bf16 *h, const bf16 *u, int T, int F, cudaStream_t s);
+OsStatus k_swiglu_backward(bf16 *du, const bf16 *u, const bf16 *dh, int T, int F, cudaStream_t s);
+OsStatus k_add(bf16 *y, const bf16 *a, const bf16 *b, size_t N, cudaStream_t s); /* y = a + b */
+/* Still to write for the full step executor (see bench/RESULTS.md "GPU backend"): xent.cu
+ * (cross-entropy), rows.cu (pack/gather row copies, embedding lookup), weight fills. */
+
+#endif

@@ -1,0 +1,25 @@
+/* selftest.c — the registry of GPU kernel self-tests (kernels.h): one row per kernel file.
+ * Empty without CUDA, so tests/test_exec_gpu.c still builds and skips. */
+#include "exec/kernels.h"
+
+#include <stddef.h>
+
+#ifdef ORCHSIM_HAVE_CUDA
+ExecSelftestFn exec_st_rmsnorm, exec_st_softmax, exec_st_act, exec_st_attention;
+static const ExecSelftest SELFTESTS[] = {
+    {"rmsnorm", exec_st_rmsnorm},     /* exec/kernels/rmsnorm.cu */
+    {"softmax", exec_st_softmax},     /* exec/kernels/softmax.cu, causal and not */
+    {"act", exec_st_act},             /* exec/kernels/act.cu: GELU, SwiGLU */
+    {"attention", exec_st_attention}, /* exec/attn.cu: cuBLAS QK^T, softmax, PV with GQA */
+};
+int exec_selftest_count(void) { return (int)(sizeof SELFTESTS / sizeof SELFTESTS[0]); }
+const ExecSelftest *exec_selftest_at(int i) {
+    return i >= 0 && i < exec_selftest_count() ? &SELFTESTS[i] : NULL;
+}
+#else
+int exec_selftest_count(void) { return 0; }
+const ExecSelftest *exec_selftest_at(int i) {
+    (void)i;
+    return NULL;
+}
+#endif

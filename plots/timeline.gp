@@ -1,0 +1,23 @@
+# timeline.gp — per-rank timeline of one step: ranks as rows, spans coloured by phase, waiting
+# (idle) in light grey, communication in purple; one or two panels on the same time axis.
+# Reads: npanel, data1, data2 (rows "row start_s end_s rgb_int"), title1, title2, yt1, yt2
+#   ("('0 (n0)' 0, ...)": rank labels per row), nrows1, nrows2, title, xmax (s), nkey,
+#   keynames, keycolors (legend).
+load scriptdir.'/common.gp'
+set multiplot layout npanel,1 title title
+set xrange [0:xmax]
+set grid xtics noytics
+set key outside right top
+set ylabel 'DP rank (node)'
+do for [p=1:npanel] {
+    f = (p == 1 ? data1 : data2)
+    nr = (p == 1 ? nrows1 : nrows2)
+    set yrange [nr-0.5:-0.5]
+    eval 'set ytics '.(p == 1 ? yt1 : yt2)
+    set ytics scale 0 font ',9'
+    set title (p == 1 ? title1 : title2)
+    if (p == npanel) { set xlabel 'time from the start of the step (s)' } else { unset xlabel }
+    plot f using (($2+$3)/2):1:(($3-$2)/2):(0.42):4 with boxxyerror fs solid 1.0 noborder lc rgb variable notitle, \
+         for [k=1:nkey] keyentry with boxes fs solid 1.0 lc rgb word(keycolors,k) title word(keynames,k)
+}
+unset multiplot

@@ -1,0 +1,163 @@
+/* kk.c — k-way Karmarkar-Karp largest differencing.
+ * Implements: part_kk. Every unit starts as a partial partition {w, 0, ..., 0}; the two
+ *   partitions with the largest spread (max - min subset sum) are merged, pairing the larger
+ *   one's subsets in decreasing order with the other's in increasing order, until one is left.
+ * Does not: support the equal-count constraint verl offers (no policy needs it yet).
+ * Source: REFERENCE.md "Karmarkar–Karp (verl)". Memory: partitions store only their non-empty
+ *   subsets (the rest are implicit zeros), so the live total is <= n subsets and two pools of
+ *   2n + 16 subsets suffice (copying compaction when the current pool runs out); a merge costs
+ *   O(a + b + m log m) for a, b subsets and m overlapping pairs, not O(D). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim/balance/part_internal.h"
+
+#define KK_NONE UINT32_MAX
+
+/* Total order on subsets: larger sum first, ties by the (unique) first unit. */
+static inline int sub_before(const KkSub *x, const KkSub *y) {
+    return x->sum > y->sum || (x->sum == y->sum && x->head < y->head);
+}
+
+static int sub_cmp(const void *a, const void *b) {
+    const KkSub *x = a, *y = b;
+    return sub_before(x, y) ? -1 : sub_before(y, x) ? 1 : 0;
+}
+
+static void merge_runs(KkSub *out, const KkSub *x, uint32_t nx, const KkSub *y, uint32_t ny) {
+    uint32_t i = 0, j = 0, k = 0;
+    while (i < nx && j < ny) out[k++] = sub_before(&y[j], &x[i]) ? y[j++] : x[i++];
+    while (i < nx) out[k++] = x[i++];
+    while (j < ny) out[k++] = y[j++];
+}
+
+static inline int state_before(const KkState *st, uint32_t a, uint32_t b) {
+    return st[a].spread > st[b].spread || (st[a].spread == st[b].spread && a < b);
+}
+
+static void kheap_down(uint32_t *h, uint32_t n, const KkState *st, uint32_t i) {
+    uint32_t x = h[i];
+    for (;;) {
+        uint32_t l = 2 * i + 1;
+        if (l >= n) break;
+        uint32_t c = l;
+        if (l + 1 < n && state_before(st, h[l + 1], h[l])) c = l + 1;
+        if (!state_before(st, h[c], x)) break;
+        h[i] = h[c];
+        i = c;
+    }
+    h[i] = x;
+}
+
+static void kheap_up(uint32_t *h, const KkState *st, uint32_t i) {
+    uint32_t x = h[i];
+    while (i > 0) {
+        uint32_t p = (i - 1) / 2;
+        if (!state_before(st, x, h[p])) break;
+        h[i] = h[p];
+        i = p;
+    }
+    h[i] = x;
+}
+
+static uint32_t kheap_pop(uint32_t *h, uint32_t *n, const KkState *st) {
+    uint32_t top = h[0];
+    h[0] = h[--*n];
+    if (*n) kheap_down(h, *n, st, 0);
+    return top;
+}
+
+/* Copy every live partition (the heap plus a and b) into the other pool. */
+static void compact(PartScratch *s, int *cur, uint32_t *used, uint32_t hn, uint32_t a, uint32_t b) {
+    KkSub *dst = s->pool[!*cur], *src = s->pool[*cur];
+    uint32_t o = 0;
+    for (uint32_t i = 0; i < hn + 2; i++) {
+        uint32_t id = i < hn ? s->kheap[i] : i == hn ? a : b;
+        KkState *p = &s->st[id];
+        memcpy(dst + o, src + p->off, (size_t)p->cnt * sizeof *dst);
+        p->off = o;
+        o += p->cnt;
+    }
+    *cur = !*cur;
+    *used = o;
+}
+
+static inline KkSub join(KkSub x, KkSub y, uint32_t *next) {
+    next[x.tail] = y.head;
+    return (KkSub){x.sum + y.sum, x.head, y.tail};
+}
+
+OsStatus part_kk(uint32_t *bin, double *max_load, const double *w, uint32_t n, uint32_t D,
+                 PartScratch *s) {
+    OsStatus st = OS_OK;
+    if (D == 0) OS_FAIL(OS_ERR_ARG, "partition", "D", NULL, "Karmarkar-Karp needs at least one bin");
+    OS_CHECK(part_bins(s, D));
+    for (uint32_t u = 0; u < n; u++)
+        if (!(w[u] >= 0.0) || w[u] > 1e300)
+            OS_FAIL(OS_ERR_ARG, "partition", "weight", "unit costs must be finite and >= 0",
+                    "unit %u has weight %g", u, w[u]);
+    if (D == 1 || n <= 1) {
+        for (uint32_t u = 0; u < n; u++) bin[u] = 0;
+        *max_load = part_max_load(bin, w, n, D, s->load);
+        goto fail;
+    }
+    size_t pool_n = 2 * (size_t)n + 16;
+    OS_CHECK(PART_GROW(s->st, s->st_cap, 2 * (size_t)n));
+    OS_CHECK(PART_GROW(s->kheap, s->kheap_cap, n));
+    OS_CHECK(PART_GROW(s->next, s->next_cap, n));
+    OS_CHECK(PART_GROW(s->pool[0], s->pool_cap[0], pool_n));
+    OS_CHECK(PART_GROW(s->pool[1], s->pool_cap[1], pool_n));
+    OS_CHECK(PART_GROW(s->ktmp, s->ktmp_cap, D));
+    int cur = 0;
+    for (uint32_t u = 0; u < n; u++) {
+        s->pool[0][u] = (KkSub){w[u], u, u};
+        s->next[u] = KK_NONE;
+        s->st[u] = (KkState){u, 1, w[u]}; /* D >= 2: the other subsets are empty */
+        s->kheap[u] = u;
+    }
+    uint32_t used = n, hn = n, nid = n;
+    for (uint32_t i = hn / 2; i-- > 0;) kheap_down(s->kheap, hn, s->st, i);
+    while (hn > 1) {
+        uint32_t a = kheap_pop(s->kheap, &hn, s->st);
+        uint32_t b = kheap_pop(s->kheap, &hn, s->st);
+        uint32_t ca = s->st[a].cnt, cb = s->st[b].cnt;
+        uint32_t cnt = ca + cb < D ? ca + cb : D;
+        if ((size_t)used + cnt > pool_n) compact(s, &cur, &used, hn, a, b);
+        KkSub *pool = s->pool[cur];
+        const KkSub *A = pool + s->st[a].off, *B = pool + s->st[b].off;
+        KkSub *out = pool + used;
+        if (ca + cb <= D) {
+            /* No subset of A meets a non-empty one of B: the union, kept sorted. */
+            merge_runs(out, A, ca, B, cb);
+        } else {
+            /* Position i pairs A[i] with B[D-1-i]: [0, D-cb) A alone, [D-cb, ca) both,
+             * [ca, D) B alone (B[0 .. D-ca), already sorted). Sort the m joined pairs, then
+             * merge the three runs through ktmp. */
+            uint32_t m = ca + cb - D;
+            KkSub *t = s->ktmp;
+            for (uint32_t i = D - cb, k = 0; i < ca; i++, k++) t[k] = join(A[i], B[D - 1 - i], s->next);
+            qsort(t, m, sizeof *t, sub_cmp);
+            merge_runs(t + m, A, D - cb, B, D - ca);
+            merge_runs(out, t, m, t + m, D - m);
+        }
+        double spread = out[0].sum - (cnt == D ? out[cnt - 1].sum : 0.0);
+        s->st[nid] = (KkState){used, cnt, spread};
+        used += cnt;
+        s->kheap[hn++] = nid;
+        kheap_up(s->kheap, s->st, hn - 1);
+        nid++;
+    }
+    const KkState *f = &s->st[s->kheap[0]];
+    const KkSub *fs = s->pool[cur] + f->off;
+    for (uint32_t i = 0; i < f->cnt; i++) {
+        uint32_t u = fs[i].head;
+        for (;;) {
+            bin[u] = i;
+            if (u == fs[i].tail) break;
+            u = s->next[u];
+        }
+    }
+    *max_load = part_max_load(bin, w, n, D, s->load);
+fail:
+    return st;
+}

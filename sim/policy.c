@@ -1,0 +1,188 @@
+/* policy.c — the policy registry, the policy scratch, plan checking and the oracle bound.
+ * Implements: policy.h except the policies themselves (sim/balance/policy_<name>.c) and the
+ *   node-wise placement (sim/balance/node_place.c).
+ * Does not: run a policy (callers pick a row and call fn).
+ * Source: DESIGN.md §4 (policy list, oracle = max(total / D, largest unit)). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim/balance/policy_internal.h"
+
+/* One row per policy (STYLE habit 5): help, `compare --policy all` and "did you mean" read it. */
+static const Policy POLICIES[] = {
+    {"none", "as drawn: every rank keeps its mini-batch (Megatron-LM baseline)", POLICY_PRE,
+     balance_none, 0},
+    {"sorted", "pre: global batch sorted by LLM tokens, dealt round-robin", POLICY_PRE,
+     balance_sorted, 0},
+    {"lpt", "pre: longest-processing-time greedy on the LLM cost at the loader", POLICY_PRE,
+     balance_lpt, 0},
+    {"kk", "pre: Karmarkar-Karp differencing on the LLM cost at the loader (verl)", POLICY_PRE,
+     balance_kk, 0},
+    {"isf", "pre: OmniBal ISF, randomized 2-D first fit on vision and LLM cost", POLICY_PRE,
+     balance_isf, 0},
+    {"post", "OrchMLLM post-balancing: LPT per phase (each encoder, then the LLM)", POLICY_POST,
+     balance_post, POLICY_HONORS_ENC_CAP | POLICY_HONORS_LLM_CAP},
+    {"post-enc", "post-balance the encoders only; LLM phase at the home rank", POLICY_POST,
+     balance_post_enc, POLICY_HONORS_ENC_CAP},
+    {"post-node", "post + node-wise placement of bins on ranks (less inter-node traffic)",
+     POLICY_POST, balance_post_node, POLICY_HONORS_ENC_CAP | POLICY_HONORS_LLM_CAP},
+};
+
+uint32_t policy_count(void) { return (uint32_t)OS_ARRAY_LEN(POLICIES); }
+
+const Policy *policy_at(uint32_t i) { return i < policy_count() ? &POLICIES[i] : NULL; }
+
+const Policy *policy_find(const char *name) {
+    if (!name) return NULL;
+    for (uint32_t i = 0; i < policy_count(); i++)
+        if (!strcmp(POLICIES[i].name, name)) return &POLICIES[i];
+    return NULL;
+}
+
+/* Levenshtein distance, names are short (< 64 chars compared). */
+static size_t edit_distance(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63) la = 63;
+    if (lb > 63) lb = 63;
+    size_t prev[64], cur[64];
+    for (size_t j = 0; j <= lb; j++) prev[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        cur[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
+            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+        }
+        memcpy(prev, cur, (lb + 1) * sizeof *prev);
+    }
+    return prev[lb];
+}
+
+const char *policy_suggest(const char *name) {
+    if (!name) return NULL;
+    const char *best = NULL;
+    size_t bd = (size_t)-1;
+    for (uint32_t i = 0; i < policy_count(); i++) {
+        size_t d = edit_distance(name, POLICIES[i].name);
+        if (d < bd) {
+            bd = d;
+            best = POLICIES[i].name;
+        }
+    }
+    /* Suggest only when it looks like a typo: at most 2 edits, or a third of the name. */
+    size_t lim = strlen(name) / 3 > 2 ? strlen(name) / 3 : 2;
+    return bd <= lim ? best : NULL;
+}
+
+OsStatus policy_scratch_create(PolicyScratch **out) {
+    OsStatus st = OS_OK;
+    PolicyScratch *s = calloc(1, sizeof *s);
+    ALLOC_CHECK(s);
+    OS_CHECK(part_scratch_create(&s->ps));
+    *out = s;
+    return OS_OK;
+fail:
+    free(s);
+    return st;
+}
+
+void policy_scratch_destroy(PolicyScratch *s) {
+    if (!s) return;
+    part_scratch_destroy(s->ps);
+    void *arrays[] = {s->unit, s->dbin, s->dload, s->dused, s->dmax, s->w, s->len, s->size, s->bin, s->bcap, s->nbin, s->nsrc, s->ex_bin,
+                      s->rank_of_bin, s->nbytes, s->order, s->bstart, s->touched, s->tb, s->tk,
+                      s->bnode, s->nfree, s->mstart, s->members, s->perm, s->gperm, s->acc, s->tby,
+                      s->btotal, s->key, s->mat, s->iv, s->ic, s->gv, s->gc, s->group, s->best,
+                      s->pool, s->open, s->kept};
+    for (size_t i = 0; i < OS_ARRAY_LEN(arrays); i++) free(arrays[i]);
+    free(s);
+}
+
+OsStatus plan_check(const Plan *p, const StepWork *w, const char *policy_name) {
+    OsStatus st = OS_OK;
+    uint64_t *used = NULL;
+    const char *pn = policy_name ? policy_name : "plan";
+    const Policy *pol = policy_find(policy_name);
+    char f[64];
+    if (!p || !p->home || !p->ex_rank || (w->M && !p->it_rank))
+        OS_FAIL(OS_ERR_ARG, pn, "plan", NULL, "plan arrays are missing");
+    for (uint32_t i = 0; i < w->N; i++) {
+        snprintf(f, sizeof f, "example %u", i);
+        if (p->home[i] >= w->D || p->ex_rank[i] >= w->D)
+            OS_FAIL(OS_ERR_INTERNAL, pn, f, "a balancing bug: report it",
+                    "home %u / LLM rank %u outside [0, %u)", p->home[i], p->ex_rank[i], w->D);
+        if (pol && pol->kind == POLICY_PRE && p->ex_rank[i] != p->home[i])
+            OS_FAIL(OS_ERR_INTERNAL, pn, f, "a balancing bug: report it",
+                    "pre-balancing policy moved it after the loader (home %u, LLM rank %u)",
+                    p->home[i], p->ex_rank[i]);
+        if (pol && pol->kind == POLICY_POST && p->home[i] != w->drawn[i])
+            OS_FAIL(OS_ERR_INTERNAL, pn, f, "a balancing bug: report it",
+                    "post-balancing policy changed its home (drawn %u, home %u)", w->drawn[i],
+                    p->home[i]);
+    }
+    for (uint32_t j = 0; j < w->M; j++) {
+        snprintf(f, sizeof f, "item %u", j);
+        if (w->it_example[j] >= w->N || w->it_phase[j] + 1u >= w->P)
+            OS_FAIL(OS_ERR_ARG, pn, f, NULL, "example %u / phase %u out of range", w->it_example[j],
+                    w->it_phase[j]);
+        if (p->it_rank[j] >= w->D)
+            OS_FAIL(OS_ERR_INTERNAL, pn, f, "a balancing bug: report it",
+                    "encoder rank %u outside [0, %u)", p->it_rank[j], w->D);
+        if (pol && pol->kind == POLICY_PRE && p->it_rank[j] != p->home[w->it_example[j]])
+            OS_FAIL(OS_ERR_INTERNAL, pn, f, "a balancing bug: report it",
+                    "pre-balancing policy runs it on rank %u, not its example's home %u",
+                    p->it_rank[j], p->home[w->it_example[j]]);
+    }
+    uint32_t honors = pol ? pol->honors : 0;
+    const PolicyOptions *o = w->opt;
+    if (!o || !(honors & (POLICY_HONORS_ENC_CAP | POLICY_HONORS_LLM_CAP))) goto fail;
+    used = calloc(w->D ? w->D : 1, sizeof *used); /* a check, not the balancer: one small block */
+    ALLOC_CHECK(used);
+    if ((honors & POLICY_HONORS_ENC_CAP) && o->cap_enc_positions) {
+        for (uint32_t e = 0; e + 1 < w->P; e++) {
+            memset(used, 0, w->D * sizeof *used);
+            for (uint32_t j = 0; j < w->M; j++)
+                if (w->it_phase[j] == e) used[p->it_rank[j]] += w->it_len[j];
+            for (uint32_t r = 0; r < w->D; r++) {
+                snprintf(f, sizeof f, "phase %u rank %u", e, r);
+                if (used[r] > o->cap_enc_positions)
+                    OS_FAIL(OS_ERR_INTERNAL, pn, f, "a balancing bug: report it",
+                            "%llu encoder positions exceed the cap %llu", (unsigned long long)used[r],
+                            (unsigned long long)o->cap_enc_positions);
+            }
+        }
+    }
+    if ((honors & POLICY_HONORS_LLM_CAP) && o->cap_llm_tokens) {
+        memset(used, 0, w->D * sizeof *used);
+        for (uint32_t i = 0; i < w->N; i++) used[p->ex_rank[i]] += w->ex_tokens[i];
+        for (uint32_t r = 0; r < w->D; r++) {
+            snprintf(f, sizeof f, "LLM phase rank %u", r);
+            if (used[r] > o->cap_llm_tokens)
+                OS_FAIL(OS_ERR_INTERNAL, pn, f, "a balancing bug: report it",
+                        "%llu LLM tokens exceed the cap %llu", (unsigned long long)used[r],
+                        (unsigned long long)o->cap_llm_tokens);
+        }
+    }
+fail:
+    free(used);
+    return st;
+}
+
+double policy_oracle_phase(const StepWork *w, uint32_t phase) {
+    double sum = 0.0, mx = 0.0;
+    if (phase + 1 >= w->P) { /* the LLM phase (the last) */
+        for (uint32_t i = 0; i < w->N; i++) {
+            sum += w->ex_cost[i];
+            mx = w->ex_cost[i] > mx ? w->ex_cost[i] : mx;
+        }
+    } else {
+        for (uint32_t j = 0; j < w->M; j++) {
+            if (w->it_phase[j] != phase) continue;
+            sum += w->it_cost[j];
+            mx = w->it_cost[j] > mx ? w->it_cost[j] : mx;
+        }
+    }
+    double avg = w->D ? sum / w->D : sum;
+    return avg > mx ? avg : mx;
+}

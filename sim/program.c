@@ -1,0 +1,394 @@
+/* program.c — see program.h. The rank state machine follows a conservative discrete-event
+ * scheme: a rank runs its ops in order at the engine's current time; a compute op schedules
+ * the rank's next advance at now + duration; a blocking collective parks the rank until the
+ * last member arrives, whose arrival schedules one completion event that wakes all members;
+ * an asynchronous collective is issued onto the comm stream (FIFO, the same order on every
+ * rank, so it starts at max(last member's issue, previous collective's end)) and the rank goes
+ * on; a wait parks the rank until that collective's completion event.
+ * Events per step: one per (rank, non-empty compute op) + one per collective. */
+#include "sim/program.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim/base/util.h"
+
+/* ---- building ------------------------------------------------------------------------- */
+
+static OsStatus add_op(Prog *p, OpKind kind, uint8_t tag, uint8_t pass, uint16_t part,
+                       uint16_t nparts, uint32_t coll, const char *name) {
+    OsStatus st = os_grow((void **)&p->ops, &p->cap_ops, p->n_ops + 1, sizeof(Op));
+    if (st != OS_OK) return st;
+    p->ops[p->n_ops++] = (Op){.kind = (uint8_t)kind, .tag = tag, .pass = pass, .part = part,
+                              .nparts = nparts, .coll = coll, .name = name};
+    return OS_OK;
+}
+
+/* Returns the new collective's index through *idx. */
+static OsStatus add_coll(Prog *p, uint32_t *idx, int async, uint8_t tag, CollRole role, uint8_t enc,
+                         SimTime dur, const char *name) {
+    OsStatus st = os_grow((void **)&p->colls, &p->cap_colls, p->n_colls + 1, sizeof(Coll));
+    if (st != OS_OK) return st;
+    p->colls[p->n_colls] = (Coll){.dur = dur, .async = (uint8_t)async, .tag = tag, .role = (uint8_t)role,
+                                  .enc = enc, .name = name, .waiters = -1};
+    *idx = (uint32_t)p->n_colls++;
+    return OS_OK;
+}
+
+static OsStatus add_sync(Prog *p, uint8_t tag, CollRole role, uint8_t enc, SimTime dur, const char *name) {
+    uint32_t c;
+    OsStatus st = add_coll(p, &c, 0, tag, role, enc, dur, name);
+    if (st == OS_OK) st = add_op(p, OP_SYNC, tag, 0, 0, 0, c, name);
+    return st;
+}
+
+/* Forward pass of module m: FSDP gathers each layer group's parameters (prefetching the next
+ * group on the comm stream while this one computes); DDP just computes. */
+static OsStatus build_forward(Prog *p, const ProgSpec *s, uint8_t m) {
+    OsStatus st = OS_OK;
+    if (!s->fsdp) return add_op(p, OP_COMPUTE, m, 0, 0, 1, 0, "fwd");
+    uint32_t G = s->groups, ag[256];
+    OS_CHECK(add_coll(p, &ag[0], 1, m, COLL_FIXED, 0, s->grad_coll_dur[m], "allgather"));
+    OS_CHECK(add_op(p, OP_ASYNC, m, 0, 0, 0, ag[0], "allgather"));
+    for (uint32_t g = 0; g < G; g++) {
+        if (g + 1 < G) {
+            OS_CHECK(add_coll(p, &ag[g + 1], 1, m, COLL_FIXED, 0, s->grad_coll_dur[m], "allgather"));
+            OS_CHECK(add_op(p, OP_ASYNC, m, 0, 0, 0, ag[g + 1], "allgather"));
+        }
+        OS_CHECK(add_op(p, OP_WAIT, m, 0, 0, 0, ag[g], "wait-params"));
+        OS_CHECK(add_op(p, OP_COMPUTE, m, 0, (uint16_t)g, (uint16_t)G, 0, "fwd"));
+    }
+fail:
+    return st;
+}
+
+/* Backward pass of module m: FSDP re-gathers each group (in reverse) and reduce-scatters its
+ * gradients as soon as the group is done; DDP all-reduces bucket b when its part of the
+ * backward completes, overlapping the rest of the backward. *last: the last async collective. */
+static OsStatus build_backward(Prog *p, const ProgSpec *s, uint8_t m, uint32_t *last) {
+    OsStatus st = OS_OK;
+    if (!s->fsdp) {
+        uint32_t B = s->buckets;
+        for (uint32_t b = 0; b < B; b++) {
+            uint32_t c;
+            OS_CHECK(add_op(p, OP_COMPUTE, m, 1, (uint16_t)b, (uint16_t)B, 0, "bwd"));
+            OS_CHECK(add_coll(p, &c, 1, m, COLL_FIXED, 0, s->grad_coll_dur[m], "allreduce"));
+            OS_CHECK(add_op(p, OP_ASYNC, m, 0, 0, 0, c, "allreduce"));
+            *last = c;
+        }
+        return OS_OK;
+    }
+    uint32_t G = s->groups, ag[256];
+    OS_CHECK(add_coll(p, &ag[G - 1], 1, m, COLL_FIXED, 0, s->grad_coll_dur[m], "allgather"));
+    OS_CHECK(add_op(p, OP_ASYNC, m, 0, 0, 0, ag[G - 1], "allgather"));
+    for (uint32_t k = 0; k < G; k++) {
+        uint32_t g = G - 1 - k, rs;
+        if (g > 0) {
+            OS_CHECK(add_coll(p, &ag[g - 1], 1, m, COLL_FIXED, 0, s->grad_coll_dur[m], "allgather"));
+            OS_CHECK(add_op(p, OP_ASYNC, m, 0, 0, 0, ag[g - 1], "allgather"));
+        }
+        OS_CHECK(add_op(p, OP_WAIT, m, 0, 0, 0, ag[g], "wait-params"));
+        OS_CHECK(add_op(p, OP_COMPUTE, m, 1, (uint16_t)g, (uint16_t)G, 0, "bwd"));
+        OS_CHECK(add_coll(p, &rs, 1, m, COLL_FIXED, 0, s->grad_coll_dur[m], "reduce-scatter"));
+        OS_CHECK(add_op(p, OP_ASYNC, m, 0, 0, 0, rs, "reduce-scatter"));
+        *last = rs;
+    }
+fail:
+    return st;
+}
+
+OsStatus prog_create(Prog **out, const ProgSpec *s) {
+    OsStatus st = OS_OK;
+    Prog *p = NULL;
+    *out = NULL;
+    if (s->P < 1 || s->P + 2 > PROG_MAX_TAGS || s->D < 1 || (s->fsdp && (s->groups < 1 || s->groups > 255)) ||
+        (!s->fsdp && (s->buckets < 1 || s->buckets > 65535)))
+        return os_fail(OS_ERR_ARG, "replay", "program", NULL, "bad program shape (P=%u D=%u groups=%u buckets=%u)",
+                       s->P, s->D, s->groups, s->buckets);
+    p = calloc(1, sizeof *p);
+    ALLOC_CHECK(p);
+    p->D = s->D;
+    p->P = s->P;
+    p->ranks = calloc(s->D, sizeof *p->ranks);
+    ALLOC_CHECK(p->ranks);
+    uint8_t P = (uint8_t)s->P, llm = (uint8_t)(s->P - 1);
+    uint8_t tag_sync = (uint8_t)PROG_TAG_SYNC(P), tag_bal = (uint8_t)PROG_TAG_BALANCE(P);
+    uint32_t last = UINT32_MAX;
+    if (s->post) {
+        /* OrchMLLM: every rank gathers all ranks' lengths and runs the same balancer. */
+        OS_CHECK(add_op(p, OP_COMPUTE, tag_bal, 2, 0, 1, 0, "balance"));
+        OS_CHECK(add_sync(p, tag_bal, COLL_LENGTHS, 0, 0, "allgather-lengths"));
+    }
+    for (uint8_t e = 0; e < llm; e++) {
+        if (s->post) OS_CHECK(add_sync(p, e, COLL_A2A_IN, e, 0, "a2a-inputs"));
+        OS_CHECK(build_forward(p, s, e));
+    }
+    /* encoder outputs (and text) go straight to the rank that runs the example in the LLM */
+    if (s->post) OS_CHECK(add_sync(p, llm, COLL_A2A_OUT, 0, 0, "a2a-embeddings"));
+    OS_CHECK(build_forward(p, s, llm));
+    OS_CHECK(build_backward(p, s, llm, &last));
+    if (s->post) OS_CHECK(add_sync(p, llm, COLL_A2A_GRAD, 0, 0, "a2a-grads"));
+    for (int e = (int)llm - 1; e >= 0; e--) OS_CHECK(build_backward(p, s, (uint8_t)e, &last));
+    p->final_wait_op = (uint32_t)p->n_ops;
+    OS_CHECK(add_op(p, OP_WAIT, tag_sync, 0, 0, 0, last, "wait-grads"));
+    OS_CHECK(add_sync(p, tag_sync, COLL_FIXED, 0, 0, "step-end"));
+    p->local_end = calloc((size_t)s->D * p->n_colls, sizeof *p->local_end);
+    ALLOC_CHECK(p->local_end);
+    *out = p;
+    return OS_OK;
+fail:
+    prog_destroy(p);
+    return st;
+}
+
+void prog_destroy(Prog *p) {
+    if (!p) return;
+    free(p->ops);
+    free(p->colls);
+    free(p->ranks);
+    free(p->local_end);
+    free(p->spans);
+    free(p);
+}
+
+/* ---- running -------------------------------------------------------------------------- */
+
+static void span(Prog *p, uint32_t r, uint8_t tag, uint8_t kind, const char *name, SimTime a, SimTime b) {
+    if (!p->record || b <= a) return;
+    if (os_grow((void **)&p->spans, &p->cap_spans, p->n_spans + 1, sizeof(Span)) != OS_OK) {
+        p->err = OS_ERR_NOMEM;
+        return;
+    }
+    p->spans[p->n_spans++] = (Span){.rank = r, .tag = tag, .kind = kind, .name = name, .start = a, .end = b};
+}
+
+static SimTime compute_dur(const Prog *p, uint32_t r, const Op *op) {
+    if (op->pass == 2) return p->balance_dur;
+    SimTime total = p->dur[((size_t)r * p->P + op->tag) * 2 + op->pass];
+    SimTime base = total / op->nparts;
+    /* the last part takes the remainder, so the parts add up to the pass exactly */
+    return op->part + 1u == op->nparts ? total - base * (op->nparts - 1) : base;
+}
+
+static void advance(RankRun *r);
+
+static void on_compute_done(Engine *e, EventId id, void *data) {
+    (void)e;
+    (void)id;
+    RankRun *r = data;
+    r->pc++;
+    advance(r);
+}
+
+static void wake(Prog *p, RankRun *r, const Coll *c) {
+    const Op *op = &p->ops[r->pc];
+    SimTime wait_end = op->kind == OP_SYNC ? c->start : c->end;
+    SimTime from = r->wait_since;
+    if (op->kind == OP_WAIT) {
+        /* the part this rank's own comm stream explains is exposed comm, the rest is idle */
+        SimTime own = p->local_end[(size_t)r->rank * p->n_colls + op->coll];
+        if (own > from) {
+            SimTime d = (own < wait_end ? own : wait_end) - from;
+            r->comm += d;
+            r->tag_comm[op->tag] += d;
+            span(p, r->rank, op->tag, 1, c->name, from, from + d);
+            from += d;
+        }
+    }
+    SimTime idle = wait_end - from;
+    r->idle += idle;
+    r->tag_idle[op->tag] += idle;
+    span(p, r->rank, op->tag, 2, "idle", from, wait_end);
+    if (op->kind == OP_SYNC) {
+        SimTime d = c->end - c->start;
+        r->comm += d;
+        r->tag_comm[op->tag] += d;
+        span(p, r->rank, op->tag, 1, c->name, c->start, c->end);
+    }
+    r->t = c->end;
+    r->pc++;
+    advance(r);
+}
+
+static void on_coll_done(Engine *e, EventId id, void *data) {
+    (void)e;
+    (void)id;
+    Coll *c = data;
+    Prog *p = c->prog;
+    /* wake in rank order (the list is LIFO): deterministic and readable timelines */
+    int32_t head = c->waiters;
+    c->waiters = -1;
+    int32_t rev = -1;
+    while (head >= 0) {
+        int32_t nx = p->ranks[head].next_waiter;
+        p->ranks[head].next_waiter = rev;
+        rev = head;
+        head = nx;
+    }
+    while (rev >= 0) {
+        RankRun *r = &p->ranks[rev];
+        rev = r->next_waiter;
+        r->next_waiter = -1;
+        wake(p, r, c);
+    }
+}
+
+static void park(Prog *p, RankRun *r, Coll *c) {
+    r->wait_since = r->t;
+    r->next_waiter = c->waiters;
+    c->waiters = (int32_t)r->rank;
+    (void)p;
+}
+
+static void schedule(Prog *p, SimTime t, EventFn *fn, void *data) {
+    if (engine_at(p->engine, t, fn, data, NULL) == 0) p->err = OS_ERR_NOMEM;
+}
+
+static void advance(RankRun *r) {
+    Prog *p = r->prog;
+    while (r->pc < p->n_ops) {
+        const Op *op = &p->ops[r->pc];
+        Coll *c = &p->colls[op->coll];
+        switch ((OpKind)op->kind) {
+        case OP_COMPUTE: {
+            SimTime d = compute_dur(p, r->rank, op);
+            if (d > 0) {
+                span(p, r->rank, op->tag, 0, op->name, r->t, r->t + d);
+                r->busy += d;
+                r->tag_busy[op->tag] += d;
+                r->t += d;
+                schedule(p, r->t, on_compute_done, r);
+                return;
+            }
+            r->pc++;
+            continue;
+        }
+        case OP_SYNC:
+            park(p, r, c);
+            if (r->t > c->max_arr || c->arrived == 0) c->max_arr = r->t;
+            if (++c->arrived == p->D) {
+                c->start = c->max_arr;
+                c->end = c->start + c->dur;
+                c->known = 1;
+                schedule(p, c->end, on_coll_done, c);
+            }
+            return;
+        case OP_ASYNC:
+            r->local_tail = OS_MAX(r->t, r->local_tail) + c->dur;
+            p->local_end[(size_t)r->rank * p->n_colls + op->coll] = r->local_tail;
+            if (r->t > c->max_arr || c->arrived == 0) c->max_arr = r->t;
+            if (++c->arrived == p->D) {
+                /* every member issued every earlier collective too, so comm_tail is final */
+                c->start = OS_MAX(c->max_arr, p->comm_tail);
+                c->end = c->start + c->dur;
+                c->known = 1;
+                p->comm_tail = c->end;
+                schedule(p, c->end, on_coll_done, c);
+            }
+            r->pc++;
+            continue;
+        case OP_WAIT:
+            if (r->pc == p->final_wait_op) r->final_wait_at = r->t;
+            if (c->known && c->end <= r->t) {
+                r->pc++;
+                continue;
+            }
+            park(p, r, c);
+            return;
+        }
+    }
+}
+
+OsStatus prog_run_step(Prog *p, Engine *e, SimTime start, const SimTime *dur, SimTime balance_dur,
+                       int record, SimTime *end) {
+    p->dur = dur;
+    p->balance_dur = balance_dur;
+    p->engine = e;
+    p->comm_tail = start;
+    p->step_start = start;
+    p->err = OS_OK;
+    p->record = record;
+    p->n_spans = 0;
+    for (size_t i = 0; i < p->n_colls; i++) {
+        Coll *c = &p->colls[i];
+        c->arrived = 0;
+        c->max_arr = start;
+        c->start = c->end = 0;
+        c->known = 0;
+        c->waiters = -1;
+        c->prog = p;
+    }
+    for (uint32_t r = 0; r < p->D; r++) {
+        RankRun *rr = &p->ranks[r];
+        memset(rr, 0, sizeof *rr);
+        rr->rank = r;
+        rr->t = start;
+        rr->local_tail = start;
+        rr->next_waiter = -1;
+        rr->prog = p;
+    }
+    for (uint32_t r = 0; r < p->D; r++) advance(&p->ranks[r]);
+    OsStatus st = engine_run(e);
+    if (st != OS_OK) return st;
+    if (p->err != OS_OK) return os_fail(p->err, "replay", "engine", NULL, "out of memory while simulating");
+    SimTime mx = start;
+    for (uint32_t r = 0; r < p->D; r++) {
+        const RankRun *rr = &p->ranks[r];
+        if (rr->pc != p->n_ops)
+            return os_fail(OS_ERR_INTERNAL, "replay", "engine", NULL, "rank %u stopped at op %u of %zu",
+                           r, rr->pc, p->n_ops);
+        if (rr->t > mx) mx = rr->t;
+    }
+    *end = mx;
+    return OS_OK;
+}
+
+/* ---- timeline ------------------------------------------------------------------------- */
+
+static const char *const KIND_NAMES[] = {"compute", "comm", "idle"};
+
+OsStatus prog_write_timeline(const Prog *p, const char *json_path, const char *csv_path,
+                             const char *const *tag_names, uint32_t dp_per_node) {
+    OsStatus st = OS_OK;
+    OsOutFile js, cs;
+    int js_open = 0, cs_open = 0;
+    if (dp_per_node == 0) dp_per_node = 1;
+    OS_CHECK(os_outfile_open(&js, json_path, 1));
+    js_open = 1;
+    OS_CHECK(os_outfile_open(&cs, csv_path, 1));
+    cs_open = 1;
+    /* Chrome trace event format: complete events ("ph":"X", ts/dur in microseconds), one
+     * process per node and one thread per DP rank, plus name metadata ("ph":"M"). */
+    fprintf(js.fp, "{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n");
+    uint32_t nodes = (p->D + dp_per_node - 1) / dp_per_node;
+    int first = 1;
+    for (uint32_t n = 0; n < nodes; n++) {
+        fprintf(js.fp, "%s{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":%u,\"tid\":0,\"args\":{\"name\":\"node %u\"}}",
+                first ? "" : ",\n", n, n);
+        first = 0;
+    }
+    for (uint32_t r = 0; r < p->D; r++)
+        fprintf(js.fp, ",\n{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%u,\"tid\":%u,\"args\":{\"name\":\"dp rank %u\"}}",
+                r / dp_per_node, r, r);
+    fprintf(cs.fp, "rank,node,phase,op,kind,start_s,end_s\n");
+    for (size_t i = 0; i < p->n_spans; i++) {
+        const Span *s = &p->spans[i];
+        double ts = (double)(s->start - p->step_start) * 1e-3, du = (double)(s->end - s->start) * 1e-3;
+        fprintf(js.fp, ",\n{\"name\":\"%s %s\",\"cat\":\"%s\",\"ph\":\"X\",\"ts\":%.3f,\"dur\":%.3f,\"pid\":%u,\"tid\":%u}",
+                tag_names[s->tag], s->name, KIND_NAMES[s->kind], ts, du, s->rank / dp_per_node, s->rank);
+        fprintf(cs.fp, "%u,%u,%s,%s,%s,%.9f,%.9f\n", s->rank, s->rank / dp_per_node, tag_names[s->tag], s->name,
+                KIND_NAMES[s->kind], (double)(s->start - p->step_start) * 1e-9,
+                (double)(s->end - p->step_start) * 1e-9);
+    }
+    fprintf(js.fp, "\n]}\n");
+    js_open = 0;
+    OS_CHECK(os_outfile_commit(&js));
+    cs_open = 0;
+    OS_CHECK(os_outfile_commit(&cs));
+    return OS_OK;
+fail:
+    if (js_open) os_outfile_abort(&js);
+    if (cs_open) os_outfile_abort(&cs);
+    return st;
+}

@@ -1,0 +1,542 @@
+/* replay.c — see replay.h. One replay = one Prog (op list built once from the setup) run for
+ * every step on one engine; per step: read the global batch, cost every unit (cost.h), ask
+ * the policy for a plan (policy.h), cost each rank's share of each phase, cost the
+ * rebalancing all-to-alls from their byte lists (net.h), run the program, collect results.
+ * Per-step scratch is one arena reset every step (STYLE habit 4). */
+#include "sim/replay.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim/base/util.h"
+#include "sim/program.h"
+
+/* Activation bytes kept per LLM token per layer for backward, bf16, with FlashAttention (no
+ * s^2 term): 34*h bytes per token per layer (Korthikanti et al. 2022, "Reducing Activation
+ * Recomputation", Table 2 without the 5*a*s attention term); with full recomputation only the
+ * layer input (2*h bytes) is kept. A memory *floor* used to flag impossible examples. */
+#define ACT_BYTES_PER_TOKEN_LAYER_H 34.0
+#define ACT_BYTES_RECOMPUTE_H 2.0
+/* Mixed-precision Adam state per parameter: bf16 weight + bf16 grad + fp32 master, m, v. */
+#define STATE_BYTES_PER_PARAM 16.0
+/* Text input moved by the all-to-all: int32 token ids. */
+#define TEXT_BYTES_PER_TOKEN 4u
+
+void replay_config_init(ReplayConfig *c) {
+    memset(c, 0, sizeof *c);
+    c->setup = SETUP_FSDP;
+    c->allreduce = AR_RING;
+    c->layout = ATTN_VARLEN;
+    c->policy = policy_find("none");
+    c->popt.objective = OBJ_COST;
+    c->popt.seed = 1;
+    c->fsdp_groups = 4;
+    c->ddp_buckets = 4;
+    c->engine_kind = ENGINE_HEAP;
+    c->balancer_cost_s = -1.0;
+}
+
+/* ---- per-step scratch ------------------------------------------------------------------ */
+
+typedef struct {
+    /* StepWork arrays */
+    uint32_t *drawn, *ex_tokens, *it_example, *it_len;
+    double *ex_cost, *it_cost;
+    uint64_t *ex_bytes, *it_in_bytes, *it_out_bytes;
+    uint8_t *it_phase;
+    /* Plan */
+    uint32_t *home, *ex_rank, *it_rank;
+    /* per (phase, rank) unit lengths, bucketed */
+    uint32_t *cnt;   /* [P*D + 1] offsets */
+    uint32_t *lens;  /* [N + M] */
+    uint32_t *fill;  /* [P*D] */
+    NetMove *moves;  /* [2M + N] */
+} StepBufs;
+
+typedef struct {
+    const ReplayConfig *cfg;
+    const ModelSpec *m;
+    const Cluster *cl;
+    CostModel cm;
+    uint32_t D, P;
+    int enc_of_mod[TRACE_MAX_MODALITIES]; /* trace modality -> encoder index (-1: text/none) */
+    Prog *prog;
+    Engine *engine;
+    NetScratch *net;
+    PolicyScratch *pol;
+    OsArena arena;
+    SimTime *dur;         /* [D*P*2] */
+    PhaseCost *pc;        /* [D*P] */
+    double act_per_token; /* activation bytes per LLM token per GPU kept for backward */
+    double act_floor_per_token; /* the same with full recomputation: the floor */
+    uint64_t needs_recompute; /* examples whose activations fit only with recomputation */
+    double mem_free;      /* bytes per GPU left for activations */
+    const char *trace_path;
+    Trace *trace; /* borrowed */
+} Replay;
+
+static OsStatus carve(Replay *R, StepBufs *b, uint32_t N, uint32_t M) {
+    OsStatus st = OS_OK;
+    size_t PD = (size_t)R->P * R->D;
+    size_t need = (size_t)N * (4 * 4 + 8 + 8 + 3 * 4) + (size_t)M * (4 * 4 + 8 + 3 * 8 + 1) +
+                  (PD + 1) * 4 + (size_t)(N + M) * 4 + PD * 4 + (size_t)(2 * M + N) * sizeof(NetMove) + 32 * 64;
+    os_arena_reset(&R->arena);
+    OS_CHECK(os_arena_reserve(&R->arena, need));
+#define CARVE(f, n) b->f = os_arena_alloc(&R->arena, (size_t)(n) * sizeof(*b->f) + 1)
+    CARVE(drawn, N); CARVE(ex_tokens, N); CARVE(ex_cost, N); CARVE(ex_bytes, N);
+    CARVE(home, N); CARVE(ex_rank, N);
+    CARVE(it_example, M); CARVE(it_len, M); CARVE(it_cost, M); CARVE(it_in_bytes, M);
+    CARVE(it_out_bytes, M); CARVE(it_phase, M); CARVE(it_rank, M);
+    CARVE(cnt, PD + 1); CARVE(lens, N + M); CARVE(fill, PD); CARVE(moves, 2 * (size_t)M + N);
+#undef CARVE
+    if (!b->moves) OS_FAIL(OS_ERR_INTERNAL, "replay", "arena", NULL, "scratch carving ran out");
+fail:
+    return st;
+}
+
+/* ---- set-up checks ------------------------------------------------------------------- */
+
+/* Trace modality -> encoder. A modality the model has no encoder for is only an error when an
+ * item of it is met (traces may list modalities they do not use). */
+static void map_modalities(Replay *R, Trace *t) {
+    for (uint32_t m = 0; m < TRACE_MAX_MODALITIES; m++) R->enc_of_mod[m] = -1;
+    for (uint32_t m = 1; m < trace_n_modalities(t) && m < TRACE_MAX_MODALITIES; m++)
+        R->enc_of_mod[m] = model_encoder_index(R->m, trace_modality(t, m)->name);
+}
+
+static double module_params(const ModelSpec *m, uint32_t p) {
+    if (p == m->n_enc) return (double)stack_params(&m->llm);
+    return (double)stack_params(&m->enc[p].stack) + (double)model_projector_params(m, p);
+}
+
+/* ---- one step ------------------------------------------------------------------------ */
+
+static OsStatus build_work(Replay *R, StepWork *w, StepBufs *b, const TraceStep *s, uint64_t *long_ex) {
+    const ModelSpec *m = R->m;
+    uint32_t N = s->n_examples, M = s->n_items, D = R->D, llm = R->P - 1;
+    for (uint32_t i = 0; i < N; i++) {
+        const TraceExample *ex = &s->examples[i];
+        /* as drawn: rank r holds examples [r*N/D, (r+1)*N/D); with --regroup the same formula
+         * re-deals the global batch to the cluster's DP (N need not divide by D then) */
+        b->drawn[i] = (uint32_t)(((uint64_t)i * D) / N);
+        uint64_t S = ex->text;
+        for (uint32_t k = 0; k < ex->n_items; k++) {
+            uint32_t j = (uint32_t)ex->first_item + k;
+            const TraceItem *it = &s->items[j];
+            int e = R->enc_of_mod[it->modality];
+            if (e < 0) {
+                const char *mn = trace_modality(R->trace, it->modality)->name;
+                char hint[200];
+                snprintf(hint, sizeof hint, "pick a model with a '%s' encoder (sim/README-models.md lists the presets)", mn);
+                return os_fail(OS_ERR_ARG, R->trace_path, "/items", hint,
+                               "step %llu, example id %llu: the trace has '%s' items but model '%s' has no encoder for them",
+                               (unsigned long long)s->index, (unsigned long long)ex->id, mn, m->name);
+            }
+            const EncoderSpec *es = &m->enc[e];
+            uint32_t eff = es->pad_to > it->length ? es->pad_to : it->length;
+            if (es->max_len && it->length > es->max_len) (*long_ex)++;
+            b->it_example[j] = i;
+            b->it_phase[j] = (uint8_t)e;
+            b->it_len[j] = it->length;
+            b->it_cost[j] = cost_unit_seconds(&R->cm, (uint32_t)e, it->length);
+            b->it_in_bytes[j] = (uint64_t)eff * es->in_bytes_per_unit;
+            uint32_t tok = cost_item_llm_tokens(m, (uint32_t)e, it->length);
+            b->it_out_bytes[j] = (uint64_t)tok * m->llm.hidden * m->act_bytes;
+            S += tok;
+        }
+        if (S >= TRACE_MAX_LEN)
+            return os_fail(OS_ERR_RANGE, R->trace_path, "/examples", NULL, "step %llu: example id %llu has %llu LLM tokens",
+                           (unsigned long long)s->index, (unsigned long long)ex->id, (unsigned long long)S);
+        if ((double)S * R->act_floor_per_token > R->mem_free) {
+            char hint[200];
+            snprintf(hint, sizeof hint, "drop or split such examples, or use more --tp (needs %.1f GB even with recomputation)",
+                     (double)S * R->act_floor_per_token / 1e9);
+            return os_fail(OS_ERR_RANGE, R->trace_path, "/examples", hint,
+                           "step %llu: example id %llu has %llu LLM tokens: its activations alone exceed "
+                           "the %.1f GB a GPU has left after the model state, so no policy can place it",
+                           (unsigned long long)s->index, (unsigned long long)ex->id, (unsigned long long)S,
+                           R->mem_free / 1e9);
+        }
+        if (m->max_seq && S > m->max_seq) (*long_ex)++;
+        if ((double)S * R->act_per_token > R->mem_free) R->needs_recompute++;
+        b->ex_tokens[i] = (uint32_t)S;
+        b->ex_cost[i] = cost_unit_seconds(&R->cm, llm, (uint32_t)S);
+        b->ex_bytes[i] = (uint64_t)ex->text * TEXT_BYTES_PER_TOKEN;
+    }
+    *w = (StepWork){.D = D, .P = R->P, .N = N, .M = M, .dp_per_node = R->cl->dp_per_node, .drawn = b->drawn,
+                    .ex_cost = b->ex_cost, .ex_tokens = b->ex_tokens, .ex_bytes = b->ex_bytes,
+                    .it_example = b->it_example, .it_phase = b->it_phase, .it_cost = b->it_cost,
+                    .it_len = b->it_len, .it_in_bytes = b->it_in_bytes, .it_out_bytes = b->it_out_bytes,
+                    .opt = &R->cfg->popt};
+    return OS_OK;
+}
+
+/* Bucket unit lengths by (phase, rank) and cost every rank's share of every phase. */
+static OsStatus cost_ranks(Replay *R, const StepWork *w, StepBufs *b, const Plan *pl) {
+    OsStatus st = OS_OK;
+    uint32_t D = R->D, P = R->P, llm = P - 1;
+    size_t PD = (size_t)P * D;
+    memset(b->cnt, 0, (PD + 1) * sizeof *b->cnt);
+    for (uint32_t i = 0; i < w->N; i++) b->cnt[(size_t)llm * D + pl->ex_rank[i] + 1]++;
+    for (uint32_t j = 0; j < w->M; j++) b->cnt[(size_t)w->it_phase[j] * D + pl->it_rank[j] + 1]++;
+    for (size_t k = 0; k < PD; k++) b->cnt[k + 1] += b->cnt[k];
+    memcpy(b->fill, b->cnt, PD * sizeof *b->fill);
+    for (uint32_t i = 0; i < w->N; i++) b->lens[b->fill[(size_t)llm * D + pl->ex_rank[i]]++] = w->ex_tokens[i];
+    for (uint32_t j = 0; j < w->M; j++) b->lens[b->fill[(size_t)w->it_phase[j] * D + pl->it_rank[j]]++] = w->it_len[j];
+    double tp = (double)R->cl->tp;
+    for (uint32_t p = 0; p < P; p++)
+        for (uint32_t r = 0; r < D; r++) {
+            size_t k = (size_t)p * D + r;
+            PhaseCost *c = &R->pc[(size_t)r * P + p];
+            uint32_t n = b->cnt[k + 1] - b->cnt[k];
+            if (n == 0) {
+                memset(c, 0, sizeof *c);
+            } else {
+                OS_CHECK(cost_phase(c, &R->cm, p, b->lens + b->cnt[k], n));
+            }
+            /* TP splits every GEMM and attention head group over tp GPUs; TP's own
+             * communication is not modelled (a documented simplification). */
+            R->dur[((size_t)r * P + p) * 2 + 0] = sim_from_seconds(c->fwd_s / tp);
+            R->dur[((size_t)r * P + p) * 2 + 1] = sim_from_seconds(c->bwd_s / tp);
+        }
+fail:
+    return st;
+}
+
+/* Byte lists of the rebalancing moves and their cost. */
+static OsStatus cost_moves(Replay *R, const StepWork *w, StepBufs *b, const Plan *pl, StepResult *res) {
+    uint32_t E = R->P - 1;
+    NetA2AStats stt;
+    double total = 0;
+    for (uint32_t e = 0; e < E + 2; e++) {
+        /* e < E: inputs of encoder e; E: embeddings + text to the LLM ranks; E+1: gradients back */
+        size_t n = 0;
+        if (e < E) {
+            for (uint32_t j = 0; j < w->M; j++) {
+                if (w->it_phase[j] != e) continue;
+                uint32_t src = pl->home[w->it_example[j]], dst = pl->it_rank[j];
+                if (src != dst) b->moves[n++] = (NetMove){src, dst, w->it_in_bytes[j]};
+            }
+        } else {
+            for (uint32_t j = 0; j < w->M; j++) {
+                uint32_t a = pl->it_rank[j], z = pl->ex_rank[w->it_example[j]];
+                if (a == z) continue;
+                b->moves[n++] = e == E ? (NetMove){a, z, w->it_out_bytes[j]} : (NetMove){z, a, w->it_out_bytes[j]};
+            }
+            if (e == E)
+                for (uint32_t i = 0; i < w->N; i++)
+                    if (pl->home[i] != pl->ex_rank[i]) b->moves[n++] = (NetMove){pl->home[i], pl->ex_rank[i], w->ex_bytes[i]};
+        }
+        memset(&stt, 0, sizeof stt);
+        double t = n == 0 ? 0.0
+                          : pl->hierarchical ? net_alltoallv_hier(R->cl, b->moves, n, R->net, &stt)
+                                             : net_alltoallv(R->cl, b->moves, n, R->net, &stt);
+        if (isnan(t)) return OS_ERR_INTERNAL; /* net recorded why */
+        res->bytes_intra += stt.intra_bytes;
+        res->bytes_inter += stt.inter_bytes;
+        total += t;
+        for (size_t c = 0; c < R->prog->n_colls; c++) {
+            Coll *cc = &R->prog->colls[c];
+            if ((e < E && cc->role == COLL_A2A_IN && cc->enc == e) || (e == E && cc->role == COLL_A2A_OUT) ||
+                (e == E + 1 && cc->role == COLL_A2A_GRAD))
+                cc->dur = sim_from_seconds(t);
+        }
+    }
+    res->a2a_s = total;
+    /* every rank's lengths (text + items) gathered before balancing: 8 bytes per unit */
+    for (size_t c = 0; c < R->prog->n_colls; c++)
+        if (R->prog->colls[c].role == COLL_LENGTHS)
+            R->prog->colls[c].dur = sim_from_seconds(net_allgather(R->cl, 8.0 * (double)(w->N + w->M)));
+    return OS_OK;
+}
+
+static void step_results(Replay *R, const StepWork *w, StepResult *res, SimTime start, SimTime end) {
+    uint32_t D = R->D, P = R->P;
+    const Prog *pg = R->prog;
+    res->step_s = sim_to_seconds(end - start);
+    double busy = 0, idle = 0, comm = 0;
+    SimTime last_wait = start;
+    for (uint32_t r = 0; r < D; r++) {
+        const RankRun *rr = &pg->ranks[r];
+        busy += sim_to_seconds(rr->busy);
+        idle += sim_to_seconds(rr->idle);
+        comm += sim_to_seconds(rr->comm);
+        if (rr->final_wait_at > last_wait) last_wait = rr->final_wait_at;
+    }
+    res->busy_s = busy / D;
+    res->idle_s = idle / D;
+    res->comm_s = comm / D;
+    res->grad_sync_s = sim_to_seconds(end - last_wait);
+    for (uint32_t p = 0; p < P; p++) {
+        double mx = 0, sum = 0, idle_frac = 0, big = 0;
+        for (uint32_t r = 0; r < D; r++) {
+            const PhaseCost *c = &R->pc[(size_t)r * P + p];
+            double t = (c->fwd_s + c->bwd_s) / R->cl->tp;
+            sum += t;
+            if (t > mx) mx = t;
+            const RankRun *rr = &pg->ranks[r];
+            SimTime span = rr->tag_busy[p] + rr->tag_idle[p] + rr->tag_comm[p];
+            if (span > 0) idle_frac += (double)rr->tag_idle[p] / (double)span;
+            res->model_flops += c->model_flops;
+            res->model_flops_noattn += c->model_flops_noattn;
+            res->causal_flops += c->causal_flops;
+            res->hw_flops += c->hw_flops;
+            if (p == P - 1) res->llm_tokens += c->tokens;
+            else res->enc_positions[p] += c->tokens;
+        }
+        /* the oracle: no placement beats the mean load or the largest unit run alone */
+        uint32_t big_len = 0;
+        double big_w = -1;
+        for (uint32_t i = 0; i < w->N && p == P - 1; i++)
+            if (w->ex_cost[i] > big_w) big_w = w->ex_cost[i], big_len = w->ex_tokens[i];
+        for (uint32_t j = 0; j < w->M && p < P - 1; j++)
+            if (w->it_phase[j] == p && w->it_cost[j] > big_w) big_w = w->it_cost[j], big_len = w->it_len[j];
+        if (big_w >= 0) {
+            PhaseCost one;
+            if (cost_phase(&one, &R->cm, p, &big_len, 1) == OS_OK) big = (one.fwd_s + one.bwd_s) / R->cl->tp;
+        }
+        double mean = sum / D;
+        res->phase_max_s[p] = mx;
+        res->phase_mean_s[p] = mean;
+        res->phase_oracle_s[p] = OS_MAX(mean, big);
+        res->phase_imbalance[p] = mean > 0 ? mx / mean : 1.0;
+        res->phase_idle_frac[p] = idle_frac / D;
+    }
+    double denom = res->step_s * R->cl->gpus * R->cl->peak_flops;
+    if (denom > 0) {
+        res->mfu = res->model_flops / denom;
+        res->mfu_noattn = res->model_flops_noattn / denom;
+        res->mfu_causal = res->causal_flops / denom;
+        res->hfu = res->hw_flops / denom;
+    }
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Nearest-rank percentile of sorted values. */
+static double pct(const double *v, uint64_t n, double q) {
+    if (n == 0) return 0;
+    double k = ceil(q * (double)n) - 1;
+    if (k < 0) k = 0;
+    return v[(uint64_t)k < n ? (uint64_t)k : n - 1];
+}
+
+static void replay_free(Replay *R) {
+    prog_destroy(R->prog);
+    engine_destroy(R->engine);
+    net_scratch_destroy(R->net);
+    policy_scratch_destroy(R->pol);
+    os_arena_free(&R->arena);
+    free(R->dur);
+    free(R->pc);
+}
+
+static OsStatus replay_setup(Replay *R, const ReplayConfig *cfg, Trace *t, ReplaySummary *sum) {
+    OsStatus st = OS_OK;
+    const ModelSpec *m = cfg->model;
+    const Cluster *cl = &cfg->cluster;
+    R->cfg = cfg;
+    R->m = m;
+    R->cl = cl;
+    R->trace_path = trace_path(t);
+    R->D = cl->dp;
+    R->P = cost_n_phases(m);
+    R->cm = (CostModel){.model = m, .calib = cfg->calib, .recompute = cfg->recompute, .layout = cfg->layout};
+    if (!cfg->policy) OS_FAIL(OS_ERR_ARG, "replay", "--policy", NULL, "no policy given");
+    OS_CHECK(cluster_validate(cl));
+    OS_CHECK(model_validate(m, m->name));
+    if (R->P > REPLAY_MAX_PHASES || R->P + 2 > PROG_MAX_TAGS)
+        OS_FAIL(OS_ERR_ARG, m->name, "encoders", NULL, "too many encoders (%u)", m->n_enc);
+    map_modalities(R, t);
+    R->trace = t;
+
+    /* model state per GPU: FSDP shards it over DP, TP over tp */
+    double params = (double)model_params(m);
+    double state = params * STATE_BYTES_PER_PARAM / cl->tp / (cfg->setup == SETUP_FSDP ? cl->dp : 1);
+    sum->state_bytes_per_gpu = state;
+    if (state >= cl->mem_bytes) {
+        char hint[160];
+        snprintf(hint, sizeof hint, "%s", cfg->setup == SETUP_DDP ? "use --setup fsdp, or a larger --tp"
+                                                                  : "use more GPUs or a larger --tp");
+        OS_FAIL(OS_ERR_RANGE, m->name, "memory", hint,
+                "weights + gradients + Adam states need %.1f GB per GPU under %s, the GPU has %.1f GB", state / 1e9,
+                cfg->setup == SETUP_DDP ? "ddp" : "fsdp", cl->mem_bytes / 1e9);
+    }
+    R->mem_free = cl->mem_bytes - state;
+    R->act_per_token = (cfg->recompute ? ACT_BYTES_RECOMPUTE_H : ACT_BYTES_PER_TOKEN_LAYER_H) *
+                       (double)m->llm.hidden * m->llm.layers / cl->tp;
+    R->act_floor_per_token = ACT_BYTES_RECOMPUTE_H * (double)m->llm.hidden * m->llm.layers / cl->tp;
+
+    /* the trace's DP against the cluster's */
+    if (trace_n_steps(t) > 0 && !cfg->regroup) {
+        const TraceStep *s0;
+        OS_CHECK(trace_read_step(t, cfg->first_step < trace_n_steps(t) ? cfg->first_step : 0, &s0));
+        if (s0->dp != cl->dp) {
+            char hint[200];
+            snprintf(hint, sizeof hint, "add --regroup to re-deal each global batch of %u examples to DP %u, "
+                                        "or choose --gpus/--tp so that DP = %u", s0->n_examples, cl->dp, s0->dp);
+            OS_FAIL(OS_ERR_ARG, trace_path(t), "/steps.dp", hint, "the trace was drawn for DP %u but the cluster has DP %u",
+                    s0->dp, cl->dp);
+        }
+    }
+
+    SimTime gdur[REPLAY_MAX_PHASES];
+    for (uint32_t p = 0; p < R->P; p++) {
+        double bytes = module_params(m, p) * m->param_bytes;
+        double d;
+        if (cfg->setup == SETUP_FSDP) d = net_allgather(cl, bytes / cfg->fsdp_groups); /* RS costs the same */
+        else d = (cfg->allreduce == AR_TREE ? net_allreduce_tree : net_allreduce_ring)(cl, bytes / cfg->ddp_buckets);
+        gdur[p] = sim_from_seconds(d);
+    }
+    ProgSpec ps = {.D = R->D, .P = R->P, .fsdp = cfg->setup == SETUP_FSDP, .groups = cfg->fsdp_groups,
+                   .buckets = cfg->ddp_buckets, .post = cfg->policy->kind == POLICY_POST, .grad_coll_dur = gdur};
+    OS_CHECK(prog_create(&R->prog, &ps));
+    OS_CHECK(engine_create(&R->engine, cfg->engine_kind, (size_t)R->D * 2 + 64));
+    OS_CHECK(net_scratch_create(&R->net, cl));
+    OS_CHECK(policy_scratch_create(&R->pol));
+    os_arena_init(&R->arena);
+    R->dur = calloc((size_t)R->D * R->P * 2, sizeof *R->dur);
+    R->pc = calloc((size_t)R->D * R->P, sizeof *R->pc);
+    ALLOC_CHECK(R->dur);
+    ALLOC_CHECK(R->pc);
+fail:
+    return st;
+}
+
+OsStatus replay_run(ReplaySummary *sum, const ReplayConfig *cfg, Trace *t, ReplayStepFn *cb, void *user) {
+    OsStatus st = OS_OK;
+    Replay R;
+    memset(&R, 0, sizeof R);
+    memset(sum, 0, sizeof *sum);
+    double *steps_s = NULL;
+    double wall0 = os_now();
+    OS_CHECK(replay_setup(&R, cfg, t, sum));
+
+    uint64_t total = trace_n_steps(t);
+    uint64_t first = cfg->first_step, last = total;
+    if (first >= total)
+        OS_FAIL(OS_ERR_ARG, trace_path(t), "--skip", NULL, "the trace has %llu steps, cannot start at step %llu",
+                (unsigned long long)total, (unsigned long long)first);
+    if (cfg->n_steps && first + cfg->n_steps < last) last = first + cfg->n_steps;
+    uint64_t n = last - first;
+    steps_s = malloc(n * sizeof *steps_s);
+    ALLOC_CHECK(steps_s);
+
+    sum->P = R.P;
+    for (uint32_t p = 0; p + 1 < R.P; p++) snprintf(sum->phase_name[p], sizeof sum->phase_name[p], "%s", R.m->enc[p].modality);
+    snprintf(sum->phase_name[R.P - 1], sizeof sum->phase_name[0], "llm");
+    snprintf(sum->calib_name, sizeof sum->calib_name, "%s", cfg->calib->name);
+
+    OsProgress prog;
+    os_progress_init(&prog, "replay", n);
+    if (!cfg->progress) prog.enabled = 0;
+    double flops = 0, flops_na = 0, flops_c = 0, flops_hw = 0, tokens = 0, samples = 0, time = 0;
+    SimTime now = 0;
+    for (uint64_t k = 0; k < n; k++) {
+        const TraceStep *s;
+        OS_CHECK(trace_read_step(t, first + k, &s));
+        if (!cfg->regroup && s->dp != R.D)
+            OS_FAIL(OS_ERR_FORMAT, trace_path(t), "/steps.dp", "add --regroup",
+                    "step %llu was drawn for DP %u, the cluster has DP %u", (unsigned long long)s->index, s->dp, R.D);
+        StepBufs b;
+        StepWork w;
+        StepResult res;
+        memset(&res, 0, sizeof res);
+        OS_CHECK(carve(&R, &b, s->n_examples, s->n_items));
+        OS_CHECK(build_work(&R, &w, &b, s, &sum->long_examples));
+        Plan pl = {.home = b.home, .ex_rank = b.ex_rank, .it_rank = b.it_rank, .hierarchical = 0};
+        double t0 = os_now();
+        OS_CHECK(cfg->policy->fn(&pl, &w, R.pol));
+        res.balancer_s = os_now() - t0;
+        OS_CHECK(plan_check(&pl, &w, cfg->policy->name));
+        OS_CHECK(cost_ranks(&R, &w, &b, &pl));
+        if (cfg->policy->kind == POLICY_POST) OS_CHECK(cost_moves(&R, &w, &b, &pl, &res));
+        SimTime bal = cfg->policy->kind != POLICY_POST ? 0
+                      : sim_from_seconds(cfg->balancer_cost_s >= 0 ? cfg->balancer_cost_s : res.balancer_s);
+        SimTime end;
+        int record = cfg->timeline_path && k == cfg->timeline_step;
+        OS_CHECK(prog_run_step(R.prog, R.engine, now, R.dur, bal, record, &end));
+        res.step = s->index;
+        res.n_examples = s->n_examples;
+        res.n_items = s->n_items;
+        step_results(&R, &w, &res, now, end);
+        /* conservation: every example's tokens were computed exactly once */
+        uint64_t want = 0;
+        for (uint32_t i = 0; i < w.N; i++) want += w.ex_tokens[i];
+        if (want != res.llm_tokens)
+            OS_FAIL(OS_ERR_INTERNAL, "replay", cfg->policy->name, NULL, "step %llu: %llu LLM tokens computed, %llu drawn",
+                    (unsigned long long)s->index, (unsigned long long)res.llm_tokens, (unsigned long long)want);
+        if (record) {
+            const char *names[PROG_MAX_TAGS];
+            for (uint32_t p = 0; p < R.P; p++) names[p] = sum->phase_name[p];
+            names[PROG_TAG_SYNC(R.P)] = "sync";
+            names[PROG_TAG_BALANCE(R.P)] = "balance";
+            char csv[4200];
+            size_t L = strlen(cfg->timeline_path);
+            if (L > 5 && !strcmp(cfg->timeline_path + L - 5, ".json"))
+                snprintf(csv, sizeof csv, "%.*s.csv", (int)(L - 5), cfg->timeline_path);
+            else
+                snprintf(csv, sizeof csv, "%s.csv", cfg->timeline_path);
+            OS_CHECK(prog_write_timeline(R.prog, cfg->timeline_path, csv, names, R.cl->dp_per_node));
+        }
+        now = end;
+        steps_s[k] = res.step_s;
+        time += res.step_s;
+        flops += res.model_flops;
+        flops_na += res.model_flops_noattn;
+        flops_c += res.causal_flops;
+        flops_hw += res.hw_flops;
+        tokens += (double)res.llm_tokens;
+        samples += res.n_examples;
+        sum->idle_frac += res.step_s > 0 ? res.idle_s / res.step_s : 0;
+        for (uint32_t p = 0; p < R.P; p++) {
+            sum->phase_idle_frac[p] += res.phase_idle_frac[p];
+            sum->phase_imbalance[p] += res.phase_imbalance[p];
+        }
+        sum->bytes_intra_per_step += (double)res.bytes_intra;
+        sum->bytes_inter_per_step += (double)res.bytes_inter;
+        sum->a2a_s_per_step += res.a2a_s;
+        sum->balancer_s_per_step += res.balancer_s;
+        if (cb) OS_CHECK(cb(&res, user));
+        os_progress_update(&prog, k + 1);
+    }
+    os_progress_done(&prog);
+    sum->steps = n;
+    double dn = (double)n;
+    sum->step_mean_s = time / dn;
+    sum->idle_frac /= dn;
+    for (uint32_t p = 0; p < R.P; p++) {
+        sum->phase_idle_frac[p] /= dn;
+        sum->phase_imbalance[p] /= dn;
+    }
+    sum->bytes_intra_per_step /= dn;
+    sum->bytes_inter_per_step /= dn;
+    sum->a2a_s_per_step /= dn;
+    sum->balancer_s_per_step /= dn;
+    sum->tokens_per_s = time > 0 ? tokens / time : 0;
+    sum->samples_per_s = time > 0 ? samples / time : 0;
+    double denom = time * R.cl->gpus * R.cl->peak_flops;
+    if (denom > 0) {
+        sum->mfu = flops / denom;
+        sum->mfu_noattn = flops_na / denom;
+        sum->mfu_causal = flops_c / denom;
+        sum->hfu = flops_hw / denom;
+    }
+    qsort(steps_s, n, sizeof *steps_s, cmp_double);
+    sum->step_min_s = steps_s[0];
+    sum->step_max_s = steps_s[n - 1];
+    sum->step_p50_s = pct(steps_s, n, 0.50);
+    sum->step_p99_s = pct(steps_s, n, 0.99);
+    sum->events = engine_events_processed(R.engine);
+    sum->needs_recompute = R.needs_recompute;
+    sum->wall_s = os_now() - wall0;
+fail:
+    free(steps_s);
+    replay_free(&R);
+    return st;
+}

@@ -1,0 +1,609 @@
+/* test_policy.c — policy.h: the registry, plan_check, the oracle, every policy's invariants on
+ * random steps, hand cases for the pre-balancers, caps, reassembly, and node-wise placement
+ * against its exhaustive twin. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim/policy.h"
+
+static uint64_t rng_state;
+static uint64_t rnd(void) {
+    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* ---- a synthetic step --------------------------------------------------------------------- */
+
+typedef struct {
+    uint32_t *drawn, *ex_tokens, *it_example, *it_len;
+    uint8_t *it_phase;
+    double *ex_cost, *it_cost;
+    uint64_t *ex_bytes, *it_in, *it_out;
+    PolicyOptions opt;
+    StepWork w;
+} Gen;
+
+/* D ranks x per_rank examples, 0-3 items each over P-1 encoders; costs a*len + c*len^2. */
+static void gen_step(Gen *g, uint32_t D, uint32_t per_rank, uint32_t P, uint32_t dpn, uint64_t seed) {
+    memset(g, 0, sizeof *g);
+    rng_state = seed;
+    uint32_t N = D * per_rank, M = 0, cap = N * 3;
+    g->drawn = malloc(N * sizeof(uint32_t));
+    g->ex_tokens = malloc(N * sizeof(uint32_t));
+    g->ex_cost = malloc(N * sizeof(double));
+    g->ex_bytes = malloc(N * sizeof(uint64_t));
+    g->it_example = malloc(cap * sizeof(uint32_t) + 4);
+    g->it_len = malloc(cap * sizeof(uint32_t) + 4);
+    g->it_phase = malloc(cap + 1);
+    g->it_cost = malloc(cap * sizeof(double) + 8);
+    g->it_in = malloc(cap * sizeof(uint64_t) + 8);
+    g->it_out = malloc(cap * sizeof(uint64_t) + 8);
+    for (uint32_t i = 0; i < N; i++) {
+        uint32_t text = 32 + (uint32_t)(rnd() % 2000), S = text;
+        uint32_t k = P > 1 ? (uint32_t)(rnd() % 4) : 0;
+        for (uint32_t q = 0; q < k; q++) {
+            uint32_t len = 64 + (uint32_t)(rnd() % 4000);
+            if (rnd() % 10 == 0) len *= 4; /* a heavy tail */
+            g->it_example[M] = i;
+            g->it_phase[M] = (uint8_t)(rnd() % (P - 1));
+            g->it_len[M] = len;
+            g->it_cost[M] = 1e-6 * len + 2e-10 * (double)len * len;
+            g->it_in[M] = (uint64_t)len * 588;
+            g->it_out[M] = (uint64_t)((len + 3) / 4) * 8192;
+            S += (len + 3) / 4;
+            M++;
+        }
+        g->drawn[i] = i / per_rank;
+        g->ex_tokens[i] = S;
+        g->ex_cost[i] = 2e-6 * S + 1e-10 * (double)S * S;
+        g->ex_bytes[i] = (uint64_t)text * 4;
+    }
+    g->opt = (PolicyOptions){.objective = OBJ_COST, .seed = 1};
+    g->w = (StepWork){.D = D, .P = P, .N = N, .M = M, .dp_per_node = dpn, .drawn = g->drawn,
+                      .ex_cost = g->ex_cost, .ex_tokens = g->ex_tokens, .ex_bytes = g->ex_bytes,
+                      .it_example = g->it_example, .it_phase = g->it_phase, .it_cost = g->it_cost,
+                      .it_len = g->it_len, .it_in_bytes = g->it_in, .it_out_bytes = g->it_out,
+                      .opt = &g->opt};
+}
+
+static void gen_free(Gen *g) {
+    free(g->drawn);
+    free(g->ex_tokens);
+    free(g->ex_cost);
+    free(g->ex_bytes);
+    free(g->it_example);
+    free(g->it_len);
+    free(g->it_phase);
+    free(g->it_cost);
+    free(g->it_in);
+    free(g->it_out);
+}
+
+static void plan_alloc(Plan *p, const StepWork *w) {
+    p->home = calloc(w->N + 1, sizeof(uint32_t));
+    p->ex_rank = calloc(w->N + 1, sizeof(uint32_t));
+    p->it_rank = calloc(w->M + 1, sizeof(uint32_t));
+    p->hierarchical = -1;
+}
+static void plan_free(Plan *p) {
+    free(p->home);
+    free(p->ex_rank);
+    free(p->it_rank);
+}
+
+static PolicyScratch *S;
+static void setup(void) {
+    os_clear_error();
+    cr_assert_eq(policy_scratch_create(&S), OS_OK);
+}
+static void teardown(void) { policy_scratch_destroy(S); }
+TestSuite(policy, .init = setup, .fini = teardown);
+
+static OsStatus run(const char *name, Plan *p, const StepWork *w) {
+    const Policy *pol = policy_find(name);
+    cr_assert_not_null(pol, "policy %s", name);
+    return pol->fn(p, w, S);
+}
+
+/* Per-rank load of one phase (phase P-1 = LLM). load: [D]. Returns the max. */
+static double phase_loads(double *load, const Plan *p, const StepWork *w, uint32_t phase) {
+    memset(load, 0, w->D * sizeof *load);
+    if (phase + 1 == w->P)
+        for (uint32_t i = 0; i < w->N; i++) load[p->ex_rank[i]] += w->ex_cost[i];
+    else
+        for (uint32_t j = 0; j < w->M; j++)
+            if (w->it_phase[j] == phase) load[p->it_rank[j]] += w->it_cost[j];
+    double mx = 0;
+    for (uint32_t r = 0; r < w->D; r++) mx = fmax(mx, load[r]);
+    return mx;
+}
+
+static int cmp_dbl(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* ---- registry ------------------------------------------------------------------------------- */
+
+Test(policy, registry) {
+    const char *want[] = {"none", "sorted", "lpt", "kk", "isf", "post", "post-enc", "post-node"};
+    cr_assert_eq(policy_count(), 8u);
+    for (uint32_t i = 0; i < 8; i++) {
+        const Policy *p = policy_find(want[i]);
+        cr_assert_not_null(p, "%s", want[i]);
+        cr_assert_not_null(p->fn);
+        cr_assert(p->desc && *p->desc);
+        for (uint32_t j = 0; j < policy_count(); j++)
+            if (j != i) cr_assert_str_neq(policy_at(i)->name, policy_at(j)->name);
+    }
+    cr_assert_null(policy_at(8));
+    cr_assert_null(policy_find("bogus"));
+    cr_assert_str_eq(policy_suggest("pots"), "post");
+    cr_assert_str_eq(policy_suggest("lpq"), "lpt");
+    cr_assert_str_eq(policy_suggest("post_node"), "post-node");
+    cr_assert_null(policy_suggest("zzzzzzzzzz"));
+    cr_assert_eq(policy_find("post")->kind, POLICY_POST);
+    cr_assert_eq(policy_find("isf")->kind, POLICY_PRE);
+}
+
+/* ---- every policy: valid, deterministic, above the oracle ----------------------------------- */
+
+Test(policy, all_valid_deterministic_above_oracle) {
+    uint32_t shapes[][4] = {{4, 6, 3, 2}, {16, 8, 3, 4}, {64, 4, 2, 8}, {8, 5, 1, 4}, {6, 3, 4, 0}};
+    for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
+        Gen g;
+        gen_step(&g, shapes[sh][0], shapes[sh][1], shapes[sh][2], shapes[sh][3], 100 + sh);
+        double *load = malloc(g.w.D * sizeof *load);
+        for (uint32_t k = 0; k < policy_count(); k++) {
+            const Policy *pol = policy_at(k);
+            Plan a, b;
+            plan_alloc(&a, &g.w);
+            plan_alloc(&b, &g.w);
+            cr_assert_eq(pol->fn(&a, &g.w, S), OS_OK, "%s: %s", pol->name, os_last_error());
+            cr_assert_eq(pol->fn(&b, &g.w, S), OS_OK, "%s: %s", pol->name, os_last_error());
+            cr_assert_eq(plan_check(&a, &g.w, pol->name), OS_OK, "%s: %s", pol->name, os_last_error());
+            cr_assert_arr_eq(a.home, b.home, g.w.N * sizeof(uint32_t), "%s not deterministic", pol->name);
+            cr_assert_arr_eq(a.ex_rank, b.ex_rank, g.w.N * sizeof(uint32_t), "%s", pol->name);
+            if (g.w.M) cr_assert_arr_eq(a.it_rank, b.it_rank, g.w.M * sizeof(uint32_t), "%s", pol->name);
+            cr_assert(a.hierarchical == 0 || a.hierarchical == 1);
+            cr_assert_eq(a.hierarchical, !strcmp(pol->name, "post-node"), "%s", pol->name);
+            for (uint32_t ph = 0; ph < g.w.P; ph++)
+                cr_assert_geq(phase_loads(load, &a, &g.w, ph), policy_oracle_phase(&g.w, ph) * (1 - 1e-12),
+                              "%s phase %u below the oracle", pol->name, ph);
+            plan_free(&a);
+            plan_free(&b);
+        }
+        free(load);
+        gen_free(&g);
+    }
+}
+
+Test(policy, oracle_by_hand) {
+    Gen g;
+    gen_step(&g, 2, 2, 2, 0, 1);
+    /* overwrite the LLM costs: {1, 1, 1, 5} into 2 ranks -> max(8/2, 5) = 5 */
+    double c[4] = {1, 1, 1, 5};
+    memcpy(g.ex_cost, c, sizeof c);
+    cr_assert_float_eq(policy_oracle_phase(&g.w, 1), 5.0, 1e-12);
+    c[3] = 1; /* {1,1,1,1} -> 2 */
+    memcpy(g.ex_cost, c, sizeof c);
+    cr_assert_float_eq(policy_oracle_phase(&g.w, 1), 2.0, 1e-12);
+    gen_free(&g);
+}
+
+/* ---- pre-balancers by hand ------------------------------------------------------------------- */
+
+static void text_only(Gen *g, const double *cost, const uint32_t *tokens, uint32_t N, uint32_t D) {
+    gen_step(g, D, N / D, 1, 0, 9);
+    for (uint32_t i = 0; i < N; i++) {
+        g->ex_cost[i] = cost[i];
+        g->ex_tokens[i] = tokens[i];
+    }
+}
+
+Test(policy, sorted_by_hand) {
+    /* tokens 5, 9, 1, 7 -> sorted 9 (ex 1), 7 (ex 3), 5 (ex 0), 1 (ex 2) dealt 0, 1, 0, 1 */
+    double c[4] = {1, 1, 1, 1};
+    uint32_t t[4] = {5, 9, 1, 7};
+    Gen g;
+    text_only(&g, c, t, 4, 2);
+    Plan p;
+    plan_alloc(&p, &g.w);
+    cr_assert_eq(run("sorted", &p, &g.w), OS_OK);
+    uint32_t want[4] = {0, 0, 1, 1};
+    cr_assert_arr_eq(p.home, want, sizeof want);
+    cr_assert_arr_eq(p.ex_rank, want, sizeof want);
+    plan_free(&p);
+    gen_free(&g);
+}
+
+Test(policy, lpt_and_kk_by_hand) {
+    /* LLM costs 8, 7, 6, 5, 4 + a 0 into 2 ranks: LPT {8,5,4,0} {7,6}; KK 16 vs 14 */
+    double c[6] = {8, 7, 6, 5, 4, 0};
+    uint32_t t[6] = {1, 1, 1, 1, 1, 1};
+    Gen g;
+    text_only(&g, c, t, 6, 2);
+    Plan p;
+    plan_alloc(&p, &g.w);
+    double load[2];
+    cr_assert_eq(run("lpt", &p, &g.w), OS_OK);
+    uint32_t want[6] = {0, 1, 1, 0, 0, 1}; /* the 0 goes to the least-loaded rank 1 (13 < 17) */
+    cr_assert_arr_eq(p.home, want, sizeof want);
+    cr_assert_float_eq(phase_loads(load, &p, &g.w, 0), 17.0, 1e-12);
+    cr_assert_eq(run("kk", &p, &g.w), OS_OK);
+    cr_assert_float_eq(phase_loads(load, &p, &g.w, 0), 16.0, 1e-12);
+    cr_assert_eq(run("none", &p, &g.w), OS_OK); /* drawn: {8,7,6} {5,4,0} */
+    cr_assert_float_eq(phase_loads(load, &p, &g.w, 0), 21.0, 1e-12);
+    plan_free(&p);
+    gen_free(&g);
+}
+
+/* ---- post-balancing ---------------------------------------------------------------------------- */
+
+Test(policy, post_never_worse_than_none_per_phase) {
+    for (uint64_t seed = 1; seed <= 12; seed++) {
+        Gen g;
+        uint32_t D = 2 + (uint32_t)(seed % 5) * 3;
+        gen_step(&g, D, 1 + (uint32_t)(seed % 6), 3, 2, seed);
+        Plan pn, pp;
+        plan_alloc(&pn, &g.w);
+        plan_alloc(&pp, &g.w);
+        double *load = malloc(D * sizeof *load);
+        cr_assert_eq(run("none", &pn, &g.w), OS_OK);
+        cr_assert_eq(run("post", &pp, &g.w), OS_OK);
+        for (uint32_t ph = 0; ph < g.w.P; ph++) {
+            double a = phase_loads(load, &pn, &g.w, ph), b = phase_loads(load, &pp, &g.w, ph);
+            cr_assert_leq(b, a * (1 + 1e-12), "seed %llu phase %u: post %g none %g",
+                          (unsigned long long)seed, ph, b, a);
+        }
+        for (uint32_t i = 0; i < g.w.N; i++) cr_assert_eq(pp.home[i], g.drawn[i]);
+        free(load);
+        plan_free(&pn);
+        plan_free(&pp);
+        gen_free(&g);
+    }
+}
+
+Test(policy, post_enc_and_post_node_match_post_loads) {
+    Gen g;
+    gen_step(&g, 16, 8, 3, 4, 77);
+    Plan pp, pe, pn;
+    plan_alloc(&pp, &g.w);
+    plan_alloc(&pe, &g.w);
+    plan_alloc(&pn, &g.w);
+    cr_assert_eq(run("post", &pp, &g.w), OS_OK);
+    cr_assert_eq(run("post-enc", &pe, &g.w), OS_OK);
+    cr_assert_eq(run("post-node", &pn, &g.w), OS_OK, "%s", os_last_error());
+    double a[16], b[16], c[16];
+    for (uint32_t ph = 0; ph < g.w.P; ph++) {
+        phase_loads(a, &pp, &g.w, ph);
+        phase_loads(b, &pe, &g.w, ph);
+        phase_loads(c, &pn, &g.w, ph);
+        qsort(a, 16, sizeof *a, cmp_dbl);
+        qsort(b, 16, sizeof *b, cmp_dbl);
+        qsort(c, 16, sizeof *c, cmp_dbl);
+        for (uint32_t r = 0; r < 16; r++) {
+            /* post-node permutes post's bins: the same loads, up to summation order */
+            cr_assert_float_eq(a[r], c[r], 1e-12, "phase %u", ph);
+            if (ph + 1 < g.w.P) cr_assert_float_eq(a[r], b[r], 1e-12, "phase %u", ph);
+        }
+    }
+    for (uint32_t i = 0; i < g.w.N; i++) cr_assert_eq(pe.ex_rank[i], g.drawn[i]);
+    /* Encoder phases: the same bins, so post-node moves no more inter-node bytes than post. */
+    for (uint32_t ph = 0; ph + 1 < g.w.P; ph++) {
+        uint64_t xp = 0, xn = 0;
+        for (uint32_t j = 0; j < g.w.M; j++) {
+            if (g.it_phase[j] != ph) continue;
+            uint32_t home = g.drawn[g.it_example[j]];
+            if (pp.it_rank[j] / 4 != home / 4) xp += g.it_in[j];
+            if (pn.it_rank[j] / 4 != home / 4) xn += g.it_in[j];
+        }
+        cr_assert_leq(xn, xp, "phase %u: post-node %llu inter bytes > post %llu", ph,
+                      (unsigned long long)xn, (unsigned long long)xp);
+    }
+    plan_free(&pp);
+    plan_free(&pe);
+    plan_free(&pn);
+    gen_free(&g);
+}
+
+Test(policy, objectives_run_and_check) {
+    BalanceObjective objs[] = {OBJ_LINEAR, OBJ_QUADRATIC, OBJ_PADDED};
+    for (size_t k = 0; k < 3; k++) {
+        Gen g;
+        gen_step(&g, 8, 6, 3, 4, 500 + k);
+        g.opt.objective = objs[k];
+        Plan p, n;
+        plan_alloc(&p, &g.w);
+        plan_alloc(&n, &g.w);
+        cr_assert_eq(run("post", &p, &g.w), OS_OK);
+        cr_assert_eq(run("none", &n, &g.w), OS_OK);
+        cr_assert_eq(plan_check(&p, &g.w, "post"), OS_OK, "%s", os_last_error());
+        if (objs[k] == OBJ_QUADRATIC) { /* balanced on len^2: never worse than drawn on len^2 */
+            double lp[8] = {0}, ln[8] = {0}, mp = 0, mn = 0;
+            for (uint32_t j = 0; j < g.w.M; j++)
+                if (g.it_phase[j] == 0) {
+                    double l = g.it_len[j];
+                    lp[p.it_rank[j]] += l * l;
+                    ln[n.it_rank[j]] += l * l;
+                }
+            for (int r = 0; r < 8; r++) {
+                mp = fmax(mp, lp[r]);
+                mn = fmax(mn, ln[r]);
+            }
+            cr_assert_leq(mp, mn);
+        }
+        plan_free(&p);
+        plan_free(&n);
+        gen_free(&g);
+    }
+}
+
+Test(policy, caps_respected_and_impossible_named) {
+    Gen g;
+    gen_step(&g, 8, 8, 2, 4, 31);
+    uint64_t tot = 0, mx = 0, ttok = 0, mxt = 0;
+    for (uint32_t j = 0; j < g.w.M; j++) {
+        tot += g.it_len[j];
+        mx = g.it_len[j] > mx ? g.it_len[j] : mx;
+    }
+    for (uint32_t i = 0; i < g.w.N; i++) {
+        ttok += g.ex_tokens[i];
+        mxt = g.ex_tokens[i] > mxt ? g.ex_tokens[i] : mxt;
+    }
+    uint64_t cap_e = tot / 8 + tot / 8 / 5, cap_l = ttok / 8 + ttok / 8 / 5; /* mean + 20% */
+    cap_e = cap_e > mx ? cap_e : mx;
+    cap_l = cap_l > mxt ? cap_l : mxt;
+    g.opt.cap_enc_positions = cap_e;
+    g.opt.cap_llm_tokens = cap_l;
+    const char *pols[] = {"post", "post-node"};
+    for (int k = 0; k < 2; k++) {
+        Plan p;
+        plan_alloc(&p, &g.w);
+        cr_assert_eq(run(pols[k], &p, &g.w), OS_OK, "%s: %s", pols[k], os_last_error());
+        cr_assert_eq(plan_check(&p, &g.w, pols[k]), OS_OK, "%s", os_last_error());
+        uint64_t used[8] = {0}, ut[8] = {0};
+        for (uint32_t j = 0; j < g.w.M; j++) used[p.it_rank[j]] += g.it_len[j];
+        for (uint32_t i = 0; i < g.w.N; i++) ut[p.ex_rank[i]] += g.ex_tokens[i];
+        for (int r = 0; r < 8; r++) {
+            cr_assert_leq(used[r], cap_e);
+            cr_assert_leq(ut[r], cap_l);
+        }
+        plan_free(&p);
+    }
+    Plan p;
+    plan_alloc(&p, &g.w);
+    g.opt.cap_enc_positions = mx - 1; /* the longest item fits nowhere */
+    cr_assert_eq(run("post", &p, &g.w), OS_ERR_RANGE);
+    cr_assert(strstr(os_last_error(), "item ") != NULL, "%s", os_last_error());
+    cr_assert(strstr(os_last_error(), "encoder cap") != NULL, "%s", os_last_error());
+    os_clear_error();
+    g.opt.cap_enc_positions = 0;
+    g.opt.cap_llm_tokens = mxt - 1;
+    cr_assert_eq(run("post", &p, &g.w), OS_ERR_RANGE);
+    cr_assert(strstr(os_last_error(), "example ") != NULL, "%s", os_last_error());
+    cr_assert(strstr(os_last_error(), "LLM cap") != NULL, "%s", os_last_error());
+    /* a plan that breaks a cap the policy honors is caught */
+    os_clear_error();
+    g.opt.cap_llm_tokens = 0;
+    cr_assert_eq(run("post", &p, &g.w), OS_OK);
+    g.opt.cap_llm_tokens = mxt - 1;
+    cr_assert_eq(plan_check(&p, &g.w, "post"), OS_ERR_INTERNAL);
+    plan_free(&p);
+    gen_free(&g);
+}
+
+Test(policy, plan_check_catches_bad_plans) {
+    Gen g;
+    gen_step(&g, 4, 3, 2, 2, 5);
+    Plan p;
+    plan_alloc(&p, &g.w);
+    cr_assert_eq(run("lpt", &p, &g.w), OS_OK);
+    cr_assert_eq(plan_check(&p, &g.w, "lpt"), OS_OK);
+    p.ex_rank[3] = 4;
+    cr_assert_eq(plan_check(&p, &g.w, "lpt"), OS_ERR_INTERNAL);
+    cr_assert(strstr(os_last_error(), "example 3") != NULL, "%s", os_last_error());
+    os_clear_error();
+    p.ex_rank[3] = (p.home[3] + 1) % 4; /* in range, but a pre policy moved it after the loader */
+    cr_assert_eq(plan_check(&p, &g.w, "lpt"), OS_ERR_INTERNAL);
+    os_clear_error();
+    cr_assert_eq(run("post", &p, &g.w), OS_OK);
+    p.home[0] = (g.drawn[0] + 1) % 4; /* post must keep home = drawn */
+    cr_assert_eq(plan_check(&p, &g.w, "post"), OS_ERR_INTERNAL);
+    plan_free(&p);
+    gen_free(&g);
+}
+
+Test(policy, reassembly_items_follow_their_example) {
+    Gen g;
+    gen_step(&g, 8, 6, 3, 4, 8);
+    const char *pols[] = {"post", "post-enc", "post-node", "lpt", "isf"};
+    for (int k = 0; k < 5; k++) {
+        Plan p;
+        plan_alloc(&p, &g.w);
+        cr_assert_eq(run(pols[k], &p, &g.w), OS_OK);
+        /* Route every encoder output to its example's LLM rank, in item order. */
+        uint32_t D = g.w.D, M = g.w.M, *cnt = calloc(D + 1, sizeof *cnt), *list = malloc((M + 1) * sizeof *list);
+        for (uint32_t j = 0; j < M; j++) cnt[p.ex_rank[g.it_example[j]] + 1]++;
+        for (uint32_t r = 0; r < D; r++) cnt[r + 1] += cnt[r];
+        uint32_t *cur = malloc((D + 1) * sizeof *cur);
+        memcpy(cur, cnt, (D + 1) * sizeof *cur);
+        for (uint32_t j = 0; j < M; j++) list[cur[p.ex_rank[g.it_example[j]]]++] = j;
+        /* On ex_rank, the example's items appear exactly once each, in order. */
+        uint32_t j0 = 0;
+        for (uint32_t i = 0; i < g.w.N; i++) {
+            uint32_t r = p.ex_rank[i], next = j0;
+            while (next < M && g.it_example[next] == i) next++;
+            uint32_t seen = j0;
+            for (uint32_t q = cnt[r]; q < cnt[r + 1]; q++)
+                if (g.it_example[list[q]] == i) cr_assert_eq(list[q], seen++, "%s example %u", pols[k], i);
+            cr_assert_eq(seen, next, "%s example %u: %u of %u items", pols[k], i, seen - j0, next - j0);
+            j0 = next;
+        }
+        free(cnt);
+        free(cur);
+        free(list);
+        plan_free(&p);
+    }
+    gen_free(&g);
+}
+
+Test(policy, isf_balances_both_dimensions) {
+    Gen g;
+    gen_step(&g, 16, 8, 2, 8, 21);
+    Plan pi, pn, p2;
+    plan_alloc(&pi, &g.w);
+    plan_alloc(&pn, &g.w);
+    plan_alloc(&p2, &g.w);
+    cr_assert_eq(run("isf", &pi, &g.w), OS_OK);
+    cr_assert_eq(run("isf", &p2, &g.w), OS_OK);
+    cr_assert_arr_eq(pi.home, p2.home, g.w.N * sizeof(uint32_t));
+    cr_assert_eq(run("none", &pn, &g.w), OS_OK);
+    double l[16];
+    double vi = phase_loads(l, &pi, &g.w, 0), vn = phase_loads(l, &pn, &g.w, 0);
+    double ci = phase_loads(l, &pi, &g.w, 1), cn = phase_loads(l, &pn, &g.w, 1);
+    double ov = policy_oracle_phase(&g.w, 0), oc = policy_oracle_phase(&g.w, 1);
+    cr_assert_lt(fmax(vi / ov, ci / oc), fmax(vn / ov, cn / oc), "isf %g/%g none %g/%g", vi / ov,
+                 ci / oc, vn / ov, cn / oc);
+    g.opt.seed = 2;
+    cr_assert_eq(run("isf", &p2, &g.w), OS_OK);
+    cr_assert_eq(plan_check(&p2, &g.w, "isf"), OS_OK);
+    plan_free(&pi);
+    plan_free(&pn);
+    plan_free(&p2);
+    gen_free(&g);
+}
+
+/* ---- node-wise placement ------------------------------------------------------------------- */
+
+typedef struct {
+    uint32_t n, *bin, *src;
+    uint64_t *bytes;
+} Units;
+
+static void units_random(Units *u, uint32_t n, uint32_t D, uint64_t max_bytes) {
+    u->n = n;
+    u->bin = malloc(n * sizeof *u->bin);
+    u->src = malloc(n * sizeof *u->src);
+    u->bytes = malloc(n * sizeof *u->bytes);
+    for (uint32_t k = 0; k < n; k++) {
+        u->bin[k] = (uint32_t)(rnd() % D);
+        u->src[k] = (uint32_t)(rnd() % D);
+        u->bytes[k] = 1 + rnd() % max_bytes;
+    }
+}
+static void units_free(Units *u) {
+    free(u->bin);
+    free(u->src);
+    free(u->bytes);
+}
+
+static void assert_bijection(const uint32_t *rob, uint32_t D) {
+    unsigned char *seen = calloc(D, 1);
+    for (uint32_t b = 0; b < D; b++) {
+        cr_assert_lt(rob[b], D);
+        cr_assert_eq(seen[rob[b]], 0, "rank %u used twice", rob[b]);
+        seen[rob[b]] = 1;
+    }
+    free(seen);
+}
+
+Test(policy, node_place_exact_vs_brute) {
+    rng_state = 99;
+    uint32_t shapes[][2] = {{4, 2}, {4, 2}, {6, 3}, {8, 4}, {8, 2}, {4, 4}};
+    for (int t = 0; t < 60; t++) {
+        uint32_t D = shapes[t % 6][0], g = shapes[t % 6][1];
+        Units u;
+        units_random(&u, 2 * D + (uint32_t)(rnd() % (2 * D)), D, 100000);
+        uint32_t r1[8], r2[8], id[8];
+        for (uint32_t b = 0; b < D; b++) id[b] = b;
+        cr_assert_eq(policy_node_place(r1, u.bin, u.src, u.bytes, u.n, D, g, NODE_PLACE_EXACT, S), OS_OK,
+                     "%s", os_last_error());
+        cr_assert_eq(policy_node_place_brute(r2, u.bin, u.src, u.bytes, u.n, D, g), OS_OK);
+        assert_bijection(r1, D);
+        uint64_t e1, a1, e2, a2, e0, a0;
+        policy_node_bytes(&e1, &a1, r1, u.bin, u.src, u.bytes, u.n, g);
+        policy_node_bytes(&e2, &a2, r2, u.bin, u.src, u.bytes, u.n, g);
+        policy_node_bytes(&e0, &a0, id, u.bin, u.src, u.bytes, u.n, g);
+        cr_assert_eq(e1, e2, "D %u g %u: inter %llu vs brute %llu", D, g, (unsigned long long)e1,
+                     (unsigned long long)e2);
+        cr_assert_eq(a1, a2, "D %u g %u: intra %llu vs brute %llu", D, g, (unsigned long long)a1,
+                     (unsigned long long)a2);
+        cr_assert_leq(e1, e0);
+        /* hierarchical: never above the identity mapping, never below the optimum */
+        cr_assert_eq(policy_node_place(r1, u.bin, u.src, u.bytes, u.n, D, g, NODE_PLACE_HIER, S), OS_OK);
+        assert_bijection(r1, D);
+        policy_node_bytes(&e1, &a1, r1, u.bin, u.src, u.bytes, u.n, g);
+        cr_assert_leq(e1, e0);
+        cr_assert_geq(e1, e2);
+        units_free(&u);
+    }
+}
+
+Test(policy, node_place_by_hand_2x2) {
+    /* 2 nodes x 2 GPUs. Bin 0 holds 100 B from rank 3, bin 1 50 B from rank 2, bin 2 70 B from
+     * rank 0, bin 3 10 B from rank 1 + 5 B from rank 3. Optimum: bin 0 -> 3, bin 1 -> 2,
+     * bin 2 -> 0, bin 3 -> 1: only the 5 B (rank 3 -> 1) cross nodes, nothing moves in-node. */
+    uint32_t bin[5] = {0, 1, 2, 3, 3}, src[5] = {3, 2, 0, 1, 3}, r[4];
+    uint64_t by[5] = {100, 50, 70, 10, 5}, e, a;
+    uint32_t want[4] = {3, 2, 0, 1};
+    NodePlaceMode modes[] = {NODE_PLACE_EXACT, NODE_PLACE_HIER, NODE_PLACE_AUTO};
+    for (int m = 0; m < 3; m++) {
+        cr_assert_eq(policy_node_place(r, bin, src, by, 5, 4, 2, modes[m], S), OS_OK);
+        cr_assert_arr_eq(r, want, sizeof want, "mode %d", m);
+        policy_node_bytes(&e, &a, r, bin, src, by, 5, 2);
+        cr_assert_eq(e, 5u);
+        cr_assert_eq(a, 0u);
+    }
+    uint32_t id[4] = {0, 1, 2, 3}; /* identity: 100 + 50 + 70 + 10 cross nodes; the 5 stay */
+    policy_node_bytes(&e, &a, id, bin, src, by, 5, 2);
+    cr_assert_eq(e, 230u);
+    cr_assert_eq(a, 0u);
+}
+
+Test(policy, node_place_hier_large) {
+    rng_state = 1234;
+    uint32_t D = 512, g = 8;
+    /* Random sources: nothing to gain from the structure, but never worse than identity. */
+    Units u;
+    units_random(&u, 16 * D, D, 1u << 20);
+    uint32_t *r = malloc(D * sizeof *r), *id = malloc(D * sizeof *id);
+    for (uint32_t b = 0; b < D; b++) id[b] = b;
+    cr_assert_eq(policy_node_place(r, u.bin, u.src, u.bytes, u.n, D, g, NODE_PLACE_AUTO, S), OS_OK);
+    assert_bijection(r, D);
+    uint64_t e, a, e0, a0;
+    policy_node_bytes(&e, &a, r, u.bin, u.src, u.bytes, u.n, g);
+    policy_node_bytes(&e0, &a0, id, u.bin, u.src, u.bytes, u.n, g);
+    cr_assert_leq(e, e0);
+    /* Planted structure: bin b's units all live on rank pi(b): placing b on pi(b) moves nothing,
+     * and the hierarchical path must find it. */
+    uint32_t *pi = malloc(D * sizeof *pi);
+    for (uint32_t b = 0; b < D; b++) pi[b] = b;
+    for (uint32_t b = D; b > 1; b--) {
+        uint32_t k = (uint32_t)(rnd() % b), t = pi[b - 1];
+        pi[b - 1] = pi[k];
+        pi[k] = t;
+    }
+    for (uint32_t k = 0; k < u.n; k++) u.src[k] = pi[u.bin[k]];
+    cr_assert_eq(policy_node_place(r, u.bin, u.src, u.bytes, u.n, D, g, NODE_PLACE_HIER, S), OS_OK);
+    policy_node_bytes(&e, &a, r, u.bin, u.src, u.bytes, u.n, g);
+    cr_assert_eq(e, 0u);
+    cr_assert_eq(a, 0u);
+    free(pi);
+    free(r);
+    free(id);
+    units_free(&u);
+}
+
+Test(policy, node_place_rejects_bad_shapes) {
+    uint32_t bin[1] = {0}, src[1] = {0}, r[6];
+    uint64_t by[1] = {1};
+    cr_assert_eq(policy_node_place(r, bin, src, by, 1, 6, 4, NODE_PLACE_AUTO, S), OS_ERR_ARG);
+    os_clear_error();
+    src[0] = 7;
+    cr_assert_eq(policy_node_place(r, bin, src, by, 1, 6, 3, NODE_PLACE_AUTO, S), OS_ERR_ARG);
+}

@@ -1,0 +1,231 @@
+/* test_replay.c — the simulator end to end on hand-made traces: one rank with no
+ * communication takes exactly the sum of its ops; identical ranks never idle; one slow rank
+ * makes every other rank idle exactly the difference; tokens are conserved; heap and naive
+ * engines agree to the nanosecond; the same input gives byte-identical output. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpers.h"
+#include "sim/replay.h"
+
+static const TraceModality MODS[3] = {
+    {"text", "token", 1}, {"image", "patch", 4}, {"audio", "frame", 2}};
+
+typedef struct {
+    uint32_t text;
+    uint32_t n_img, img_len;
+    uint32_t n_aud, aud_len;
+} Ex;
+
+/* One trace, `steps` copies of the same global batch ex[n] drawn for DP dp. */
+static const char *write_trace(const char *name, const Ex *ex, uint32_t n, uint32_t dp, uint32_t steps) {
+    const char *path = th_tmp(name);
+    TraceWriter *w = NULL;
+    TraceProvenance prov = {"test", "test_replay"};
+    cr_assert_eq(trace_writer_create(&w, path, MODS, 3, &prov, 0), OS_OK, "%s", os_last_error());
+    TraceStep s;
+    trace_step_init(&s);
+    for (uint32_t k = 0; k < steps; k++) {
+        s.n_examples = s.n_items = 0;
+        s.dp = dp;
+        s.index = k;
+        for (uint32_t i = 0; i < n; i++) {
+            TraceItem it[16];
+            uint32_t m = 0;
+            for (uint32_t a = 0; a < ex[i].n_img; a++) it[m++] = (TraceItem){ex[i].img_len, 1};
+            for (uint32_t a = 0; a < ex[i].n_aud; a++) it[m++] = (TraceItem){ex[i].aud_len, 2};
+            cr_assert_eq(trace_step_push(&s, ex[i].text, i, it, m), OS_OK);
+        }
+        cr_assert_eq(trace_writer_add_step(w, &s), OS_OK, "%s", os_last_error());
+    }
+    trace_step_free(&s);
+    cr_assert_eq(trace_writer_close(w), OS_OK, "%s", os_last_error());
+    return path;
+}
+
+typedef struct {
+    StepResult r[8];
+    int n;
+} Sink;
+
+static OsStatus keep(const StepResult *r, void *u) {
+    Sink *s = u;
+    if (s->n < 8) s->r[s->n] = *r;
+    s->n++;
+    return OS_OK;
+}
+
+static ModelSpec g_model;
+static Calib g_calib;
+
+static void config(ReplayConfig *c, uint32_t gpus, TrainSetup setup, const char *policy) {
+    replay_config_init(c);
+    cr_assert_eq(model_resolve(&g_model, "tiny"), OS_OK, "%s", os_last_error());
+    calib_default_h100(&g_calib);
+    c->model = &g_model;
+    c->calib = &g_calib;
+    c->setup = setup;
+    c->policy = policy_find(policy);
+    cr_assert_not_null(c->policy);
+    c->balancer_cost_s = 0.0;
+    cr_assert_eq(cluster_init(&c->cluster, gpus, 8, 1), OS_OK, "%s", os_last_error());
+    /* a network with no latency and (practically) infinite bandwidth: collectives take 0 ns,
+     * so the checks below are exact in nanoseconds */
+    c->cluster.intra_lat = c->cluster.inter_lat = 0.0;
+    c->cluster.intra_bw = c->cluster.inter_bw = 1e30;
+}
+
+static SimTime phase_ns(const CostModel *cm, uint32_t p, const uint32_t *lens, uint32_t n) {
+    PhaseCost pc;
+    cr_assert_eq(cost_phase(&pc, cm, p, lens, n), OS_OK);
+    return sim_from_seconds(pc.fwd_s) + sim_from_seconds(pc.bwd_s);
+}
+
+Test(replay, one_rank_takes_the_sum_of_its_ops) {
+    Ex ex[2] = {{100, 1, 64, 0, 0}, {50, 0, 0, 1, 30}};
+    const char *path = write_trace("one.h5", ex, 2, 1, 1);
+    Trace *t;
+    cr_assert_eq(trace_open(&t, path), OS_OK, "%s", os_last_error());
+    ReplayConfig c;
+    config(&c, 1, SETUP_DDP, "none");
+    ReplaySummary sum;
+    Sink sink = {0};
+    cr_assert_eq(replay_run(&sum, &c, t, keep, &sink), OS_OK, "%s", os_last_error());
+    CostModel cm = {.model = &g_model, .calib = &g_calib};
+    /* LLM lengths: text + ceil(len / ratio): 100 + 16 and 50 + 15 */
+    uint32_t img[1] = {64}, aud[1] = {30}, llm[2] = {116, 65};
+    SimTime want = phase_ns(&cm, 0, img, 1) + phase_ns(&cm, 1, aud, 1) + phase_ns(&cm, 2, llm, 2);
+    cr_assert_eq(sink.n, 1);
+    cr_assert_eq(sim_from_seconds(sink.r[0].step_s), want, "step %lld ns, sum of ops %lld ns",
+                 (long long)sim_from_seconds(sink.r[0].step_s), (long long)want);
+    cr_assert_eq(sim_from_seconds(sink.r[0].busy_s), want);
+    cr_assert_eq(sink.r[0].idle_s, 0.0);
+    cr_assert_eq(sink.r[0].llm_tokens, 116u + 65u);
+    trace_close(t);
+}
+
+Test(replay, identical_ranks_never_idle) {
+    Ex ex[8];
+    for (int i = 0; i < 8; i++) ex[i] = (Ex){200, 1, 128, 1, 40};
+    const char *path = write_trace("ident.h5", ex, 8, 4, 2);
+    Trace *t;
+    cr_assert_eq(trace_open(&t, path), OS_OK, "%s", os_last_error());
+    for (int setup = 0; setup < 2; setup++) {
+        ReplayConfig c;
+        config(&c, 4, (TrainSetup)setup, "none");
+        c.cluster.intra_lat = 5e-6; /* real latencies: exposed comm, but still no idle */
+        c.cluster.intra_bw = 450e9;
+        ReplaySummary sum;
+        Sink sink = {0};
+        cr_assert_eq(replay_run(&sum, &c, t, keep, &sink), OS_OK, "%s", os_last_error());
+        for (int k = 0; k < sink.n; k++) {
+            cr_assert_eq(sink.r[k].idle_s, 0.0, "setup %d step %d idle %g", setup, k, sink.r[k].idle_s);
+            cr_assert_float_eq(sink.r[k].busy_s + sink.r[k].idle_s + sink.r[k].comm_s, sink.r[k].step_s, 1e-12);
+            for (uint32_t p = 0; p < sum.P; p++) cr_assert_float_eq(sink.r[k].phase_imbalance[p], 1.0, 1e-12);
+        }
+    }
+    trace_close(t);
+}
+
+Test(replay, one_slow_rank_makes_the_others_idle_exactly_the_difference) {
+    /* 4 ranks x 2 text-only examples; rank 3's second example is longer */
+    Ex ex[8];
+    for (int i = 0; i < 8; i++) ex[i] = (Ex){300, 0, 0, 0, 0};
+    ex[7].text = 900;
+    const char *path = write_trace("slow.h5", ex, 8, 4, 1);
+    Trace *t;
+    cr_assert_eq(trace_open(&t, path), OS_OK, "%s", os_last_error());
+    for (int setup = 0; setup < 2; setup++) {
+        ReplayConfig c;
+        config(&c, 4, (TrainSetup)setup, "none");
+        ReplaySummary sum;
+        Sink sink = {0};
+        cr_assert_eq(replay_run(&sum, &c, t, keep, &sink), OS_OK, "%s", os_last_error());
+        CostModel cm = {.model = &g_model, .calib = &g_calib};
+        uint32_t fast[2] = {300, 300}, slow[2] = {300, 900};
+        SimTime d = phase_ns(&cm, 2, slow, 2) - phase_ns(&cm, 2, fast, 2);
+        cr_assert_gt(d, 0);
+        /* mean idle over 4 ranks = 3 * d / 4 exactly; the slow rank never waits */
+        SimTime idle_total = sim_from_seconds(sink.r[0].idle_s * 4.0);
+        cr_assert(llabs(idle_total - 3 * d) <= 1, "setup %d: idle %lld ns, want 3 x %lld", setup,
+                  (long long)idle_total, (long long)d);
+        cr_assert_float_eq(sink.r[0].phase_imbalance[2], (double)(phase_ns(&cm, 2, slow, 2)) /
+                               ((3.0 * (double)phase_ns(&cm, 2, fast, 2) + (double)phase_ns(&cm, 2, slow, 2)) / 4.0), 1e-6);
+    }
+    trace_close(t);
+}
+
+/* Every policy, both engines: tokens conserved, identical results from heap and naive. */
+Test(replay, heap_and_naive_engines_agree_and_tokens_are_conserved) {
+    Ex ex[16];
+    uint64_t tokens = 0;
+    for (int i = 0; i < 16; i++) {
+        ex[i] = (Ex){(uint32_t)(50 + 37 * i % 400), (uint32_t)(i % 3), (uint32_t)(64 + 16 * (i % 5)),
+                     (uint32_t)(i % 2), (uint32_t)(20 + 10 * (i % 4))};
+        tokens += ex[i].text + ex[i].n_img * ((ex[i].img_len + 3) / 4) + ex[i].n_aud * ((ex[i].aud_len + 1) / 2);
+    }
+    const char *path = write_trace("pol.h5", ex, 16, 8, 2);
+    Trace *t;
+    cr_assert_eq(trace_open(&t, path), OS_OK, "%s", os_last_error());
+    for (uint32_t i = 0; i < policy_count(); i++) {
+        for (int setup = 0; setup < 2; setup++) {
+            ReplayConfig c;
+            config(&c, 8, (TrainSetup)setup, policy_at(i)->name);
+            c.cluster.intra_lat = 3e-6;
+            c.cluster.intra_bw = 450e9;
+            ReplaySummary s1, s2;
+            Sink a = {0}, b = {0};
+            cr_assert_eq(replay_run(&s1, &c, t, keep, &a), OS_OK, "%s: %s", policy_at(i)->name, os_last_error());
+            c.engine_kind = ENGINE_NAIVE;
+            cr_assert_eq(replay_run(&s2, &c, t, keep, &b), OS_OK, "%s", os_last_error());
+            cr_assert_eq(a.n, 2);
+            for (int k = 0; k < 2; k++) {
+                cr_assert_eq(a.r[k].llm_tokens, tokens, "%s", policy_at(i)->name);
+                cr_assert_eq(a.r[k].step_s, b.r[k].step_s, "%s step %d", policy_at(i)->name, k);
+                cr_assert_eq(a.r[k].idle_s, b.r[k].idle_s);
+                cr_assert_float_eq(a.r[k].busy_s + a.r[k].idle_s + a.r[k].comm_s, a.r[k].step_s, 1e-12);
+                for (uint32_t p = 0; p < s1.P; p++)
+                    cr_assert_geq(a.r[k].phase_max_s[p] + 1e-15, a.r[k].phase_oracle_s[p], "%s phase %u",
+                                  policy_at(i)->name, p);
+            }
+            cr_assert_eq(s1.events, s2.events);
+        }
+    }
+    trace_close(t);
+}
+
+/* Bad configurations give one clear error each. */
+Test(replay, dp_mismatch_names_regroup) {
+    Ex ex[4] = {{10, 0, 0, 0, 0}, {10, 0, 0, 0, 0}, {10, 0, 0, 0, 0}, {10, 0, 0, 0, 0}};
+    const char *path = write_trace("dp.h5", ex, 4, 2, 1);
+    Trace *t;
+    cr_assert_eq(trace_open(&t, path), OS_OK);
+    ReplayConfig c;
+    config(&c, 4, SETUP_DDP, "none");
+    ReplaySummary sum;
+    os_clear_error();
+    cr_assert_eq(replay_run(&sum, &c, t, NULL, NULL), OS_ERR_ARG);
+    cr_assert(strstr(os_last_error(), "--regroup"), "%s", os_last_error());
+    cr_assert(strstr(os_last_error(), "DP 2"), "%s", os_last_error());
+    os_clear_error();
+    c.regroup = 1;
+    cr_assert_eq(replay_run(&sum, &c, t, NULL, NULL), OS_OK, "%s", os_last_error());
+    trace_close(t);
+}
+
+Test(replay, an_example_no_gpu_can_hold_is_flagged) {
+    Ex ex[1] = {{2000000000u, 0, 0, 0, 0}};
+    const char *path = write_trace("huge.h5", ex, 1, 1, 1);
+    Trace *t;
+    cr_assert_eq(trace_open(&t, path), OS_OK);
+    ReplayConfig c;
+    config(&c, 1, SETUP_DDP, "none");
+    ReplaySummary sum;
+    os_clear_error();
+    cr_assert_eq(replay_run(&sum, &c, t, NULL, NULL), OS_ERR_RANGE);
+    cr_assert(strstr(os_last_error(), "example id 0"), "%s", os_last_error());
+    trace_close(t);
+}
