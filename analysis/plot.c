@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -39,7 +40,7 @@ void plot_options_init(PlotOptions *o) {
     o->formats = PLOT_PNG;
     o->width = 1200;
     o->height = 800;
-    o->max_ranks = 32;
+    o->max_ranks = 16; /* two panels of 16 rows keep the rank labels legible at 800 px */
     o->max_points = 20000;
     o->seed = 1;
     o->gnuplot = ORCHSIM_GNUPLOT;
@@ -112,6 +113,18 @@ const char *plot_policy_color(const char *policy) {
 }
 const char *plot_phase_color(const char *phase) {
     return find_color(PHASE_COLORS, OS_ARRAY_LEN(PHASE_COLORS), phase);
+}
+
+void plot_log_tics(char *buf, size_t cap, double lo, double hi) {
+    size_t q = (size_t)snprintf(buf, cap, "(");
+    if (lo > 0 && hi > lo)
+        for (double dec = pow(10.0, floor(log10(lo))); dec <= hi && q + 64 < cap; dec *= 10.0)
+            for (int m = 0; m < 3; m++) {
+                double tv = dec * (m == 0 ? 1.0 : m == 1 ? 2.0 : 5.0);
+                if (tv >= lo && tv <= hi) q += (size_t)snprintf(buf + q, cap - q, "%s%.6g", q > 1 ? ", " : "", tv);
+            }
+    if (q <= 1) snprintf(buf, cap, "autofreq");
+    else snprintf(buf + q, cap - q, ")");
 }
 
 /* ---------------------------------------------------------------- gnuplot variables */

@@ -28,7 +28,7 @@ typedef struct {
     const char *scripts;    /* folder with the .gp scripts (default: the source tree's plots/) */
 } PlotOptions;
 
-/* 1200x800 png, 32 ranks, 20000 points, seed 1, compiled-in gnuplot and plots/ folder. */
+/* 1200x800 png, 16 ranks, 20000 points, seed 1, compiled-in gnuplot and plots/ folder. */
 void plot_options_init(PlotOptions *o);
 /* "png,svg,pdf" -> mask; errors name the bad entry. s is not modified. */
 OsStatus plot_parse_formats(unsigned *mask, const char *s);

@@ -35,6 +35,10 @@ OsStatus plot_dat_open(PlotDat *d, const PlotOptions *o, const char *name);
 OsStatus plot_dat_close(PlotDat *d); /* commit; on error removes the temporary */
 void plot_dat_abort(PlotDat *d);
 
+/* gnuplot tic list "(100, 200, 500, 1000)" at 1, 2, 5 x 10^k inside [lo, hi] for log axes that
+ * span too little for gnuplot's decade tics; "autofreq" when none fall inside. */
+void plot_log_tics(char *buf, size_t cap, double lo, double hi);
+
 /* Colour of a policy / phase as "#rrggbb" (registries in plot.c; unknown names get a fixed
  * fallback cycle by hash, so they are still stable). */
 const char *plot_policy_color(const char *policy);

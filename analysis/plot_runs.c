@@ -118,7 +118,9 @@ OsStatus plot_throughput(const PlotOptions *o, const char *const *inputs, int n_
     for (int i = 0; i < ng && k < sizeof xt; i++)
         k += (size_t)snprintf(xt + k, sizeof xt - k, "%s%llu", i ? ", " : "", (unsigned long long)gpus[i]);
     if (k < sizeof xt) snprintf(xt + k, sizeof xt - k, ")");
-    snprintf(sub, sizeof sub, "model %s, %s, %llu GPUs/node, TP %llu, %llu steps per run", ref->model, ref->setup,
+    snprintf(sub, sizeof sub,
+             "model %s, %s, %llu GPUs/node, TP %llu, %llu steps per run; the same global batches at every size (strong scaling)",
+             ref->model, ref->setup,
              (unsigned long long)ref->gpus_per_node, (unsigned long long)ref->tp, (unsigned long long)ref->steps);
     snprintf(ideal, sizeof ideal, "ideal linear scaling (from the best at %llu GPUs: %s)",
              (unsigned long long)gpus[0], anchor->policy);
@@ -131,6 +133,21 @@ OsStatus plot_throughput(const PlotOptions *o, const char *const *inputs, int n_
     pv_str(&v, "subtitle", sub);
     pv_str(&v, "ideal_label", ideal);
     pv_str(&v, "xt", xt);
+    /* log axes: pad by a constant factor around the data (gnuplot's own autoscale snaps to
+     * whole decades, which squeezes a 64..512 sweep into a corner) */
+    double ylo = HUGE_VAL, yhi = 0.0;
+    for (size_t i = 0; i < n; i++)
+        if (in_slice(&rows[i], ref) && rows[i].tokens_per_s > 0)
+            ylo = fmin(ylo, rows[i].tokens_per_s), yhi = fmax(yhi, rows[i].tokens_per_s);
+    yhi = fmax(yhi, anchor->tokens_per_s * (double)gpus[ng - 1] / (double)gpus[0]);
+    /* tick labels at 1, 2, 5 x 10^k: a sweep often spans less than one decade of throughput */
+    char yt[1024];
+    plot_log_tics(yt, sizeof yt, ylo / 1.6, yhi * 2.5);
+    pv_str(&v, "yt", yt);
+    pv_num(&v, "xlo", (double)gpus[0] / 1.4);
+    pv_num(&v, "xhi", (double)gpus[ng - 1] * 1.4);
+    pv_num(&v, "ylo", ylo / 1.6);
+    pv_num(&v, "yhi", yhi * 2.5); /* room for the legend above the lines */
     OS_CHECK(plot_run_gnuplot(o, "throughput", "throughput", &v));
 fail:
     plot_dat_abort(&d);
@@ -195,9 +212,11 @@ OsStatus plot_mfu(const PlotOptions *o, const char *const *inputs, int n_inputs)
                   "# label");
     for (int p = 0; p < np; p++) fprintf(d.fp, " %s", pols[p]);
     fprintf(d.fp, "\n");
+    double ymax = 0.0;
     for (int m = 0; m < nm; m++) {
-        if (isnan(models[m].params)) fprintf(d.fp, "\"%s\"", models[m].name);
-        else fprintf(d.fp, "\"%s (%.1fB)\"", models[m].name, models[m].params / 1e9);
+        if (isnan(models[m].params)) fprintf(d.fp, "\"%s (size unknown)\"", models[m].name);
+        else if (models[m].params >= 1e9) fprintf(d.fp, "\"%s (%.1fB)\"", models[m].name, models[m].params / 1e9);
+        else fprintf(d.fp, "\"%s (%.0fM)\"", models[m].name, models[m].params / 1e6);
         for (int p = 0; p < np; p++) {
             double mfu = NAN;
             for (size_t i = 0; i < n; i++)
@@ -205,7 +224,7 @@ OsStatus plot_mfu(const PlotOptions *o, const char *const *inputs, int n_inputs)
                     !strcmp(rows[i].setup, setup) && rows[i].gpus == gpus && rows[i].gpus_per_node == gpn &&
                     rows[i].tp == tp)
                     mfu = rows[i].mfu;
-            if (isfinite(mfu)) fprintf(d.fp, " %.6g", 100.0 * mfu);
+            if (isfinite(mfu)) fprintf(d.fp, " %.6g", 100.0 * mfu), ymax = fmax(ymax, 100.0 * mfu);
             else fprintf(d.fp, " ?");
         }
         fprintf(d.fp, "\n");
@@ -222,6 +241,8 @@ OsStatus plot_mfu(const PlotOptions *o, const char *const *inputs, int n_inputs)
     pv_str(&v, "policies", pw);
     pv_str(&v, "colors", cw);
     pv_str(&v, "title", "Model FLOPs utilisation by model size and policy");
+    pv_int(&v, "nmodels", nm);
+    pv_num(&v, "ymax", ymax > 0 ? ymax * 1.3 : 1.0); /* headroom for the legend */
     pv_str(&v, "subtitle", sub);
     OS_CHECK(plot_run_gnuplot(o, "mfu", "mfu", &v));
 fail:

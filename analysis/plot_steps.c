@@ -276,7 +276,7 @@ OsStatus plot_imbalance_cdf(const PlotOptions *o, const char *const *inputs, int
     pv_int(v, "rows", nph > 2 ? 2 : 1);
     pv_int(v, "cols", nph > 2 ? 2 : nph);
     pv_str(v, "title", "Per-phase load imbalance across steps (CDF; further left = better balanced)");
-    st = plot_run_gnuplot(o, "imbalance-cdf", "imbalance_cdf", v);
+    st = plot_run_gnuplot(o, "imbalance-cdf", "imbalance-cdf", v);
     free(v);
 fail:
     plot_dat_abort(&d);

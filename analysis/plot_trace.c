@@ -1,6 +1,7 @@
 /* plot_trace.c — the figure drawn from a trace: modality composition per example.
  * Streams the trace step by step (bounded memory) and keeps a reservoir sample of at most
  * max_points examples (Algorithm R, GSL mt19937 with a fixed seed: same trace, same picture). */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,21 +82,34 @@ OsStatus plot_composition(const PlotOptions *o, const char *const *inputs, int n
         fprintf(d.fp, "\n");
     }
     OS_CHECK(plot_dat_close(&d));
-    char mw[512], cw[512], sub[768], title[512];
-    size_t a = 0, b = 0;
-    mw[0] = cw[0] = '\0';
+    /* axis ranges from the drawn points, padded by a factor (log autoscale would round out to
+     * whole decades and squeeze the cloud into a corner) */
+    double xlo = HUGE_VAL, xhi = 0, ylo = HUGE_VAL, yhi = 0;
+    for (size_t i = 0; i < kept; i++) {
+        int drawn = 0;
+        for (int k = 0; k < nmods; k++) {
+            double x = (double)keep[i].pos[mcol[k]];
+            if (x > 0 && keep[i].text > 0) xlo = fmin(xlo, x), xhi = fmax(xhi, x), drawn = 1;
+        }
+        if (drawn) ylo = fmin(ylo, keep[i].text), yhi = fmax(yhi, keep[i].text);
+    }
+    if (!(xhi > 0)) xlo = 1, xhi = 10, ylo = 1, yhi = 10;
+    char mw[512], cw[512], kw[512], sub[768], title[512];
+    size_t a = 0, b = 0, c = 0;
+    mw[0] = cw[0] = kw[0] = '\0';
     for (int k = 0; k < nmods; k++) {
         /* legend: name, unit and how many examples carry it */
         a += (size_t)snprintf(mw + a, sizeof mw - a, "%s\"%s (%s; %.0f%% of examples)\"", k ? " " : "", mods[k],
                               trace_modality(t, mcol[k])->unit, 100.0 * (double)with_mod[mcol[k]] / (double)seen);
-        /* translucent points (#AARRGGBB): dense clouds stay readable */
-        b += (size_t)snprintf(cw + b, sizeof cw - b, "%s#60%s", k ? " " : "", plot_phase_color(mods[k]) + 1);
-        if (a >= sizeof mw || b >= sizeof cw) break;
+        /* translucent points (#AARRGGBB, AA = transparency): dense clouds stay readable */
+        b += (size_t)snprintf(cw + b, sizeof cw - b, "%s#80%s", k ? " " : "", plot_phase_color(mods[k]) + 1);
+        c += (size_t)snprintf(kw + c, sizeof kw - c, "%s%s", k ? " " : "", plot_phase_color(mods[k]));
+        if (a >= sizeof mw || b >= sizeof cw || c >= sizeof kw) break;
     }
     const char *base = strrchr(inputs[0], '/');
     snprintf(title, sizeof title, "Modality composition per example: %s", base ? base + 1 : inputs[0]);
     snprintf(sub, sizeof sub,
-             "%zu of %llu examples drawn (seed %llu); %llu text-only examples (%.0f%%) not shown on log axes",
+             "%zu of %llu examples (seed %llu); %llu text-only (%.0f%%) not shown",
              kept, (unsigned long long)seen, (unsigned long long)o->seed, (unsigned long long)text_only,
              100.0 * (double)text_only / (double)seen);
     v = malloc(sizeof *v);
@@ -105,6 +119,16 @@ OsStatus plot_composition(const PlotOptions *o, const char *const *inputs, int n
     pv_int(v, "nmod", nmods);
     pv_str(v, "mods", mw);
     pv_str(v, "colors", cw);
+    pv_str(v, "keycolors", kw);
+    char xt[1024], yt[1024];
+    plot_log_tics(xt, sizeof xt, xlo / 1.25, xhi * 1.25);
+    plot_log_tics(yt, sizeof yt, ylo / 1.25, yhi * 2.0);
+    pv_str(v, "xt", xt);
+    pv_str(v, "yt", yt);
+    pv_num(v, "xlo", xlo / 1.25);
+    pv_num(v, "xhi", xhi * 1.25);
+    pv_num(v, "ylo", ylo / 1.25);
+    pv_num(v, "yhi", yhi * 2.0); /* room for the legend */
     pv_str(v, "title", title);
     pv_str(v, "subtitle", sub);
     OS_CHECK(plot_run_gnuplot(o, "composition", "composition", v));

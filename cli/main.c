@@ -22,6 +22,8 @@ static const Command COMMANDS[] = {
     {"compare", cmd_compare, "replay a trace under several policies and compare them in one table"},
     {"sweep", cmd_sweep, "replay a trace over a grid of policies, models, setups and GPU counts"},
     {"plot", cmd_plot, "draw paper-style figures (throughput, MFU, timelines, imbalance CDFs, ...)"},
+    {"calibrate", cmd_calibrate, "measure achieved GEMM/attention rates on this GPU for the cost model"},
+    {"validate", cmd_validate, "run a trace on real GPUs: measured vs predicted step times"},
 };
 
 static void usage(FILE *fp) {

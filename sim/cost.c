@@ -64,6 +64,18 @@ static const StackSpec *phase_stack(const ModelSpec *m, uint32_t phase) {
     return phase < m->n_enc ? &m->enc[phase].stack : &m->llm;
 }
 
+/* Attention rate at length e, through the caller's memo when there is one. */
+static double attn_rate(const CostModel *cm, double e) {
+    CostMemo *mo = cm->memo;
+    if (!mo || e < 0 || e >= 4294967295.0 || e != (double)(uint32_t)e) return calib_attn_rate(cm->calib, e);
+    uint32_t k = (uint32_t)e, slot = (k * 2654435761u) & (COST_MEMO_SLOTS - 1);
+    if (mo->key[slot] != k + 1) {
+        mo->key[slot] = k + 1;
+        mo->rate[slot] = calib_attn_rate(cm->calib, e);
+    }
+    return mo->rate[slot];
+}
+
 static double gemm_s(const Calib *c, double m, double k, double n) {
     double f = 2.0 * m * k * n;
     return f > 0 ? f / calib_gemm_rate(c, f) : 0.0;
@@ -116,14 +128,14 @@ OsStatus cost_phase(PhaseCost *out, const CostModel *cm, uint32_t phase, const u
     double attn_exec = 0, attn_t = 0; /* one layer's forward */
     if (cm->layout == ATTN_PADDED) {
         attn_exec = n * attn_exec_flops(s, max_len);
-        attn_t = attn_exec / calib_attn_rate(c, max_len);
+        attn_t = attn_exec / attn_rate(cm, max_len);
     } else {
         for (uint32_t i = 0; i < n; i++) {
             double e = enc ? cost_item_enc_len(m, phase, lens[i]) : lens[i];
             if (e == 0) continue;
             double f = attn_exec_flops(s, e);
             attn_exec += f;
-            attn_t += f / calib_attn_rate(c, e);
+            attn_t += f / attn_rate(cm, e);
         }
     }
 
@@ -273,13 +285,26 @@ void cost_unit_coeffs(const CostModel *cm, uint32_t phase, double *a, double *c)
     *c = passes * cf / calib_attn_rate(cm->calib, HUGE_VAL); /* long-sequence attention rate */
 }
 
+void cost_unit_prepare(CostUnit *u, const CostModel *cm, uint32_t phase) {
+    memset(u, 0, sizeof *u);
+    u->cm = cm;
+    u->phase = phase;
+    if (!cm || !cm->model || !cm->calib || phase >= cost_n_phases(cm->model)) return;
+    u->passes = 3.0 + (cm->recompute ? 1 : 0);
+    unit_parts(cm, phase, &u->as, &u->ap, &u->cf);
+}
+
+double cost_unit_eval(const CostUnit *u, uint32_t len) {
+    if (u->passes == 0 || len == 0) return 0;
+    const ModelSpec *m = u->cm->model;
+    int enc = u->phase < m->n_enc;
+    double e = enc ? cost_item_enc_len(m, u->phase, len) : len;
+    double outs = enc ? cost_item_llm_tokens(m, u->phase, len) : 0;
+    return u->passes * (u->as * e + u->ap * outs + u->cf * e * e / attn_rate(u->cm, e));
+}
+
 double cost_unit_seconds(const CostModel *cm, uint32_t phase, uint32_t len) {
-    if (!cm || !cm->model || !cm->calib || phase >= cost_n_phases(cm->model) || len == 0) return 0;
-    const ModelSpec *m = cm->model;
-    double as, ap, cf, passes = 3.0 + (cm->recompute ? 1 : 0);
-    unit_parts(cm, phase, &as, &ap, &cf);
-    int enc = phase < m->n_enc;
-    double e = enc ? cost_item_enc_len(m, phase, len) : len;
-    double outs = enc ? cost_item_llm_tokens(m, phase, len) : 0;
-    return passes * (as * e + ap * outs + cf * e * e / calib_attn_rate(cm->calib, e));
+    CostUnit u;
+    cost_unit_prepare(&u, cm, phase);
+    return cost_unit_eval(&u, len);
 }

@@ -59,11 +59,20 @@ double calib_attn_rate(const Calib *c, double seq_len);
 
 typedef enum { ATTN_VARLEN = 0, ATTN_PADDED = 1 } AttnLayout;
 
+/* Optional memo of attention rates by integer length (direct-mapped): the replay costs
+ * ~10^5 units a step and each lookup is a log-log interpolation. Caller-owned, zeroed. */
+#define COST_MEMO_SLOTS 8192
+typedef struct {
+    uint32_t key[COST_MEMO_SLOTS]; /* length + 1; 0 = empty */
+    double rate[COST_MEMO_SLOTS];
+} CostMemo;
+
 typedef struct {
     const ModelSpec *model; /* borrowed */
     const Calib *calib;     /* borrowed */
     int recompute;          /* full activation recomputation: +1 forward in backward */
     AttnLayout layout;      /* varlen (sum len^2) or padded (b * max_len) */
+    CostMemo *memo;         /* may be NULL; never changes results, only speed */
 } CostModel;
 
 /* Phase numbering: p < model->n_enc is encoder p; p == n_enc is the LLM backbone. */
@@ -101,6 +110,15 @@ OsStatus cost_phase_ref(PhaseCost *out, const CostModel *cm, uint32_t phase,
  * attention rate at len; pad_to applies for encoders. a: linear s/position, c: s/position^2. */
 void cost_unit_coeffs(const CostModel *cm, uint32_t phase, double *a, double *c);
 double cost_unit_seconds(const CostModel *cm, uint32_t phase, uint32_t len);
+/* The same with the per-phase GEMM parts computed once (cost_unit_prepare), for callers that
+ * price many units of one phase: cost_unit_eval(u, len) == cost_unit_seconds(cm, phase, len). */
+typedef struct {
+    const CostModel *cm; /* borrowed */
+    uint32_t phase;
+    double as, ap, cf, passes;
+} CostUnit;
+void cost_unit_prepare(CostUnit *u, const CostModel *cm, uint32_t phase);
+double cost_unit_eval(const CostUnit *u, uint32_t len);
 /* LLM tokens an item of encoder e contributes: ceil(len / ratio) of its REAL positions
  * (padding to pad_to is encoder work only; padded outputs are dropped, not spliced in). */
 uint32_t cost_item_llm_tokens(const ModelSpec *m, uint32_t e, uint32_t len);

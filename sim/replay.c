@@ -60,6 +60,7 @@ typedef struct {
     const ModelSpec *m;
     const Cluster *cl;
     CostModel cm;
+    CostUnit unit[REPLAY_MAX_PHASES]; /* per-unit costs (the balancers' weights) */
     uint32_t D, P;
     int enc_of_mod[TRACE_MAX_MODALITIES]; /* trace modality -> encoder index (-1: text/none) */
     Prog *prog;
@@ -75,6 +76,7 @@ typedef struct {
     double mem_free;      /* bytes per GPU left for activations */
     const char *trace_path;
     Trace *trace; /* borrowed */
+    CostMemo *memo;
 } Replay;
 
 static OsStatus carve(Replay *R, StepBufs *b, uint32_t N, uint32_t M) {
@@ -140,7 +142,7 @@ static OsStatus build_work(Replay *R, StepWork *w, StepBufs *b, const TraceStep 
             b->it_example[j] = i;
             b->it_phase[j] = (uint8_t)e;
             b->it_len[j] = it->length;
-            b->it_cost[j] = cost_unit_seconds(&R->cm, (uint32_t)e, it->length);
+            b->it_cost[j] = cost_unit_eval(&R->unit[e], it->length);
             b->it_in_bytes[j] = (uint64_t)eff * es->in_bytes_per_unit;
             uint32_t tok = cost_item_llm_tokens(m, (uint32_t)e, it->length);
             b->it_out_bytes[j] = (uint64_t)tok * m->llm.hidden * m->act_bytes;
@@ -162,7 +164,7 @@ static OsStatus build_work(Replay *R, StepWork *w, StepBufs *b, const TraceStep 
         if (m->max_seq && S > m->max_seq) (*long_ex)++;
         if ((double)S * R->act_per_token > R->mem_free) R->needs_recompute++;
         b->ex_tokens[i] = (uint32_t)S;
-        b->ex_cost[i] = cost_unit_seconds(&R->cm, llm, (uint32_t)S);
+        b->ex_cost[i] = cost_unit_eval(&R->unit[llm], (uint32_t)S);
         b->ex_bytes[i] = (uint64_t)ex->text * TEXT_BYTES_PER_TOKEN;
     }
     *w = (StepWork){.D = D, .P = R->P, .N = N, .M = M, .dp_per_node = R->cl->dp_per_node, .drawn = b->drawn,
@@ -334,6 +336,7 @@ static void replay_free(Replay *R) {
     os_arena_free(&R->arena);
     free(R->dur);
     free(R->pc);
+    free(R->memo);
 }
 
 static OsStatus replay_setup(Replay *R, const ReplayConfig *cfg, Trace *t, ReplaySummary *sum) {
@@ -346,12 +349,16 @@ static OsStatus replay_setup(Replay *R, const ReplayConfig *cfg, Trace *t, Repla
     R->trace_path = trace_path(t);
     R->D = cl->dp;
     R->P = cost_n_phases(m);
-    R->cm = (CostModel){.model = m, .calib = cfg->calib, .recompute = cfg->recompute, .layout = cfg->layout};
+    R->memo = calloc(1, sizeof *R->memo);
+    ALLOC_CHECK(R->memo);
+    R->cm = (CostModel){.model = m, .calib = cfg->calib, .recompute = cfg->recompute, .layout = cfg->layout,
+                        .memo = R->memo};
     if (!cfg->policy) OS_FAIL(OS_ERR_ARG, "replay", "--policy", NULL, "no policy given");
     OS_CHECK(cluster_validate(cl));
     OS_CHECK(model_validate(m, m->name));
     if (R->P > REPLAY_MAX_PHASES || R->P + 2 > PROG_MAX_TAGS)
         OS_FAIL(OS_ERR_ARG, m->name, "encoders", NULL, "too many encoders (%u)", m->n_enc);
+    for (uint32_t p = 0; p < R->P; p++) cost_unit_prepare(&R->unit[p], &R->cm, p);
     map_modalities(R, t);
     R->trace = t;
 
@@ -453,11 +460,13 @@ OsStatus replay_run(ReplaySummary *sum, const ReplayConfig *cfg, Trace *t, Repla
         double t0 = os_now();
         OS_CHECK(cfg->policy->fn(&pl, &w, R.pol));
         res.balancer_s = os_now() - t0;
+        /* --balancer-cost replaces the measurement everywhere, so output is reproducible */
+        if (cfg->balancer_cost_s >= 0) res.balancer_s = cfg->balancer_cost_s;
         OS_CHECK(plan_check(&pl, &w, cfg->policy->name));
         OS_CHECK(cost_ranks(&R, &w, &b, &pl));
         if (cfg->policy->kind == POLICY_POST) OS_CHECK(cost_moves(&R, &w, &b, &pl, &res));
         SimTime bal = cfg->policy->kind != POLICY_POST ? 0
-                      : sim_from_seconds(cfg->balancer_cost_s >= 0 ? cfg->balancer_cost_s : res.balancer_s);
+                      : sim_from_seconds(res.balancer_s);
         SimTime end;
         int record = cfg->timeline_path && k == cfg->timeline_step;
         OS_CHECK(prog_run_step(R.prog, R.engine, now, R.dur, bal, record, &end));

@@ -25,12 +25,23 @@ typedef struct {
     double spread; /* largest sum - smallest sum (0 for the implicit empty subsets) */
 } KkState;
 
+/* A (key, unit) pair for the rare long runs the radix sort leaves to a comparison sort. */
+typedef struct {
+    uint64_t key;
+    uint32_t idx;
+} PartPair;
+
 struct PartScratch {
     /* sort: [n] */
     uint32_t *idx, *idx2;
     uint64_t *key, *key2;
-    size_t idx_cap, idx2_cap, key_cap, key2_cap;
+    PartPair *pairs;
+    size_t idx_cap, idx2_cap, key_cap, key2_cap, pairs_cap;
     /* bins: [D] */
+    uint64_t *lt_k; /* loser tree: [0] the winner's key (bits of a double >= 0), [1, D) the
+                       loser of each match */
+    uint32_t *lt_b; /* ... and its bin */
+    size_t lt_k_cap, lt_b_cap;
     uint32_t *heap, *pos, *cnt;
     double *load;
     uint64_t *used;
@@ -51,8 +62,9 @@ struct PartScratch {
 /* Grow a scratch array (ptr, cap) to hold n elements. Relays OS_ERR_NOMEM. */
 #define PART_GROW(ptr, capv, n) os_grow((void **)&(ptr), &(capv), (size_t)(n), sizeof(*(ptr)))
 
-/* s->idx[0..n) = 0..n-1 stably sorted by key[] ascending (key[] is read, s->key may alias it
- * only when key == s->key). O(n) per 11-bit digit that varies. */
+/* s->idx[0..n) = 0..n-1 stably sorted by key[] ascending, and s->key[0..n) the keys in that
+ * order (key may be s->key itself). LSD radix on the 33 highest bits that vary (3 passes of
+ * 11 bits), then runs equal on those bits are finished by comparison: O(n) for real data. */
 OsStatus part_sort_u64(PartScratch *s, const uint64_t *key, uint32_t n);
 /* s->idx[0..n) = units by weight descending, ties lower index first. Checks w[i] >= 0 and
  * finite (OS_ERR_ARG naming the unit). */

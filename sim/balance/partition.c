@@ -23,6 +23,9 @@ void part_scratch_destroy(PartScratch *s) {
     free(s->idx2);
     free(s->key);
     free(s->key2);
+    free(s->pairs);
+    free(s->lt_k);
+    free(s->lt_b);
     free(s->heap);
     free(s->pos);
     free(s->cnt);
@@ -49,7 +52,44 @@ uint32_t part_last_fail_unit(const PartScratch *s) { return s->fail_unit; }
 
 #define RADIX_BITS 11
 #define RADIX_SIZE (1u << RADIX_BITS)
-#define RADIX_PASSES 6 /* 6 x 11 >= 64 */
+#define RADIX_PASSES 3 /* 33 bits: below them, ties are finished by comparison */
+#define RUN_INSERTION 64
+
+static int pair_cmp(const void *a, const void *b) {
+    const PartPair *x = a, *y = b;
+    if (x->key != y->key) return x->key < y->key ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* Sort idx[lo, hi) (with key[]) by (key, idx): stable within a run the radix left tied. */
+static OsStatus finish_run(PartScratch *s, uint32_t lo, uint32_t hi) {
+    OsStatus st = OS_OK;
+    uint64_t *k = s->key;
+    uint32_t *ix = s->idx;
+    if (hi - lo <= RUN_INSERTION) {
+        for (uint32_t i = lo + 1; i < hi; i++) {
+            uint64_t kk = k[i];
+            uint32_t u = ix[i], j = i;
+            while (j > lo && k[j - 1] > kk) {
+                k[j] = k[j - 1];
+                ix[j] = ix[j - 1];
+                j--;
+            }
+            k[j] = kk;
+            ix[j] = u;
+        }
+        goto fail;
+    }
+    OS_CHECK(PART_GROW(s->pairs, s->pairs_cap, hi - lo));
+    for (uint32_t i = lo; i < hi; i++) s->pairs[i - lo] = (PartPair){k[i], ix[i]};
+    qsort(s->pairs, hi - lo, sizeof *s->pairs, pair_cmp);
+    for (uint32_t i = lo; i < hi; i++) {
+        k[i] = s->pairs[i - lo].key;
+        ix[i] = s->pairs[i - lo].idx;
+    }
+fail:
+    return st;
+}
 
 OsStatus part_sort_u64(PartScratch *s, const uint64_t *key, uint32_t n) {
     OsStatus st = OS_OK;
@@ -61,30 +101,28 @@ OsStatus part_sort_u64(PartScratch *s, const uint64_t *key, uint32_t n) {
         memcpy(s->key, key, (size_t)n * sizeof *key);
     }
     for (uint32_t i = 0; i < n; i++) s->idx[i] = i;
-    if (n < 48) { /* insertion sort: stable, and cheaper than six histograms for tiny n */
-        for (uint32_t i = 1; i < n; i++) {
-            uint32_t u = s->idx[i];
-            uint64_t k = s->key[u];
-            uint32_t j = i;
-            while (j > 0 && s->key[s->idx[j - 1]] > k) {
-                s->idx[j] = s->idx[j - 1];
-                j--;
-            }
-            s->idx[j] = u;
-        }
+    if (n < 2) goto fail;
+    uint64_t diff = 0;
+    for (uint32_t i = 1; i < n; i++) diff |= s->key[i] ^ s->key[0];
+    if (!diff) goto fail; /* all equal: index order is the answer */
+    int hb = 63 - __builtin_clzll(diff);       /* highest bit that varies */
+    int lo = hb + 1 - RADIX_PASSES * RADIX_BITS; /* lowest bit the radix looks at */
+    if (lo < 0) lo = 0;
+    if (n < RUN_INSERTION) {
+        OS_CHECK(finish_run(s, 0, n));
         goto fail;
     }
-    /* LSD radix: all six histograms in one pass (digit counts do not depend on order). */
+    /* LSD radix over bits [lo, hb]: all histograms in one pass (counts do not depend on order). */
     static _Thread_local uint32_t count[RADIX_PASSES][RADIX_SIZE];
     memset(count, 0, sizeof count);
     for (uint32_t i = 0; i < n; i++) {
-        uint64_t k = s->key[i];
+        uint64_t k = s->key[i] >> lo;
         for (int p = 0; p < RADIX_PASSES; p++) count[p][(k >> (p * RADIX_BITS)) & (RADIX_SIZE - 1)]++;
     }
     uint64_t *ka = s->key, *kb = s->key2;
     uint32_t *ia = s->idx, *ib = s->idx2;
     for (int p = 0; p < RADIX_PASSES; p++) {
-        int shift = p * RADIX_BITS;
+        int shift = lo + p * RADIX_BITS;
         if (count[p][(ka[0] >> shift) & (RADIX_SIZE - 1)] == n) continue; /* digit constant */
         uint32_t sum = 0;
         for (uint32_t d = 0; d < RADIX_SIZE; d++) {
@@ -117,6 +155,14 @@ OsStatus part_sort_u64(PartScratch *s, const uint64_t *key, uint32_t n) {
         s->key_cap = s->key2_cap;
         s->key2_cap = c;
     }
+    if (lo > 0) /* bits below lo: finish runs that tie on [lo, hb] */
+        for (uint32_t i = 0; i < n;) {
+            uint32_t j = i + 1;
+            uint64_t h = s->key[i] >> lo;
+            while (j < n && (s->key[j] >> lo) == h) j++;
+            if (j - i > 1) OS_CHECK(finish_run(s, i, j));
+            i = j;
+        }
 fail:
     return st;
 }
@@ -145,6 +191,8 @@ fail:
 
 OsStatus part_bins(PartScratch *s, uint32_t D) {
     OsStatus st = OS_OK;
+    OS_CHECK(PART_GROW(s->lt_k, s->lt_k_cap, D));
+    OS_CHECK(PART_GROW(s->lt_b, s->lt_b_cap, D));
     OS_CHECK(PART_GROW(s->heap, s->heap_cap, D));
     OS_CHECK(PART_GROW(s->pos, s->pos_cap, D));
     OS_CHECK(PART_GROW(s->cnt, s->cnt_cap, D));
@@ -172,27 +220,64 @@ double part_lower_bound(const double *w, uint32_t n, uint32_t D) {
     return avg > mx ? avg : mx;
 }
 
-/* ---- a min-heap of bins keyed (key[b], b) ------------------------------------------------ */
+/* ---- the least-loaded bin: a loser (tournament) tree ------------------------------------
+ * LPT and the padded greedy only ever raise the key of the current minimum, which is what a
+ * loser tree does best: the update replays the matches on the fixed path leaf -> root, one
+ * comparison per level, and the addresses do not depend on the comparisons (a heap's
+ * sift-down picks the next address from each comparison, a dependent load per level). The
+ * implicit layout works for any D: internal nodes 1 .. D-1, leaf of bin b at D + b, parent
+ * p / 2. Order: key, then lower bin (the documented tie rule). */
 
-static inline int bin_less(const double *key, uint32_t a, uint32_t b) {
-    return key[a] < key[b] || (key[a] == key[b] && a < b);
+static inline uint32_t bin_before(double ka, uint32_t ba, double kb, uint32_t bb) {
+    return (uint32_t)(ka < kb) | ((uint32_t)(ka == kb) & (uint32_t)(ba < bb));
 }
 
-/* The bin at heap position i got a larger key: move it down. */
-static void heap_down(uint32_t *heap, uint32_t *pos, const double *key, uint32_t D, uint32_t i) {
-    uint32_t b = heap[i];
-    for (;;) {
-        uint32_t l = 2 * i + 1;
-        if (l >= D) break;
-        uint32_t c = l;
-        if (l + 1 < D && bin_less(key, heap[l + 1], heap[l])) c = l + 1;
-        if (!bin_less(key, heap[c], b)) break;
-        heap[i] = heap[c];
-        pos[heap[i]] = i;
-        i = c;
+/* Keys are loads >= 0, compared as their IEEE bits (same order, +0.0 only): integer compares
+ * keep the per-level dependency chain short. */
+static inline uint64_t key_bits(double x) {
+    uint64_t b;
+    x += 0.0; /* -0.0 -> +0.0 */
+    memcpy(&b, &x, sizeof b);
+    return b;
+}
+
+static inline uint32_t lt_before(uint64_t ka, uint32_t ba, uint64_t kb, uint32_t bb) {
+    return (uint32_t)(ka < kb) | ((uint32_t)(ka == kb) & (uint32_t)(ba < bb));
+}
+
+/* Build over key[0 .. D) in O(D); win: [D] scratch. */
+static void lt_build(uint64_t *tk, uint32_t *tb, const double *key, uint32_t D, uint32_t *win) {
+    if (D == 1) {
+        tk[0] = key_bits(key[0]);
+        tb[0] = 0;
+        return;
     }
-    heap[i] = b;
-    pos[b] = i;
+    for (uint32_t i = D - 1; i >= 1; i--) {
+        uint32_t l = 2 * i, r = 2 * i + 1;
+        uint32_t x = l >= D ? l - D : win[l], y = r >= D ? r - D : win[r];
+        int xw = bin_before(key[x], x, key[y], y);
+        win[i] = xw ? x : y;
+        tb[i] = xw ? y : x;
+        tk[i] = key_bits(key[tb[i]]);
+    }
+    tb[0] = win[1];
+    tk[0] = key_bits(key[win[1]]);
+}
+
+/* The winner (bin b) now has key k: replay its matches up to the root. */
+static inline void lt_replay(uint64_t *tk, uint32_t *tb, uint32_t D, uint32_t b, double kd) {
+    uint64_t k = key_bits(kd);
+    for (uint32_t p = (D + b) >> 1; p >= 1; p >>= 1) {
+        uint64_t lk = tk[p];
+        uint32_t lb = tb[p];
+        uint32_t sw = lt_before(lk, lb, k, b); /* the stored loser beats the candidate */
+        tk[p] = sw ? k : lk;
+        tb[p] = sw ? b : lb;
+        k = sw ? lk : k;
+        b = sw ? lb : b;
+    }
+    tk[0] = k;
+    tb[0] = b;
 }
 
 /* ---- LPT ------------------------------------------------------------------------------ */
@@ -206,23 +291,26 @@ OsStatus part_lpt(uint32_t *bin, double *max_load, const double *w, uint32_t n, 
     OS_CHECK(part_sort_desc(s, w, n));
     double *load = s->load;
     uint64_t *used = s->used;
-    /* All loads are 0, so bins in index order already form a valid heap. */
     for (uint32_t b = 0; b < D; b++) {
         load[b] = 0.0;
         used[b] = 0;
-        s->heap[b] = b;
-        s->pos[b] = b;
     }
+    lt_build(s->lt_k, s->lt_b, load, D, s->pos);
     for (uint32_t k = 0; k < n; k++) {
         uint32_t u = s->idx[k];
-        uint32_t b = s->heap[0];
+        uint32_t b = s->lt_b[0];
         uint64_t sz = size ? size[u] : 0;
+        uint64_t wb = ~s->key[k]; /* the sorted key is the weight's bits: no gather of w[u] */
+        double wu;
+        memcpy(&wu, &wb, sizeof wu);
         if (cap && sz > cap[b] - used[b]) {
-            /* The least-loaded bin is full for this unit: O(D) scan for the least-loaded bin
-             * that still fits. Only taken when capacities bind. */
+            /* The least-loaded bin is full for this unit: an O(D) scan for the least-loaded
+             * bin that still fits, and an O(D) rebuild (a loser tree only updates its winner
+             * cheaply). Only taken when capacities bind. */
             uint32_t best = UINT32_MAX;
             for (uint32_t c = 0; c < D; c++)
-                if (sz <= cap[c] - used[c] && (best == UINT32_MAX || bin_less(load, c, best))) best = c;
+                if (sz <= cap[c] - used[c] && (best == UINT32_MAX || bin_before(load[c], c, load[best], best)))
+                    best = c;
             if (best == UINT32_MAX) {
                 char f[40];
                 snprintf(f, sizeof f, "unit %u", u);
@@ -233,12 +321,16 @@ OsStatus part_lpt(uint32_t *bin, double *max_load, const double *w, uint32_t n, 
                         "size %llu fits no bin (capacity %llu per bin)", (unsigned long long)sz,
                         (unsigned long long)mx);
             }
-            b = best;
+            bin[u] = best;
+            load[best] += wu;
+            used[best] += sz;
+            lt_build(s->lt_k, s->lt_b, load, D, s->pos);
+            continue;
         }
         bin[u] = b;
-        load[b] += w[u];
+        load[b] += wu;
         used[b] += sz;
-        heap_down(s->heap, s->pos, load, D, s->pos[b]);
+        lt_replay(s->lt_k, s->lt_b, D, b, load[b]);
     }
     double mx = 0.0;
     for (uint32_t b = 0; b < D; b++) mx = load[b] > mx ? load[b] : mx;
@@ -276,7 +368,6 @@ OsStatus part_padded(uint32_t *bin, double *max_load, const uint32_t *len, uint3
     OS_CHECK(part_sort_u64(s, s->key, n));
     uint64_t *m = s->used;  /* [D] max length in the bin */
     uint32_t *c = s->cnt;   /* [D] units in the bin */
-    double *next = s->load; /* [D] heap key: load after one more unit */
     for (uint32_t b = 0; b < D; b++) {
         m[b] = 0;
         c[b] = 0;
@@ -289,20 +380,15 @@ OsStatus part_padded(uint32_t *bin, double *max_load, const uint32_t *len, uint3
         c[k] = 1;
     }
     if (k < n) {
+        double *next = s->load; /* [D] key: the bin's load after one more unit */
         for (uint32_t b = 0; b < D; b++) next[b] = 2.0 * (double)m[b];
-        /* Build the heap bottom-up over the keys. */
-        for (uint32_t b = 0; b < D; b++) {
-            s->heap[b] = b;
-            s->pos[b] = b;
-        }
-        for (uint32_t i = D / 2; i-- > 0;) heap_down(s->heap, s->pos, next, D, i);
+        lt_build(s->lt_k, s->lt_b, next, D, s->pos);
         for (; k < n; k++) {
             uint32_t u = s->idx[k];
-            uint32_t b = s->heap[0];
+            uint32_t b = s->lt_b[0];
             bin[u] = b;
             c[b]++;
-            next[b] = (double)(c[b] + 1) * (double)m[b];
-            heap_down(s->heap, s->pos, next, D, 0);
+            lt_replay(s->lt_k, s->lt_b, D, b, (double)(c[b] + 1) * (double)m[b]);
         }
     }
     double mx = 0.0;

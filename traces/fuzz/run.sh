@@ -39,9 +39,15 @@ clang -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -I"$ROOT" $H5_CFLAGS 
 "$OUT/mkseed" "$OUT/corpus_trace"
 printf '{"id": 7, "text": 512, "image": [576, 576], "audio": [1500]}\n{"text": 3}\n' > "$OUT/corpus_import/a.jsonl"
 printf 'id,text,image,audio\n7,512,576;576,1500\n8,3,,\n' > "$OUT/corpus_import/a.csv"
+# HDF5 1.10.8 itself leaks on some corrupt files (the leaking allocations are made inside
+# libhdf5 while every id we opened is closed; h5ls on such files even reports "infinite loop
+# closing library"), so leaks whose stack is in libhdf5 are suppressed; leaks in orchsim are not.
+# Corrupt sizes also make HDF5 ask malloc for absurd amounts: allocator_may_return_null=1
+# gives it the NULL a normal malloc returns (HDF5 then fails cleanly) instead of aborting.
+echo "leak:libhdf5" > "$OUT/lsan.supp"
 cd "$OUT"
 for t in trace import; do
     echo "== fuzz_$t for ${SECS}s"
-    ASAN_OPTIONS=detect_leaks=1 "./fuzz_$t" -max_total_time="$SECS" -rss_limit_mb=2048 -print_final_stats=1 \
+    ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 LSAN_OPTIONS=suppressions="$OUT/lsan.supp" "./fuzz_$t" -max_total_time="$SECS" -rss_limit_mb=2048 -print_final_stats=1 \
         "corpus_$t" 2>&1 | grep -E "^#|stat::|ERROR|SUMMARY|Done" | tail -8
 done

@@ -1,4 +1,4 @@
-# imbalance_cdf.gp — CDF over steps of each phase's imbalance (max/mean of per-rank compute)
+# imbalance-cdf.gp — CDF over steps of each phase's imbalance (max/mean of per-rank compute)
 # per policy, one panel per phase.
 # Reads: datadir (files imbalance_cdf_<phase>.dat, index i-1 = policy i, rows "ratio F"),
 #   nphase, phases, npol, policies, colors, rows, cols, title.

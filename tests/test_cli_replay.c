@@ -1,0 +1,150 @@
+/* test_cli_replay.c — `orchsim replay` and `orchsim compare` as a user runs them: the table,
+ * byte-identical output for the same input, a timeline that is valid Chrome-trace JSON, and
+ * one clear error (non-zero exit, file/field named) for each bad input. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpers.h"
+
+static char g_trace[1024];
+
+static void make_trace(void) {
+    snprintf(g_trace, sizeof g_trace, "%s", th_tmp("cli.h5"));
+    char args[2048], *out = NULL;
+    snprintf(args, sizeof args, "gen --profile tri-modal-mix --seed 7 --steps 3 --global-batch 64 --dp 16 -o %s", g_trace);
+    int rc = th_run(&out, args);
+    cr_assert_eq(rc, 0, "gen failed: %s", out);
+    free(out);
+}
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+        free(b);
+        b = NULL;
+    }
+    if (b) b[n] = '\0';
+    fclose(f);
+    return b;
+}
+
+TestSuite(cli_replay, .init = make_trace, .timeout = 120);
+
+Test(cli_replay, prints_the_summary_table) {
+    char args[2048], *out;
+    snprintf(args, sizeof args, "replay %s --model tiny --no-progress", g_trace);
+    int rc = th_run(&out, args);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "step time"), "%s", out);
+    cr_assert(strstr(out, "MFU"), "%s", out);
+    cr_assert(strstr(out, "calibration: builtin"), "%s", out);
+    free(out);
+}
+
+Test(cli_replay, same_input_gives_byte_identical_csv) {
+    char args[2048], *out;
+    const char *a = th_tmp("det_a.csv"), *b = th_tmp("det_b.csv");
+    for (int k = 0; k < 2; k++) {
+        snprintf(args, sizeof args, "replay %s --model tiny --policy post-node --balancer-cost 0.0001 --no-progress --csv %s",
+                 g_trace, k ? b : a);
+        cr_assert_eq(th_run(&out, args), 0, "%s", out);
+        free(out);
+    }
+    char *x = slurp(a), *y = slurp(b);
+    cr_assert_not_null(x);
+    cr_assert_not_null(y);
+    cr_assert_str_eq(x, y);
+    cr_assert(strncmp(x, "policy,step,", 12) == 0, "%s", x);
+    free(x);
+    free(y);
+}
+
+Test(cli_replay, timeline_is_chrome_trace_json) {
+    char args[2048], *out;
+    const char *tl = th_tmp("tl.json");
+    snprintf(args, sizeof args, "replay %s --model tiny --policy post --no-progress --timeline %s", g_trace, tl);
+    cr_assert_eq(th_run(&out, args), 0, "%s", out);
+    free(out);
+    cr_assert(th_exists(tl));
+    if (system("python3 -c 'import json' >/dev/null 2>&1") != 0) cr_skip_test("python3 not found: cannot parse the JSON");
+    /* the Chrome trace event format: an object with traceEvents; complete events carry name,
+     * ph "X", numeric ts/dur >= 0, pid, tid; metadata events ph "M" */
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "python3 -c \"import json,sys; d=json.load(open('%s')); ev=d['traceEvents']; "
+             "x=[e for e in ev if e['ph']=='X']; assert x; "
+             "assert all(isinstance(e['name'],str) and e['ts']>=0 and e['dur']>0 and isinstance(e['pid'],int) and isinstance(e['tid'],int) for e in x); "
+             "assert all(e['ph'] in ('X','M') for e in ev); "
+             "assert {e['cat'] for e in x} <= {'compute','comm','idle'}\"",
+             tl);
+    cr_assert_eq(system(cmd), 0, "timeline JSON does not follow the Chrome trace event format");
+}
+
+Test(cli_replay, compare_has_every_policy_and_the_oracle) {
+    char args[2048], *out;
+    const char *csv = th_tmp("cmp.csv");
+    snprintf(args, sizeof args, "compare %s --model tiny --no-progress --csv %s", g_trace, csv);
+    cr_assert_eq(th_run(&out, args), 0, "%s", out);
+    const char *names[] = {"none", "sorted", "lpt", "kk", "isf", "post", "post-enc", "post-node", "oracle"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char row[32];
+        snprintf(row, sizeof row, "\n%s ", names[i]);
+        cr_assert(strstr(out, row), "no row for %s in:\n%s", names[i], out);
+    }
+    free(out);
+    char *c = slurp(csv);
+    cr_assert_not_null(c);
+    cr_assert(strncmp(c, "policy,model,gpus,", 18) == 0);
+    free(c);
+}
+
+typedef struct {
+    const char *args;   /* after "replay TRACE" */
+    const char *expect; /* substring of the one error line */
+} Bad;
+
+Test(cli_replay, bad_input_gives_one_clear_error) {
+    const char *bad_model = th_tmp("bad.model");
+    FILE *f = fopen(bad_model, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "name = broken\n[llm]\nlayers = 2\nhiden = 64\n");
+    fclose(f);
+    char badm[1200];
+    snprintf(badm, sizeof badm, "--model %s", bad_model);
+    const Bad cases[] = {
+        {"--model no-such-model", "no-such-model"},
+        {badm, "hiden"},
+        {"--model tiny --gpus 12", "gpus"},
+        {"--model tiny --gpus 16 --tp 3", "tp"},
+        {"--model tiny --gpus 32", "--regroup"},
+        {"--model tiny --inter-bw 0 --gpus 16", "bw"},
+        {"--model tiny --policy lptt", "did you mean"},
+        {"--model tiny --setup zero", "ddp"},
+        {"--model tiny --steps x", "--steps"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char args[2048], *out;
+        snprintf(args, sizeof args, "replay %s %s --no-progress", g_trace, cases[i].args);
+        int rc = th_run(&out, args);
+        cr_assert_neq(rc, 0, "case '%s' exited 0:\n%s", cases[i].args, out);
+        cr_assert(strstr(out, "orchsim: error: "), "case '%s':\n%s", cases[i].args, out);
+        cr_assert(strstr(out, cases[i].expect), "case '%s' does not mention '%s':\n%s", cases[i].args, cases[i].expect, out);
+        cr_assert_null(strstr(out, "policy none:"), "case '%s' printed a table", cases[i].args);
+        free(out);
+    }
+}
+
+Test(cli_replay, missing_trace_names_the_file) {
+    char *out;
+    int rc = th_run(&out, "replay /nonexistent/x.h5 --model tiny");
+    cr_assert_neq(rc, 0);
+    cr_assert(strstr(out, "/nonexistent/x.h5"), "%s", out);
+    free(out);
+}
