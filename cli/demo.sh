@@ -1,42 +1,51 @@
 #!/usr/bin/env bash
-# The demo `make demo` runs: generate the bundled demo trace, inspect it, replay it, compare
-# the balancing policies at 64 and 2560 simulated GPUs, a small sweep, and the figures.
+# The demo `make demo` runs: generate the bundled demo traces, inspect them, replay, compare the
+# balancing policies at 64 and 2560 simulated H100s, two small sweeps, and the figures.
 # Usage: cli/demo.sh path/to/orchsim OUTDIR
 set -euo pipefail
 BIN=${1:-build/orchsim}
 OUT=${2:-demo-out}
 mkdir -p "$OUT"
 run() { echo; echo "\$ orchsim $*"; "$BIN" "$@"; }
+T0=$(date +%s)
 
-# The demo trace: the paper's three-modality setting (text + image + audio), 4 global batches
-# of 5120 examples drawn for 2560 data-parallel ranks. Fixed profile and seed: same bytes
-# every time (traces/README.md documents the profile).
-TRACE="$OUT/demo-tri.h5"
-run gen --profile tri-modal-mix --seed 42 --steps 4 --global-batch 5120 --dp 2560 -o "$TRACE"
-run info "$TRACE"
-run info "$TRACE" --json > "$OUT/info.json"
+# The demo traces (fixed profiles and seeds: the same bytes every time; traces/README.md
+# documents the profiles). tri: the paper's three-modality setting, 2 global batches of 40960
+# examples drawn for 2560 data-parallel ranks (16 per rank). vl: image-text SFT data, for the
+# model-size sweep (the VL presets have no audio encoder).
+TRI="$OUT/demo-tri.h5"
+VL="$OUT/demo-vl.h5"
+run gen --profile tri-modal-mix --seed 42 --steps 2 --global-batch 40960 --dp 2560 -o "$TRI"
+run gen --profile vl-sft --seed 42 --steps 2 --global-batch 4096 --dp 256 -o "$VL"
+run info "$TRI"
+"$BIN" info "$TRI" --json > "$OUT/info.json"
 
-# One policy, with a Perfetto timeline of the first step.
-run replay "$TRACE" --model orch-84b --gpus 64 --regroup --policy none --no-progress \
-    --csv "$OUT/replay_none.csv" --timeline "$OUT/timeline_replay_none.json"
+# One policy, with a Perfetto timeline of the first step. The 84B model trains with activation
+# recomputation (without it, long examples do not fit an 80 GB H100: replay says so).
+run replay "$TRI" --model orch-84b --recompute --policy post-node --no-progress \
+    --csv "$OUT/replay_post-node.csv" --timeline "$OUT/timeline_post-node.json"
 
 # Every policy at 64 and at 2560 simulated H100s.
-run compare "$TRACE" --model orch-84b --gpus 64 --regroup --no-progress \
+run compare "$TRI" --model orch-84b --recompute --gpus 64 --regroup --no-progress \
     --csv "$OUT/compare_64.csv" --json "$OUT/compare_64.json"
-run compare "$TRACE" --model orch-84b --gpus 2560 --no-progress \
-    --csv "$OUT/compare_2560.csv" --steps-dir "$OUT/steps_2560" --timeline-dir "$OUT/timelines_2560"
+run compare "$TRI" --model orch-84b --recompute --gpus 2560 --no-progress \
+    --csv "$OUT/compare_2560.csv" --json "$OUT/compare_2560.json" \
+    --steps-dir "$OUT/steps_2560" --timeline-dir "$OUT/timelines_2560"
 
-if "$BIN" --help | grep -q '^  sweep'; then
-  run sweep "$TRACE" --policies none,lpt,post,post-node --gpus 64,256,1024,2560 \
-      --models orch-84b --setups fsdp -o "$OUT/sweep.csv" --h5 "$OUT/sweep.h5"
-  run sweep "$TRACE" --policies none,lpt,post,post-node --gpus 2560 \
-      --models llava-7b-av,vl-14b-av,vl-32b-av,orch-84b --setups fsdp -o "$OUT/sweep_models.csv" 2>/dev/null || true
-fi
-if "$BIN" --help | grep -q '^  plot'; then
-  run plot all --sweep "$OUT/sweep.csv" --steps "$OUT"/steps_2560/steps_*.csv \
-      --timeline "$OUT/timelines_2560/timeline_none.csv" "$OUT/timelines_2560/timeline_post-node.csv" \
-      --trace "$TRACE" -o "$OUT/plots"
-fi
+# Sweeps: GPU counts (throughput scaling) and model sizes (MFU per model).
+run sweep "$TRI" --policies none,lpt,post,post-node --gpus 256,512,1024,2560 \
+    --models orch-84b --setups fsdp --steps 2 -q -o "$OUT/sweep_gpus.csv" --h5 "$OUT/sweep_gpus.h5"
+run sweep "$VL" --policies none,lpt,post,post-node --gpus 256 \
+    --models llava-7b,vl-14b,vl-32b,orch-84b --setups fsdp --steps 2 -q -o "$OUT/sweep_models.csv"
+
+# The figures (gnuplot scripts in plots/).
+run plot throughput "$OUT/sweep_gpus.csv" -o "$OUT/plots"
+run plot mfu "$OUT/sweep_models.csv" -o "$OUT/plots"
+run plot timeline "$OUT/timelines_2560/timeline_none.csv" "$OUT/timelines_2560/timeline_post-node.csv" -o "$OUT/plots"
+run plot imbalance-cdf "$OUT"/steps_2560/steps_none.csv "$OUT"/steps_2560/steps_lpt.csv \
+    "$OUT"/steps_2560/steps_post.csv "$OUT"/steps_2560/steps_post-node.csv -o "$OUT/plots"
+run plot composition "$TRI" -o "$OUT/plots"
+
 echo
-echo "orchsim demo: outputs are in $OUT/"
-ls -1 "$OUT"
+echo "orchsim demo: done in $(( $(date +%s) - T0 )) s. Outputs are in $OUT/, figures in $OUT/plots/:"
+ls -1 "$OUT/plots"

@@ -281,3 +281,105 @@ Test(partition, hungarian_large_beats_identity) {
     free(c);
     free(p);
 }
+
+/* ---- the shared sort and LPT against naive twins --------------------------------------------- */
+
+#include "sim/balance/part_internal.h"
+
+static void check_sorted(PartScratch *s, const uint64_t *key, uint32_t n) {
+    unsigned char *seen = calloc(n, 1);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t u = s->idx[i];
+        cr_assert_lt(u, n);
+        cr_assert_eq(seen[u], 0);
+        seen[u] = 1;
+        cr_assert_eq(s->key[i], key[u], "sorted keys travel with their units");
+        if (i) {
+            uint32_t v = s->idx[i - 1];
+            cr_assert(key[v] < key[u] || (key[v] == key[u] && v < u), "order at %u", i);
+        }
+    }
+    free(seen);
+}
+
+Test(partition, radix_sort_all_key_shapes) {
+    rng_state = 17;
+    uint32_t n = 5000;
+    uint64_t *key = malloc(n * sizeof *key);
+    for (int shape = 0; shape < 5; shape++) {
+        for (uint32_t i = 0; i < n; i++) {
+            switch (shape) {
+            case 0: key[i] = rnd(); break;                      /* all 64 bits vary */
+            case 1: key[i] = rnd() % 7; break;                  /* few values, long ties */
+            case 2: key[i] = ~(uint64_t)(rnd() % 100000); break; /* lengths, high bits constant */
+            case 3: { /* doubles 1 + k 2^-40: equal on the top 33 varying bits -> comparison runs */
+                double d = 1.0 + (double)(rnd() % 4000) * ldexp(1.0, -40);
+                memcpy(&key[i], &d, sizeof d);
+                break;
+            }
+            default: key[i] = 42; break; /* all equal */
+            }
+        }
+        cr_assert_eq(part_sort_u64(S, key, n), OS_OK);
+        check_sorted(S, key, n);
+    }
+    free(key);
+}
+
+/* Naive LPT: units by (weight desc, index), each to the least-loaded bin by linear scan. */
+static double lpt_naive(uint32_t *bin, const double *w, uint32_t n, uint32_t D) {
+    uint32_t *ord = malloc(n * sizeof *ord);
+    double *load = calloc(D, sizeof *load), mx = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t j = i;
+        while (j > 0 && w[ord[j - 1]] < w[i]) {
+            ord[j] = ord[j - 1];
+            j--;
+        }
+        ord[j] = i;
+    }
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t u = ord[k], b = 0;
+        for (uint32_t c = 1; c < D; c++)
+            if (load[c] < load[b]) b = c;
+        bin[u] = b;
+        load[b] += w[u];
+    }
+    for (uint32_t b = 0; b < D; b++) mx = fmax(mx, load[b]);
+    free(ord);
+    free(load);
+    return mx;
+}
+
+Test(partition, lpt_matches_naive_twin) {
+    /* Integer weights: loads are exact, so the fast path must make the very same choices. */
+    rng_state = 23;
+    uint32_t n = 3000, *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+    double *w = malloc(n * sizeof *w);
+    uint32_t Ds[] = {1, 2, 7, 37, 64, 1000};
+    for (size_t t = 0; t < sizeof Ds / sizeof Ds[0]; t++) {
+        for (uint32_t i = 0; i < n; i++) w[i] = (double)(1 + rnd() % 500);
+        double m1, m2 = lpt_naive(b, w, n, Ds[t]);
+        cr_assert_eq(part_lpt(a, &m1, w, n, Ds[t], NULL, NULL, S), OS_OK);
+        cr_assert_arr_eq(a, b, n * sizeof *a, "D = %u", Ds[t]);
+        cr_assert_float_eq(m1, m2, 1e-9);
+    }
+    free(a);
+    free(b);
+    free(w);
+}
+
+Test(partition, kk_many_shapes_valid) {
+    /* Many (n, D) mixes: partial and full partitions, overlapping merges, pool compaction. */
+    rng_state = 29;
+    uint32_t bin[600];
+    double w[600];
+    for (int t = 0; t < 300; t++) {
+        uint32_t n = 1 + (uint32_t)(rnd() % 600), D = 1 + (uint32_t)(rnd() % 80);
+        for (uint32_t i = 0; i < n; i++) w[i] = (t % 3 == 0) ? (double)(rnd() % 4) : 1e-3 * (double)(1 + rnd() % 100000);
+        double mx;
+        cr_assert_eq(part_kk(bin, &mx, w, n, D, S), OS_OK);
+        cr_assert_float_eq(check_bins(bin, w, n, D), mx, 1e-9);
+        cr_assert_geq(mx, part_lower_bound(w, n, D) - 1e-9);
+    }
+}

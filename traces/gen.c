@@ -153,13 +153,19 @@ OsStatus gen_example(Gen *g, TraceStep *s, uint64_t id) {
         uint32_t c = draw_count(g->rng, &slot->count);
         double w = sqrt(1.0 - slot->rho * slot->rho);
         for (uint32_t i = 0; i < c; i++) {
-            if (n >= OS_ARRAY_LEN(g->items))
+            double z = slot->rho * z0 + w * gsl_ran_ugaussian(g->rng);
+            uint32_t len = slot->size.fn(&slot->size, z);
+            /* InternViT encodes each 448 px tile on its own (attention stays inside a tile,
+             * REFERENCE.md §D.2), so a tiled image is one item per tile */
+            uint32_t parts = slot->size.fn == gen_size_tiles ? len / (uint32_t)slot->size.per_unit : 1;
+            if (n + parts > OS_ARRAY_LEN(g->items))
                 OS_FAIL(OS_ERR_INTERNAL, g->p->name, kind->name, NULL, "more than %zu items in one example",
                         OS_ARRAY_LEN(g->items));
-            double z = slot->rho * z0 + w * gsl_ran_ugaussian(g->rng);
-            g->items[n].modality = slot->modality;
-            g->items[n].length = slot->size.fn(&slot->size, z);
-            n++;
+            for (uint32_t t = 0; t < parts; t++) {
+                g->items[n].modality = slot->modality;
+                g->items[n].length = len / parts;
+                n++;
+            }
         }
     }
     OS_CHECK(trace_step_push(s, text, id, g->items, n));

@@ -21,7 +21,8 @@
 #define WHISPER_PER_S 50.0
 #define WHISPER_MAX 1500u
 
-/* An InternVL-style image item: tiles x 1025 positions. */
+/* An InternVL-style image: 1..12 tiles of 1025 positions, written as one item per tile (gen.c):
+ * InternViT encodes each tile on its own. */
 #define IMAGE_TILED(rho_)                                                              \
     {M_IMAGE, {1, 1, 0.0},                                                             \
      {.fn = gen_size_tiles, .per_unit = INTERNVIT_TILE, .tile_w = TILE_WEIGHTS}, rho_}

@@ -107,7 +107,7 @@ OsStatus part_kk(uint32_t *bin, double *max_load, const double *w, uint32_t n, u
     OS_CHECK(PART_GROW(s->next, s->next_cap, n));
     OS_CHECK(PART_GROW(s->pool[0], s->pool_cap[0], pool_n));
     OS_CHECK(PART_GROW(s->pool[1], s->pool_cap[1], pool_n));
-    OS_CHECK(PART_GROW(s->ktmp, s->ktmp_cap, D));
+    OS_CHECK(PART_GROW(s->ktmp, s->ktmp_cap, 2 * (size_t)D));
     int cur = 0;
     for (uint32_t u = 0; u < n; u++) {
         s->pool[0][u] = (KkSub){w[u], u, u};
@@ -122,27 +122,60 @@ OsStatus part_kk(uint32_t *bin, double *max_load, const double *w, uint32_t n, u
         uint32_t b = kheap_pop(s->kheap, &hn, s->st);
         uint32_t ca = s->st[a].cnt, cb = s->st[b].cnt;
         uint32_t cnt = ca + cb < D ? ca + cb : D;
-        if ((size_t)used + cnt > pool_n) compact(s, &cur, &used, hn, a, b);
+        /* When A is the newest block in the pool (the usual case while one partition grows
+         * by absorbing small ones), the result is written over A in place and A's leading
+         * subsets that stay first are not even touched. */
+        int at_end = s->st[a].off + ca == used;
+        if ((size_t)(at_end ? s->st[a].off : used) + cnt > pool_n) {
+            compact(s, &cur, &used, hn, a, b);
+            at_end = 0; /* compaction puts b after a */
+        }
         KkSub *pool = s->pool[cur];
         const KkSub *A = pool + s->st[a].off, *B = pool + s->st[b].off;
-        KkSub *out = pool + used;
+        KkSub *X = s->ktmp, *Y = s->ktmp + D;
+        const KkSub *tail; /* the run that merges with A's untouched prefix */
+        uint32_t nt, nA;   /* its length; the length of A's run that takes part (from p) */
         if (ca + cb <= D) {
             /* No subset of A meets a non-empty one of B: the union, kept sorted. */
-            merge_runs(out, A, ca, B, cb);
+            tail = B;
+            nt = cb;
+            nA = ca;
         } else {
             /* Position i pairs A[i] with B[D-1-i]: [0, D-cb) A alone, [D-cb, ca) both,
-             * [ca, D) B alone (B[0 .. D-ca), already sorted). Sort the m joined pairs, then
-             * merge the three runs through ktmp. */
+             * [ca, D) B alone (B[0 .. D-ca), already sorted). Sort the m joined pairs, merge
+             * them with B's lone run into Y; A's lone run merges with Y below. */
             uint32_t m = ca + cb - D;
-            KkSub *t = s->ktmp;
-            for (uint32_t i = D - cb, k = 0; i < ca; i++, k++) t[k] = join(A[i], B[D - 1 - i], s->next);
-            qsort(t, m, sizeof *t, sub_cmp);
-            merge_runs(t + m, A, D - cb, B, D - ca);
-            merge_runs(out, t, m, t + m, D - m);
+            for (uint32_t i = D - cb, k = 0; i < ca; i++, k++) X[k] = join(A[i], B[D - 1 - i], s->next);
+            qsort(X, m, sizeof *X, sub_cmp);
+            merge_runs(Y, X, m, B, D - ca);
+            tail = Y;
+            nt = cb;
+            nA = D - cb;
         }
-        double spread = out[0].sum - (cnt == D ? out[cnt - 1].sum : 0.0);
-        s->st[nid] = (KkState){used, cnt, spread};
-        used += cnt;
+        /* p = A's leading subsets that precede tail[0]: they keep their place. */
+        uint32_t lo = 0, hi = nA;
+        while (lo < hi) {
+            uint32_t mid = lo + (hi - lo) / 2;
+            if (sub_before(&tail[0], &A[mid]))
+                hi = mid;
+            else
+                lo = mid + 1;
+        }
+        uint32_t p = lo;
+        KkSub *base = at_end ? (KkSub *)A : pool + used;
+        if (!at_end) memcpy(base, A, (size_t)p * sizeof *base);
+        if (nt == 1) { /* one subset joins (a partition absorbing a small one): insert it */
+            KkSub t0 = tail[0];
+            memmove(base + p + 1, A + p, (size_t)(nA - p) * sizeof *base);
+            base[p] = t0;
+        } else {
+            memcpy(X, A + p, (size_t)(nA - p) * sizeof *X);
+            merge_runs(base + p, X, nA - p, tail, nt);
+        }
+        uint32_t off = (uint32_t)(base - pool);
+        double spread = base[0].sum - (cnt == D ? base[cnt - 1].sum : 0.0);
+        s->st[nid] = (KkState){off, cnt, spread};
+        used = off + cnt;
         s->kheap[hn++] = nid;
         kheap_up(s->kheap, s->st, hn - 1);
         nid++;

@@ -38,10 +38,9 @@ struct PartScratch {
     PartPair *pairs;
     size_t idx_cap, idx2_cap, key_cap, key2_cap, pairs_cap;
     /* bins: [D] */
-    uint64_t *lt_k; /* loser tree: [0] the winner's key (bits of a double >= 0), [1, D) the
-                       loser of each match */
-    uint32_t *lt_b; /* ... and its bin */
-    size_t lt_k_cap, lt_b_cap;
+    uint64_t *lt_k; /* loser tree: [0] the winner, [1, D) the loser of each match; an entry
+                       is a load's bits with its bin in the low mantissa bits (partition.c) */
+    size_t lt_k_cap;
     uint32_t *heap, *pos, *cnt;
     double *load;
     uint64_t *used;
@@ -49,7 +48,7 @@ struct PartScratch {
     /* Karmarkar-Karp: [2n] states and heap, [n] list links, two pools of [2n + 16] subsets */
     KkState *st;
     uint32_t *kheap, *next;
-    KkSub *pool[2], *ktmp; /* ktmp: [D] merge buffer */
+    KkSub *pool[2], *ktmp; /* ktmp: [2D] merge buffers */
     size_t st_cap, kheap_cap, next_cap, pool_cap[2], ktmp_cap;
     /* Hungarian: [n + 1] */
     double *hu, *hv, *hmin;

@@ -25,7 +25,6 @@ void part_scratch_destroy(PartScratch *s) {
     free(s->key2);
     free(s->pairs);
     free(s->lt_k);
-    free(s->lt_b);
     free(s->heap);
     free(s->pos);
     free(s->cnt);
@@ -192,7 +191,6 @@ fail:
 OsStatus part_bins(PartScratch *s, uint32_t D) {
     OsStatus st = OS_OK;
     OS_CHECK(PART_GROW(s->lt_k, s->lt_k_cap, D));
-    OS_CHECK(PART_GROW(s->lt_b, s->lt_b_cap, D));
     OS_CHECK(PART_GROW(s->heap, s->heap_cap, D));
     OS_CHECK(PART_GROW(s->pos, s->pos_cap, D));
     OS_CHECK(PART_GROW(s->cnt, s->cnt_cap, D));
@@ -222,62 +220,63 @@ double part_lower_bound(const double *w, uint32_t n, uint32_t D) {
 
 /* ---- the least-loaded bin: a loser (tournament) tree ------------------------------------
  * LPT and the padded greedy only ever raise the key of the current minimum, which is what a
- * loser tree does best: the update replays the matches on the fixed path leaf -> root, one
- * comparison per level, and the addresses do not depend on the comparisons (a heap's
- * sift-down picks the next address from each comparison, a dependent load per level). The
- * implicit layout works for any D: internal nodes 1 .. D-1, leaf of bin b at D + b, parent
- * p / 2. Order: key, then lower bin (the documented tie rule). */
+ * loser tree does best: the update replays the matches on the fixed path leaf -> root, and
+ * the addresses do not depend on the comparisons (a heap's sift-down picks the next address
+ * from each comparison: a dependent load per level). The implicit layout works for any D:
+ * internal nodes 1 .. D-1, leaf of bin b at D + b, parent p / 2.
+ * One entry is one uint64: the load's IEEE bits (loads are >= 0, so integer order is numeric
+ * order) with the low ceil(log2 D) mantissa bits replaced by the bin. A match is then one
+ * integer min/max, and ties go to the lower bin as documented; the price is that loads
+ * within 2^-(52 - log2 D) of each other (1e-12 relative at D = 2560) count as tied. The
+ * loads themselves are summed exactly in load[]. */
+
+typedef struct {
+    uint64_t mask; /* low bits holding the bin */
+} LtCode;
+
+static inline LtCode lt_code(uint32_t D) {
+    uint32_t bits = D > 1 ? 32u - (uint32_t)__builtin_clz(D - 1) : 0u;
+    return (LtCode){bits ? (((uint64_t)1 << bits) - 1) : 0};
+}
+
+static inline uint64_t lt_key(LtCode c, double load, uint32_t b) {
+    uint64_t x;
+    load += 0.0; /* -0.0 -> +0.0 */
+    memcpy(&x, &load, sizeof x);
+    return (x & ~c.mask) | b;
+}
+
+static inline uint32_t lt_winner(LtCode c, const uint64_t *tk) { return (uint32_t)(tk[0] & c.mask); }
 
 static inline uint32_t bin_before(double ka, uint32_t ba, double kb, uint32_t bb) {
     return (uint32_t)(ka < kb) | ((uint32_t)(ka == kb) & (uint32_t)(ba < bb));
 }
 
-/* Keys are loads >= 0, compared as their IEEE bits (same order, +0.0 only): integer compares
- * keep the per-level dependency chain short. */
-static inline uint64_t key_bits(double x) {
-    uint64_t b;
-    x += 0.0; /* -0.0 -> +0.0 */
-    memcpy(&b, &x, sizeof b);
-    return b;
-}
-
-static inline uint32_t lt_before(uint64_t ka, uint32_t ba, uint64_t kb, uint32_t bb) {
-    return (uint32_t)(ka < kb) | ((uint32_t)(ka == kb) & (uint32_t)(ba < bb));
-}
-
 /* Build over key[0 .. D) in O(D); win: [D] scratch. */
-static void lt_build(uint64_t *tk, uint32_t *tb, const double *key, uint32_t D, uint32_t *win) {
+static void lt_build(uint64_t *tk, LtCode c, const double *key, uint32_t D, uint32_t *win) {
     if (D == 1) {
-        tk[0] = key_bits(key[0]);
-        tb[0] = 0;
+        tk[0] = lt_key(c, key[0], 0);
         return;
     }
     for (uint32_t i = D - 1; i >= 1; i--) {
         uint32_t l = 2 * i, r = 2 * i + 1;
         uint32_t x = l >= D ? l - D : win[l], y = r >= D ? r - D : win[r];
-        int xw = bin_before(key[x], x, key[y], y);
-        win[i] = xw ? x : y;
-        tb[i] = xw ? y : x;
-        tk[i] = key_bits(key[tb[i]]);
+        uint64_t kx = lt_key(c, key[x], x), ky = lt_key(c, key[y], y);
+        win[i] = kx < ky ? x : y;
+        tk[i] = kx < ky ? ky : kx;
     }
-    tb[0] = win[1];
-    tk[0] = key_bits(key[win[1]]);
+    tk[0] = lt_key(c, key[win[1]], win[1]);
 }
 
-/* The winner (bin b) now has key k: replay its matches up to the root. */
-static inline void lt_replay(uint64_t *tk, uint32_t *tb, uint32_t D, uint32_t b, double kd) {
-    uint64_t k = key_bits(kd);
+/* The winner (bin b) now has load kd: replay its matches up to the root. */
+static inline void lt_replay(uint64_t *tk, LtCode c, uint32_t D, uint32_t b, double kd) {
+    uint64_t k = lt_key(c, kd, b);
     for (uint32_t p = (D + b) >> 1; p >= 1; p >>= 1) {
         uint64_t lk = tk[p];
-        uint32_t lb = tb[p];
-        uint32_t sw = lt_before(lk, lb, k, b); /* the stored loser beats the candidate */
-        tk[p] = sw ? k : lk;
-        tb[p] = sw ? b : lb;
-        k = sw ? lk : k;
-        b = sw ? lb : b;
+        tk[p] = lk < k ? k : lk; /* the larger stays as the loser */
+        k = lk < k ? lk : k;
     }
     tk[0] = k;
-    tb[0] = b;
 }
 
 /* ---- LPT ------------------------------------------------------------------------------ */
@@ -295,10 +294,11 @@ OsStatus part_lpt(uint32_t *bin, double *max_load, const double *w, uint32_t n, 
         load[b] = 0.0;
         used[b] = 0;
     }
-    lt_build(s->lt_k, s->lt_b, load, D, s->pos);
+    LtCode code = lt_code(D);
+    lt_build(s->lt_k, code, load, D, s->pos);
     for (uint32_t k = 0; k < n; k++) {
         uint32_t u = s->idx[k];
-        uint32_t b = s->lt_b[0];
+        uint32_t b = lt_winner(code, s->lt_k);
         uint64_t sz = size ? size[u] : 0;
         uint64_t wb = ~s->key[k]; /* the sorted key is the weight's bits: no gather of w[u] */
         double wu;
@@ -324,13 +324,13 @@ OsStatus part_lpt(uint32_t *bin, double *max_load, const double *w, uint32_t n, 
             bin[u] = best;
             load[best] += wu;
             used[best] += sz;
-            lt_build(s->lt_k, s->lt_b, load, D, s->pos);
+            lt_build(s->lt_k, code, load, D, s->pos);
             continue;
         }
         bin[u] = b;
         load[b] += wu;
         used[b] += sz;
-        lt_replay(s->lt_k, s->lt_b, D, b, load[b]);
+        lt_replay(s->lt_k, code, D, b, load[b]);
     }
     double mx = 0.0;
     for (uint32_t b = 0; b < D; b++) mx = load[b] > mx ? load[b] : mx;
@@ -382,13 +382,14 @@ OsStatus part_padded(uint32_t *bin, double *max_load, const uint32_t *len, uint3
     if (k < n) {
         double *next = s->load; /* [D] key: the bin's load after one more unit */
         for (uint32_t b = 0; b < D; b++) next[b] = 2.0 * (double)m[b];
-        lt_build(s->lt_k, s->lt_b, next, D, s->pos);
+        LtCode code = lt_code(D);
+        lt_build(s->lt_k, code, next, D, s->pos);
         for (; k < n; k++) {
             uint32_t u = s->idx[k];
-            uint32_t b = s->lt_b[0];
+            uint32_t b = lt_winner(code, s->lt_k);
             bin[u] = b;
             c[b]++;
-            lt_replay(s->lt_k, s->lt_b, D, b, (double)(c[b] + 1) * (double)m[b]);
+            lt_replay(s->lt_k, code, D, b, (double)(c[b] + 1) * (double)m[b]);
         }
     }
     double mx = 0.0;
