@@ -42,6 +42,13 @@ demo: build
 test: build-test
 	cd $(TESTBUILD) && ctest --output-on-failure -j $(JOBS)
 
+# The small PNGs README.md shows: the demo's figures at 900x600.
+readme-figures: build
+	rm -rf $(DEMO_OUT)
+	ORCHSIM_PLOT_SIZE=900x600 ./cli/demo.sh $(BUILD)/orchsim $(DEMO_OUT)
+	mkdir -p plots/readme
+	cp $(DEMO_OUT)/plots/*.png plots/readme/
+
 bench: build
 	@echo "benchmarks are in $(BUILD)/bench/; see bench/RESULTS.md for the commands"
 

@@ -7,6 +7,9 @@ BIN=${1:-build/orchsim}
 OUT=${2:-demo-out}
 mkdir -p "$OUT"
 run() { echo; echo "\$ orchsim $*"; "$BIN" "$@"; }
+# ORCHSIM_PLOT_SIZE=WxH draws the figures at another size (make readme-figures uses it)
+PLOTSZ=()
+if [ -n "${ORCHSIM_PLOT_SIZE:-}" ]; then PLOTSZ=(--size "$ORCHSIM_PLOT_SIZE"); fi
 T0=$(date +%s)
 
 # The demo traces (fixed profiles and seeds: the same bytes every time; traces/README.md
@@ -39,12 +42,12 @@ run sweep "$VL" --policies none,lpt,post,post-node --gpus 256 \
     --models llava-7b,vl-14b,vl-32b,orch-84b --setups fsdp --steps 2 -q -o "$OUT/sweep_models.csv"
 
 # The figures (gnuplot scripts in plots/).
-run plot throughput "$OUT/sweep_gpus.csv" -o "$OUT/plots"
-run plot mfu "$OUT/sweep_models.csv" -o "$OUT/plots"
-run plot timeline "$OUT/timelines_2560/timeline_none.csv" "$OUT/timelines_2560/timeline_post-node.csv" -o "$OUT/plots"
+run plot throughput "$OUT/sweep_gpus.csv" -o "$OUT/plots" "${PLOTSZ[@]}"
+run plot mfu "$OUT/sweep_models.csv" -o "$OUT/plots" "${PLOTSZ[@]}"
+run plot timeline "$OUT/timelines_2560/timeline_none.csv" "$OUT/timelines_2560/timeline_post-node.csv" -o "$OUT/plots" "${PLOTSZ[@]}"
 run plot imbalance-cdf "$OUT"/steps_2560/steps_none.csv "$OUT"/steps_2560/steps_lpt.csv \
-    "$OUT"/steps_2560/steps_post.csv "$OUT"/steps_2560/steps_post-node.csv -o "$OUT/plots"
-run plot composition "$TRI" -o "$OUT/plots"
+    "$OUT"/steps_2560/steps_post.csv "$OUT"/steps_2560/steps_post-node.csv -o "$OUT/plots" "${PLOTSZ[@]}"
+run plot composition "$TRI" -o "$OUT/plots" "${PLOTSZ[@]}"
 
 echo
 echo "orchsim demo: done in $(( $(date +%s) - T0 )) s. Outputs are in $OUT/, figures in $OUT/plots/:"

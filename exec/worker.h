@@ -58,7 +58,7 @@ OsStatus exec_pool_finish(ExecPool *p, double timeout_s);
 /* Kill (SIGKILL) whatever still runs, reap, free. NULL-safe. */
 void exec_pool_destroy(ExecPool *p);
 
-/* Started by mpirun? (OMPI_COMM_WORLD_SIZE / PMI_SIZE set): then *rank/*size from the
+/* Started by mpirun? (OMPI_COMM_WORLD_SIZE or PMI_SIZE set): then rank and size from the
  * environment, and the body runs in this process (exec_worker_mpi). */
 int exec_under_mpi(uint32_t *rank, uint32_t *size);
 /* Run fn as MPI rank `rank` of `size` (MPI_Init/Finalize around it); reports are gathered to

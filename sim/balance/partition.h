@@ -23,12 +23,16 @@ void part_scratch_destroy(PartScratch *s);
 /* All functions: bin[i] in [0, D) for every unit i (output first), w[i] >= 0 weights.
  * Deterministic: ties broken by lower index / lower bin. Return the max bin load. */
 
-/* LPT: units in decreasing weight, each to the least-loaded bin (min-heap). cap[b] (may be
- * NULL) bounds sum(size[i]) per bin; a unit that fits no bin fails with OS_ERR_RANGE.
+/* LPT: units in decreasing weight, each to the least-loaded bin, ties to the lower bin.
+ * O(n) radix sort + O(n log D) loser-tree updates; loads within 2^-(52 - log2 D) relative of
+ * each other count as tied (1e-12 at D = 2560; see partition.c). cap[b] (may be NULL) bounds
+ * sum(size[i]) per bin: a unit goes to the least-loaded bin that still fits (O(D) when the
+ * least-loaded one is full), and one that fits no bin fails with OS_ERR_RANGE naming it.
  * size may be NULL when cap is NULL. */
 OsStatus part_lpt(uint32_t *bin, double *max_load, const double *w, uint32_t n, uint32_t D,
                   const uint64_t *size, const uint64_t *cap, PartScratch *s);
-/* Karmarkar-Karp k-way largest differencing (heap of partial partitions). */
+/* Karmarkar-Karp k-way largest differencing (heap of partial partitions). Worst case
+ * O(n D) subset moves: ~10-50 ms at D = 2560 (bench/RESULTS.md), fine for small D. */
 OsStatus part_kk(uint32_t *bin, double *max_load, const double *w, uint32_t n, uint32_t D,
                  PartScratch *s);
 /* Sort by weight (descending), deal round-robin: unit of rank r goes to bin r % D. */
