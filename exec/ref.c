@@ -310,8 +310,10 @@ OsStatus ref_model_create(RefModel **out, const ModelSpec *m, uint64_t seed) {
     r->seed = seed;
     r->n_mod = exec_n_modules(m);
     for (uint32_t k = 0; k < r->n_mod; k++) {
-        ExecStackLayout L;
-        ExecProjLayout P;
+        /* zeroed: gcc -O2 cannot see that L is only read when is_stack and P only when not
+         * (-Wmaybe-uninitialized in Release builds) */
+        ExecStackLayout L = {0};
+        ExecProjLayout P = {0};
         int is_stack = k <= m->n_enc;
         if (is_stack) {
             exec_stack_layout(&L, k < m->n_enc ? &m->enc[k].stack : &m->llm);

@@ -5,12 +5,14 @@
 #include <stddef.h>
 
 #ifdef ORCHSIM_HAVE_CUDA
-ExecSelftestFn exec_st_rmsnorm, exec_st_softmax, exec_st_act, exec_st_attention;
+ExecSelftestFn exec_st_rmsnorm, exec_st_softmax, exec_st_act, exec_st_attention, exec_st_xent, exec_st_rows;
 static const ExecSelftest SELFTESTS[] = {
     {"rmsnorm", exec_st_rmsnorm},     /* exec/kernels/rmsnorm.cu */
     {"softmax", exec_st_softmax},     /* exec/kernels/softmax.cu, causal and not */
     {"act", exec_st_act},             /* exec/kernels/act.cu: GELU, SwiGLU */
     {"attention", exec_st_attention}, /* exec/attn.cu: cuBLAS QK^T, softmax, PV with GQA */
+    {"xent", exec_st_xent},           /* exec/kernels/xent.cu: fused loss + dlogits */
+    {"rows", exec_st_rows},           /* exec/kernels/rows.cu: segment copies, embedding */
 };
 int exec_selftest_count(void) { return (int)(sizeof SELFTESTS / sizeof SELFTESTS[0]); }
 const ExecSelftest *exec_selftest_at(int i) {

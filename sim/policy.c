@@ -94,7 +94,13 @@ void policy_scratch_destroy(PolicyScratch *s) {
                       s->rank_of_bin, s->nbytes, s->order, s->bstart, s->touched, s->tb, s->tk,
                       s->bnode, s->nfree, s->mstart, s->members, s->perm, s->gperm, s->acc, s->tby,
                       s->btotal, s->key, s->mat, s->iv, s->ic, s->gv, s->gc, s->group, s->best,
-                      s->pool, s->open, s->kept};
+                      s->pool, s->open, s->kept, s->ift, s->ilt, s->nunit, s->pn_w, s->pn_size,
+                      s->pn_home, s->pn_bin, s->pn_rank, s->nb_node, s->nb_srcn, s->nb_home,
+                      s->nb_ubin, s->nb_rorder, s->nb_lorder, s->nb_porder, s->nb_pstart,
+                      s->nb_lbin, s->nb_nstart, s->nb_ncur, s->nb_heap, s->nb_hpos, s->nb_touch,
+                      s->nb_perm, s->nb_kb, s->nb_lsz, s->nb_used, s->nb_scap, s->nb_acc,
+                      s->nb_gcap, s->nb_ratio, s->nb_lw, s->nb_load, s->nb_cap, s->nb_room,
+                      s->nb_max, s->nb_mat, s->nb_gl, s->nb_dirty};
     for (size_t i = 0; i < OS_ARRAY_LEN(arrays); i++) free(arrays[i]);
     free(s);
 }

@@ -27,7 +27,17 @@ OsStatus k_gelu_backward(bf16 *dx, const bf16 *x, const bf16 *dout, size_t N, cu
 OsStatus k_swiglu_forward(bf16 *h, const bf16 *u, int T, int F, cudaStream_t s);
 OsStatus k_swiglu_backward(bf16 *du, const bf16 *u, const bf16 *dh, int T, int F, cudaStream_t s);
 OsStatus k_add(bf16 *y, const bf16 *a, const bf16 *b, size_t N, cudaStream_t s); /* y = a + b */
-/* Still to write for the full step executor (see bench/RESULTS.md "GPU backend"): xent.cu
- * (cross-entropy), rows.cu (pack/gather row copies, embedding lookup), weight fills. */
+/* xent.cu: per-row loss[T] and dlogits[T,V] = (softmax - onehot) / label_norm from fp32
+ * logits[T,V]; label[t] < 0: no label (loss 0, gradient 0). label_norm: the GLOBAL count. */
+OsStatus k_xent(float *loss, bf16 *dlogits, const float *logits, const int *label, int T, int V,
+                double label_norm, cudaStream_t s);
+/* rows.cu: seg device [nseg*3] (from, to, n) rows of C values; reverse copies to -> from.
+ * Embedding out[T,C] = emb[tok[t]]; backward demb[tok[t]] += dout[t] (fp32 atomics). */
+OsStatus k_rows_copy(bf16 *dst, const bf16 *src, const uint64_t *seg, int nseg, int C, int reverse,
+                     cudaStream_t s);
+OsStatus k_embed_forward(bf16 *out, const bf16 *emb, const int *tok, int T, int C, cudaStream_t s);
+OsStatus k_embed_backward(float *demb, const bf16 *dout, const int *tok, int T, int C, cudaStream_t s);
+/* Still to write for the full step executor (see bench/RESULTS.md "GPU backend"): the
+ * per-module forward/backward (mllm.cu), attention backward, weight fills, comm.cu. */
 
 #endif

@@ -5,8 +5,9 @@
  * Does not: change which units share a bin (so loads equal post's), or model time.
  * Source: OrchMLLM's node-wise rearrangement (REFERENCE.md opening paragraph: an ILP there);
  *   here the ILP is replaced by assignment problems, exact for one level at a time.
- * Cost (hierarchical): O(n + E log-free radix sort of E <= n (bin, node) byte counts
- *   + K^2 per Hungarian row scan + K g^3); measured < 20 ms at D = 2560 (bench_balance). */
+ * Cost (hierarchical): O(n) for the per-(bin, node) byte counts (E <= n of them) and their
+ *   radix sort, a K x K Hungarian (O(K^3) worst, near O(K^2) when the greedy grouping already
+ *   matches nodes), K Hungarians of g x g: 1.3 ms at D = 2560, g = 8 (bench/RESULTS.md). */
 #include <string.h>
 
 #include "sim/balance/part_internal.h"

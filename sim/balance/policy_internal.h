@@ -36,11 +36,32 @@ struct PolicyScratch {
     double *mat;
     size_t order_cap, bstart_cap, touched_cap, tb_cap, tk_cap, bnode_cap, nfree_cap, mstart_cap,
         members_cap, perm_cap, gperm_cap, acc_cap, tby_cap, btotal_cap, key_cap, mat_cap;
-    /* isf: [N] and [D] */
+    /* isf: [N] and [D]; ift/ilt: the first-fit and leftover trees, [2 * pow2(D)] */
     double *iv, *ic, *gv, *gc;
     uint32_t *group, *best, *pool, *open;
     unsigned char *kept;
     size_t iv_cap, ic_cap, gv_cap, gc_cap, group_cap, best_cap, pool_cap, open_cap, kept_cap;
+    double *ift, *ilt;
+    size_t ift_cap, ilt_cap;
+    /* post-node pieces: [N + M] owning unit of each piece (nsrc / nbytes hold its rank, bytes) */
+    uint32_t *nunit;
+    size_t nunit_cap;
+    /* post-node per phase: [max(N, M)] unit loads, sizes, drawn ranks, post's bins, answer */
+    double *pn_w;
+    uint64_t *pn_size;
+    uint32_t *pn_home, *pn_bin, *pn_rank;
+    size_t pn_w_cap, pn_size_cap, pn_home_cap, pn_bin_cap, pn_rank_cap;
+    /* node balancing (node_balance.c): [n] units, [np] pieces, [K] nodes, [g] / [g*g] GPUs */
+    uint32_t *nb_node, *nb_srcn, *nb_home, *nb_ubin, *nb_rorder, *nb_lorder, *nb_porder, *nb_pstart,
+        *nb_lbin, *nb_nstart, *nb_ncur, *nb_heap, *nb_hpos, *nb_touch, *nb_perm;
+    uint64_t *nb_kb, *nb_lsz, *nb_used, *nb_scap, *nb_acc, *nb_gcap;
+    double *nb_ratio, *nb_lw, *nb_load, *nb_cap, *nb_room, *nb_max, *nb_mat, *nb_gl;
+    unsigned char *nb_dirty;
+    size_t nb_node_cap, nb_srcn_cap, nb_home_cap, nb_ubin_cap, nb_rorder_cap, nb_lorder_cap,
+        nb_porder_cap, nb_pstart_cap, nb_lbin_cap, nb_nstart_cap, nb_ncur_cap, nb_heap_cap,
+        nb_hpos_cap, nb_touch_cap, nb_perm_cap, nb_kb_cap, nb_lsz_cap, nb_used_cap, nb_scap_cap,
+        nb_acc_cap, nb_gcap_cap, nb_ratio_cap, nb_lw_cap, nb_load_cap, nb_cap_cap, nb_room_cap,
+        nb_max_cap, nb_mat_cap, nb_gl_cap, nb_dirty_cap;
 };
 
 #define POL_GROW(ptr, capv, n) os_grow((void **)&(ptr), &(capv), (size_t)(n), sizeof(*(ptr)))
@@ -66,5 +87,35 @@ OsStatus pol_post_phase(uint32_t *it_bin, uint32_t *m, const StepWork *w, uint32
                         PolicyScratch *s, const char *policy);
 /* Post-balance the LLM phase: ex_bin[i] for every example (objective, cap_llm_tokens). */
 OsStatus pol_post_llm(uint32_t *ex_bin, const StepWork *w, PolicyScratch *s, const char *policy);
+/* A unit's load under an additive objective (OBJ_PADDED counts len, as the capped fallback). */
+double pol_weight(BalanceObjective obj, double cost, uint32_t len);
+
+/* Locality-aware node-wise balancing of one phase (node_balance.c; post-node).
+ * Units carry a load w and a size (against the per-rank cap); their bytes are pieces, each on
+ * one rank (an LLM example: its text at home plus each item's embedding where it was
+ * encoded). A unit's source node is the node holding most of its bytes. */
+typedef struct {
+    uint32_t n, np, D, g;        /* units, pieces, ranks, ranks per node (g divides D) */
+    const double *w;             /* [n] load (objective units), >= 0 */
+    const uint64_t *size;        /* [n] size against cap; read only when cap > 0 */
+    uint64_t cap;                /* per-rank size cap (0 = none) */
+    const uint32_t *home;        /* [n] rank the unit was drawn on (source of a byte-less unit) */
+    const uint32_t *piece_unit;  /* [np] owning unit */
+    const uint32_t *piece_src;   /* [np] rank holding the piece */
+    const uint64_t *piece_bytes; /* [np] bytes */
+    double bound;                /* the max rank load to stay under */
+} NodeBalIn;
+/* rank[u] in [0, D) for every unit. Node level: overloaded nodes shed the units with the most
+ * load per byte that would cross nodes to the node with the most room; GPU level: LPT inside
+ * each node (or the drawn split when no worse), then a g x g Hungarian keeps the most bytes on
+ * their own GPU. A few repair rounds lower the caps of nodes whose LPT overshoots bound.
+ * *max_load = the resulting max rank load; *ok = 0 when some node could not be packed under
+ * the size cap (rank is then unusable). Callers guard against max_load themselves. */
+OsStatus pol_node_balance(uint32_t *rank, double *max_load, int *ok, const NodeBalIn *in,
+                          PolicyScratch *s);
+/* The slow twin: the same algorithm with linear scans (the most-room node, the shed order by
+ * selection), O(n K + n^2); tests compare it with pol_node_balance on small inputs. */
+OsStatus pol_node_balance_ref(uint32_t *rank, double *max_load, int *ok, const NodeBalIn *in,
+                              PolicyScratch *s);
 
 #endif

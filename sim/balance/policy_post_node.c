@@ -1,13 +1,51 @@
-/* policy_post_node.c — "post-node": post-balancing whose bins are placed on ranks node-wise.
- *   Each phase is balanced exactly as in post (same per-rank loads, up to a permutation);
- *   then policy_node_place picks which rank runs which bin so that the fewest bytes cross
- *   nodes, then the fewest change rank inside a node. Encoder phases move raw inputs from
- *   their home; the LLM phase moves text from home and encoder outputs from where the items
- *   ran, so it is placed after the encoders. Moves use the node-wise all-to-all.
- * Implements: balance_post_node. Does not: trade balance for locality (loads equal post's).
+/* policy_post_node.c — "post-node": post-balancing that keeps data inside its node.
+ *   Per phase (each encoder, then the LLM): post's LPT bins give the reference max rank load;
+ *   pol_node_balance then balances node-wise (units stay on the node holding their bytes
+ *   unless the node is overloaded; LPT inside each node; bins mapped to the GPUs that hold
+ *   their bytes). Guard: when that max load exceeds post's by more than PN_TOL, the phase
+ *   falls back to post's bins placed on ranks by policy_node_place (the earlier method:
+ *   same loads as post, fewer crossing bytes than post). Encoder phases move raw inputs from
+ *   their home; the LLM phase moves text from home and embeddings from where the items ran,
+ *   so it is balanced after the encoders. Moves use the node-wise all-to-all.
+ * Implements: balance_post_node. Does not: use the locality path for the padded objective
+ *   without a cap (its bin load count x max is not additive; that phase takes the fallback).
  * Source: OrchMLLM node-wise all-to-all and rearrangement (REFERENCE.md opening paragraph;
- *   the paper solves an ILP, we solve assignment problems: see policy.h). */
+ *   the paper solves an ILP, we use a greedy plus assignment problems: see node_balance.c). */
+#include "sim/balance/part_internal.h"
 #include "sim/balance/policy_internal.h"
+
+/* A phase's max rank load may exceed post's by this fraction (else the fallback runs): the
+ * price in balance paid for locality, bounded per phase. */
+#define PN_TOL 0.01
+/* What the node-wise balancing aims for: half the tolerance, leaving the rest for LPT's
+ * granularity inside a node. */
+#define PN_TARGET 0.005
+
+/* One phase of n units (s->pn_w loads, s->pn_size sizes, s->pn_home drawn ranks, s->pn_bin
+ * post's bins) and np pieces (s->nunit, s->nsrc, s->nbytes): s->pn_rank[u] for every unit. */
+static OsStatus place_phase(const StepWork *w, uint32_t n, uint32_t np, uint64_t cap, uint32_t g,
+                            PolicyScratch *s) {
+    OsStatus st = OS_OK;
+    uint32_t D = w->D;
+    BalanceObjective obj = w->opt->objective;
+    OS_CHECK(POL_GROW(s->dload, s->dload_cap, D));
+    double post_max = part_max_load(s->pn_bin, s->pn_w, n, D, s->dload);
+    if (obj != OBJ_PADDED || cap) {
+        NodeBalIn in = {.n = n, .np = np, .D = D, .g = g, .w = s->pn_w, .size = s->pn_size, .cap = cap,
+                        .home = s->pn_home, .piece_unit = s->nunit, .piece_src = s->nsrc,
+                        .piece_bytes = s->nbytes, .bound = post_max * (1.0 + PN_TARGET)};
+        double mx = 0.0;
+        int ok = 0;
+        OS_CHECK(pol_node_balance(s->pn_rank, &mx, &ok, &in, s));
+        if (ok && mx <= post_max * (1.0 + PN_TOL)) goto fail;
+    }
+    /* Fallback: post's bins, placed node-wise. */
+    for (uint32_t p = 0; p < np; p++) s->nbin[p] = s->pn_bin[s->nunit[p]];
+    OS_CHECK(policy_node_place(s->rank_of_bin, s->nbin, s->nsrc, s->nbytes, np, D, g, NODE_PLACE_AUTO, s));
+    for (uint32_t u = 0; u < n; u++) s->pn_rank[u] = s->rank_of_bin[s->pn_bin[u]];
+fail:
+    return st;
+}
 
 OsStatus balance_post_node(Plan *out, const StepWork *w, PolicyScratch *s) {
     OsStatus st = OS_OK;
@@ -18,39 +56,50 @@ OsStatus balance_post_node(Plan *out, const StepWork *w, PolicyScratch *s) {
     if (D % g != 0)
         OS_FAIL(OS_ERR_ARG, pn, "dp_per_node", "use whole nodes",
                 "%u DP ranks per node do not divide %u ranks", g, D);
-    size_t nm = (size_t)w->N + w->M;
+    size_t nm = (size_t)w->N + w->M + 1, nu = (w->N > w->M ? w->N : w->M) + (size_t)1;
+    BalanceObjective obj = w->opt->objective;
     OS_CHECK(POL_GROW(s->nbin, s->nbin_cap, nm));
     OS_CHECK(POL_GROW(s->nsrc, s->nsrc_cap, nm));
     OS_CHECK(POL_GROW(s->nbytes, s->nbytes_cap, nm));
-    OS_CHECK(POL_GROW(s->ex_bin, s->ex_bin_cap, w->N));
+    OS_CHECK(POL_GROW(s->nunit, s->nunit_cap, nm));
     OS_CHECK(POL_GROW(s->rank_of_bin, s->rank_of_bin_cap, D));
+    OS_CHECK(POL_GROW(s->pn_w, s->pn_w_cap, nu));
+    OS_CHECK(POL_GROW(s->pn_size, s->pn_size_cap, nu));
+    OS_CHECK(POL_GROW(s->pn_home, s->pn_home_cap, nu));
+    OS_CHECK(POL_GROW(s->pn_bin, s->pn_bin_cap, nu));
+    OS_CHECK(POL_GROW(s->pn_rank, s->pn_rank_cap, nu));
     for (uint32_t i = 0; i < w->N; i++) out->home[i] = w->drawn[i];
     for (uint32_t e = 0; e + 1 < w->P; e++) {
         OS_CHECK(pol_post_phase(out->it_rank, &m, w, e, s, pn));
         for (uint32_t u = 0; u < m; u++) {
             uint32_t j = s->unit[u];
-            s->nbin[u] = out->it_rank[j];
-            s->nsrc[u] = w->drawn[w->it_example[j]];
+            s->pn_w[u] = pol_weight(obj, w->it_cost[j], w->it_len[j]);
+            s->pn_size[u] = w->it_len[j];
+            s->pn_home[u] = w->drawn[w->it_example[j]];
+            s->pn_bin[u] = out->it_rank[j];
+            s->nunit[u] = u;
+            s->nsrc[u] = s->pn_home[u];
             s->nbytes[u] = w->it_in_bytes[j];
         }
-        OS_CHECK(policy_node_place(s->rank_of_bin, s->nbin, s->nsrc, s->nbytes, m, D, g,
-                                   NODE_PLACE_AUTO, s));
-        for (uint32_t u = 0; u < m; u++) out->it_rank[s->unit[u]] = s->rank_of_bin[s->nbin[u]];
+        OS_CHECK(place_phase(w, m, m, w->opt->cap_enc_positions, g, s));
+        for (uint32_t u = 0; u < m; u++) out->it_rank[s->unit[u]] = s->pn_rank[u];
     }
-    OS_CHECK(pol_post_llm(s->ex_bin, w, s, pn));
+    OS_CHECK(pol_post_llm(s->pn_bin, w, s, pn));
     for (uint32_t i = 0; i < w->N; i++) {
-        s->nbin[i] = s->ex_bin[i];
+        s->pn_w[i] = pol_weight(obj, w->ex_cost[i], w->ex_tokens[i]);
+        s->pn_size[i] = w->ex_tokens[i];
+        s->pn_home[i] = w->drawn[i];
+        s->nunit[i] = i;
         s->nsrc[i] = w->drawn[i];
         s->nbytes[i] = w->ex_bytes[i];
     }
-    for (uint32_t j = 0; j < w->M; j++) {
-        s->nbin[w->N + j] = s->ex_bin[w->it_example[j]];
+    for (uint32_t j = 0; j < w->M; j++) { /* embeddings come from where the item was encoded */
+        s->nunit[w->N + j] = w->it_example[j];
         s->nsrc[w->N + j] = out->it_rank[j];
         s->nbytes[w->N + j] = w->it_out_bytes[j];
     }
-    OS_CHECK(policy_node_place(s->rank_of_bin, s->nbin, s->nsrc, s->nbytes, (uint32_t)nm, D, g,
-                               NODE_PLACE_AUTO, s));
-    for (uint32_t i = 0; i < w->N; i++) out->ex_rank[i] = s->rank_of_bin[s->ex_bin[i]];
+    OS_CHECK(place_phase(w, w->N, w->N + w->M, w->opt->cap_llm_tokens, g, s));
+    for (uint32_t i = 0; i < w->N; i++) out->ex_rank[i] = s->pn_rank[i];
     out->hierarchical = 1;
 fail:
     return st;

@@ -42,6 +42,17 @@ void pol_pre_finish(Plan *out, const StepWork *w) {
     out->hierarchical = 0;
 }
 
+double pol_weight(BalanceObjective obj, double cost, uint32_t len) {
+    double l = (double)len;
+    switch (obj) {
+    case OBJ_COST: return cost;
+    case OBJ_QUADRATIC: return l * l;
+    case OBJ_LINEAR:
+    case OBJ_PADDED:
+    default: return l;
+    }
+}
+
 /* Partition n units (weights w, lengths len, sizes for the cap) into D bins by objective.
  * OBJ_PADDED with a cap: the padded greedy knows no caps, so it falls back to capacity LPT on
  * lengths (a padded bin's load is bounded by its length sum times the max length anyway).
@@ -59,15 +70,10 @@ static OsStatus partition_obj(uint32_t *bin, PolicyScratch *s, const double *cos
     OS_CHECK(POL_GROW(s->dload, s->dload_cap, D));
     OS_CHECK(POL_GROW(s->dused, s->dused_cap, D));
     OS_CHECK(POL_GROW(s->dmax, s->dmax_cap, D));
+    if ((unsigned)obj > OBJ_PADDED)
+        OS_FAIL(OS_ERR_ARG, "policy options", "objective", NULL, "unknown objective %d", (int)obj);
     for (uint32_t u = 0; u < n; u++) {
-        double l = (double)len[u];
-        switch (obj) {
-        case OBJ_COST: s->w[u] = cost[u]; break;
-        case OBJ_LINEAR: s->w[u] = l; break;
-        case OBJ_QUADRATIC: s->w[u] = l * l; break;
-        case OBJ_PADDED: s->w[u] = l; break;
-        default: OS_FAIL(OS_ERR_ARG, "policy options", "objective", NULL, "unknown objective %d", (int)obj);
-        }
+        s->w[u] = pol_weight(obj, cost[u], len[u]);
         s->size[u] = len[u];
     }
     int padded = obj == OBJ_PADDED && !cap;
