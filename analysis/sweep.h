@@ -44,6 +44,8 @@ typedef struct {
     int progress;            /* progress bar on stderr */
     double balancer_cost_s;  /* < 0: charge the balancer's measured runtime (replay default);
                                 >= 0: this fixed time, for byte-identical reruns */
+    int recompute;           /* activation recomputation in every run (ReplayConfig.recompute) */
+    int padded;              /* padded attention layout in every run (ATTN_PADDED) */
 } SweepOptions;
 /* jobs 1, balancer_cost_s -1, everything else NULL/0. */
 void sweep_options_init(SweepOptions *o);

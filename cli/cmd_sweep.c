@@ -39,6 +39,8 @@ OsStatus cmd_sweep(int argc, char **argv) {
          "charge this fixed balancer time per step instead of the measured one (reproducible output; < 0 = measured)",
          -1.0, 1e6},
         {"regroup", 0, OPT_FLAG, &regroup, NULL, "accepted for symmetry with replay: a sweep always regroups", 0, 0},
+        {"recompute", 0, OPT_FLAG, &so.recompute, NULL, "full activation recomputation in every run (as replay --recompute)", 0, 0},
+        {"padded", 0, OPT_FLAG, &so.padded, NULL, "padded batches instead of varlen packing in every run", 0, 0},
         {"jobs", 'j', OPT_U32, &jobs, "J", "worker processes", 1, 1024},
         {"output", 'o', OPT_STR, &so.csv_path, "FILE", "run-level CSV (required)", 0, 0},
         {"h5", 0, OPT_STR, &so.h5_path, "FILE", "HDF5 copy with per-run per-step series", 0, 0},

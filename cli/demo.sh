@@ -37,9 +37,9 @@ run compare "$TRI" --model orch-84b --recompute --gpus 2560 --no-progress \
 
 # Sweeps: GPU counts (throughput scaling) and model sizes (MFU per model).
 run sweep "$TRI" --policies none,lpt,post,post-node --gpus 256,512,1024,2560 \
-    --models orch-84b --setups fsdp --steps 2 -q -o "$OUT/sweep_gpus.csv" --h5 "$OUT/sweep_gpus.h5"
+    --models orch-84b --setups fsdp --recompute --steps 2 -q -o "$OUT/sweep_gpus.csv" --h5 "$OUT/sweep_gpus.h5"
 run sweep "$VL" --policies none,lpt,post,post-node --gpus 256 \
-    --models llava-7b,vl-14b,vl-32b,orch-84b --setups fsdp --steps 2 -q -o "$OUT/sweep_models.csv"
+    --models llava-7b,vl-14b,vl-32b,orch-84b --setups fsdp --recompute --steps 2 -q -o "$OUT/sweep_models.csv"
 
 # The figures (gnuplot scripts in plots/).
 run plot throughput "$OUT/sweep_gpus.csv" -o "$OUT/plots" "${PLOTSZ[@]}"

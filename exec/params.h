@@ -205,10 +205,14 @@ EXEC_HD uint32_t exec_n_labels(uint32_t item_tokens, uint32_t text) {
 static inline uint32_t exec_item_positions(const EncoderSpec *e, uint32_t len) {
     return (e->pad_to && len < e->pad_to) ? e->pad_to : len;
 }
-/* LLM tokens of an item: ceil(positions / ratio) (DESIGN.md §1). */
+/* LLM tokens of an item: ceil(REAL positions / ratio) (DESIGN.md §1), as the simulator's
+ * cost_item_llm_tokens counts them. Convention for padded encoders (pad_to): the encoder runs
+ * on exec_item_positions (padding included, it costs encoder time), but only the item's first
+ * `len` output positions are ratio-merged, projected and spliced; the padding's outputs are
+ * dropped (Whisper's decoder sees 1500 frames, but an MLLM splices only the speech). */
 static inline uint32_t exec_item_tokens(const EncoderSpec *e, uint32_t len) {
-    uint32_t n = exec_item_positions(e, len);
-    return (n + e->ratio - 1) / e->ratio;
+    uint32_t r = e->ratio ? e->ratio : 1;
+    return (len + r - 1) / r;
 }
 
 /* A list of examples as the backend sees them: one rank's share or a whole global batch.

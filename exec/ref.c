@@ -371,13 +371,14 @@ uint64_t ref_batch_labels(const ModelSpec *m, const ExecBatch *b) {
 /* Per-encoder working set of one step. */
 typedef struct {
     uint32_t T, tok, nseq; /* positions, projected tokens, items */
-    uint32_t *len;         /* [nseq] positions per item */
+    uint32_t *len;         /* [nseq] positions per item the encoder runs (pad_to applied) */
+    uint32_t *real;        /* [nseq] real positions: only these are merged and spliced */
     double *x0, *merged, *z1, *g1, *proj; /* [T,He], [tok, r He], [tok,Hl] x3 */
     Acts a;
 } EncWork;
 
 static void encwork_free(EncWork *w) {
-    free(w->len), free(w->x0), free(w->merged), free(w->z1), free(w->g1), free(w->proj);
+    free(w->len), free(w->real), free(w->x0), free(w->merged), free(w->z1), free(w->g1), free(w->proj);
     acts_free(&w->a);
     memset(w, 0, sizeof *w);
 }
@@ -422,6 +423,7 @@ OsStatus ref_model_step(double *loss, RefModel *r, const ExecBatch *b, uint64_t 
         exec_stack_layout(&L, &es->stack);
         uint32_t He = L.H, R = es->ratio;
         ALLOC_CHECK(w->len = calloc((size_t)w->nseq + 1, sizeof *w->len));
+        ALLOC_CHECK(w->real = calloc((size_t)w->nseq + 1, sizeof *w->real));
         ALLOC_CHECK(w->x0 = calloc((size_t)w->T * He + 1, sizeof(double)));
         ALLOC_CHECK(w->merged = calloc((size_t)w->tok * R * He + 1, sizeof(double)));
         ALLOC_CHECK(w->z1 = calloc((size_t)w->tok * Hl + 1, sizeof(double)));
@@ -433,6 +435,7 @@ OsStatus ref_model_step(double *loss, RefModel *r, const ExecBatch *b, uint64_t 
                 uint32_t j = b->first_item[i] + k;
                 if (b->it_enc[j] != e) continue;
                 uint32_t n = exec_item_positions(es, b->it_len[j]);
+                w->real[q] = b->it_len[j];
                 w->len[q++] = n;
                 for (uint32_t p = 0; p < n; p++)
                     for (uint32_t c = 0; c < He; c++)
@@ -441,14 +444,15 @@ OsStatus ref_model_step(double *loss, RefModel *r, const ExecBatch *b, uint64_t 
         if (!w->T) continue;
         OS_CHECK(acts_alloc(&w->a, &L, w->T, w->len, w->nseq));
         stack_fwd(&w->a, r->w[e], &L, w->x0);
-        /* ratio merge: projected token t of an item = its positions [t R, t R + R), zero-padded */
+        /* ratio merge: projected token t of an item = its REAL positions [t R, t R + R),
+         * zero-padded; outputs of pad_to padding are dropped (params.h exec_item_tokens) */
         uint32_t row = 0, tok = 0;
         for (uint32_t s = 0; s < w->nseq; s++) {
-            uint32_t n = w->len[s], nt = (n + R - 1) / R;
+            uint32_t n = w->real[s], nt = (n + R - 1) / R;
             for (uint32_t p = 0; p < n; p++)
                 memcpy(w->merged + ((size_t)(tok + p / R) * R + p % R) * He,
                        w->a.out + ((size_t)row + p) * He, He * sizeof(double));
-            row += n, tok += nt;
+            row += w->len[s], tok += nt;
         }
         const double *Wp = r->w[E + 1 + e];
         mm_fwd(w->z1, w->merged, Wp, w->tok, R * He, Hl);
@@ -549,11 +553,11 @@ OsStatus ref_model_step(double *loss, RefModel *r, const ExecBatch *b, uint64_t 
         mm_bwd(dmerged, dWp, dg1, w->merged, Wp, w->tok, R * He, Hl);
         uint32_t row = 0, tok = 0;
         for (uint32_t s = 0; s < w->nseq; s++) {
-            uint32_t n = w->len[s];
+            uint32_t n = w->real[s]; /* padding rows get no gradient from the projector */
             for (uint32_t p = 0; p < n; p++)
                 memcpy(denc + ((size_t)row + p) * He, dmerged + ((size_t)(tok + p / R) * R + p % R) * He,
                        He * sizeof(double));
-            row += n, tok += (n + R - 1) / R;
+            row += w->len[s], tok += (n + R - 1) / R;
         }
         st = stack_bwd(dxe, r->dw[e], r->w[e], &L, &w->a, denc);
         free(dmerged), free(denc), free(dxe);

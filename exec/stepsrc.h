@@ -2,16 +2,17 @@
  * ExecStepPlan, the same on every process (each worker builds its own copy: the policies are
  * deterministic, so no plan has to be shipped between processes).
  * Implements: the StepWork of a global batch as the backend runs it (LLM sequence = text +
- *   ceil(positions / ratio) per item with pad_to applied, params.h's rule; the re-deal
+ *   ceil(real positions / ratio) per item, params.h's rule; the encoder still runs pad_to
+ *   positions, which count in the encoder rows and routes); the re-deal
  *   "rank r drew examples [r N / D, (r+1) N / D)" that replay uses with --regroup), the
  *   per-unit costs the balancers weigh (cost.h with the given calibration), the policy call,
  *   plan_check, exec_step_plan_build and exec_step_plan_verify; the checks validate needs at
  *   the door: an item or example longer than the preset accepts is one error naming the step,
  *   the example id and the limit; the global label count (ref.h's label_norm).
  * Does not: run anything on a GPU, or time anything.
- * Note: for encoders with pad_to (Whisper), replay counts ceil(real / ratio) LLM tokens per
- *   item while the backend splices ceil(padded / ratio) (params.h): the two sequences differ
- *   for such items; validate states this beside its prediction. Letters as plan.h. */
+ * Note: for encoders with pad_to (Whisper) the backend splices ceil(real / ratio) LLM tokens
+ *   per item, exactly what replay counts (cost_item_llm_tokens), so measured and predicted
+ *   runs see the same sequences. Letters as plan.h. */
 #ifndef OS_EXEC_STEPSRC_H
 #define OS_EXEC_STEPSRC_H
 

@@ -97,10 +97,10 @@ void policy_scratch_destroy(PolicyScratch *s) {
                       s->pool, s->open, s->kept, s->ift, s->ilt, s->nunit, s->pn_w, s->pn_size,
                       s->pn_home, s->pn_bin, s->pn_rank, s->nb_node, s->nb_srcn, s->nb_home,
                       s->nb_ubin, s->nb_rorder, s->nb_lorder, s->nb_porder, s->nb_pstart,
-                      s->nb_lbin, s->nb_nstart, s->nb_ncur, s->nb_heap, s->nb_hpos, s->nb_touch,
-                      s->nb_perm, s->nb_kb, s->nb_lsz, s->nb_used, s->nb_scap, s->nb_acc,
-                      s->nb_gcap, s->nb_ratio, s->nb_lw, s->nb_load, s->nb_cap, s->nb_room,
-                      s->nb_max, s->nb_mat, s->nb_gl, s->nb_dirty};
+                      s->nb_nstart, s->nb_ncur, s->nb_heap, s->nb_hpos, s->nb_touch, s->nb_perm,
+                      s->nb_bheap, s->nb_bpos, s->nb_kb, s->nb_used, s->nb_scap, s->nb_acc,
+                      s->nb_bused, s->nb_ratio, s->nb_load, s->nb_cap, s->nb_room, s->nb_mat,
+                      s->nb_bload, s->nb_dload, s->nb_dirty};
     for (size_t i = 0; i < OS_ARRAY_LEN(arrays); i++) free(arrays[i]);
     free(s);
 }

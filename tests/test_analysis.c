@@ -292,8 +292,8 @@ static size_t doc_table(char names[][64], char units[][32], size_t cap, const ch
         while (ue > unit && ue[-1] == ' ') ue--;
         *ue = '\0';
         cr_assert_lt(n, cap);
-        snprintf(names[n], 64, "%s", name);
-        snprintf(units[n], 32, "%s", unit);
+        snprintf(names[n], 64, "%.63s", name);
+        snprintf(units[n], 32, "%.31s", unit);
         n++;
     }
     fclose(fp);

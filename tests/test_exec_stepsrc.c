@@ -1,5 +1,5 @@
 /* test_exec_stepsrc.c — exec/stepsrc.h on a hand-made trace and a tiny model: LLM sequence
- * lengths with pad_to and ratios, label counts, per-rank rows under `none`, every registered
+ * lengths with pad_to and ratios (padding encoded, not spliced), label counts, per-rank rows under `none`, every registered
  * policy's plan verified, and the door checks (item over max_len, example over max_seq, a
  * modality without an encoder) each one error naming the example. */
 #include <criterion/criterion.h>
@@ -57,7 +57,8 @@ static ModelSpec tiny(int with_audio) {
     return m;
 }
 
-/* S = text + ceil(max(len, pad_to) / ratio): 5+2, 3+5 (audio 3 padded to 10), 6, 2+4+10 */
+/* S = text + ceil(REAL len / ratio) (params.h: padding runs in the encoder, is not spliced):
+ * 5+2, 3+2 (audio 3, padded to 10 in the encoder, 2 tokens), 6, 2+4+10 */
 static const Ex BATCH[4] = {{5, 8, 0, 0}, {3, 0, 3, 0}, {6, 0, 0, 0}, {2, 16, 20, 0}};
 
 Test(exec_stepsrc, lengths_labels_and_rows_by_hand) {
@@ -71,7 +72,7 @@ Test(exec_stepsrc, lengths_labels_and_rows_by_hand) {
     cr_assert_eq(exec_src_create(&s, path, &m, policy_find("none"), &po, &c, 2, 2), OS_OK, "%s", os_last_error());
     cr_assert_eq(exec_src_n_steps(s), 1);
     cr_assert_eq(exec_src_step(s, 0, &st), OS_OK, "%s", os_last_error());
-    const uint32_t S[4] = {7, 8, 6, 16};
+    const uint32_t S[4] = {7, 5, 6, 16};
     for (uint32_t i = 0; i < 4; i++) {
         cr_assert_eq(st.work->ex_tokens[i], S[i], "example %u", i);
         cr_assert_eq(st.ex_id[i], 100 + i);
@@ -81,8 +82,8 @@ Test(exec_stepsrc, lengths_labels_and_rows_by_hand) {
     cr_assert_eq(st.longest_seq, 16);
     cr_assert_eq(st.longest_item[0], 16);
     cr_assert_eq(st.longest_item[1], 20);
-    /* none: rank 0 runs examples 0, 1 (15 tokens), rank 1 runs 2, 3 (22) */
-    cr_assert_eq(st.xp->llm_rows[0], 15);
+    /* none: rank 0 runs examples 0, 1 (12 tokens), rank 1 runs 2, 3 (22) */
+    cr_assert_eq(st.xp->llm_rows[0], 12);
     cr_assert_eq(st.xp->llm_rows[1], 22);
     cr_assert_eq(st.max_llm_rows, 22);
     /* image positions: rank 0 8, rank 1 16; audio: rank 0 10 (padded), rank 1 20 */

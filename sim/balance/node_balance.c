@@ -19,6 +19,7 @@
 #include <float.h>
 #include <math.h>
 #include <string.h>
+#include <stdio.h>
 
 #include "sim/balance/part_internal.h"
 #include "sim/balance/policy_internal.h"
@@ -26,7 +27,8 @@
 #define NB_ROUNDS 8
 /* Node caps start this fraction below g * bound and repairs aim this far below bound: LPT
  * inside a node of ~100 units rarely packs to within 0.1% of its mean (bench_balance). */
-#define NB_MARGIN 0.001
+#include <stdlib.h>
+#define NB_MARGIN (getenv("NBM") ? atof(getenv("NBM")) : 0.001)
 #define NB_NONE UINT32_MAX
 
 typedef struct {
@@ -371,6 +373,8 @@ static OsStatus node_balance(uint32_t *rank, double *max_load, int *ok, const No
             s->nb_dirty[k] = 0;
             bad |= s->nb_max[k] > bound;
         }
+        if (getenv("PNDBG")) { uint32_t nbad = 0; double mm = 0; uint32_t moved = 0; for (uint32_t k = 0; k < K; k++) { nbad += s->nb_max[k] > bound; mm = fmax(mm, s->nb_max[k]); } for (uint32_t u = 0; u < n; u++) moved += s->nb_node[u] != s->nb_srcn[u];
+            fprintf(stderr, "  round %u bad %u max/bound %.5f moved %u\n", round, nbad, mm / bound, moved); }
         if (!bad) break;
         for (uint32_t k = 0; k < K; k++) {
             if (!(s->nb_max[k] > bound)) continue;

@@ -52,16 +52,17 @@ struct PolicyScratch {
     uint32_t *pn_home, *pn_bin, *pn_rank;
     size_t pn_w_cap, pn_size_cap, pn_home_cap, pn_bin_cap, pn_rank_cap;
     /* node balancing (node_balance.c): [n] units, [np] pieces, [K] nodes, [g] / [g*g] GPUs */
-    uint32_t *nb_node, *nb_srcn, *nb_home, *nb_ubin, *nb_rorder, *nb_lorder, *nb_porder, *nb_pstart,
-        *nb_lbin, *nb_nstart, *nb_ncur, *nb_heap, *nb_hpos, *nb_touch, *nb_perm;
-    uint64_t *nb_kb, *nb_lsz, *nb_used, *nb_scap, *nb_acc, *nb_gcap;
-    double *nb_ratio, *nb_lw, *nb_load, *nb_cap, *nb_room, *nb_max, *nb_mat, *nb_gl;
+    uint32_t *nb_node, *nb_srcn, *nb_home, *nb_ubin, *nb_rorder, *nb_lorder, *nb_porder,
+        *nb_pstart, *nb_nstart, *nb_ncur, *nb_heap, *nb_hpos, *nb_touch, *nb_perm, *nb_bheap,
+        *nb_bpos;
+    uint64_t *nb_kb, *nb_used, *nb_scap, *nb_acc, *nb_bused;
+    double *nb_ratio, *nb_load, *nb_cap, *nb_room, *nb_mat, *nb_bload, *nb_dload;
     unsigned char *nb_dirty;
     size_t nb_node_cap, nb_srcn_cap, nb_home_cap, nb_ubin_cap, nb_rorder_cap, nb_lorder_cap,
-        nb_porder_cap, nb_pstart_cap, nb_lbin_cap, nb_nstart_cap, nb_ncur_cap, nb_heap_cap,
-        nb_hpos_cap, nb_touch_cap, nb_perm_cap, nb_kb_cap, nb_lsz_cap, nb_used_cap, nb_scap_cap,
-        nb_acc_cap, nb_gcap_cap, nb_ratio_cap, nb_lw_cap, nb_load_cap, nb_cap_cap, nb_room_cap,
-        nb_max_cap, nb_mat_cap, nb_gl_cap, nb_dirty_cap;
+        nb_porder_cap, nb_pstart_cap, nb_nstart_cap, nb_ncur_cap, nb_heap_cap, nb_hpos_cap,
+        nb_touch_cap, nb_perm_cap, nb_bheap_cap, nb_bpos_cap, nb_kb_cap, nb_used_cap, nb_scap_cap,
+        nb_acc_cap, nb_bused_cap, nb_ratio_cap, nb_load_cap, nb_cap_cap, nb_room_cap, nb_mat_cap,
+        nb_bload_cap, nb_dload_cap, nb_dirty_cap;
 };
 
 #define POL_GROW(ptr, capv, n) os_grow((void **)&(ptr), &(capv), (size_t)(n), sizeof(*(ptr)))
@@ -106,15 +107,16 @@ typedef struct {
     double bound;                /* the max rank load to stay under */
 } NodeBalIn;
 /* rank[u] in [0, D) for every unit. Node level: overloaded nodes shed the units with the most
- * load per byte that would cross nodes to the node with the most room; GPU level: LPT inside
- * each node (or the drawn split when no worse), then a g x g Hungarian keeps the most bytes on
- * their own GPU. A few repair rounds lower the caps of nodes whose LPT overshoots bound.
- * *max_load = the resulting max rank load; *ok = 0 when some node could not be packed under
- * the size cap (rank is then unusable). Callers guard against max_load themselves. */
+ * load per byte that would cross nodes to the node with the most room; GPU level: one LPT
+ * pass over all units, each to the least-loaded GPU of its node while that stays <= bound,
+ * else to the least-loaded GPU anywhere (a node keeps its drawn split when that is no worse);
+ * then a g x g Hungarian per node keeps the most bytes on the GPU that holds them.
+ * *max_load = the resulting max rank load; *ok = 0 when a unit fits no rank under the size
+ * cap (rank is then unusable). Callers guard against max_load themselves. */
 OsStatus pol_node_balance(uint32_t *rank, double *max_load, int *ok, const NodeBalIn *in,
                           PolicyScratch *s);
-/* The slow twin: the same algorithm with linear scans (the most-room node, the shed order by
- * selection), O(n K + n^2); tests compare it with pol_node_balance on small inputs. */
+/* The slow twin: the same algorithm with linear scans for the most-room node and the
+ * least-loaded GPU and insertion sorts, O(n (K + D) + n^2); tests compare the two. */
 OsStatus pol_node_balance_ref(uint32_t *rank, double *max_load, int *ok, const NodeBalIn *in,
                               PolicyScratch *s);
 
