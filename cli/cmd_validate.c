@@ -8,9 +8,11 @@
  * encoder, the policy's plan and its routes verified on the CPU); the busiest rank's memory
  * estimate (exec/budget.h) against the device's memory. The pieces that run it are written
  * and tested — worker processes with the watchdog (exec/worker.h), the measured/emulated
- * step arithmetic and MAPE (exec/validate.h) — but the GPU step executor (transformer
- * forward/backward and the NCCL moves) is not in this build, so after the checks validate
- * stops with one line saying so rather than print any number. */
+ * step arithmetic and MAPE (exec/validate.h), and the GPU step executor with its NCCL moves
+ * (exec/mllm.h, exec/comm.cuh; its equality with the CPU reference is tests/test_exec_mllm.c)
+ * — but the glue that runs it per worker and sets it beside replay_run's prediction (per-step
+ * table, --csv, --emulate) is not written yet, so after the checks validate stops with one
+ * line saying so rather than print any number. */
 #include <stdio.h>
 #include <string.h>
 
@@ -73,7 +75,7 @@ OsStatus cmd_validate(int argc, char **argv) {
         "run a trace on real GPUs and compare measured step times with the simulator's",
         "Columns are labelled measured or modelled; --emulate times each rank's compute for real\n"
         "and models only the collectives. This build checks the run (devices, the preset's\n"
-        "limits, every step's plan, memory) but has no GPU step executor yet: it stops after\n"
+        "limits, every step's plan, memory) but does not run the steps yet: it stops after\n"
         "the checks and prints no number."};
     int n_dev = 0;
     char why[256];
@@ -104,8 +106,8 @@ OsStatus cmd_validate(int argc, char **argv) {
     else calib_default_h100(&calib);
     OS_CHECK(check_steps(pos[0], &m, pol, &popt, &calib, gpus, steps, info.mem_bytes));
     OS_FAIL(OS_ERR_NODEV, "validate", pos[0], "use `orchsim calibrate` and `orchsim replay` meanwhile",
-            "checks passed (%llu steps, %u ranks, %s on %s), but the GPU step executor (exec/mllm.cu, "
-            "exec/comm.cu) is not in this build; nothing was run",
+            "checks passed (%llu steps, %u ranks, %s on %s), but validate's run loop (workers running "
+            "exec/mllm.h beside replay_run's prediction) is not in this build; nothing was run",
             (unsigned long long)steps, gpus, m.name, info.name);
 fail:
     (void)csv, (void)timeout;

@@ -7,6 +7,7 @@
 
 #include "cli/commands.h"
 #include "sim/base/status.h"
+#include "sim/base/util.h"
 
 typedef struct {
     const char *name;
@@ -34,23 +35,6 @@ static void usage(FILE *fp) {
         fprintf(fp, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
     fprintf(fp, "\nglobal: --verbose (before the command) traces errors through the call stack;\n"
                 "        --version prints the version.\n");
-}
-
-/* Edit distance for "did you mean". */
-static int lev(const char *a, const char *b) {
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 31 || lb > 31) return 99;
-    int d[32][32];
-    for (size_t i = 0; i <= la; i++) d[i][0] = (int)i;
-    for (size_t j = 0; j <= lb; j++) d[0][j] = (int)j;
-    for (size_t i = 1; i <= la; i++)
-        for (size_t j = 1; j <= lb; j++) {
-            int c = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-            if (d[i - 1][j] + 1 < c) c = d[i - 1][j] + 1;
-            if (d[i][j - 1] + 1 < c) c = d[i][j - 1] + 1;
-            d[i][j] = c;
-        }
-    return d[la][lb];
 }
 
 int main(int argc, char **argv) {
@@ -81,7 +65,7 @@ int main(int argc, char **argv) {
         const char *best = NULL;
         int bd = 3;
         for (size_t k = 0; k < sizeof COMMANDS / sizeof COMMANDS[0]; k++) {
-            int d = lev(name, COMMANDS[k].name);
+            int d = os_edit_distance(name, COMMANDS[k].name);
             if (d < bd) bd = d, best = COMMANDS[k].name;
         }
         if (best)

@@ -19,7 +19,7 @@ void simopts_init(SimOpts *o) {
     o->balancer_cost_s = -1.0;
     /* -1 = not given: keep the cluster default; 0 given explicitly is rejected by
      * cluster_validate as a zero bandwidth */
-    o->intra_gbps = o->inter_gbps = o->intra_lat_us = o->inter_lat_us = o->peak_tflops = -1.0;
+    o->intra_gbps = o->inter_gbps = o->intra_lat_us = o->inter_lat_us = o->peak_tflops = o->mem_gb = -1.0;
 }
 
 void simopts_specs(OptSpec *s, SimOpts *o) {
@@ -48,6 +48,7 @@ void simopts_specs(OptSpec *s, SimOpts *o) {
         {"peak-tflops", 0, OPT_F64, &o->peak_tflops, "TF", "GPU dense bf16 peak (-1: calibration's, else 989.4)", -1, 1e6},
         {"balancer-cost", 0, OPT_F64, &o->balancer_cost_s, "S", "charge S seconds per post-balancing step instead of the measured runtime (-1)", -1, 10},
         {"seed", 0, OPT_U64, &o->seed, "S", "seed for randomized policies (isf)", 0, 0},
+        {"mem-gb", 0, OPT_F64, &o->mem_gb, "GB", "GPU memory for the fit checks (-1: H100 80)", -1, 1e6},
     };
     memcpy(s, rows, sizeof rows);
 }
@@ -113,6 +114,7 @@ OsStatus simopts_resolve(ReplayConfig *cfg, SimOpts *o, Trace *t) {
     if (o->calib.inter_bw > 0 && o->inter_gbps < 0) c->inter_bw = o->calib.inter_bw;
     if (o->peak_tflops >= 0) c->peak_flops = o->peak_tflops * 1e12;
     else if (o->calib.peak_flops > 0) c->peak_flops = o->calib.peak_flops;
+    if (o->mem_gb >= 0) c->mem_bytes = o->mem_gb * 1e9;
     OS_CHECK(cluster_validate(c));
     cfg->recompute = o->recompute;
     cfg->layout = o->padded ? ATTN_PADDED : ATTN_VARLEN;
@@ -138,4 +140,9 @@ void simopts_announce(FILE *fp, const SimOpts *o, const ReplayConfig *cfg, const
             o->calibration ? "" : " (built-in estimate: run `orchsim calibrate` on your GPUs)");
     fprintf(fp, "# measured vs modelled: everything here is modelled (simulator); only the balancer's own "
                 "runtime is measured on this host%s\n", cfg->balancer_cost_s >= 0 ? " (overridden by --balancer-cost)" : "");
+#ifdef ORCHSIM_HAVE_CUDA
+    fprintf(fp, "# backends: simulator; GPU backend compiled in (orchsim calibrate / validate)\n");
+#else
+    fprintf(fp, "# backends: simulator only (built without CUDA: calibrate / validate unavailable)\n");
+#endif
 }

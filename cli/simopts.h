@@ -25,7 +25,7 @@ typedef struct {
     Calib calib;
 } SimOpts;
 
-#define SIMOPTS_N 24
+#define SIMOPTS_N 25
 void simopts_init(SimOpts *o);
 /* Fill specs[0..SIMOPTS_N) with the shared rows pointing into o. */
 void simopts_specs(OptSpec *specs, SimOpts *o);

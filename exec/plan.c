@@ -177,7 +177,7 @@ void exec_step_plan_free(ExecStepPlan *sp) {
     }
     exec_route_free(&sp->text);
     free(sp->item_unit), free(sp->item_ex), free(sp->item_enc), free(sp->ex_first);
-    free(sp->item_pos), free(sp->item_tok), free(sp->ex_text);
+    free(sp->item_pos), free(sp->item_tok), free(sp->item_len), free(sp->ex_text);
     free(sp->llm_order), free(sp->llm_off), free(sp->llm_rows);
     free(sp->gather_seg), free(sp->gather_off);
     memset(sp, 0, sizeof *sp);
@@ -206,6 +206,7 @@ OsStatus exec_step_plan_build(ExecStepPlan *sp, const Plan *p, const StepWork *w
     ALLOC_CHECK(sp->item_unit = malloc(((size_t)M + 1) * sizeof *sp->item_unit));
     ALLOC_CHECK(sp->item_pos = malloc(((size_t)M + 1) * sizeof *sp->item_pos));
     ALLOC_CHECK(sp->item_tok = malloc(((size_t)M + 1) * sizeof *sp->item_tok));
+    ALLOC_CHECK(sp->item_len = malloc(((size_t)M + 1) * sizeof *sp->item_len));
     ALLOC_CHECK(sp->ex_text = malloc(((size_t)N + 1) * sizeof *sp->ex_text));
     for (uint32_t i = 0; i < N; i++) {
         if (p->home[i] >= D || p->ex_rank[i] >= D)
@@ -228,6 +229,7 @@ OsStatus exec_step_plan_build(ExecStepPlan *sp, const Plan *p, const StepWork *w
         sp->item_ex[j] = i, sp->item_enc[j] = e;
         sp->item_pos[j] = exec_item_positions(&m->enc[e], w->it_len[j]);
         sp->item_tok[j] = exec_item_tokens(&m->enc[e], w->it_len[j]);
+        sp->item_len[j] = w->it_len[j];
         if (sp->ex_text[i] < sp->item_tok[j])
             OS_FAIL(OS_ERR_ARG, "exec plan", "ex_tokens", "ex_tokens must count text + projected items",
                     "example %u: %u LLM tokens cannot hold its items", i, w->ex_tokens[i]);

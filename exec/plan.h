@@ -82,6 +82,7 @@ typedef struct {
     uint32_t *ex_first;                 /* [N] first item of example i, UINT32_MAX if none */
     uint64_t *item_pos, *item_tok;      /* [M] encoder positions (pad_to applied), LLM tokens
                                            (ceil(real positions / ratio), params.h) */
+    uint32_t *item_len;                 /* [M] real positions (before pad_to): the rows merged */
     uint32_t *ex_text;                  /* [N] text tokens */
     ExecRoute in[MODEL_MAX_ENC];  /* item inputs, rows = positions */
     ExecRoute emb[MODEL_MAX_ENC]; /* projected embeddings, rows = LLM tokens */

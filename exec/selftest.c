@@ -5,7 +5,8 @@
 #include <stddef.h>
 
 #ifdef ORCHSIM_HAVE_CUDA
-ExecSelftestFn exec_st_rmsnorm, exec_st_softmax, exec_st_act, exec_st_attention, exec_st_xent, exec_st_rows;
+ExecSelftestFn exec_st_rmsnorm, exec_st_softmax, exec_st_act, exec_st_attention, exec_st_xent, exec_st_rows,
+    exec_st_step, exec_st_attn_backward;
 static const ExecSelftest SELFTESTS[] = {
     {"rmsnorm", exec_st_rmsnorm},     /* exec/kernels/rmsnorm.cu */
     {"softmax", exec_st_softmax},     /* exec/kernels/softmax.cu, causal and not */
@@ -13,6 +14,8 @@ static const ExecSelftest SELFTESTS[] = {
     {"attention", exec_st_attention}, /* exec/attn.cu: cuBLAS QK^T, softmax, PV with GQA */
     {"xent", exec_st_xent},           /* exec/kernels/xent.cu: fused loss + dlogits */
     {"rows", exec_st_rows},           /* exec/kernels/rows.cu: segment copies, embedding */
+    {"step", exec_st_step},           /* exec/kernels/step.cu: inputs, ids, labels, text rows */
+    {"attn_backward", exec_st_attn_backward}, /* exec/attn.cu: backward vs double reference */
 };
 int exec_selftest_count(void) { return (int)(sizeof SELFTESTS / sizeof SELFTESTS[0]); }
 const ExecSelftest *exec_selftest_at(int i) {

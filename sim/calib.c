@@ -199,22 +199,6 @@ fail:
 
 
 
-static int lev(const char *a, const char *b) {
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 31 || lb > 31) return 99;
-    int d[32][32];
-    for (size_t i = 0; i <= la; i++) d[i][0] = (int)i;
-    for (size_t j = 0; j <= lb; j++) d[0][j] = (int)j;
-    for (size_t i = 1; i <= la; i++)
-        for (size_t j = 1; j <= lb; j++) {
-            int v = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-            if (d[i - 1][j] + 1 < v) v = d[i - 1][j] + 1;
-            if (d[i][j - 1] + 1 < v) v = d[i][j - 1] + 1;
-            d[i][j] = v;
-        }
-    return d[la][lb];
-}
-
 static char *trim(char *s) {
     while (isspace((unsigned char)*s)) s++;
     char *e = s + strlen(s);
@@ -259,7 +243,7 @@ static OsStatus parse_kv(Calib *c, int *seen, char *key, char *val, const char *
         if (!strcmp(key, CALIB_KEYS[i])) k = i;
     if (k < 0) {
         for (int i = 0; i < CK_COUNT; i++)
-            if (lev(key, CALIB_KEYS[i]) <= 1) { /* a typo of a key that matters, not provenance */
+            if (os_edit_distance(key, CALIB_KEYS[i]) <= 1) { /* a typo of a key that matters, not provenance */
                 char hint[64];
                 snprintf(hint, sizeof hint, "did you mean \"%s\"?", CALIB_KEYS[i]);
                 OS_FAIL(OS_ERR_FORMAT, f, NULL, hint, "unknown key");

@@ -127,23 +127,6 @@ static uint32_t key_get(const ModelSpec *m, KeyId k, int sec) {
     return *(const uint32_t *)p;
 }
 
-/* Edit distance, for "did you mean". */
-static int lev(const char *a, const char *b) {
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 31 || lb > 31) return 99;
-    int d[32][32];
-    for (size_t i = 0; i <= la; i++) d[i][0] = (int)i;
-    for (size_t j = 0; j <= lb; j++) d[0][j] = (int)j;
-    for (size_t i = 1; i <= la; i++)
-        for (size_t j = 1; j <= lb; j++) {
-            int c = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-            if (d[i - 1][j] + 1 < c) c = d[i - 1][j] + 1;
-            if (d[i][j - 1] + 1 < c) c = d[i][j - 1] + 1;
-            d[i][j] = c;
-        }
-    return d[la][lb];
-}
-
 /* ---- validation, shared by model_validate (no lines) and the loader (lines) ---------- */
 
 /* Where each key was set: line numbers per section, 0 = not set. */
@@ -307,7 +290,7 @@ static OsStatus set_key(ModelSpec *m, LineMap *lm, int sec, const char *key, cha
         const char *best = NULL;
         int bd = 3;
         for (int i = 0; i < K_COUNT; i++) {
-            int d = lev(key, KEYS[i].name);
+            int d = os_edit_distance(key, KEYS[i].name);
             if (key_allowed((KeyId)i, sec) && d < bd) bd = d, best = KEYS[i].name;
         }
         char hint[96];
@@ -367,7 +350,7 @@ static OsStatus open_section(int *sec, ModelSpec *m, LineMap *lm, char *s, const
         strcpy(m->enc[m->n_enc].modality, mod);
         *sec = SEC_ENC0 + (int)m->n_enc++;
     } else {
-        const char *hint = lev(body, "llm") <= 1 ? "did you mean [llm]?"
+        const char *hint = os_edit_distance(body, "llm") <= 1 ? "did you mean [llm]?"
                            : !strncmp(body, "enc", 3) ? "write [encoder <modality>], e.g. [encoder image]"
                                                       : "sections are [llm] and [encoder <modality>]";
         OS_FAIL(OS_ERR_FORMAT, path, f, hint, "unknown section [%s]", body);
@@ -447,7 +430,7 @@ OsStatus model_resolve(ModelSpec *out, const char *name_or_path) {
     n += (size_t)snprintf(hint, sizeof hint, "built-in presets:");
     for (uint32_t i = 0; i < model_n_presets(); i++) {
         const char *pn = model_preset_at(i)->name;
-        int d = lev(name_or_path, pn);
+        int d = os_edit_distance(name_or_path, pn);
         if (d < bd) bd = d, best = pn;
         if (n < sizeof hint) n += (size_t)snprintf(hint + n, sizeof hint - n, " %s", pn);
     }

@@ -25,7 +25,7 @@ static const Policy POLICIES[] = {
      balance_post, POLICY_HONORS_ENC_CAP | POLICY_HONORS_LLM_CAP},
     {"post-enc", "post-balance the encoders only; LLM phase at the home rank", POLICY_POST,
      balance_post_enc, POLICY_HONORS_ENC_CAP},
-    {"post-node", "post + node-wise placement of bins on ranks (less inter-node traffic)",
+    {"post-node", "post, node-wise: work stays in its node unless the node is overloaded",
      POLICY_POST, balance_post_node, POLICY_HONORS_ENC_CAP | POLICY_HONORS_LLM_CAP},
 };
 

@@ -89,7 +89,8 @@ OsStatus plan_check(const Plan *p, const StepWork *w, const char *policy_name);
 /* Per-phase lower bound: max(total / D, largest unit) of the per-unit costs (the oracle). */
 double policy_oracle_phase(const StepWork *w, uint32_t phase);
 
-/* Node-wise placement (post-node). The units of one phase already sit in balanced bins
+/* Node-wise placement (post-node's fallback, node_place.c; its main path is the
+ * locality-aware balancing in node_balance.c). The units of one phase already sit in balanced bins
  * (unit_bin[u] in [0, D)); unit u's bytes live on rank unit_src[u]. Choose a bijection
  * rank_of_bin[D] that minimises inter-node bytes, then intra-node bytes (a unit moves when
  * its source rank is not the rank of its bin; node of rank r = r / g). Loads are unchanged.

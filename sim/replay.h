@@ -69,7 +69,7 @@ typedef struct {
     uint64_t bytes_intra, bytes_inter;       /* rebalancing bytes moved (fwd + bwd) */
     double a2a_s;                            /* all-to-all time on the critical path */
     double grad_sync_s;                      /* exposed (not overlapped) gradient sync */
-    double balancer_s;                       /* measured wall time of the policy function, or
+    double balancer_s;                       /* measured (thread CPU) time of the policy function, or
                                                 cfg->balancer_cost_s when that is >= 0 */
 } StepResult;
 

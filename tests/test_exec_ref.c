@@ -198,3 +198,42 @@ Test(exec_ref, unknown_encoder_is_an_error) {
     cr_assert_eq(ref_model_step(&loss, r, &b, 1, 1, 1), OS_ERR_ARG);
     ref_model_destroy(r);
 }
+
+/* pad_to (params.h): the encoder runs the padded length, so padding changes what the real
+ * positions attend to (bidirectional) and the loss; the spliced tokens and labels come from
+ * the real length; the gradients stay exact (finite differences on the padded encoder and
+ * its projector). */
+Test(exec_ref, pad_to_encodes_padding_splices_real_tokens) {
+    ModelSpec m = tiny_spec(), mp = tiny_spec();
+    mp.enc[1].pad_to = 7; /* the audio item has 4 real positions: runs 7, splices ceil(4/3) = 2 */
+    ExecBatch b = whole();
+    cr_assert_eq(exec_item_tokens(&mp.enc[1], 4), 2);
+    cr_assert_eq(exec_item_positions(&mp.enc[1], 4), 7);
+    cr_assert_eq(ref_batch_labels(&mp, &b), ref_batch_labels(&m, &b));
+    RefModel *r = NULL, *rp = NULL;
+    cr_assert_eq(ref_model_create(&r, &m, 42), OS_OK);
+    cr_assert_eq(ref_model_create(&rp, &mp, 42), OS_OK);
+    double norm = (double)ref_batch_labels(&m, &b), l, lp;
+    cr_assert_eq(ref_model_step(&l, r, &b, 5, norm, 1), OS_OK);
+    cr_assert_eq(ref_model_step(&lp, rp, &b, 5, norm, 1), OS_OK);
+    cr_assert(fabs(l - lp) > 1e-9, "padding must reach the real positions through attention");
+    const double h = 1e-5;
+    const uint32_t mods[2] = {1, 4}; /* the audio encoder and its projector */
+    for (int q = 0; q < 2; q++) {
+        uint64_t n;
+        double *w = ref_params(rp, mods[q], &n), *g = ref_grads(rp, mods[q], &n);
+        for (uint64_t i = 0; i < n; i += 3) {
+            double w0 = w[i], a, c;
+            w[i] = w0 + h;
+            cr_assert_eq(ref_model_step(&a, rp, &b, 5, norm, 0), OS_OK);
+            w[i] = w0 - h;
+            cr_assert_eq(ref_model_step(&c, rp, &b, 5, norm, 0), OS_OK);
+            w[i] = w0;
+            double fd = (a - c) / (2 * h);
+            cr_assert(fabs(fd - g[i]) <= 1e-7 + 1e-5 * fabs(fd), "module %u param %llu: %.10g vs %.10g", mods[q],
+                      (unsigned long long)i, g[i], fd);
+        }
+    }
+    ref_model_destroy(r);
+    ref_model_destroy(rp);
+}

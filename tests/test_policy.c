@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sim/balance/policy_internal.h" /* white box: the slow twins */
 #include "sim/policy.h"
 
 static uint64_t rng_state;
@@ -280,17 +281,15 @@ Test(policy, post_enc_and_post_node_match_post_loads) {
     cr_assert_eq(run("post-node", &pn, &g.w), OS_OK, "%s", os_last_error());
     double a[16], b[16], c[16];
     for (uint32_t ph = 0; ph < g.w.P; ph++) {
-        phase_loads(a, &pp, &g.w, ph);
+        double ma = phase_loads(a, &pp, &g.w, ph);
         phase_loads(b, &pe, &g.w, ph);
-        phase_loads(c, &pn, &g.w, ph);
+        double mc = phase_loads(c, &pn, &g.w, ph);
         qsort(a, 16, sizeof *a, cmp_dbl);
         qsort(b, 16, sizeof *b, cmp_dbl);
-        qsort(c, 16, sizeof *c, cmp_dbl);
-        for (uint32_t r = 0; r < 16; r++) {
-            /* post-node permutes post's bins: the same loads, up to summation order */
-            cr_assert_float_eq(a[r], c[r], 1e-12, "phase %u", ph);
+        for (uint32_t r = 0; r < 16; r++)
             if (ph + 1 < g.w.P) cr_assert_float_eq(a[r], b[r], 1e-12, "phase %u", ph);
-        }
+        /* post-node trades at most 1% of post's max load per phase for locality (PN_TOL) */
+        cr_assert_leq(mc, ma * 1.01 + 1e-15, "phase %u: post-node max %g, post %g", ph, mc, ma);
     }
     for (uint32_t i = 0; i < g.w.N; i++) cr_assert_eq(pe.ex_rank[i], g.drawn[i]);
     /* Encoder phases: the same bins, so post-node moves no more inter-node bytes than post. */
@@ -606,4 +605,190 @@ Test(policy, node_place_rejects_bad_shapes) {
     os_clear_error();
     src[0] = 7;
     cr_assert_eq(policy_node_place(r, bin, src, by, 1, 6, 3, NODE_PLACE_AUTO, S), OS_ERR_ARG);
+}
+
+/* ---- the fast paths against their slow twins ---------------------------------------------- */
+
+Test(policy, isf_matches_scan_twin) {
+    /* isf's min-tree first fit and branch-and-bound leftovers against the linear scans: the
+     * same groups, on D that are and are not powers of two, with and without encoder work. */
+    uint32_t shapes[][4] = {{1, 5, 2, 0}, {3, 7, 2, 0}, {16, 8, 3, 4}, {24, 6, 2, 8}, {100, 4, 2, 8},
+                            {64, 16, 3, 8}, {10, 5, 1, 0}};
+    for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++)
+        for (uint64_t seed = 1; seed <= 3; seed++) {
+            Gen g;
+            gen_step(&g, shapes[sh][0], shapes[sh][1], shapes[sh][2], shapes[sh][3], 900 + 10 * sh + seed);
+            g.opt.seed = seed;
+            Plan a, b;
+            plan_alloc(&a, &g.w);
+            plan_alloc(&b, &g.w);
+            cr_assert_eq(balance_isf(&a, &g.w, S), OS_OK, "%s", os_last_error());
+            cr_assert_eq(balance_isf_ref(&b, &g.w, S), OS_OK, "%s", os_last_error());
+            cr_assert_arr_eq(a.home, b.home, g.w.N * sizeof(uint32_t), "shape %zu seed %llu", sh,
+                             (unsigned long long)seed);
+            plan_free(&a);
+            plan_free(&b);
+            gen_free(&g);
+        }
+}
+
+Test(policy, node_balance_matches_scan_twin) {
+    /* pol_node_balance's heaps and radix sorts against linear scans and insertion sorts. */
+    rng_state = 4242;
+    uint32_t shapes[][2] = {{8, 2}, {16, 4}, {24, 8}, {32, 8}, {8, 8}, {12, 3}};
+    for (int t = 0; t < 48; t++) {
+        uint32_t D = shapes[t % 6][0], g = shapes[t % 6][1], n = D * (1 + (uint32_t)(rnd() % 10));
+        uint32_t np = 0, *home = malloc(n * sizeof *home), *pu = malloc(3 * n * sizeof *pu),
+                 *ps = malloc(3 * n * sizeof *ps), *r1 = malloc(n * sizeof *r1), *r2 = malloc(n * sizeof *r2);
+        uint64_t *pb = malloc(3 * n * sizeof *pb), *size = malloc(n * sizeof *size), tot_sz = 0, mx_sz = 0;
+        double *w = malloc(n * sizeof *w), tot = 0, mx = 0;
+        for (uint32_t u = 0; u < n; u++) {
+            uint32_t len = 64 + (uint32_t)(rnd() % 4000);
+            w[u] = t % 5 == 0 ? (double)(rnd() % 3) : 1e-6 * len + 2e-10 * (double)len * len;
+            size[u] = len;
+            home[u] = (uint32_t)(u * D / n) ^ (uint32_t)(t % 3 == 0 ? rnd() % 2 : 0);
+            home[u] %= D;
+            for (uint32_t k = 0, c = 1 + (uint32_t)(rnd() % 3); k < c; k++, np++) {
+                pu[np] = u;
+                ps[np] = k == 0 ? home[u] : (uint32_t)(rnd() % D);
+                pb[np] = rnd() % 5 == 0 ? 0 : 1 + rnd() % 100000;
+            }
+            tot += w[u];
+            mx = fmax(mx, w[u]);
+            tot_sz += len;
+            mx_sz = len > mx_sz ? len : mx_sz;
+        }
+        uint64_t cap = t % 4 == 1 ? tot_sz / D + tot_sz / D / 4 + mx_sz : 0;
+        NodeBalIn in = {.n = n, .np = np, .D = D, .g = g, .w = w, .size = size, .cap = cap, .home = home,
+                        .piece_unit = pu, .piece_src = ps, .piece_bytes = pb,
+                        .bound = fmax(tot / D, mx) * (1.0 + 0.02 * (double)(t % 3))};
+        double m1, m2;
+        int ok1, ok2;
+        cr_assert_eq(pol_node_balance(r1, &m1, &ok1, &in, S), OS_OK, "%s", os_last_error());
+        cr_assert_eq(pol_node_balance_ref(r2, &m2, &ok2, &in, S), OS_OK, "%s", os_last_error());
+        cr_assert_eq(ok1, ok2, "t %d", t);
+        cr_assert(ok1 || cap, "t %d: no cap, yet no packing", t);
+        if (ok1) {
+            cr_assert_arr_eq(r1, r2, n * sizeof *r1, "t %d D %u g %u: ranks differ from the twin", t, D, g);
+            cr_assert_eq(m1, m2);
+            double *load = calloc(D, sizeof *load);
+            uint64_t *used = calloc(D, sizeof *used);
+            for (uint32_t u = 0; u < n; u++) {
+                cr_assert_lt(r1[u], D);
+                load[r1[u]] += w[u];
+                used[r1[u]] += size[u];
+            }
+            double lm = 0;
+            for (uint32_t r = 0; r < D; r++) {
+                lm = fmax(lm, load[r]);
+                if (cap) cr_assert_leq(used[r], cap, "t %d rank %u over the cap", t, r);
+            }
+            cr_assert_float_eq(lm, m1, 1e-12 * (1 + m1));
+            free(load);
+            free(used);
+        }
+        free(home);
+        free(pu);
+        free(ps);
+        free(r1);
+        free(r2);
+        free(pb);
+        free(size);
+        free(w);
+    }
+}
+
+/* ---- post-node: locality -------------------------------------------------------------------- */
+
+/* Bytes of the step's forward moves that cross nodes (replay's byte lists: encoder inputs
+ * home -> it_rank, embeddings it_rank -> ex_rank, text home -> ex_rank; node = rank / g). */
+static uint64_t inter_bytes(const Plan *p, const Gen *g, uint32_t gpn) {
+    uint64_t x = 0;
+    for (uint32_t i = 0; i < g->w.N; i++)
+        if (p->home[i] / gpn != p->ex_rank[i] / gpn) x += g->ex_bytes[i];
+    for (uint32_t j = 0; j < g->w.M; j++) {
+        uint32_t e = g->it_example[j], h = p->home[e], r = p->it_rank[j], z = p->ex_rank[e];
+        if (h / gpn != r / gpn) x += g->it_in[j];
+        if (r / gpn != z / gpn) x += g->it_out[j];
+    }
+    return x;
+}
+
+Test(policy, post_node_fewer_inter_bytes_and_near_post_loads) {
+    uint32_t shapes[][4] = {{16, 8, 3, 4}, {32, 6, 3, 8}, {64, 4, 2, 8}, {24, 12, 3, 4}, {16, 3, 2, 2}};
+    for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++)
+        for (uint64_t seed = 1; seed <= 4; seed++) {
+            Gen g;
+            uint32_t D = shapes[sh][0], gpn = shapes[sh][3];
+            gen_step(&g, D, shapes[sh][1], shapes[sh][2], gpn, 7000 + 10 * sh + seed);
+            Plan pp, pn, p2;
+            plan_alloc(&pp, &g.w);
+            plan_alloc(&pn, &g.w);
+            plan_alloc(&p2, &g.w);
+            cr_assert_eq(run("post", &pp, &g.w), OS_OK);
+            cr_assert_eq(run("post-node", &pn, &g.w), OS_OK, "%s", os_last_error());
+            cr_assert_eq(run("post-node", &p2, &g.w), OS_OK);
+            cr_assert_eq(plan_check(&pn, &g.w, "post-node"), OS_OK, "%s", os_last_error());
+            cr_assert_arr_eq(pn.ex_rank, p2.ex_rank, g.w.N * sizeof(uint32_t));
+            if (g.w.M) cr_assert_arr_eq(pn.it_rank, p2.it_rank, g.w.M * sizeof(uint32_t));
+            uint64_t xp = inter_bytes(&pp, &g, gpn), xn = inter_bytes(&pn, &g, gpn);
+            cr_assert_leq(xn, xp, "shape %zu seed %llu: post-node %llu inter bytes > post %llu", sh,
+                          (unsigned long long)seed, (unsigned long long)xn, (unsigned long long)xp);
+            double *la = malloc(D * sizeof *la), *lb = malloc(D * sizeof *lb);
+            for (uint32_t ph = 0; ph < g.w.P; ph++) {
+                double ma = phase_loads(la, &pp, &g.w, ph), mb = phase_loads(lb, &pn, &g.w, ph);
+                cr_assert_leq(mb, ma * 1.01 + 1e-15, "shape %zu phase %u: %g vs post %g", sh, ph, mb, ma);
+                /* conservation: the phase's total work is unchanged */
+                double sa = 0, sb = 0;
+                for (uint32_t r = 0; r < D; r++) sa += la[r], sb += lb[r];
+                cr_assert_float_eq(sa, sb, 1e-9 * (1 + sa));
+            }
+            free(la);
+            free(lb);
+            plan_free(&pp);
+            plan_free(&pn);
+            plan_free(&p2);
+            gen_free(&g);
+        }
+}
+
+Test(policy, post_node_moves_nothing_across_balanced_nodes) {
+    /* 2 nodes x 2 ranks, 2 examples per rank, one image each; example and item costs alike:
+     * rank 0 {5, 3}, rank 1 {1, 1} | rank 2 {4, 4}, rank 3 {1, 1}. Each node carries 10 = the
+     * mean, but its ranks do not (8 vs 2), so post rebalances: its LPT gives bins
+     * {5}{4}{4}{3} then the 1s, max 5, sending the 4s of node 1 to node 0's rank 1 and the 3
+     * of node 0 to node 1. Node-wise, each node packs its own {5,3,1,1} / {4,4,1,1} into 5 + 5:
+     * the same max, and not a byte crosses nodes. */
+    Gen g;
+    gen_step(&g, 4, 2, 2, 2, 5);
+    double c[8] = {5, 3, 1, 1, 4, 4, 1, 1};
+    for (uint32_t i = 0; i < 8; i++) {
+        g.ex_cost[i] = c[i];
+        g.ex_tokens[i] = 100;
+        g.ex_bytes[i] = 10;
+        g.it_example[i] = i;
+        g.it_phase[i] = 0;
+        g.it_len[i] = 64;
+        g.it_cost[i] = c[i];
+        g.it_in[i] = 100;
+        g.it_out[i] = 50;
+    }
+    g.w.M = 8;
+    Plan pp, pn;
+    plan_alloc(&pp, &g.w);
+    plan_alloc(&pn, &g.w);
+    cr_assert_eq(run("post", &pp, &g.w), OS_OK);
+    cr_assert_eq(run("post-node", &pn, &g.w), OS_OK, "%s", os_last_error());
+    cr_assert_eq(plan_check(&pn, &g.w, "post-node"), OS_OK, "%s", os_last_error());
+    cr_assert_gt(inter_bytes(&pp, &g, 2), 0u, "post should cross nodes here");
+    cr_assert_eq(inter_bytes(&pn, &g, 2), 0u);
+    double l[4];
+    for (uint32_t ph = 0; ph < 2; ph++) {
+        cr_assert_float_eq(phase_loads(l, &pp, &g.w, ph), 5.0, 1e-12);
+        cr_assert_float_eq(phase_loads(l, &pn, &g.w, ph), 5.0, 1e-12);
+    }
+    for (uint32_t i = 0; i < 8; i++) cr_assert_eq(pn.ex_rank[i] / 2, g.drawn[i] / 2, "example %u", i);
+    plan_free(&pp);
+    plan_free(&pn);
+    gen_free(&g);
 }

@@ -37,7 +37,16 @@ OsStatus k_rows_copy(bf16 *dst, const bf16 *src, const uint64_t *seg, int nseg, 
                      cudaStream_t s);
 OsStatus k_embed_forward(bf16 *out, const bf16 *emb, const int *tok, int T, int C, cudaStream_t s);
 OsStatus k_embed_backward(float *demb, const bf16 *dout, const int *tok, int T, int C, cudaStream_t s);
-/* Still to write for the full step executor (see bench/RESULTS.md "GPU backend"): the
- * per-module forward/backward (mllm.cu), attention backward, weight fills, comm.cu. */
+/* step.cu: what a home rank holds and how the LLM rows get their text (params.h values).
+ * item seg [nseg*4] (row, positions, example id, item k of the example) -> buf[row.., He];
+ * text seg [nseg*3] (row, text tokens, example id) -> int ids; scatter seg (from, to, n) of
+ * ids; label[r] = next_same[r] && ids[r+1] >= 0 ? ids[r+1] : -1; embedding over rows whose
+ * id >= 0 (others untouched), backward demb[id] += dout (fp32 atomics). */
+OsStatus k_item_inputs(bf16 *buf, const uint64_t *seg, int nseg, int He, uint64_t seed, cudaStream_t s);
+OsStatus k_text_ids(int *buf, const uint64_t *seg, int nseg, int V, uint64_t seed, cudaStream_t s);
+OsStatus k_ids_scatter(int *ids, const int *src, const uint64_t *seg, int nseg, cudaStream_t s);
+OsStatus k_labels(int *label, const int *ids, const int *next_same, int T, cudaStream_t s);
+OsStatus k_embed_rows_forward(bf16 *out, const bf16 *emb, const int *ids, int T, int C, cudaStream_t s);
+OsStatus k_embed_rows_backward(float *demb, const bf16 *dout, const int *ids, int T, int C, cudaStream_t s);
 
 #endif

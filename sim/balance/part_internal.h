@@ -22,6 +22,7 @@ typedef struct {
 /* A KK partial partition: cnt non-empty subsets (sorted by sum, descending) at pool[off]. */
 typedef struct {
     uint32_t off, cnt;
+    uint32_t gap;  /* free pool slots just before off (an absorb can shift left into them) */
     double spread; /* largest sum - smallest sum (0 for the implicit empty subsets) */
 } KkState;
 

@@ -31,10 +31,13 @@ void part_scratch_destroy(PartScratch *s);
  * size may be NULL when cap is NULL. */
 OsStatus part_lpt(uint32_t *bin, double *max_load, const double *w, uint32_t n, uint32_t D,
                   const uint64_t *size, const uint64_t *cap, PartScratch *s);
-/* Karmarkar-Karp k-way largest differencing (heap of partial partitions). Worst case
- * O(n D) subset moves: ~10-50 ms at D = 2560 (bench/RESULTS.md), fine for small D. */
+/* Karmarkar-Karp k-way largest differencing (heap of partial partitions, sparse subsets;
+ * absorbs insert in place, shifting the shorter side: see kk.c and bench/RESULTS.md). */
 OsStatus part_kk(uint32_t *bin, double *max_load, const double *w, uint32_t n, uint32_t D,
                  PartScratch *s);
+/* Its slow twin: the same differencing on dense D-subset partitions, O(n^2 + n D log D) time,
+ * O(n D) memory (allocated per call); the same bins as part_kk. Tests only. */
+OsStatus part_kk_ref(uint32_t *bin, double *max_load, const double *w, uint32_t n, uint32_t D);
 /* Sort by weight (descending), deal round-robin: unit of rank r goes to bin r % D. */
 OsStatus part_sorted_rr(uint32_t *bin, double *max_load, const double *w, uint32_t n, uint32_t D,
                         PartScratch *s);

@@ -73,6 +73,8 @@ OsStatus balance_sorted(Plan *out, const StepWork *w, PolicyScratch *s);
 OsStatus balance_lpt(Plan *out, const StepWork *w, PolicyScratch *s);
 OsStatus balance_kk(Plan *out, const StepWork *w, PolicyScratch *s);
 OsStatus balance_isf(Plan *out, const StepWork *w, PolicyScratch *s);
+/* isf's slow twin: the same rounds with linear scans over the groups (tests compare them). */
+OsStatus balance_isf_ref(Plan *out, const StepWork *w, PolicyScratch *s);
 OsStatus balance_post(Plan *out, const StepWork *w, PolicyScratch *s);
 OsStatus balance_post_enc(Plan *out, const StepWork *w, PolicyScratch *s);
 OsStatus balance_post_node(Plan *out, const StepWork *w, PolicyScratch *s);

@@ -19,8 +19,14 @@ OsStatus os_parse_u64(uint64_t *out, const char *s, uint64_t lo, uint64_t hi, co
 /* Parse a finite double (no suffixes) within [lo, hi]. */
 OsStatus os_parse_f64(double *out, const char *s, double lo, double hi, const char *what);
 
+/* Levenshtein distance for "did you mean" hints; strings over 31 bytes count as 99. */
+int os_edit_distance(const char *a, const char *b);
+
 /* Monotonic wall clock, seconds. */
 double os_now(void);
+/* CPU time of the calling thread, seconds: what a computation costs, unaffected by other
+ * processes competing for the cores (used to measure the balancers). */
+double os_thread_cpu_now(void);
 /* Peak resident set size of this process, bytes (from getrusage). */
 uint64_t os_peak_rss(void);
 
