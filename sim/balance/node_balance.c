@@ -28,7 +28,7 @@
 
 /* Node caps sit this fraction below g * bound, so a node's own GPUs have some slack for the
  * granularity of its units before the LPT pass spills them. Keep it below the caller's
- * margin over post's max (PN_TARGET = 0.1%): a node carrying exactly the mean load must not
+ * margin over post's max (PN_TARGET = 0.02%): a node carrying exactly the mean load must not
  * shed. */
 #define NB_MARGIN 0.0001
 
