@@ -13,13 +13,13 @@ if [ -n "${ORCHSIM_PLOT_SIZE:-}" ]; then PLOTSZ=(--size "$ORCHSIM_PLOT_SIZE"); f
 T0=$(date +%s)
 
 # The demo traces (fixed profiles and seeds: the same bytes every time; traces/README.md
-# documents the profiles). tri: the paper's three-modality setting, 2 global batches of 40960
+# documents the profiles). tri: the paper's three-modality setting, 4 global batches of 40960
 # examples drawn for 2560 data-parallel ranks (16 per rank). vl: image-text SFT data, for the
 # model-size sweep (the VL presets have no audio encoder).
 TRI="$OUT/demo-tri.h5"
 VL="$OUT/demo-vl.h5"
-run gen --profile tri-modal-mix --seed 42 --steps 2 --global-batch 40960 --dp 2560 -o "$TRI"
-run gen --profile vl-sft --seed 42 --steps 2 --global-batch 4096 --dp 256 -o "$VL"
+run gen --profile tri-modal-mix --seed 42 --steps 4 --global-batch 40960 --dp 2560 -o "$TRI"
+run gen --profile vl-sft --seed 42 --steps 4 --global-batch 4096 --dp 256 -o "$VL"
 run info "$TRI"
 "$BIN" info "$TRI" --json > "$OUT/info.json"
 
@@ -37,9 +37,9 @@ run compare "$TRI" --model orch-84b --recompute --gpus 2560 --no-progress \
 
 # Sweeps: GPU counts (throughput scaling) and model sizes (MFU per model).
 run sweep "$TRI" --policies none,lpt,post,post-node --gpus 256,512,1024,2560 \
-    --models orch-84b --setups fsdp --recompute --steps 2 -q -o "$OUT/sweep_gpus.csv" --h5 "$OUT/sweep_gpus.h5"
+    --models orch-84b --setups fsdp --recompute --steps 4 -q -o "$OUT/sweep_gpus.csv" --h5 "$OUT/sweep_gpus.h5"
 run sweep "$VL" --policies none,lpt,post,post-node --gpus 256 \
-    --models llava-7b,vl-14b,vl-32b,orch-84b --setups fsdp --recompute --steps 2 -q -o "$OUT/sweep_models.csv"
+    --models llava-7b,vl-14b,vl-32b,orch-84b --setups fsdp --recompute --steps 4 -q -o "$OUT/sweep_models.csv"
 
 # The figures (gnuplot scripts in plots/).
 run plot throughput "$OUT/sweep_gpus.csv" -o "$OUT/plots" "${PLOTSZ[@]}"

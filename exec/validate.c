@@ -27,7 +27,7 @@ double exec_emu_step(const ExecEmuStep *e, double *compute_s, double *comm_s) {
     /* backward: the embeddings' gradients go back, then each encoder's backward */
     for (uint32_t k = 0; k + 1 < P; k++) {
         uint32_t p = P - 2 - k;
-        if (e->moves[p]) BARRIER(e->comm_s[P + k]);
+        if ((e->bwd_moves ? e->bwd_moves : e->moves)[p]) BARRIER(e->comm_s[P + k]);
         for (uint32_t r = 0; r < D; r++) {
             clock[r] += e->bwd[(size_t)r * P + p];
             busy[r] += e->bwd[(size_t)r * P + p];

@@ -44,6 +44,11 @@ typedef struct {
     const double *bwd; /* [D*P] measured backward compute */
     const int *moves;  /* [P] 1: the moves before phase p cross ranks (and their inverses) */
     const double *comm_s; /* [2P] modelled, see above */
+    /* [P] or NULL (= moves): 1 when the backward moves before encoder p's backward (its
+     * embeddings' gradients going back) cross ranks. An encoder's inputs and its embeddings
+     * may move differently (items encoded at home, sequences rebalanced), so the backward
+     * barrier has its own flag; [P-1] is unused. */
+    const int *bwd_moves;
 } ExecEmuStep;
 
 /* Composed step time: per rank a clock advances by its compute; at a barrier every clock

@@ -14,7 +14,7 @@ static const double COMM[4] = {0.5, 0.25, 0.125, 1};
 
 Test(exec_validate, emulated_step_with_barriers_by_hand) {
     const int moves[2] = {1, 1};
-    ExecEmuStep e = {2, 2, FWD, BWD, moves, COMM};
+    ExecEmuStep e = {2, 2, FWD, BWD, moves, COMM, NULL};
     double compute = 0, comm = 0;
     /* 0.5 | enc fwd: 1.5, 3.5 | 3.5 + .25 | llm: 9.75, 6.75 | 9.75 + .125 | enc bwd: 11.875,
      * 10.875 | sync: 11.875 + 1 */
@@ -25,7 +25,7 @@ Test(exec_validate, emulated_step_with_barriers_by_hand) {
 
 Test(exec_validate, emulated_step_without_moves_waits_only_for_the_sync) {
     const int moves[2] = {0, 0};
-    ExecEmuStep e = {2, 2, FWD, BWD, moves, COMM};
+    ExecEmuStep e = {2, 2, FWD, BWD, moves, COMM, NULL};
     double compute = 0, comm = 0;
     cr_assert_float_eq(exec_emu_step(&e, &compute, &comm), 10.0, 1e-12); /* max(9, 7) + 1 */
     cr_assert_float_eq(compute, 9.0, 1e-12);
@@ -38,7 +38,7 @@ Test(exec_validate, emulated_step_is_at_least_compute_plus_sync) {
     const int moves[3] = {1, 0, 1};
     const double comm[6] = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6};
     for (int i = 0; i < 12; i++) f[i] = (i * 7 % 5) + 0.5, b[i] = (i * 3 % 4) + 0.25;
-    ExecEmuStep e = {4, 3, f, b, moves, comm};
+    ExecEmuStep e = {4, 3, f, b, moves, comm, NULL};
     double compute, c;
     double t = exec_emu_step(&e, &compute, &c);
     cr_assert(t >= compute + 0.6 - 1e-12);

@@ -668,6 +668,29 @@ Test(policy, node_balance_matches_scan_twin) {
         cr_assert_eq(pol_node_balance_ref(r2, &m2, &ok2, &in, S), OS_OK, "%s", os_last_error());
         cr_assert_eq(ok1, ok2, "t %d", t);
         cr_assert(ok1 || cap, "t %d: no cap, yet no packing", t);
+        /* The fast path given the LPT order (as post-node passes post's): same answer. The
+         * order here by hand: load descending, ties lower unit first (an insertion sort). */
+        uint32_t *ord = malloc(n * sizeof *ord), *r3 = malloc(n * sizeof *r3);
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t j = i;
+            while (j > 0 && w[ord[j - 1]] < w[i]) {
+                ord[j] = ord[j - 1];
+                j--;
+            }
+            ord[j] = i;
+        }
+        NodeBalIn in3 = in;
+        in3.order = ord;
+        double m3;
+        int ok3;
+        cr_assert_eq(pol_node_balance(r3, &m3, &ok3, &in3, S), OS_OK, "%s", os_last_error());
+        cr_assert_eq(ok3, ok2, "t %d", t);
+        if (ok3) {
+            cr_assert_arr_eq(r3, r2, n * sizeof *r3, "t %d: ranks with the given order differ", t);
+            cr_assert_eq(m3, m2);
+        }
+        free(ord);
+        free(r3);
         if (ok1) {
             cr_assert_arr_eq(r1, r2, n * sizeof *r1, "t %d D %u g %u: ranks differ from the twin", t, D, g);
             cr_assert_eq(m1, m2);

@@ -36,7 +36,9 @@ typedef struct {
     const NodeBalIn *in;
     PolicyScratch *s;
     uint32_t K;
-    int ref; /* 1: the slow twin's linear scans and insertion sorts */
+    int ref;               /* 1: the slow twin's linear scans and insertion sorts */
+    const uint32_t *lpt;   /* [n] units by load descending (the LPT pass's order) */
+    const uint32_t *node;  /* [D] rank / g: a lookup, not a division by a run-time g */
 } Nb;
 
 /* ---- the most-room node: max-heap on room, ties to the lower node ------------------------- */
@@ -110,7 +112,16 @@ static void bin_down(PolicyScratch *s, uint32_t D, uint32_t i) {
     pos[x] = i;
 }
 
+/* When many bins went stale since the heap was last current (every placement makes one
+ * stale), one O(D) heapify of the current loads beats refreshing them one sift-down at a
+ * time (the first global query of a phase would otherwise refresh nearly all D). The top is
+ * the least (load, bin) whatever the heap's shape, so answers do not change. */
 static uint32_t bin_top(PolicyScratch *s, uint32_t D) {
+    if (s->nb_stale > D / 8) {
+        memcpy(s->nb_dload, s->nb_bload, (size_t)D * sizeof *s->nb_dload);
+        for (uint32_t i = D / 2; i-- > 0;) bin_down(s, D, i);
+        s->nb_stale = 0;
+    }
     for (;;) {
         uint32_t b = s->nb_bheap[0];
         if (s->nb_dload[b] == s->nb_bload[b]) return b;
@@ -164,6 +175,7 @@ static OsStatus grow_all(const NodeBalIn *in, PolicyScratch *s, uint32_t K) {
     OS_CHECK(POL_GROW(s->nb_porder, s->nb_porder_cap, np));
     OS_CHECK(POL_GROW(s->nb_kb, s->nb_kb_cap, n));
     OS_CHECK(POL_GROW(s->nb_ratio, s->nb_ratio_cap, n));
+    OS_CHECK(POL_GROW(s->nb_rkey, s->nb_rkey_cap, n));
     OS_CHECK(POL_GROW(s->nb_nstart, s->nb_nstart_cap, (size_t)K + 1));
     OS_CHECK(POL_GROW(s->nb_ncur, s->nb_ncur_cap, K));
     OS_CHECK(POL_GROW(s->nb_heap, s->nb_heap_cap, K));
@@ -182,7 +194,10 @@ static OsStatus grow_all(const NodeBalIn *in, PolicyScratch *s, uint32_t K) {
     OS_CHECK(POL_GROW(s->nb_dload, s->nb_dload_cap, D));
     OS_CHECK(POL_GROW(s->nb_bused, s->nb_bused_cap, D));
     OS_CHECK(POL_GROW(s->nb_perm, s->nb_perm_cap, g));
-    OS_CHECK(POL_GROW(s->nb_mat, s->nb_mat_cap, g * g));
+    OS_CHECK(POL_GROW(s->nb_gcol, s->nb_gcol_cap, g));
+    OS_CHECK(POL_GROW(s->nb_mat, s->nb_mat_cap, (size_t)D * g)); /* [K][g][g]: the fast map's matrices */
+    OS_CHECK(POL_GROW(s->nb_rob, s->nb_rob_cap, D));
+    OS_CHECK(POL_GROW(s->nb_nodeof, s->nb_nodeof_cap, D));
 fail:
     return st;
 }
@@ -193,7 +208,7 @@ fail:
 static void sources(const Nb *nb) {
     const NodeBalIn *in = nb->in;
     PolicyScratch *s = nb->s;
-    uint32_t n = in->n, g = in->g;
+    uint32_t n = in->n;
     int ident = in->np == n; /* one piece per unit, in unit order (an encoder phase) */
     for (uint32_t p = 0; p < in->np && ident; p++) ident = in->piece_unit[p] == p;
     if (ident) {
@@ -206,12 +221,22 @@ static void sources(const Nb *nb) {
         memcpy(s->nb_home, s->nb_pstart, (size_t)n * sizeof *s->nb_home); /* cursors */
         for (uint32_t p = 0; p < in->np; p++) s->nb_porder[s->nb_home[in->piece_unit[p]]++] = p;
     }
+    if (ident && !nb->ref) { /* one piece per unit: its node, unless byte-less (then home's) */
+        for (uint32_t u = 0; u < n; u++) {
+            uint64_t bb = in->piece_bytes[u];
+            s->nb_srcn[u] = nb->node[bb ? in->piece_src[u] : in->home[u]];
+            s->nb_kb[u] = bb;
+            double r = bb ? in->w[u] / (double)bb : DBL_MAX;
+            s->nb_ratio[u] = r <= DBL_MAX ? r : DBL_MAX;
+        }
+        return;
+    }
     memset(s->nb_acc, 0, (size_t)nb->K * sizeof *s->nb_acc);
     for (uint32_t u = 0; u < n; u++) {
-        uint32_t nt = 0, best = in->home[u] / g;
+        uint32_t nt = 0, best = nb->node[in->home[u]];
         uint64_t bb = 0;
         for (uint32_t t = s->nb_pstart[u]; t < s->nb_pstart[u + 1]; t++) {
-            uint32_t p = s->nb_porder[t], k = in->piece_src[p] / g;
+            uint32_t p = s->nb_porder[t], k = nb->node[in->piece_src[p]];
             if (!in->piece_bytes[p]) continue;
             if (!s->nb_acc[k]) s->nb_touch[nt++] = k;
             s->nb_acc[k] += in->piece_bytes[p];
@@ -253,6 +278,56 @@ fail:
     return st;
 }
 
+/* The fast path's shed lists, for the nodes over their caps at the start only (the twin sorts
+ * every unit): a node under its caps sheds nothing and, taking only what fits its room, stays
+ * under them, so only the over nodes' units need the ratio order. Those units are gathered
+ * in unit order (equal ratios keep the lower unit first, as in the full sort), sorted, and
+ * dealt into their node's list in nb_lorder; *tail = the end of the lists. */
+static OsStatus over_lists(const Nb *nb, uint32_t *tail) {
+    OsStatus st = OS_OK;
+    const NodeBalIn *in = nb->in;
+    PolicyScratch *s = nb->s;
+    uint32_t n = in->n, K = nb->K, c = 0;
+    unsigned char *ov = s->nb_dirty;
+    memset(s->nb_nstart, 0, ((size_t)K + 1) * sizeof *s->nb_nstart);
+    for (uint32_t k = 0; k < K; k++) ov[k] = s->nb_load[k] > s->nb_cap[k] || s->nb_used[k] > s->nb_scap[k];
+    for (uint32_t u = 0; u < n; u++) {
+        uint32_t k = s->nb_srcn[u];
+        if (!ov[k]) continue;
+        s->nb_rorder[c] = u;
+        s->nb_rkey[c++] = s->nb_ratio[u];
+        s->nb_nstart[k + 1]++;
+    }
+    for (uint32_t k = 0; k < K; k++) s->nb_nstart[k + 1] += s->nb_nstart[k];
+    memcpy(s->nb_ncur, s->nb_nstart, (size_t)K * sizeof *s->nb_ncur);
+    OS_CHECK(part_sort_desc(s->ps, s->nb_rkey, c));
+    for (uint32_t q = 0; q < c; q++) {
+        uint32_t u = s->nb_rorder[s->ps->idx[q]];
+        s->nb_lorder[s->nb_ncur[s->nb_srcn[u]]++] = u;
+    }
+    *tail = c;
+fail:
+    return st;
+}
+
+/* A node that was under its caps but went over by rounding (room = cap - load >= w, yet
+ * load + w > cap by an ulp): its list, sorted now, at nb_lorder[*a .. *z). Rare. */
+static OsStatus late_list(const Nb *nb, uint32_t k, uint32_t *a, uint32_t *z) {
+    OsStatus st = OS_OK;
+    PolicyScratch *s = nb->s;
+    uint32_t c = 0;
+    for (uint32_t u = 0; u < nb->in->n; u++)
+        if (s->nb_srcn[u] == k) {
+            s->nb_rorder[c] = u;
+            s->nb_rkey[c++] = s->nb_ratio[u];
+        }
+    OS_CHECK(part_sort_desc(s->ps, s->nb_rkey, c));
+    for (uint32_t q = 0; q < c; q++) s->nb_lorder[*a + q] = s->nb_rorder[s->ps->idx[q]];
+    *z = *a + c;
+fail:
+    return st;
+}
+
 /* Step 1: overloaded nodes shed to the node with the most room. The shed order is sorted
  * only when some node is over its caps (often none is, e.g. when one long unit sets the
  * bound). */
@@ -279,21 +354,30 @@ static OsStatus shed(const Nb *nb) {
         over |= s->nb_load[k] > s->nb_cap[k] || s->nb_used[k] > s->nb_scap[k];
     }
     if (!over) goto fail;
-    OS_CHECK(sort_desc(nb, s->nb_rorder, s->nb_ratio));
-    if (!nb->ref)
+    uint32_t tail = 0;
+    if (!nb->ref) {
         for (uint32_t i = K / 2; i-- > 0;) room_sift(s, K, i, 0);
-    /* shed lists: units of each node in shed order (nb_lorder, by counting sort) */
-    memset(s->nb_nstart, 0, ((size_t)K + 1) * sizeof *s->nb_nstart);
-    for (uint32_t u = 0; u < n; u++) s->nb_nstart[s->nb_srcn[u] + 1]++;
-    for (uint32_t k = 0; k < K; k++) s->nb_nstart[k + 1] += s->nb_nstart[k];
-    memcpy(s->nb_ncur, s->nb_nstart, (size_t)K * sizeof *s->nb_ncur);
-    for (uint32_t q = 0; q < n; q++) {
-        uint32_t u = s->nb_rorder[q];
-        s->nb_lorder[s->nb_ncur[s->nb_srcn[u]]++] = u;
+        OS_CHECK(over_lists(nb, &tail));
+    } else { /* shed lists: units of each node in shed order (nb_lorder, by counting sort) */
+        OS_CHECK(sort_desc(nb, s->nb_rorder, s->nb_ratio));
+        memset(s->nb_nstart, 0, ((size_t)K + 1) * sizeof *s->nb_nstart);
+        for (uint32_t u = 0; u < n; u++) s->nb_nstart[s->nb_srcn[u] + 1]++;
+        for (uint32_t k = 0; k < K; k++) s->nb_nstart[k + 1] += s->nb_nstart[k];
+        memcpy(s->nb_ncur, s->nb_nstart, (size_t)K * sizeof *s->nb_ncur);
+        for (uint32_t q = 0; q < n; q++) {
+            uint32_t u = s->nb_rorder[q];
+            s->nb_lorder[s->nb_ncur[s->nb_srcn[u]]++] = u;
+        }
     }
     for (uint32_t k = 0; k < K; k++) {
+        uint32_t a = s->nb_nstart[k], z = s->nb_nstart[k + 1];
+        if (!nb->ref && !s->nb_dirty[k] && (s->nb_load[k] > s->nb_cap[k] || s->nb_used[k] > s->nb_scap[k])) {
+            a = tail;
+            OS_CHECK(late_list(nb, k, &a, &z));
+            tail = z;
+        }
         for (int pass = 0; pass < 2; pass++)
-            for (uint32_t q = s->nb_nstart[k]; q < s->nb_nstart[k + 1]; q++) {
+            for (uint32_t q = a; q < z; q++) {
                 uint32_t u = s->nb_lorder[q];
                 double x = s->nb_load[k] - s->nb_cap[k], wu = in->w[u];
                 int size_over = s->nb_used[k] > s->nb_scap[k];
@@ -333,10 +417,21 @@ static int lpt_local(const Nb *nb) {
         s->nb_dload[b] = 0.0;
         s->nb_bheap[b] = s->nb_bpos[b] = b; /* all zero: index order is a valid heap */
     }
+    s->nb_stale = 0;
+    /* The units' nodes and loads in LPT order, gathered first: independent loads the CPU
+     * overlaps, where inside the placement loop each would stall it (it is latency-bound on
+     * the bin loads). nb_rorder / nb_rkey / nb_home are free after steps 0-1. */
+    uint32_t *qnode = s->nb_rorder, *qbin = s->nb_home;
+    double *qw = s->nb_rkey;
     for (uint32_t q = 0; q < n; q++) {
-        uint32_t u = s->nb_lorder[q], k = s->nb_node[u];
-        uint64_t sz = in->cap ? in->size[u] : 0;
-        double wu = in->w[u];
+        uint32_t u = nb->lpt[q];
+        qnode[q] = s->nb_node[u];
+        qw[q] = in->w[u];
+    }
+    for (uint32_t q = 0; q < n; q++) {
+        uint32_t k = qnode[q];
+        uint64_t sz = in->cap ? in->size[nb->lpt[q]] : 0;
+        double wu = qw[q];
         /* one node (g = D): the global least-loaded bin is the node's */
         uint32_t b = nb->K == 1 ? least_bin(nb, sz) : scan_bins(nb, k * g, k * g + g, sz);
         if (b == UINT32_MAX || !(s->nb_bload[b] + wu <= in->bound)) {
@@ -344,10 +439,12 @@ static int lpt_local(const Nb *nb) {
             if (a == UINT32_MAX) return 0;
             if (b == UINT32_MAX || s->nb_bload[a] < s->nb_bload[b]) b = a; /* equal: stay local */
         }
-        s->nb_ubin[u] = b;
+        qbin[q] = b;
         s->nb_bload[b] += wu;
         s->nb_bused[b] += sz;
+        s->nb_stale++;
     }
+    for (uint32_t q = 0; q < n; q++) s->nb_ubin[nb->lpt[q]] = qbin[q];
     return 1;
 }
 
@@ -358,10 +455,22 @@ static void keep_drawn(const Nb *nb) {
     uint32_t n = in->n, D = in->D, g = in->g, K = nb->K;
     memset(s->nb_dirty, 0, K);
     for (uint32_t b = 0; b < D; b++) s->nb_dload[b] = 0.0;
-    for (uint32_t u = 0; u < n; u++) {
-        uint32_t f = s->nb_ubin[u] / g, h = in->home[u] / g;
-        if (f != h) s->nb_dirty[f] = s->nb_dirty[h] = 1;
-        s->nb_dload[in->home[u]] += in->w[u];
+    if (!nb->ref) { /* the drawn loads of clean nodes only (same units, same order per rank) */
+        uint32_t ndirty = 0;
+        for (uint32_t u = 0; u < n; u++) {
+            uint32_t f = nb->node[s->nb_ubin[u]], h = nb->node[in->home[u]];
+            if (f != h) s->nb_dirty[f] = s->nb_dirty[h] = 1;
+        }
+        for (uint32_t k = 0; k < K; k++) ndirty += s->nb_dirty[k];
+        if (ndirty == K) return; /* every node gained or lost a unit: nothing to keep */
+        for (uint32_t u = 0; u < n; u++)
+            if (!s->nb_dirty[nb->node[in->home[u]]]) s->nb_dload[in->home[u]] += in->w[u];
+    } else {
+        for (uint32_t u = 0; u < n; u++) {
+            uint32_t f = s->nb_ubin[u] / g, h = in->home[u] / g;
+            if (f != h) s->nb_dirty[f] = s->nb_dirty[h] = 1;
+            s->nb_dload[in->home[u]] += in->w[u];
+        }
     }
     for (uint32_t k = 0; k < K; k++) {
         if (s->nb_dirty[k]) continue;
@@ -379,7 +488,33 @@ static void keep_drawn(const Nb *nb) {
             if (s->nb_dload[b] > (double)in->cap) s->nb_dirty[b / g] = 1;
     }
     for (uint32_t u = 0; u < n; u++)
-        if (!s->nb_dirty[in->home[u] / g]) s->nb_ubin[u] = in->home[u];
+        if (!s->nb_dirty[nb->node[in->home[u]]]) s->nb_ubin[u] = in->home[u];
+}
+
+/* The Hungarian's answer without it, when it is forced: every row (bin) has one strictly
+ * smallest cost (most bytes on one GPU) and those columns differ. Then that permutation is the
+ * only optimum (any other pays more in some row and less in none), and the Hungarian, exact
+ * on these integer byte counts (< 2^53), returns it too. Typical of a node that kept its
+ * split. Returns 0 when not forced. */
+static int forced_perm(uint32_t *perm, uint32_t *col_taken, const double *mat, uint32_t g) {
+    memset(col_taken, 0, (size_t)g * sizeof *col_taken);
+    for (uint32_t i = 0; i < g; i++) {
+        const double *row = mat + (size_t)i * g;
+        uint32_t c = 0;
+        int strict = 1;
+        for (uint32_t j = 1; j < g; j++) {
+            if (row[j] < row[c]) {
+                c = j;
+                strict = 1;
+            } else if (row[j] == row[c]) {
+                strict = 0;
+            }
+        }
+        if (!strict || col_taken[c]) return 0;
+        col_taken[c] = 1;
+        perm[i] = c;
+    }
+    return 1;
 }
 
 /* Step 3: per node, bins onto GPUs keeping the most piece bytes on the GPU that holds them. */
@@ -414,6 +549,32 @@ fail:
     return st;
 }
 
+/* The fast path's step 3: every node's g x g matrix in one pass over the pieces (no grouping
+ * by node; byte counts are integers, so the sums do not depend on the order), then each
+ * node's permutation, then one pass for the ranks. Same matrices and answers as map_nodes. */
+static OsStatus map_nodes_fast(const Nb *nb, uint32_t *rank) {
+    OsStatus st = OS_OK;
+    const NodeBalIn *in = nb->in;
+    PolicyScratch *s = nb->s;
+    uint32_t n = in->n, g = in->g, K = nb->K;
+    size_t gg = (size_t)g * g;
+    double tot = 0.0, *mat = s->nb_mat;
+    for (size_t i = 0; i < (size_t)K * gg; i++) mat[i] = 0.0;
+    for (uint32_t p = 0; p < in->np; p++) {
+        /* node k's matrix at k*g*g, row b % g, column r % g: index b*g + r - k*g */
+        uint32_t b = s->nb_ubin[in->piece_unit[p]], r = in->piece_src[p], k = nb->node[b];
+        if (nb->node[r] == k) mat[(size_t)b * g + (r - k * g)] -= (double)in->piece_bytes[p];
+    }
+    for (uint32_t k = 0; k < K; k++) {
+        if (!forced_perm(s->nb_perm, s->nb_gcol, mat + k * gg, g))
+            OS_CHECK(part_hungarian(s->nb_perm, &tot, mat + k * gg, g, s->ps));
+        for (uint32_t i = 0; i < g; i++) s->nb_rob[k * g + i] = k * g + s->nb_perm[i];
+    }
+    for (uint32_t u = 0; u < n; u++) rank[u] = s->nb_rob[s->nb_ubin[u]];
+fail:
+    return st;
+}
+
 static OsStatus node_balance(uint32_t *rank, double *max_load, int *ok, const NodeBalIn *in,
                              PolicyScratch *s, int ref) {
     OsStatus st = OS_OK;
@@ -430,14 +591,23 @@ static OsStatus node_balance(uint32_t *rank, double *max_load, int *ok, const No
         if (in->piece_unit[p] >= n || in->piece_src[p] >= D)
             OS_FAIL(OS_ERR_ARG, "node balancing", "piece", NULL, "piece %u: unit %u of %u, rank %u of %u",
                     p, in->piece_unit[p], n, in->piece_src[p], D);
-    Nb nb = {in, s, D / g, ref};
+    Nb nb = {in, s, D / g, ref, NULL, NULL};
     OS_CHECK(grow_all(in, s, nb.K));
+    nb.lpt = s->nb_lorder; /* after the grow: it may move the arrays */
+    nb.node = s->nb_nodeof;
+    for (uint32_t b = 0; b < D; b++) s->nb_nodeof[b] = b / g;
     sources(&nb);
     OS_CHECK(shed(&nb));
-    OS_CHECK(sort_desc(&nb, s->nb_lorder, in->w));
+    if (!ref && in->order)
+        nb.lpt = in->order; /* post's LPT order of the same loads: no second sort */
+    else
+        OS_CHECK(sort_desc(&nb, s->nb_lorder, in->w));
     if (!lpt_local(&nb)) goto fail;
     keep_drawn(&nb);
-    OS_CHECK(map_nodes(&nb, rank));
+    if (ref)
+        OS_CHECK(map_nodes(&nb, rank));
+    else
+        OS_CHECK(map_nodes_fast(&nb, rank));
     for (uint32_t b = 0; b < D; b++) s->nb_bload[b] = 0.0;
     for (uint32_t u = 0; u < n; u++) s->nb_bload[rank[u]] += in->w[u];
     double mx = 0.0;

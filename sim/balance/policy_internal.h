@@ -47,22 +47,21 @@ struct PolicyScratch {
     uint32_t *nunit;
     size_t nunit_cap;
     /* post-node per phase: [max(N, M)] unit loads, sizes, drawn ranks, post's bins, answer */
-    double *pn_w;
-    uint64_t *pn_size;
-    uint32_t *pn_home, *pn_bin, *pn_rank;
-    size_t pn_w_cap, pn_size_cap, pn_home_cap, pn_bin_cap, pn_rank_cap;
+    uint32_t *pn_bin, *pn_rank, *pn_order; /* pn_order: post's LPT order, reused */
+    size_t pn_bin_cap, pn_rank_cap, pn_order_cap;
     /* node balancing (node_balance.c): [n] units, [np] pieces, [K] nodes, [g] / [g*g] GPUs */
     uint32_t *nb_node, *nb_srcn, *nb_home, *nb_ubin, *nb_rorder, *nb_lorder, *nb_porder,
         *nb_pstart, *nb_nstart, *nb_ncur, *nb_heap, *nb_hpos, *nb_touch, *nb_perm, *nb_bheap,
-        *nb_bpos;
+        *nb_bpos, *nb_gcol, *nb_rob, *nb_nodeof;
     uint64_t *nb_kb, *nb_used, *nb_scap, *nb_acc, *nb_bused;
-    double *nb_ratio, *nb_load, *nb_cap, *nb_room, *nb_mat, *nb_bload, *nb_dload;
+    double *nb_ratio, *nb_rkey, *nb_load, *nb_cap, *nb_room, *nb_mat, *nb_bload, *nb_dload;
     unsigned char *nb_dirty;
     size_t nb_node_cap, nb_srcn_cap, nb_home_cap, nb_ubin_cap, nb_rorder_cap, nb_lorder_cap,
         nb_porder_cap, nb_pstart_cap, nb_nstart_cap, nb_ncur_cap, nb_heap_cap, nb_hpos_cap,
         nb_touch_cap, nb_perm_cap, nb_bheap_cap, nb_bpos_cap, nb_kb_cap, nb_used_cap, nb_scap_cap,
         nb_acc_cap, nb_bused_cap, nb_ratio_cap, nb_load_cap, nb_cap_cap, nb_room_cap, nb_mat_cap,
-        nb_bload_cap, nb_dload_cap, nb_dirty_cap;
+        nb_bload_cap, nb_dload_cap, nb_dirty_cap, nb_gcol_cap, nb_rkey_cap, nb_rob_cap, nb_nodeof_cap;
+    uint32_t nb_stale; /* placements since the GPU heap was last rebuilt (node_balance.c) */
 };
 
 #define POL_GROW(ptr, capv, n) os_grow((void **)&(ptr), &(capv), (size_t)(n), sizeof(*(ptr)))
@@ -85,7 +84,10 @@ OsStatus pol_validate(const StepWork *w, const char *policy);
 /* Pre-balancing: examples already have home; ex_rank = home, items follow their example. */
 void pol_pre_finish(Plan *out, const StepWork *w);
 /* Post-balance encoder phase `phase`: it_bin[j] for its items (others untouched); leaves the
- * phase's item list in s->unit[0 .. *m). Objective and cap_enc_positions from w->opt. */
+ * phase's item list in s->unit[0 .. *m). Objective and cap_enc_positions from w->opt.
+ * Both post-balancers leave, when the objective is additive (not OBJ_PADDED without a cap:
+ * LPT ran), the units by weight descending, ties lower unit first, in s->ps->idx[0 .. n):
+ * post-node reuses that order rather than sorting the same weights again. */
 OsStatus pol_post_phase(uint32_t *it_bin, uint32_t *m, const StepWork *w, uint32_t phase,
                         PolicyScratch *s, const char *policy);
 /* Post-balance the LLM phase: ex_bin[i] for every example (objective, cap_llm_tokens). */
@@ -107,6 +109,8 @@ typedef struct {
     const uint32_t *piece_src;   /* [np] rank holding the piece */
     const uint64_t *piece_bytes; /* [np] bytes */
     double bound;                /* the max rank load to stay under */
+    const uint32_t *order;       /* [n] optional, borrowed: units by w descending, ties lower
+                                    unit first (post's LPT order); NULL: sorted here */
 } NodeBalIn;
 /* rank[u] in [0, D) for every unit. Node level: overloaded nodes shed the units with the most
  * load per byte that would cross nodes to the node with the most room; GPU level: one LPT
@@ -118,7 +122,8 @@ typedef struct {
 OsStatus pol_node_balance(uint32_t *rank, double *max_load, int *ok, const NodeBalIn *in,
                           PolicyScratch *s);
 /* The slow twin: the same algorithm with linear scans for the most-room node and the
- * least-loaded GPU and insertion sorts, O(n (K + D) + n^2); tests compare the two. */
+ * least-loaded GPU, insertion sorts of every unit (it ignores in->order), and a Hungarian for
+ * every node, O(n (K + D) + n^2); tests compare the two. */
 OsStatus pol_node_balance_ref(uint32_t *rank, double *max_load, int *ok, const NodeBalIn *in,
                               PolicyScratch *s);
 

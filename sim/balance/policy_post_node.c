@@ -11,6 +11,8 @@
  *   without a cap (its bin load count x max is not additive; that phase takes the fallback).
  * Source: OrchMLLM node-wise all-to-all and rearrangement (REFERENCE.md opening paragraph;
  *   the paper solves an ILP, we use a greedy plus assignment problems: see node_balance.c). */
+#include <string.h>
+
 #include "sim/balance/part_internal.h"
 #include "sim/balance/policy_internal.h"
 
@@ -22,28 +24,39 @@
  * phase within 0.1% of post's imbalance and leaves 0.4-4% of post's inter-node bytes. */
 #define PN_TARGET 0.0002
 
-/* One phase of n units (s->pn_w loads, s->pn_size sizes, s->pn_home drawn ranks, s->pn_bin
- * post's bins) and np pieces (s->nunit, s->nsrc, s->nbytes): s->pn_rank[u] for every unit. */
-static OsStatus place_phase(const StepWork *w, uint32_t n, uint32_t np, uint64_t cap, uint32_t g,
-                            PolicyScratch *s) {
+/* One phase: n units and np pieces, all borrowed. The unit arrays are post's own (its
+ * weights s->w, sizes s->size, drawn ranks and bins), not copies. */
+typedef struct {
+    uint32_t n, np;
+    const double *w;                            /* [n] loads (objective units) */
+    const uint64_t *size;                       /* [n] sizes against cap */
+    const uint32_t *home, *bin;                 /* [n] drawn rank, post's bin */
+    const uint32_t *punit, *psrc;               /* [np] owning unit, rank holding the piece */
+    const uint64_t *pbytes;                     /* [np] bytes */
+    uint64_t cap;                               /* per-rank size cap (0 = none) */
+} PnPhase;
+
+/* s->pn_rank[u] for every unit of the phase (s->pn_order: post's LPT order of ph->w). */
+static OsStatus place_phase(const StepWork *w, const PnPhase *ph, uint32_t g, PolicyScratch *s) {
     OsStatus st = OS_OK;
-    uint32_t D = w->D;
+    uint32_t D = w->D, n = ph->n, np = ph->np;
     BalanceObjective obj = w->opt->objective;
     OS_CHECK(POL_GROW(s->dload, s->dload_cap, D));
-    double post_max = part_max_load(s->pn_bin, s->pn_w, n, D, s->dload);
-    if (obj != OBJ_PADDED || cap) {
-        NodeBalIn in = {.n = n, .np = np, .D = D, .g = g, .w = s->pn_w, .size = s->pn_size, .cap = cap,
-                        .home = s->pn_home, .piece_unit = s->nunit, .piece_src = s->nsrc,
-                        .piece_bytes = s->nbytes, .bound = post_max * (1.0 + PN_TARGET)};
+    double post_max = part_max_load(ph->bin, ph->w, n, D, s->dload);
+    if (obj != OBJ_PADDED || ph->cap) {
+        NodeBalIn in = {.n = n, .np = np, .D = D, .g = g, .w = ph->w, .size = ph->size, .cap = ph->cap,
+                        .home = ph->home, .piece_unit = ph->punit, .piece_src = ph->psrc,
+                        .piece_bytes = ph->pbytes, .bound = post_max * (1.0 + PN_TARGET),
+                        .order = s->pn_order}; /* additive objective here: LPT ran and sorted w */
         double mx = 0.0;
         int ok = 0;
         OS_CHECK(pol_node_balance(s->pn_rank, &mx, &ok, &in, s));
         if (ok && mx <= post_max * (1.0 + PN_TOL)) goto fail;
     }
     /* Fallback: post's bins, placed node-wise. */
-    for (uint32_t p = 0; p < np; p++) s->nbin[p] = s->pn_bin[s->nunit[p]];
-    OS_CHECK(policy_node_place(s->rank_of_bin, s->nbin, s->nsrc, s->nbytes, np, D, g, NODE_PLACE_AUTO, s));
-    for (uint32_t u = 0; u < n; u++) s->pn_rank[u] = s->rank_of_bin[s->pn_bin[u]];
+    for (uint32_t p = 0; p < np; p++) s->nbin[p] = ph->bin[ph->punit[p]];
+    OS_CHECK(policy_node_place(s->rank_of_bin, s->nbin, ph->psrc, ph->pbytes, np, D, g, NODE_PLACE_AUTO, s));
+    for (uint32_t u = 0; u < n; u++) s->pn_rank[u] = s->rank_of_bin[ph->bin[u]];
 fail:
     return st;
 }
@@ -64,33 +77,27 @@ OsStatus balance_post_node(Plan *out, const StepWork *w, PolicyScratch *s) {
     OS_CHECK(POL_GROW(s->nbytes, s->nbytes_cap, nm));
     OS_CHECK(POL_GROW(s->nunit, s->nunit_cap, nm));
     OS_CHECK(POL_GROW(s->rank_of_bin, s->rank_of_bin_cap, D));
-    OS_CHECK(POL_GROW(s->pn_w, s->pn_w_cap, nu));
-    OS_CHECK(POL_GROW(s->pn_size, s->pn_size_cap, nu));
-    OS_CHECK(POL_GROW(s->pn_home, s->pn_home_cap, nu));
     OS_CHECK(POL_GROW(s->pn_bin, s->pn_bin_cap, nu));
     OS_CHECK(POL_GROW(s->pn_rank, s->pn_rank_cap, nu));
+    OS_CHECK(POL_GROW(s->pn_order, s->pn_order_cap, nu));
+    for (uint32_t u = 0; u < nu; u++) s->nunit[u] = u; /* encoder pieces: one per unit */
     for (uint32_t i = 0; i < w->N; i++) out->home[i] = w->drawn[i];
     for (uint32_t e = 0; e + 1 < w->P; e++) {
         OS_CHECK(pol_post_phase(out->it_rank, &m, w, e, s, pn));
-        for (uint32_t u = 0; u < m; u++) {
-            uint32_t j = s->unit[u];
-            s->pn_w[u] = pol_weight(obj, w->it_cost[j], w->it_len[j]);
-            s->pn_size[u] = w->it_len[j];
-            s->pn_home[u] = w->drawn[w->it_example[j]];
-            s->pn_bin[u] = out->it_rank[j];
-            s->nunit[u] = u;
-            s->nsrc[u] = s->pn_home[u];
-            s->nbytes[u] = w->it_in_bytes[j];
-        }
-        OS_CHECK(place_phase(w, m, m, w->opt->cap_enc_positions, g, s));
+        if (m && (obj != OBJ_PADDED || w->opt->cap_enc_positions)) /* LPT ran: its order */
+            memcpy(s->pn_order, s->ps->idx, (size_t)m * sizeof *s->pn_order);
+        for (uint32_t u = 0; u < m; u++) s->nbytes[u] = w->it_in_bytes[s->unit[u]];
+        /* post left the phase's weights, sizes, drawn ranks and bins in s->w, size, dbin, bin */
+        PnPhase ph = {.n = m, .np = m, .w = s->w, .size = s->size, .home = s->dbin, .bin = s->bin,
+                      .punit = s->nunit, .psrc = s->dbin, .pbytes = s->nbytes,
+                      .cap = w->opt->cap_enc_positions};
+        OS_CHECK(place_phase(w, &ph, g, s));
         for (uint32_t u = 0; u < m; u++) out->it_rank[s->unit[u]] = s->pn_rank[u];
     }
     OS_CHECK(pol_post_llm(s->pn_bin, w, s, pn));
+    if (w->N && (obj != OBJ_PADDED || w->opt->cap_llm_tokens))
+        memcpy(s->pn_order, s->ps->idx, (size_t)w->N * sizeof *s->pn_order);
     for (uint32_t i = 0; i < w->N; i++) {
-        s->pn_w[i] = pol_weight(obj, w->ex_cost[i], w->ex_tokens[i]);
-        s->pn_size[i] = w->ex_tokens[i];
-        s->pn_home[i] = w->drawn[i];
-        s->nunit[i] = i;
         s->nsrc[i] = w->drawn[i];
         s->nbytes[i] = w->ex_bytes[i];
     }
@@ -99,7 +106,10 @@ OsStatus balance_post_node(Plan *out, const StepWork *w, PolicyScratch *s) {
         s->nsrc[w->N + j] = out->it_rank[j];
         s->nbytes[w->N + j] = w->it_out_bytes[j];
     }
-    OS_CHECK(place_phase(w, w->N, w->N + w->M, w->opt->cap_llm_tokens, g, s));
+    PnPhase ph = {.n = w->N, .np = w->N + w->M, .w = s->w, .size = s->size, .home = w->drawn,
+                  .bin = s->pn_bin, .punit = s->nunit, .psrc = s->nsrc, .pbytes = s->nbytes,
+                  .cap = w->opt->cap_llm_tokens};
+    OS_CHECK(place_phase(w, &ph, g, s));
     for (uint32_t i = 0; i < w->N; i++) out->ex_rank[i] = s->pn_rank[i];
     out->hierarchical = 1;
 fail:
