@@ -18,7 +18,7 @@ OsStatus stats_mean_ci(double *mean, double *half, const double *x, size_t n, do
         OS_FAIL(OS_ERR_ARG, "stats", "level", "use e.g. 0.95", "confidence level %g is not in (0, 1)", level);
     *mean = gsl_stats_mean(x, 1, n);
     if (n == 1) {
-        *half = 0.0;
+        *half = NAN; /* one sample has no spread: the interval is undefined, not zero */
         return OS_OK;
     }
     /* Steps are few (tens to hundreds), so the t quantile, not the normal one, is right. */

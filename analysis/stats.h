@@ -15,7 +15,8 @@
 
 /* Mean of x[n] and the half-width of its two-sided `level` confidence interval
  * (t(1 - (1-level)/2, n-1) * s / sqrt(n), s the sample standard deviation). level in (0, 1),
- * typically 0.95. n == 1 gives half = 0 (no spread to estimate). n == 0 is an error. */
+ * typically 0.95. n == 1 gives half = NaN (no spread to estimate: written as an empty cell).
+ * n == 0 is an error. */
 OsStatus stats_mean_ci(double *mean, double *half, const double *x, size_t n, double level);
 
 /* Quantiles p[np] (each in [0, 1], linear interpolation between order statistics, as

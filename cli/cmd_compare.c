@@ -38,6 +38,12 @@ static OsStatus on_step(const StepResult *r, void *user) {
     return OS_OK;
 }
 
+/* A JSON number, or null for an absent (NaN) value. */
+static void json_num(FILE *fp, double v) {
+    if (isfinite(v)) fprintf(fp, "%.9g", v);
+    else fputs("null", fp);
+}
+
 static void print_table(const RunRow *rows, size_t n, const ReplaySummary *sums, const char (*pols)[64],
                         double oracle_s, double oracle_tps, double oracle_mfu) {
     const ReplaySummary *s0 = &sums[0];
@@ -51,10 +57,11 @@ static void print_table(const RunRow *rows, size_t n, const ReplaySummary *sums,
     for (size_t i = 0; i < n; i++) {
         const RunRow *r = &rows[i];
         const ReplaySummary *s = &sums[i];
-        char sp[16] = "-";
+        char sp[16] = "-", ci[16] = "-";
         if (!isnan(r->speedup_vs_none)) snprintf(sp, sizeof sp, "%.2fx", r->speedup_vs_none);
-        printf("%-10s %9.4f %8.4f %11.4g %5.1f%% %8s %5.1f%%", pols[i], r->step_mean_s, r->step_ci95_s,
-               r->tokens_per_s, 100 * r->mfu, sp, 100 * r->idle_frac);
+        if (!isnan(r->step_ci95_s)) snprintf(ci, sizeof ci, "%.4f", r->step_ci95_s);
+        printf("%-10s %9.4f %8s %11.4g %5.1f%% %8s %5.1f%%", pols[i], r->step_mean_s, ci, r->tokens_per_s,
+               100 * r->mfu, sp, 100 * r->idle_frac);
         for (uint32_t p = 0; p < s->P; p++) printf(" %9.3f", s->phase_imbalance[p]);
         printf(" %9.3f %9.3f %7.2f %7.3f\n", s->bytes_intra_per_step / 1e9, s->bytes_inter_per_step / 1e9,
                1e3 * s->a2a_s_per_step, 1e3 * s->balancer_s_per_step);
@@ -197,13 +204,14 @@ OsStatus cmd_compare(int argc, char **argv) {
                 pos[0], cfg.model->name, cfg.cluster.gpus, cfg.cluster.dp, oracle_s, oracle_tps, oracle_mfu);
         for (int i = 0; i < np; i++) {
             const RunRow *r = &rows[i];
-            fprintf(fj.fp, "%s{\"policy\":\"%s\",\"steps\":%llu,\"step_mean_s\":%.9g,\"step_ci95_s\":%.9g,"
-                           "\"step_p50_s\":%.9g,\"step_p99_s\":%.9g,\"tokens_per_s\":%.9g,\"samples_per_s\":%.9g,"
+            fprintf(fj.fp, "%s{\"policy\":\"%s\",\"steps\":%llu,\"step_mean_s\":%.9g,\"step_ci95_s\":",
+                    i ? ",\n" : "", pols[i], (unsigned long long)r->steps, r->step_mean_s);
+            json_num(fj.fp, r->step_ci95_s);
+            fprintf(fj.fp, ",\"step_p50_s\":%.9g,\"step_p99_s\":%.9g,\"tokens_per_s\":%.9g,\"samples_per_s\":%.9g,"
                            "\"mfu\":%.6g,\"mfu_noattn\":%.6g,\"mfu_causal\":%.6g,\"hfu\":%.6g,\"speedup_vs_none\":",
-                    i ? ",\n" : "", pols[i], (unsigned long long)r->steps, r->step_mean_s, r->step_ci95_s, r->step_p50_s,
-                    r->step_p99_s, r->tokens_per_s, r->samples_per_s, r->mfu, r->mfu_noattn, r->mfu_causal, r->hfu);
-            if (isnan(r->speedup_vs_none)) fprintf(fj.fp, "null");
-            else fprintf(fj.fp, "%.6g", r->speedup_vs_none);
+                    r->step_p50_s, r->step_p99_s, r->tokens_per_s, r->samples_per_s, r->mfu, r->mfu_noattn,
+                    r->mfu_causal, r->hfu);
+            json_num(fj.fp, r->speedup_vs_none);
             fprintf(fj.fp, ",\"idle_frac\":%.6g,\"bytes_intra_per_step\":%.9g,\"bytes_inter_per_step\":%.9g,"
                            "\"a2a_s_per_step\":%.9g,\"balancer_s_per_step\":%.9g,\"phases\":{",
                     r->idle_frac, r->bytes_intra_per_step, r->bytes_inter_per_step, r->a2a_s_per_step,
