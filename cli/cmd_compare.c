@@ -154,9 +154,7 @@ OsStatus cmd_compare(int argc, char **argv) {
         sink.n = 0;
         sink.oracle_s = sink.tokens = sink.model_flops = 0;
         sink.policy = names[i];
-        sink.P = cfg.model->n_enc + 1;
-        for (uint32_t p = 0; p + 1 < sink.P; p++) snprintf(sink.names[p], 32, "%s", cfg.model->enc[p].modality);
-        snprintf(sink.names[sink.P - 1], 32, "llm");
+        sink.P = replay_phase_names(sink.names, cfg.model);
         sink.csv = NULL;
         if (steps_dir) {
             snprintf(path, sizeof path, "%s/steps_%s.csv", steps_dir, names[i]);

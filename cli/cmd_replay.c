@@ -88,9 +88,7 @@ OsStatus cmd_replay(int argc, char **argv) {
     }
     sink.policy = policy;
     /* phase names: encoders in model order, then the LLM (replay.h) */
-    sink.P = cfg.model->n_enc + 1;
-    for (uint32_t p = 0; p + 1 < sink.P; p++) snprintf(sink.names[p], 32, "%s", cfg.model->enc[p].modality);
-    snprintf(sink.names[sink.P - 1], 32, "llm");
+    sink.P = replay_phase_names(sink.names, cfg.model);
     OS_CHECK(replay_run(&sum, &cfg, t, on_step, &sink));
     simout_summary(stdout, policy, &sum);
     if (timeline) printf("  timeline     %s (open in https://ui.perfetto.dev or chrome://tracing)\n", timeline);

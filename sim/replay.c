@@ -315,6 +315,13 @@ static void step_results(Replay *R, const StepWork *w, StepResult *res, SimTime 
     }
 }
 
+uint32_t replay_phase_names(char (*names)[32], const ModelSpec *m) {
+    uint32_t P = cost_n_phases(m);
+    for (uint32_t p = 0; p + 1 < P; p++) snprintf(names[p], 32, "%s", m->enc[p].modality);
+    snprintf(names[P - 1], 32, "llm");
+    return P;
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -434,9 +441,7 @@ OsStatus replay_run(ReplaySummary *sum, const ReplayConfig *cfg, Trace *t, Repla
     steps_s = malloc(n * sizeof *steps_s);
     ALLOC_CHECK(steps_s);
 
-    sum->P = R.P;
-    for (uint32_t p = 0; p + 1 < R.P; p++) snprintf(sum->phase_name[p], sizeof sum->phase_name[p], "%s", R.m->enc[p].modality);
-    snprintf(sum->phase_name[R.P - 1], sizeof sum->phase_name[0], "llm");
+    sum->P = replay_phase_names(sum->phase_name, R.m);
     snprintf(sum->calib_name, sizeof sum->calib_name, "%s", cfg->calib->name);
 
     OsProgress prog;

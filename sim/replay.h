@@ -94,6 +94,9 @@ typedef struct {
     double state_bytes_per_gpu;              /* weights + grads + Adam states per GPU */
 } ReplaySummary;
 
+/* Phase names of a model in replay order (encoders' modalities, then "llm"); returns P. */
+uint32_t replay_phase_names(char (*names)[32], const ModelSpec *m);
+
 /* Called after every step (may be NULL); a non-OK return stops the replay with that status. */
 typedef OsStatus ReplayStepFn(const StepResult *r, void *user);
 

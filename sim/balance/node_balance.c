@@ -17,8 +17,12 @@
  *   back); iterate; model time.
  * Source: OrchMLLM's node-wise rearrangement (REFERENCE.md opening paragraph: an ILP there;
  *   a greedy with an assignment problem per node here).
- * Cost: O(n + np) for sources and lists, two O(n) radix sorts, O(moves log K) for shedding,
- *   O(n (g + log D)) for the LPT pass, K Hungarians of g x g. */
+ * Cost: O(n + np) for sources and lists, a radix sort of the over nodes' units (post's LPT
+ *   order is reused for the LPT pass when given), O(moves log K) for shedding, O(n (g + log D))
+ *   for the LPT pass, one pass over the pieces for the K matrices, and K Hungarians of g x g
+ *   (skipped where the answer is forced): 5.5 ms at D = 2560 x 16 examples over post's 3.5
+ *   (bench/RESULTS.md). The twin keeps the plain form of every step (full sorts, per-node
+ *   matrices, every Hungarian); tests/test_policy.c compares the two. */
 #include <float.h>
 #include <math.h>
 #include <string.h>

@@ -46,7 +46,7 @@ struct PolicyScratch {
     /* post-node pieces: [N + M] owning unit of each piece (nsrc / nbytes hold its rank, bytes) */
     uint32_t *nunit;
     size_t nunit_cap;
-    /* post-node per phase: [max(N, M)] unit loads, sizes, drawn ranks, post's bins, answer */
+    /* post-node per phase: [max(N, M)] post's LLM bins, the answer, post's LPT order */
     uint32_t *pn_bin, *pn_rank, *pn_order; /* pn_order: post's LPT order, reused */
     size_t pn_bin_cap, pn_rank_cap, pn_order_cap;
     /* node balancing (node_balance.c): [n] units, [np] pieces, [K] nodes, [g] / [g*g] GPUs */
