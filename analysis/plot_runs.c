@@ -119,7 +119,7 @@ OsStatus plot_throughput(const PlotOptions *o, const char *const *inputs, int n_
         k += (size_t)snprintf(xt + k, sizeof xt - k, "%s%llu", i ? ", " : "", (unsigned long long)gpus[i]);
     if (k < sizeof xt) snprintf(xt + k, sizeof xt - k, ")");
     snprintf(sub, sizeof sub,
-             "model %s, %s, %llu GPUs/node, TP %llu, %llu steps per run; the same global batches at every size (strong scaling)",
+             "model %s, %s, %llu GPUs/node, TP %llu, %llu steps per run",
              ref->model, ref->setup,
              (unsigned long long)ref->gpus_per_node, (unsigned long long)ref->tp, (unsigned long long)ref->steps);
     snprintf(ideal, sizeof ideal, "ideal linear scaling (from the best at %llu GPUs: %s)",
@@ -131,6 +131,7 @@ OsStatus plot_throughput(const PlotOptions *o, const char *const *inputs, int n_
     pv_str(&v, "colors", cw);
     pv_str(&v, "title", "Training throughput vs cluster size");
     pv_str(&v, "subtitle", sub);
+    pv_str(&v, "subtitle2", "the same global batches at every size (strong scaling)");
     pv_str(&v, "ideal_label", ideal);
     pv_str(&v, "xt", xt);
     /* log axes: pad by a constant factor around the data (gnuplot's own autoscale snaps to

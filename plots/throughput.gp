@@ -1,13 +1,13 @@
 # throughput.gp — LLM tokens/s vs GPU count per policy, log-log, with ideal linear scaling.
 # Reads: datafile (index i-1: policy i's "gpus tokens_per_s"; index npol: the ideal line),
-#   npol, policies, colors (space-separated words), title, subtitle, ideal_label, xt ("(64, 512)"),
+#   npol, policies, colors (space-separated words), title, subtitle, subtitle2, ideal_label, xt ("(64, 512)"),
 #   xlo, xhi, ylo, yhi (axis ranges: GPUs, tokens/s), yt ("(1e5, 2e5, ...)" or 'autofreq').
 load scriptdir.'/common.gp'
 set logscale xy 10
 set format y '%.0s%c'
 set xlabel 'GPUs (log scale)'
 set ylabel 'throughput (real LLM tokens/s, whole cluster; log scale)'
-set title title."\n".subtitle
+set title title."\n".subtitle."\n".subtitle2
 eval 'set xtics '.xt
 eval 'set ytics '.yt
 set mxtics 1
