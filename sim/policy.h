@@ -56,6 +56,10 @@ typedef struct {
     uint32_t *it_rank; /* [M] rank running item j's encoder; its output goes to ex_rank of its
                           example (direct routing), its gradient back in backward */
     int hierarchical;  /* 1: moves use the node-wise all-to-all */
+    double phase_s[8]; /* optional, post policies: thread CPU seconds spent planning each phase
+                          (encoders, then the LLM); all 0 = not reported. The replay lets the
+                          host plan phase p+1 while the GPUs run phase p (OrchMLLM balances
+                          before each phase), so only phase 0's planning is exposed. */
 } Plan;
 
 typedef enum { POLICY_PRE = 0, POLICY_POST = 1 } PolicyKind;

@@ -31,7 +31,7 @@ static OsStatus add_coll(Prog *p, uint32_t *idx, int async, uint8_t tag, CollRol
     OsStatus st = os_grow((void **)&p->colls, &p->cap_colls, p->n_colls + 1, sizeof(Coll));
     if (st != OS_OK) return st;
     p->colls[p->n_colls] = (Coll){.dur = dur, .async = (uint8_t)async, .tag = tag, .role = (uint8_t)role,
-                                  .enc = enc, .name = name, .waiters = -1};
+                                  .enc = enc, .name = name, .waiters = -1, .after = -1};
     *idx = (uint32_t)p->n_colls++;
     return OS_OK;
 }
@@ -115,10 +115,13 @@ OsStatus prog_create(Prog **out, const ProgSpec *s) {
     uint8_t P = (uint8_t)s->P, llm = (uint8_t)(s->P - 1);
     uint8_t tag_sync = (uint8_t)PROG_TAG_SYNC(P), tag_bal = (uint8_t)PROG_TAG_BALANCE(P);
     uint32_t last = UINT32_MAX;
+    p->lengths_coll = -1;
     if (s->post) {
-        /* OrchMLLM: every rank gathers all ranks' lengths and runs the same balancer. */
-        OS_CHECK(add_op(p, OP_COMPUTE, tag_bal, 2, 0, 1, 0, "balance"));
+        /* OrchMLLM: every rank gathers all ranks' lengths, then runs the same balancer; the
+         * op charges the planning that precedes the first all-to-all */
+        p->lengths_coll = (int32_t)p->n_colls;
         OS_CHECK(add_sync(p, tag_bal, COLL_LENGTHS, 0, 0, "allgather-lengths"));
+        OS_CHECK(add_op(p, OP_COMPUTE, tag_bal, 2, 0, 1, 0, "balance"));
     }
     for (uint8_t e = 0; e < llm; e++) {
         if (s->post) OS_CHECK(add_sync(p, e, COLL_A2A_IN, e, 0, "a2a-inputs"));
@@ -269,6 +272,10 @@ static void advance(RankRun *r) {
             if (r->t > c->max_arr || c->arrived == 0) c->max_arr = r->t;
             if (++c->arrived == p->D) {
                 c->start = c->max_arr;
+                if (c->after >= 0) { /* every member passed colls[after]: its end is known */
+                    SimTime ready = p->colls[c->after].end + c->after_delay;
+                    if (ready > c->start) c->start = ready;
+                }
                 c->end = c->start + c->dur;
                 c->known = 1;
                 schedule(p, c->end, on_coll_done, c);

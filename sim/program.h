@@ -48,6 +48,12 @@ typedef struct {
     int known;
     int32_t waiters;   /* head of the waiting ranks' list (RankRun.next_waiter), -1 = none */
     struct Prog *prog;
+    /* per-step input for blocking collectives: start no earlier than colls[after].end +
+     * after_delay (after = -1: no such bound). The replay uses it for post-balancing: the
+     * host plans phase p while the GPUs run the phases before it, and phase p's all-to-all
+     * cannot start before its plan exists. */
+    int32_t after;
+    SimTime after_delay;
 } Coll;
 
 typedef struct {
@@ -78,6 +84,7 @@ typedef struct Prog {
     Coll *colls;
     size_t n_colls, cap_colls;
     uint32_t final_wait_op;  /* index of the end-of-step WAIT on the last gradient collective */
+    int32_t lengths_coll;    /* the length all-gather of post-balancing, or -1 */
     /* per-step inputs */
     const SimTime *dur;      /* [D * P * 2] compute time of rank r, phase p, pass (fwd/bwd) */
     SimTime balance_dur;     /* balancer op, same on every rank */

@@ -254,6 +254,32 @@ static OsStatus cost_moves(Replay *R, const StepWork *w, StepBufs *b, const Plan
     return OS_OK;
 }
 
+/* Post-balancing on the critical path. The ranks gather lengths, then plan phase 0 before its
+ * all-to-all: that part is exposed (the "balance" op). Phases 1.. are planned on the host while
+ * the GPUs run the earlier phases (OrchMLLM balances before each phase), so phase p's
+ * all-to-all waits only if its plan is not ready yet: lengths end + exposed + sum of the later
+ * phases' planning up to p. A policy that reports no per-phase times, or a fixed
+ * --balancer-cost, is charged whole up front. Returns the exposed time. */
+static SimTime plan_overlap(Replay *R, const Plan *pl, const StepResult *res, int fixed) {
+    uint32_t P = R->P;
+    double later[REPLAY_MAX_PHASES + 1] = {0}, sum_later = 0;
+    int split = !fixed && pl->phase_s[0] > 0 && P <= sizeof pl->phase_s / sizeof pl->phase_s[0];
+    for (uint32_t p = 1; split && p < P; p++) {
+        sum_later += pl->phase_s[p];
+        later[p] = sum_later; /* planning done after the exposed part, up to phase p */
+    }
+    double exposed = split ? OS_MAX(0.0, res->balancer_s - sum_later) : res->balancer_s;
+    SimTime ex = sim_from_seconds(exposed);
+    Prog *g = R->prog;
+    for (size_t c = 0; c < g->n_colls; c++) {
+        Coll *cc = &g->colls[c];
+        int q = cc->role == COLL_A2A_IN ? cc->enc : (cc->role == COLL_A2A_OUT || cc->role == COLL_A2A_GRAD) ? (int)P - 1 : -1;
+        cc->after = split && q > 0 ? g->lengths_coll : -1;
+        cc->after_delay = split && q > 0 ? ex + sim_from_seconds(later[q]) : 0;
+    }
+    return ex;
+}
+
 static void step_results(Replay *R, const StepWork *w, StepResult *res, SimTime start, SimTime end) {
     uint32_t D = R->D, P = R->P;
     const Prog *pg = R->prog;
@@ -471,8 +497,7 @@ OsStatus replay_run(ReplaySummary *sum, const ReplayConfig *cfg, Trace *t, Repla
         OS_CHECK(plan_check(&pl, &w, cfg->policy->name));
         OS_CHECK(cost_ranks(&R, &w, &b, &pl));
         if (cfg->policy->kind == POLICY_POST) OS_CHECK(cost_moves(&R, &w, &b, &pl, &res));
-        SimTime bal = cfg->policy->kind != POLICY_POST ? 0
-                      : sim_from_seconds(res.balancer_s);
+        SimTime bal = cfg->policy->kind != POLICY_POST ? 0 : plan_overlap(&R, &pl, &res, cfg->balancer_cost_s >= 0);
         SimTime end;
         int record = cfg->timeline_path && k == cfg->timeline_step;
         OS_CHECK(prog_run_step(R.prog, R.engine, now, R.dur, bal, record, &end));

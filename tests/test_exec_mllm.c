@@ -79,7 +79,7 @@ static double rel_err(const float *got, const double *ref, uint64_t n) {
 /* Run one step of the whole batch under `policy` on D local ranks; grads and loss out. */
 static void run_policy(const char *policy, Batch *b, const ModelSpec *m, ExecMllm *x, double norm, double *loss) {
     uint32_t home[N], exr[N], itr[MMAX + 1];
-    Plan p = {home, exr, itr, 0};
+    Plan p = {.home = home, .ex_rank = exr, .it_rank = itr, .hierarchical = 0};
     PolicyScratch *ps = NULL;
     ExecStepPlan sp;
     ExecRankTimes t[D];

@@ -126,7 +126,7 @@ Test(exec_plan, none_moves_nothing_across_ranks) {
     uint32_t home[4], exr[4], itr[4];
     memcpy(home, DRAWN, sizeof home), memcpy(exr, DRAWN, sizeof exr);
     for (int j = 0; j < 4; j++) itr[j] = DRAWN[IT_EX[j]];
-    Plan p = {home, exr, itr, 0};
+    Plan p = {.home = home, .ex_rank = exr, .it_rank = itr, .hierarchical = 0};
     ExecStepPlan sp;
     cr_assert_eq(exec_step_plan_build(&sp, &p, &w, &m), OS_OK);
     for (uint32_t e = 0; e < 2; e++) {
@@ -146,7 +146,7 @@ Test(exec_plan, post_plan_by_hand) {
     StepWork w = work(2, 2);
     uint32_t home[4], exr[4] = {1, 0, 1, 0}, itr[4] = {1, 0, 0, 0};
     memcpy(home, DRAWN, sizeof home);
-    Plan p = {home, exr, itr, 0};
+    Plan p = {.home = home, .ex_rank = exr, .it_rank = itr, .hierarchical = 0};
     ExecStepPlan sp;
     cr_assert_eq(exec_step_plan_build(&sp, &p, &w, &m), OS_OK);
     const ExecMove *in0 = &sp.in[0].st[0], *emb0 = &sp.emb[0].st[0];
@@ -179,7 +179,7 @@ Test(exec_plan, too_few_llm_tokens_is_an_error) {
     static const uint32_t bad_tok[] = {1, 4, 5, 4}; /* ex0's image alone is 2 tokens */
     w.ex_tokens = bad_tok;
     uint32_t home[4] = {0, 0, 1, 1}, exr[4] = {0, 0, 1, 1}, itr[4] = {0, 1, 1, 1};
-    Plan p = {home, exr, itr, 0};
+    Plan p = {.home = home, .ex_rank = exr, .it_rank = itr, .hierarchical = 0};
     ExecStepPlan sp;
     cr_assert_eq(exec_step_plan_build(&sp, &p, &w, &m), OS_ERR_ARG);
 }
@@ -209,7 +209,7 @@ Test(exec_plan, random_plans_verify) {
         }
         StepWork w = {.D = D, .P = 3, .N = N, .M = M, .dp_per_node = 4, .drawn = drawn,
                       .ex_tokens = tok, .it_example = it_ex, .it_phase = it_ph, .it_len = it_len};
-        Plan p = {home, exr, itr, trial % 3 == 0};
+        Plan p = {.home = home, .ex_rank = exr, .it_rank = itr, .hierarchical = trial % 3 == 0};
         ExecStepPlan sp;
         cr_assert_eq(exec_step_plan_build(&sp, &p, &w, &m), OS_OK);
         cr_assert_eq(sp.in[0].stages, p.hierarchical ? 2 : 1);

@@ -172,7 +172,7 @@ Test(exec_rankidx, random_plans_flat_and_nodewise) {
         }
         StepWork w = {.D = D, .P = 3, .N = N, .M = M, .dp_per_node = 4, .drawn = drawn,
                       .ex_tokens = tok, .it_example = it_ex, .it_phase = it_ph, .it_len = it_len};
-        Plan p = {home, exr, itr, trial % 3 == 0};
+        Plan p = {.home = home, .ex_rank = exr, .it_rank = itr, .hierarchical = trial % 3 == 0};
         ExecStepPlan sp;
         cr_assert_eq(exec_step_plan_build(&sp, &p, &w, &m), OS_OK, "%s", os_last_error());
         check_plan(&sp, &m, ex_id);
@@ -193,7 +193,7 @@ Test(exec_rankidx, pad_to_encodes_padding_splices_real_tokens) {
     static const uint64_t ex_id[] = {5, 6};
     StepWork w = {.D = 2, .P = 3, .N = 2, .M = 1, .dp_per_node = 2, .drawn = drawn, .ex_tokens = tok,
                   .it_example = it_ex, .it_phase = it_ph, .it_len = it_len};
-    Plan p = {(uint32_t *)home, (uint32_t *)exr, (uint32_t *)itr, 0};
+    Plan p = {.home = (uint32_t *)home, .ex_rank = (uint32_t *)exr, .it_rank = (uint32_t *)itr, .hierarchical = 0};
     ExecStepPlan sp;
     ExecRankIdx ix;
     exec_rank_idx_init(&ix);

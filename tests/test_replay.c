@@ -229,3 +229,43 @@ Test(replay, an_example_no_gpu_can_hold_is_flagged) {
     cr_assert(strstr(os_last_error(), "example id 0"), "%s", os_last_error());
     trace_close(t);
 }
+
+/* The post-balancing overlap: phase p's all-to-all waits for its plan only when the host has
+ * not finished planning it while the GPUs ran the earlier phases (program.h's `after`). */
+#include "sim/program.h"
+
+static SimTime run_overlap(SimTime llm_plan_ready, SimTime *idle) {
+    SimTime grad[2] = {0, 0};
+    ProgSpec spec = {.D = 2, .P = 2, .fsdp = 0, .groups = 1, .buckets = 1, .post = 1, .grad_coll_dur = grad};
+    Prog *pg = NULL;
+    Engine *e = NULL;
+    cr_assert_eq(prog_create(&pg, &spec), OS_OK, "%s", os_last_error());
+    cr_assert_eq(engine_create(&e, ENGINE_HEAP, 16), OS_OK);
+    /* per rank: encoder fwd 100, bwd 200; LLM fwd 1000, bwd 2000 (ns) */
+    SimTime dur[2 * 2 * 2] = {100, 200, 1000, 2000, 100, 200, 1000, 2000};
+    for (size_t c = 0; c < pg->n_colls; c++)
+        if (pg->colls[c].role == COLL_A2A_OUT && llm_plan_ready >= 0) {
+            pg->colls[c].after = pg->lengths_coll;
+            pg->colls[c].after_delay = llm_plan_ready;
+        }
+    SimTime end = 0;
+    cr_assert_eq(prog_run_step(pg, e, 0, dur, 10, 0, &end), OS_OK, "%s", os_last_error());
+    *idle = pg->ranks[0].idle;
+    cr_assert_eq(pg->ranks[1].idle, *idle);
+    prog_destroy(pg);
+    engine_destroy(e);
+    return end;
+}
+
+Test(replay, later_phase_plans_overlap_the_gpu_work_before_them) {
+    SimTime idle;
+    /* balance 10 + encoder 100 + LLM 3000 + encoder bwd 200, all collectives free */
+    cr_assert_eq(run_overlap(-1, &idle), 3310);
+    cr_assert_eq(idle, 0);
+    /* the LLM plan is ready at 60 ns, before the ranks reach its all-to-all at 110: hidden */
+    cr_assert_eq(run_overlap(60, &idle), 3310);
+    cr_assert_eq(idle, 0);
+    /* ready at 510: every rank waits 400 ns at the embeddings' all-to-all */
+    cr_assert_eq(run_overlap(510, &idle), 3710);
+    cr_assert_eq(idle, 400);
+}

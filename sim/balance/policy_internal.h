@@ -13,6 +13,11 @@
 #include "sim/base/util.h"
 #include "sim/policy.h"
 
+/* Record phase p's planning time (thread CPU seconds since t0) in the plan (Plan.phase_s). */
+static inline void pol_phase_time(Plan *out, uint32_t p, double t0) {
+    if (p < sizeof out->phase_s / sizeof out->phase_s[0]) out->phase_s[p] = os_thread_cpu_now() - t0;
+}
+
 struct PolicyScratch {
     PartScratch *ps;
     /* one phase's units */

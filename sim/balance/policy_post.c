@@ -11,8 +11,14 @@ OsStatus balance_post(Plan *out, const StepWork *w, PolicyScratch *s) {
     uint32_t m = 0;
     OS_CHECK(pol_validate(w, "post"));
     for (uint32_t i = 0; i < w->N; i++) out->home[i] = w->drawn[i];
-    for (uint32_t e = 0; e + 1 < w->P; e++) OS_CHECK(pol_post_phase(out->it_rank, &m, w, e, s, "post"));
+    for (uint32_t e = 0; e + 1 < w->P; e++) {
+        double t0 = os_thread_cpu_now();
+        OS_CHECK(pol_post_phase(out->it_rank, &m, w, e, s, "post"));
+        pol_phase_time(out, e, t0);
+    }
+    double t0 = os_thread_cpu_now();
     OS_CHECK(pol_post_llm(out->ex_rank, w, s, "post"));
+    pol_phase_time(out, w->P - 1, t0);
     out->hierarchical = 0;
 fail:
     return st;

@@ -10,8 +10,11 @@ OsStatus balance_post_enc(Plan *out, const StepWork *w, PolicyScratch *s) {
     uint32_t m = 0;
     OS_CHECK(pol_validate(w, "post-enc"));
     for (uint32_t i = 0; i < w->N; i++) out->home[i] = out->ex_rank[i] = w->drawn[i];
-    for (uint32_t e = 0; e + 1 < w->P; e++)
+    for (uint32_t e = 0; e + 1 < w->P; e++) {
+        double t0 = os_thread_cpu_now();
         OS_CHECK(pol_post_phase(out->it_rank, &m, w, e, s, "post-enc"));
+        pol_phase_time(out, e, t0);
+    }
     out->hierarchical = 0;
 fail:
     return st;

@@ -83,6 +83,7 @@ OsStatus balance_post_node(Plan *out, const StepWork *w, PolicyScratch *s) {
     for (uint32_t u = 0; u < nu; u++) s->nunit[u] = u; /* encoder pieces: one per unit */
     for (uint32_t i = 0; i < w->N; i++) out->home[i] = w->drawn[i];
     for (uint32_t e = 0; e + 1 < w->P; e++) {
+        double t0 = os_thread_cpu_now();
         OS_CHECK(pol_post_phase(out->it_rank, &m, w, e, s, pn));
         if (m && (obj != OBJ_PADDED || w->opt->cap_enc_positions)) /* LPT ran: its order */
             memcpy(s->pn_order, s->ps->idx, (size_t)m * sizeof *s->pn_order);
@@ -93,7 +94,9 @@ OsStatus balance_post_node(Plan *out, const StepWork *w, PolicyScratch *s) {
                       .cap = w->opt->cap_enc_positions};
         OS_CHECK(place_phase(w, &ph, g, s));
         for (uint32_t u = 0; u < m; u++) out->it_rank[s->unit[u]] = s->pn_rank[u];
+        pol_phase_time(out, e, t0);
     }
+    double t0 = os_thread_cpu_now();
     OS_CHECK(pol_post_llm(s->pn_bin, w, s, pn));
     if (w->N && (obj != OBJ_PADDED || w->opt->cap_llm_tokens))
         memcpy(s->pn_order, s->ps->idx, (size_t)w->N * sizeof *s->pn_order);
@@ -112,6 +115,7 @@ OsStatus balance_post_node(Plan *out, const StepWork *w, PolicyScratch *s) {
     OS_CHECK(place_phase(w, &ph, g, s));
     for (uint32_t i = 0; i < w->N; i++) out->ex_rank[i] = s->pn_rank[i];
     out->hierarchical = 1;
+    pol_phase_time(out, w->P - 1, t0);
 fail:
     return st;
 }
