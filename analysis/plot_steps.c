@@ -339,12 +339,13 @@ OsStatus plot_validate(const PlotOptions *o, const char *const *inputs, int n_in
     OS_CHECK(plot_dat_close(&d));
     const char *cols[MAX_POL];
     for (int p = 0; p < np; p++) cols[p] = plot_policy_color(pols[p]);
-    char pw[2048], cw[2048], sub[512];
+    char pw[2048], cw[2048], sub[256], sub2[256];
     join_words(pw, sizeof pw, pols, np);
     join_words(cw, sizeof cw, cols, np);
-    snprintf(sub, sizeof sub,
-             "%zu steps: mean |error| %.1f%%, max |error| %.1f%%, bias %+.1f%%; fit measured = %.3g + %.3g x predicted, R2 = %.3f",
-             pe.n, 100.0 * pe.mape, 100.0 * pe.max_abs_err, 100.0 * pe.mean_err, pe.fit_a, pe.fit_b, pe.r2);
+    snprintf(sub, sizeof sub, "%zu steps: mean |error| %.1f%%, max |error| %.1f%%, bias %+.1f%%", pe.n,
+             100.0 * pe.mape, 100.0 * pe.max_abs_err, 100.0 * pe.mean_err);
+    snprintf(sub2, sizeof sub2, "least-squares fit: measured = %.3g + %.3g x predicted, R2 = %.3f", pe.fit_a,
+             pe.fit_b, pe.r2);
     PlotVars *v = malloc(sizeof *v);
     ALLOC_CHECK(v);
     pv_init(v);
@@ -355,6 +356,7 @@ OsStatus plot_validate(const PlotOptions *o, const char *const *inputs, int n_in
     pv_num(v, "lim", lim * 1.08);
     pv_str(v, "title", "Simulator prediction vs GPU measurement, per step");
     pv_str(v, "subtitle", sub);
+    pv_str(v, "subtitle2", sub2);
     st = plot_run_gnuplot(o, "validate", "validate", v);
     free(v);
 fail:
