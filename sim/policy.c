@@ -40,31 +40,12 @@ const Policy *policy_find(const char *name) {
     return NULL;
 }
 
-/* Levenshtein distance, names are short (< 64 chars compared). */
-static size_t edit_distance(const char *a, const char *b) {
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 63) la = 63;
-    if (lb > 63) lb = 63;
-    size_t prev[64], cur[64];
-    for (size_t j = 0; j <= lb; j++) prev[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        cur[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
-            size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
-            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
-        }
-        memcpy(prev, cur, (lb + 1) * sizeof *prev);
-    }
-    return prev[lb];
-}
-
 const char *policy_suggest(const char *name) {
     if (!name) return NULL;
     const char *best = NULL;
     size_t bd = (size_t)-1;
     for (uint32_t i = 0; i < policy_count(); i++) {
-        size_t d = edit_distance(name, POLICIES[i].name);
+        size_t d = (size_t)os_edit_distance(name, POLICIES[i].name);
         if (d < bd) {
             bd = d;
             best = POLICIES[i].name;

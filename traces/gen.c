@@ -66,11 +66,6 @@ const char *gen_profile_summary(size_t i) {
     return i < (size_t)GEN_N_PROFILES ? GEN_PROFILES[i].summary : NULL;
 }
 
-static int prefix_len(const char *a, const char *b) {
-    int n = 0;
-    while (a[n] && a[n] == b[n]) n++;
-    return n;
-}
 
 OsStatus gen_create(Gen **out, const char *profile, uint64_t seed) {
     OsStatus st = OS_OK;
@@ -80,10 +75,10 @@ OsStatus gen_create(Gen **out, const char *profile, uint64_t seed) {
     for (int i = 0; i < GEN_N_PROFILES; i++)
         if (!strcmp(GEN_PROFILES[i].name, profile)) p = &GEN_PROFILES[i];
     if (!p) {
-        int best = 0, bl = -1;
+        int best = 0, bd = 1 << 30; /* the closest name by edit distance */
         for (int i = 0; i < GEN_N_PROFILES; i++) {
-            int l = prefix_len(profile, GEN_PROFILES[i].name);
-            if (l > bl) bl = l, best = i;
+            int d = os_edit_distance(profile, GEN_PROFILES[i].name);
+            if (d < bd) bd = d, best = i;
         }
         char hint[96];
         snprintf(hint, sizeof hint, "did you mean '%s'? see --list-profiles", GEN_PROFILES[best].name);
