@@ -12,7 +12,6 @@
 typedef struct {
     FILE *csv, *json;
     const char *policy;
-    const ReplaySummary *sum; /* phase names are known after setup: filled lazily */
     uint32_t P;
     char names[REPLAY_MAX_PHASES][32];
     uint64_t n;
@@ -87,7 +86,6 @@ OsStatus cmd_replay(int argc, char **argv) {
         sink.json = fj.fp;
     }
     sink.policy = policy;
-    /* phase names: encoders in model order, then the LLM (replay.h) */
     sink.P = replay_phase_names(sink.names, cfg.model);
     OS_CHECK(replay_run(&sum, &cfg, t, on_step, &sink));
     simout_summary(stdout, policy, &sum);
