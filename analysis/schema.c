@@ -93,11 +93,38 @@ static const CsvColumn VALIDATE_COLS[] = {
     {"mfu_measured", "fraction", "MFU from the measured step time (paper convention)"},
 };
 
+static const CsvColumn LOADS_COLS[] = {
+    {"policy", "-", "balancing policy name"},
+    {"step", "count", "trace step index"},
+    {"rank", "count", "DP rank"},
+    {"node", "count", "node of the rank"},
+    {"phase", "-", "image, audio, video or llm"},
+    {"units", "count", "items (encoder phase) or examples (LLM phase) the rank computes"},
+    {"positions", "count", "their real positions (encoder) or LLM tokens"},
+    {"fwd_s", "s", "the rank's forward time in the phase (divided by TP)"},
+    {"bwd_s", "s", "the rank's backward time in the phase (divided by TP)"},
+};
+
+static const CsvColumn ASSIGN_COLS[] = {
+    {"policy", "-", "balancing policy name"},
+    {"step", "count", "trace step index"},
+    {"unit", "-", "example (LLM phase) or item (encoder phase)"},
+    {"index", "count", "the unit's index in the step (examples, then items, in trace order)"},
+    {"example_id", "count", "the example's id in the trace (an item's owning example)"},
+    {"phase", "-", "image, audio, video or llm"},
+    {"length", "count", "LLM tokens (example) or encoder positions (item)"},
+    {"drawn_rank", "count", "rank whose mini-batch drew the example"},
+    {"home_rank", "count", "rank whose data loader holds it after pre-balancing"},
+    {"rank", "count", "rank that computes the unit in this phase"},
+};
+
 static const CsvSchema SCHEMAS[] = {
     {"run", "Run-level", RUN_COLS, OS_ARRAY_LEN(RUN_COLS)},
     {"step", "Step-level", STEP_COLS, OS_ARRAY_LEN(STEP_COLS)},
     {"timeline", "Timeline", TIMELINE_COLS, OS_ARRAY_LEN(TIMELINE_COLS)},
     {"validate", "Validate", VALIDATE_COLS, OS_ARRAY_LEN(VALIDATE_COLS)},
+    {"loads", "Per-rank loads", LOADS_COLS, OS_ARRAY_LEN(LOADS_COLS)},
+    {"assignment", "Assignment", ASSIGN_COLS, OS_ARRAY_LEN(ASSIGN_COLS)},
 };
 
 size_t schema_count(void) { return OS_ARRAY_LEN(SCHEMAS); }

@@ -10,7 +10,8 @@
 #include "sim/base/util.h"
 
 typedef struct {
-    FILE *csv, *json;
+    FILE *csv, *json, *loads, *assign;
+    uint32_t dp_per_node, tp;
     const char *policy;
     uint32_t P;
     char names[REPLAY_MAX_PHASES][32];
@@ -24,6 +25,8 @@ static OsStatus on_step(const StepResult *r, void *user) {
         fputs(s->n ? ",\n" : "", s->json);
         simout_step_json(s->json, s->policy, r, s->P, (const char(*)[32])s->names);
     }
+    if (s->loads) simout_loads_csv_rows(s->loads, s->policy, r, (const char(*)[32])s->names, s->dp_per_node, s->tp);
+    if (s->assign) simout_assign_csv_rows(s->assign, s->policy, r, (const char(*)[32])s->names);
     s->n++;
     return OS_OK;
 }
@@ -32,10 +35,10 @@ OsStatus cmd_replay(int argc, char **argv) {
     OsStatus st = OS_OK;
     SimOpts so;
     simopts_init(&so);
-    const char *policy = "none", *csv = NULL, *json = NULL, *timeline = NULL;
+    const char *policy = "none", *csv = NULL, *json = NULL, *timeline = NULL, *loads = NULL, *assign = NULL;
     uint64_t tl_step = 0;
     int no_progress = 0;
-    OptSpec specs[SIMOPTS_N + 8];
+    OptSpec specs[SIMOPTS_N + 10];
     simopts_specs(specs, &so);
     size_t ns = SIMOPTS_N;
     specs[ns++] = (OptSpec){"policy", 'p', OPT_STR, &policy, "NAME", "balancing policy (see `orchsim compare --help`)", 0, 0};
@@ -43,6 +46,8 @@ OsStatus cmd_replay(int argc, char **argv) {
     specs[ns++] = (OptSpec){"json", 0, OPT_STR, &json, "FILE", "per-step JSON array and the summary", 0, 0};
     specs[ns++] = (OptSpec){"timeline", 't', OPT_STR, &timeline, "FILE.json", "Chrome trace of one step (Perfetto); a .csv is written beside it", 0, 0};
     specs[ns++] = (OptSpec){"timeline-step", 0, OPT_U64, &tl_step, "K", "which replayed step (0-based) the timeline shows", 0, 0};
+    specs[ns++] = (OptSpec){"loads", 0, OPT_STR, &loads, "FILE", "per-step per-rank per-phase loads CSV (analysis/FORMATS.md)", 0, 0};
+    specs[ns++] = (OptSpec){"assignment", 0, OPT_STR, &assign, "FILE", "per-step per-unit placements CSV: drawn, home, computing rank", 0, 0};
     specs[ns++] = (OptSpec){"no-progress", 0, OPT_FLAG, &no_progress, NULL, "no progress bar on stderr", 0, 0};
     static const CmdHelp help = {
         "replay", "orchsim replay TRACE.h5 [options]",
@@ -53,8 +58,8 @@ OsStatus cmd_replay(int argc, char **argv) {
         "preset, the cluster figures and the calibration table (see README.md)."};
     const char *pos[1];
     Trace *t = NULL;
-    OsOutFile fc, fj;
-    int c_open = 0, j_open = 0;
+    OsOutFile fc, fj, fl, fa;
+    int c_open = 0, j_open = 0, l_open = 0, a_open = 0;
     ReplayConfig cfg;
     ReplaySummary sum;
     StepSink sink = {0};
@@ -85,6 +90,20 @@ OsStatus cmd_replay(int argc, char **argv) {
         fprintf(fj.fp, "{\"policy\":\"%s\",\"steps\":[\n", policy);
         sink.json = fj.fp;
     }
+    if (loads) {
+        OS_CHECK(os_outfile_open(&fl, loads, 1));
+        l_open = 1;
+        simout_loads_csv_header(fl.fp);
+        sink.loads = fl.fp;
+    }
+    if (assign) {
+        OS_CHECK(os_outfile_open(&fa, assign, 1));
+        a_open = 1;
+        simout_assign_csv_header(fa.fp);
+        sink.assign = fa.fp;
+    }
+    sink.dp_per_node = cfg.cluster.dp_per_node;
+    sink.tp = cfg.cluster.tp;
     sink.policy = policy;
     sink.P = replay_phase_names(sink.names, cfg.model);
     OS_CHECK(replay_run(&sum, &cfg, t, on_step, &sink));
@@ -93,6 +112,14 @@ OsStatus cmd_replay(int argc, char **argv) {
     if (c_open) {
         c_open = 0;
         OS_CHECK(os_outfile_commit(&fc));
+    }
+    if (l_open) {
+        l_open = 0;
+        OS_CHECK(os_outfile_commit(&fl));
+    }
+    if (a_open) {
+        a_open = 0;
+        OS_CHECK(os_outfile_commit(&fa));
     }
     if (j_open) {
         fprintf(fj.fp, "\n],\"summary\":{\"steps\":%llu,\"step_mean_s\":%.9g,\"step_p50_s\":%.9g,\"step_p99_s\":%.9g,"
@@ -105,6 +132,8 @@ OsStatus cmd_replay(int argc, char **argv) {
     }
 fail:
     if (c_open) os_outfile_abort(&fc);
+    if (l_open) os_outfile_abort(&fl);
+    if (a_open) os_outfile_abort(&fa);
     if (j_open) os_outfile_abort(&fj);
     trace_close(t);
     return st;

@@ -2,6 +2,7 @@
 #include "cli/simout.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "analysis/csv.h"
@@ -60,6 +61,57 @@ void simout_step_json(FILE *fp, const char *policy, const StepResult *r, uint32_
                 p ? "," : "", phase_name[p], r->phase_max_s[p], r->phase_mean_s[p], r->phase_oracle_s[p],
                 r->phase_imbalance[p], r->phase_idle_frac[p]);
     fprintf(fp, "}}");
+}
+
+void simout_loads_csv_header(FILE *fp) { schema_write_header(fp, schema_find("loads")); }
+void simout_assign_csv_header(FILE *fp) { schema_write_header(fp, schema_find("assignment")); }
+
+void simout_loads_csv_rows(FILE *fp, const char *policy, const StepResult *r, const char (*phase_name)[32],
+                           uint32_t dp_per_node, uint32_t tp) {
+    const StepWork *w = r->work;
+    const Plan *pl = r->plan;
+    /* units per (rank, phase), counted from the plan in one pass; the cost record has the
+     * positions. A CSV writer outside the event loop: one small block per step. */
+    uint32_t *units = calloc((size_t)r->D * r->P, sizeof *units);
+    for (uint32_t i = 0; units && i < w->N; i++) units[(size_t)pl->ex_rank[i] * r->P + r->P - 1]++;
+    for (uint32_t j = 0; units && j < w->M; j++) units[(size_t)pl->it_rank[j] * r->P + w->it_phase[j]]++;
+    for (uint32_t rank = 0; rank < r->D; rank++)
+        for (uint32_t p = 0; p < r->P; p++) {
+            size_t k = (size_t)rank * r->P + p;
+            const PhaseCost *c = &r->rank_phase[k];
+            csv_put_str(fp, policy, 1);
+            csv_put_u64(fp, r->step, 0);
+            csv_put_u64(fp, rank, 0);
+            csv_put_u64(fp, rank / (dp_per_node ? dp_per_node : 1), 0);
+            csv_put_str(fp, phase_name[p], 0);
+            if (units) csv_put_u64(fp, units[k], 0);
+            else csv_put_f64(fp, NAN, 0); /* out of memory: the count is left empty, not wrong */
+            csv_put_u64(fp, c->tokens, 0);
+            csv_put_f64(fp, c->fwd_s / tp, 0);
+            csv_put_f64(fp, c->bwd_s / tp, 0);
+            csv_end_row(fp);
+        }
+    free(units);
+}
+
+void simout_assign_csv_rows(FILE *fp, const char *policy, const StepResult *r, const char (*phase_name)[32]) {
+    const StepWork *w = r->work;
+    const Plan *pl = r->plan;
+    for (uint32_t i = 0; i < w->N + w->M; i++) {
+        int item = i >= w->N;
+        uint32_t j = i - w->N, ex = item ? w->it_example[j] : i;
+        csv_put_str(fp, policy, 1);
+        csv_put_u64(fp, r->step, 0);
+        csv_put_str(fp, item ? "item" : "example", 0);
+        csv_put_u64(fp, i, 0);
+        csv_put_u64(fp, r->trace_step->examples[ex].id, 0);
+        csv_put_str(fp, phase_name[item ? w->it_phase[j] : r->P - 1], 0);
+        csv_put_u64(fp, item ? w->it_len[j] : w->ex_tokens[i], 0);
+        csv_put_u64(fp, w->drawn[ex], 0);
+        csv_put_u64(fp, pl->home[ex], 0);
+        csv_put_u64(fp, item ? pl->it_rank[j] : pl->ex_rank[i], 0);
+        csv_end_row(fp);
+    }
 }
 
 void simout_summary(FILE *fp, const char *policy, const ReplaySummary *s) {

@@ -18,6 +18,13 @@ void simout_step_csv_row(FILE *fp, const char *policy, const StepResult *r, uint
 /* One JSON object per step (the same fields), comma-joined by the caller. */
 void simout_step_json(FILE *fp, const char *policy, const StepResult *r, uint32_t P,
                       const char (*phase_name)[32]);
+/* Per-rank per-phase loads (schema "loads") and per-unit placements (schema "assignment") of
+ * one step, from the detail a StepResult borrows during the replay callback. */
+void simout_loads_csv_header(FILE *fp);
+void simout_loads_csv_rows(FILE *fp, const char *policy, const StepResult *r, const char (*phase_name)[32],
+                           uint32_t dp_per_node, uint32_t tp);
+void simout_assign_csv_header(FILE *fp);
+void simout_assign_csv_rows(FILE *fp, const char *policy, const StepResult *r, const char (*phase_name)[32]);
 /* Human summary of one replay. */
 void simout_summary(FILE *fp, const char *policy, const ReplaySummary *s);
 

@@ -542,6 +542,12 @@ OsStatus replay_run(ReplaySummary *sum, const ReplayConfig *cfg, Trace *t, Repla
         sum->bytes_inter_per_step += (double)res.bytes_inter;
         sum->a2a_s_per_step += res.a2a_s;
         sum->balancer_s_per_step += res.balancer_s;
+        res.D = R.D;
+        res.P = R.P;
+        res.rank_phase = R.pc;
+        res.work = &w;
+        res.plan = &pl;
+        res.trace_step = s;
         if (cb) OS_CHECK(cb(&res, user));
         os_progress_update(&prog, k + 1);
     }

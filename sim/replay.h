@@ -71,6 +71,12 @@ typedef struct {
     double grad_sync_s;                      /* exposed (not overlapped) gradient sync */
     double balancer_s;                       /* measured (thread CPU) time of the policy function, or
                                                 cfg->balancer_cost_s when that is >= 0 */
+    /* The step's detail, borrowed: valid only inside the ReplayStepFn callback. */
+    uint32_t D, P;
+    const PhaseCost *rank_phase;             /* [D*P] rank r's share of phase p, one GPU (not /tp) */
+    const StepWork *work;                    /* the step's units as the policy saw them */
+    const Plan *plan;                        /* the policy's answer */
+    const TraceStep *trace_step;             /* the trace rows (example ids) */
 } StepResult;
 
 typedef struct {

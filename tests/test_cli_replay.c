@@ -148,3 +148,62 @@ Test(cli_replay, missing_trace_names_the_file) {
     cr_assert(strstr(out, "/nonexistent/x.h5"), "%s", out);
     free(out);
 }
+
+/* --loads and --assignment: every unit placed exactly once per step, loads add up to it, and
+ * the placements obey the policy kind (pre: computed at home; post: home = drawn). */
+#include "analysis/csv.h"
+
+static void check_outputs(const char *policy, int post) {
+    char args[2048], *out;
+    const char *lp = th_tmp("loads.csv"), *ap = th_tmp("assign.csv");
+    snprintf(args, sizeof args, "replay %s --model tiny --policy %s --no-progress --loads %s --assignment %s", g_trace,
+             policy, lp, ap);
+    cr_assert_eq(th_run(&out, args), 0, "%s", out);
+    free(out);
+    CsvTable *L = NULL, *A = NULL;
+    cr_assert_eq(csv_read(&L, lp), OS_OK, "%s", os_last_error());
+    cr_assert_eq(csv_read(&A, ap), OS_OK, "%s", os_last_error());
+    /* 3 steps x 16 ranks x 3 phases (image, audio, llm) */
+    cr_assert_eq(csv_n_rows(L), 3u * 16u * 3u);
+    int lu = csv_col(L, "units"), lph = csv_col(L, "phase"), ls = csv_col(L, "step");
+    int au = csv_col(A, "unit"), aph = csv_col(A, "phase"), as = csv_col(A, "step"), ad = csv_col(A, "drawn_rank"),
+        ah = csv_col(A, "home_rank"), ar = csv_col(A, "rank");
+    cr_assert(lu >= 0 && lph >= 0 && ls >= 0 && au >= 0 && aph >= 0 && as >= 0 && ad >= 0 && ah >= 0 && ar >= 0);
+    for (int step = 0; step < 3; step++) {
+        const char *phases[3] = {"image", "audio", "llm"};
+        for (int p = 0; p < 3; p++) {
+            double units = 0, placed = 0, v;
+            for (size_t r = 0; r < csv_n_rows(L); r++) {
+                cr_assert_eq(csv_num(&v, L, r, (size_t)ls), OS_OK);
+                if ((int)v != step || strcmp(csv_str(L, r, (size_t)lph), phases[p])) continue;
+                cr_assert_eq(csv_num(&v, L, r, (size_t)lu), OS_OK);
+                units += v;
+            }
+            for (size_t r = 0; r < csv_n_rows(A); r++) {
+                cr_assert_eq(csv_num(&v, A, r, (size_t)as), OS_OK);
+                if ((int)v == step && !strcmp(csv_str(A, r, (size_t)aph), phases[p])) placed += 1;
+            }
+            cr_assert_eq(units, placed, "%s step %d %s: loads count %g units, assignment %g", policy, step, phases[p],
+                         units, placed);
+        }
+    }
+    size_t examples = 0;
+    for (size_t r = 0; r < csv_n_rows(A); r++) {
+        double d, h, k;
+        cr_assert_eq(csv_num(&d, A, r, (size_t)ad), OS_OK);
+        cr_assert_eq(csv_num(&h, A, r, (size_t)ah), OS_OK);
+        cr_assert_eq(csv_num(&k, A, r, (size_t)ar), OS_OK);
+        cr_assert(k >= 0 && k < 16 && h >= 0 && h < 16);
+        if (post) cr_assert_eq(h, d, "%s moved an example's home", policy);
+        else cr_assert_eq(k, h, "%s computes a unit away from its loader", policy);
+        examples += !strcmp(csv_str(A, r, (size_t)au), "example");
+    }
+    cr_assert_eq(examples, 3u * 64u, "every example appears once per step");
+    csv_destroy(L);
+    csv_destroy(A);
+}
+
+Test(cli_replay, loads_and_assignment_account_for_every_unit) {
+    check_outputs("lpt", 0);
+    check_outputs("post-node", 1);
+}
