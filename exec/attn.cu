@@ -3,29 +3,29 @@
 #include <stdlib.h>
 
 #include "exec/attn.h"
+#include "exec/gemm.cuh"
 #include "exec/kernels/kernels.cuh"
 
 extern "C" OsStatus exec_st_attention(double *worst);
 extern "C" OsStatus exec_st_attn_backward(double *worst);
 
+/* Every GEMM's operands come from exec/gemm.h (tested on the CPU against plain loops). */
 OsStatus exec_attn_forward(bf16 *att, const bf16 *qkv, int n, int nh, int nkv, int hd,
                            int causal, float *S, bf16 *P, cublasHandle_t h, cudaStream_t s) {
     OsStatus st = OS_OK;
-    const int ld = (nh + 2 * nkv) * hd, ldo = nh * hd, grp = nh / nkv;
-    const float one = 1.0f, zero = 0.0f, scale = 1.0f / sqrtf((float)hd);
+    const int ld = (nh + 2 * nkv) * hd, ldo = nh * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
     CUBLAS_CHECK(cublasSetStream(h, s));
     for (int head = 0; head < nh; head++) {
-        const bf16 *q = qkv + (size_t)head * hd, *k = qkv + (size_t)(nh + head / grp) * hd;
-        const bf16 *v = qkv + (size_t)(nh + nkv + head / grp) * hd;
-        /* S[i][j] = q_i . k_j: column-major C (n x n, j fastest) = K^T(op) x Q */
-        CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, n, n, hd, &one, k, CUDA_R_16BF, ld, q,
-                                  CUDA_R_16BF, ld, &zero, S, CUDA_R_32F, n, CUBLAS_COMPUTE_32F,
-                                  CUBLAS_GEMM_DEFAULT));
+        size_t qo, ko, vo;
+        exec_attn_head_cols(&qo, &ko, &vo, nh, nkv, hd, head);
+        /* S[n,n] = Q K^T (fp32), then P = softmax(S scale) with the mask (bf16) */
+        ExecGemm g = exec_gemm_abt(S, n, qkv + qo, ld, qkv + ko, ld, n, n, hd);
+        OS_CHECK(exec_gemm_run(h, &g, CUDA_R_32F, 1.0f, 0.0f));
         OS_CHECK(k_attn_softmax_forward(P, S, n, n, scale, causal, s));
-        /* O[i][head hd + c] = sum_j P[i][j] v_j[c]: column-major O^T (hd x n) = V^T P^T */
-        CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, hd, n, n, &one, v, CUDA_R_16BF, ld, P,
-                                  CUDA_R_16BF, n, &zero, att + (size_t)head * hd, CUDA_R_16BF, ldo,
-                                  CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+        /* O[n, head cols] = P V */
+        g = exec_gemm_ab(att + qo, ldo, P, n, qkv + vo, ld, n, hd, n);
+        OS_CHECK(exec_gemm_run(h, &g, CUDA_R_16BF, 1.0f, 0.0f));
     }
 fail:
     return st;
@@ -35,36 +35,31 @@ OsStatus exec_attn_backward(bf16 *dqkv, const bf16 *datt, const bf16 *qkv, int n
                             int hd, int causal, float *S, bf16 *P, float *dP, bf16 *dS,
                             cublasHandle_t h, cudaStream_t s) {
     OsStatus st = OS_OK;
-    const int ld = (nh + 2 * nkv) * hd, ldo = nh * hd, grp = nh / nkv;
-    const float one = 1.0f, zero = 0.0f, scale = 1.0f / sqrtf((float)hd);
+    const int ld = (nh + 2 * nkv) * hd, ldo = nh * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
     CUBLAS_CHECK(cublasSetStream(h, s));
     for (int head = 0; head < nh; head++) {
-        const size_t qo = (size_t)head * hd, ko = (size_t)(nh + head / grp) * hd;
-        const size_t vo = (size_t)(nh + nkv + head / grp) * hd;
+        size_t qo, ko, vo;
+        exec_attn_head_cols(&qo, &ko, &vo, nh, nkv, hd, head);
         const bf16 *q = qkv + qo, *k = qkv + ko, *v = qkv + vo, *dO = datt + qo;
         /* recompute P (as the forward) */
-        CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, n, n, hd, &one, k, CUDA_R_16BF, ld, q,
-                                  CUDA_R_16BF, ld, &zero, S, CUDA_R_32F, n, CUBLAS_COMPUTE_32F,
-                                  CUBLAS_GEMM_DEFAULT));
+        ExecGemm g = exec_gemm_abt(S, n, q, ld, k, ld, n, n, hd);
+        OS_CHECK(exec_gemm_run(h, &g, CUDA_R_32F, 1.0f, 0.0f));
         OS_CHECK(k_attn_softmax_forward(P, S, n, n, scale, causal, s));
-        /* dP[i][j] = dO_i . v_j (column-major [n(j), n(i)] = V^T(op) dO) */
-        CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, n, n, hd, &one, v, CUDA_R_16BF, ld, dO,
-                                  CUDA_R_16BF, ldo, &zero, dP, CUDA_R_32F, n, CUBLAS_COMPUTE_32F,
-                                  CUBLAS_GEMM_DEFAULT));
-        /* dv_j += sum_i P[i][j] dO_i: column-major dV (hd x n) += dO (hd x n) P_cm^T */
-        CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_T, hd, n, n, &one, dO, CUDA_R_16BF, ldo, P,
-                                  CUDA_R_16BF, n, &one, dqkv + vo, CUDA_R_16BF, ld, CUBLAS_COMPUTE_32F,
-                                  CUBLAS_GEMM_DEFAULT));
+        /* dP[n,n] = dO V^T */
+        g = exec_gemm_abt(dP, n, dO, ldo, v, ld, n, n, hd);
+        OS_CHECK(exec_gemm_run(h, &g, CUDA_R_32F, 1.0f, 0.0f));
+        /* dV += P^T dO (beta = 1: the heads of one GQA group share dV) */
+        g = exec_gemm_atb(dqkv + vo, ld, P, n, dO, ldo, n, hd, n);
+        OS_CHECK(exec_gemm_run(h, &g, CUDA_R_16BF, 1.0f, 1.0f));
         /* dS = P (dP - <P, dP>) scale; masked entries have P = 0, so dS = 0 there */
         OS_CHECK(k_attn_softmax_backward(dS, P, dP, n, n, scale, s));
-        /* dq_i += sum_j dS[i][j] k_j: column-major dQ (hd x n) += K (hd x n) dS_cm */
-        CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, hd, n, n, &one, k, CUDA_R_16BF, ld, dS,
-                                  CUDA_R_16BF, n, &one, dqkv + qo, CUDA_R_16BF, ld, CUBLAS_COMPUTE_32F,
-                                  CUBLAS_GEMM_DEFAULT));
-        /* dk_j += sum_i dS[i][j] q_i: column-major dK (hd x n) += Q (hd x n) dS_cm^T */
-        CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_T, hd, n, n, &one, q, CUDA_R_16BF, ld, dS,
-                                  CUDA_R_16BF, n, &one, dqkv + ko, CUDA_R_16BF, ld, CUBLAS_COMPUTE_32F,
-                                  CUBLAS_GEMM_DEFAULT));
+        /* dQ += dS K */
+        g = exec_gemm_ab(dqkv + qo, ld, dS, n, k, ld, n, hd, n);
+        OS_CHECK(exec_gemm_run(h, &g, CUDA_R_16BF, 1.0f, 1.0f));
+        /* dK += dS^T Q */
+        g = exec_gemm_atb(dqkv + ko, ld, dS, n, q, ld, n, hd, n);
+        OS_CHECK(exec_gemm_run(h, &g, CUDA_R_16BF, 1.0f, 1.0f));
     }
 fail:
     return st;

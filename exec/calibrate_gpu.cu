@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "exec/attn.h"
+#include "exec/gemm.cuh"
 #include "exec/kernels/kernels.cuh"
 
 extern "C" {
@@ -68,13 +69,12 @@ typedef struct {
 
 static OsStatus work_run(const Work *w) {
     OsStatus st = OS_OK;
-    const float one = 1.0f, zero = 0.0f;
     switch (w->kind) {
-    case W_GEMM: /* row-major C[M,N] = A[M,K] W[N,K]^T as column-major C^T = W^T(op) A^T */
-        CUBLAS_CHECK(cublasGemmEx(w->h, CUBLAS_OP_T, CUBLAS_OP_N, w->N, w->M, w->K, &one, w->b, CUDA_R_16BF,
-                                  w->K, w->a, CUDA_R_16BF, w->K, &zero, w->c, CUDA_R_16BF, w->N,
-                                  CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    case W_GEMM: { /* row-major C[M,N] = A[M,K] W[N,K]^T: a linear layer (exec/gemm.h) */
+        ExecGemm g = exec_gemm_linear_fwd(w->c, w->a, w->b, w->M, w->K, w->N);
+        OS_CHECK(exec_gemm_run(w->h, &g, CUDA_R_16BF, 1.0f, 0.0f));
         break;
+    }
     case W_ATTN:
         OS_CHECK(exec_attn_forward(w->c, w->a, w->M, w->K, w->N, w->hd, w->causal, w->S, w->P, w->h, w->s));
         break;

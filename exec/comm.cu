@@ -84,6 +84,7 @@ static OsStatus move_stage(ExecComm *c, const ExecMove *m, char *const *recv, co
     OsStatus st = OS_OK;
     const uint32_t D = m->D;
     const size_t D1 = (size_t)D + 1;
+    int grouped = 0; /* inside ncclGroupStart: a failing call must still close the group */
     if (c->local) {
         for (uint32_t s = 0; s < D; s++)
             for (uint32_t d = 0; d < D; d++) {
@@ -101,6 +102,7 @@ static OsStatus move_stage(ExecComm *c, const ExecMove *m, char *const *recv, co
             CUDA_CHECK(cudaMemcpyAsync(recv[0] + m->recv_off[me * D1 + me] * rb, send[0] + m->send_off[me * D1 + me] * rb,
                                        self * rb, cudaMemcpyDeviceToDevice, c->s));
         NCCL_CHECK(ncclGroupStart());
+        grouped = 1;
         for (uint32_t p = 0; p < D; p++) {
             if (p == me) continue;
             uint64_t out = m->vol[(size_t)me * D + p], in = m->vol[(size_t)p * D + me];
@@ -109,9 +111,13 @@ static OsStatus move_stage(ExecComm *c, const ExecMove *m, char *const *recv, co
             if (in)
                 NCCL_CHECK(ncclRecv(recv[0] + m->recv_off[me * D1 + p] * rb, in * rb, ncclUint8, (int)p, c->nc, c->s));
         }
+        grouped = 0;
         NCCL_CHECK(ncclGroupEnd());
     }
 fail:
+    /* a group left open would hold this thread's later NCCL calls back (they would join it);
+     * the caller aborts the communicator after any failure (mllm.h) */
+    if (grouped) (void)ncclGroupEnd();
     return st;
 }
 

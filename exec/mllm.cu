@@ -73,6 +73,9 @@ struct ExecMllm {
 };
 
 uint32_t exec_mllm_n_local(const ExecMllm *x) { return x ? x->n_local : 0; }
+void exec_mllm_mark_failed(ExecMllm *x) {
+    if (x) x->failed = 1;
+}
 
 /* ---- weights ------------------------------------------------------------------------------- */
 
@@ -193,11 +196,12 @@ fail:
 
 void exec_mllm_destroy(ExecMllm *x) {
     if (!x) return;
-    if (x->nc) {
-        if (x->failed) (void)ncclCommAbort(x->nc); /* peers must not wait for this rank */
-        else (void)ncclCommDestroy(x->nc);
-    }
+    /* failed: abort first (peers must not wait for this rank, and an NCCL kernel stuck on
+     * the stream only returns once the communicator is aborted), then drain the stream;
+     * otherwise drain first, so that no operation is pending when the communicator goes */
+    if (x->nc && x->failed) (void)ncclCommAbort(x->nc), x->nc = NULL;
     if (x->s) (void)cudaStreamSynchronize(x->s);
+    if (x->nc) (void)ncclCommDestroy(x->nc);
     exec_comm_destroy(x->comm);
     for (uint32_t k = 0; x->r && k < x->n_local; k++) {
         Rank *r = &x->r[k];

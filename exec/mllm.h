@@ -53,6 +53,10 @@ OsStatus exec_nccl_id(void *blob, size_t cap, size_t *len);
 /* Frees everything; after a failed call the NCCL communicator is aborted (ncclCommAbort) so
  * that no peer blocks in a collective. NULL-safe. */
 void exec_mllm_destroy(ExecMllm *x);
+/* Mark x failed from outside (the caller's own step failed, on the host): the next
+ * exec_mllm_destroy aborts the communicator instead of destroying it, since ncclCommDestroy
+ * may wait on peers that are blocked waiting for this rank. NULL-safe. */
+void exec_mllm_mark_failed(ExecMllm *x);
 uint32_t exec_mllm_n_local(const ExecMllm *x);
 
 /* One step of plan sp (all of the step's routes; this process runs its local ranks' share).

@@ -24,6 +24,7 @@ OsStatus exec_nccl_id(void *blob, size_t cap, size_t *len) {
     return nodev();
 }
 void exec_mllm_destroy(ExecMllm *x) { (void)x; }
+void exec_mllm_mark_failed(ExecMllm *x) { (void)x; }
 uint32_t exec_mllm_n_local(const ExecMllm *x) { return (void)x, 0; }
 OsStatus exec_mllm_step(ExecMllm *x, const ExecStepPlan *sp, const uint64_t *ex_id, uint64_t data_seed,
                         double label_norm, ExecRankTimes *t) {

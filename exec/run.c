@@ -159,7 +159,10 @@ OsStatus exec_run_body(ExecWorker *w, void *user) {
         }
     }
 fail:
-    exec_mllm_destroy(x); /* after a failed call: ncclCommAbort, so no peer blocks */
+    /* any failure, the executor's own or the host's (a step that would not prepare): abort
+     * the communicator, so neither this rank nor a peer blocks (mllm.h) */
+    if (st != OS_OK) exec_mllm_mark_failed(x);
+    exec_mllm_destroy(x);
     exec_src_destroy(src);
     free(t);
     return st;

@@ -1,8 +1,8 @@
-/* stack.cu — see stack.cuh. Row-major tensors through column-major cuBLAS: a row-major
- * [r, c] matrix is the column-major [c, r] matrix with the same leading dimension, so
+/* stack.cu — see stack.cuh. Row-major tensors through column-major cuBLAS (exec/gemm.h):
  * y = x W^T is C(out x T) = W^T(op) x, dx = dy W is C(in x T) = W dy, dW = dy^T x is
  * C(in x out) = x dy^T(op). */
 #include "exec/attn.h"
+#include "exec/gemm.cuh"
 #include "exec/kernels/kernels.cuh"
 #include "exec/stack.cuh"
 
@@ -11,36 +11,25 @@
 static size_t al(size_t b) { return (b + ALIGN - 1) / ALIGN * ALIGN; }
 static size_t zmax(size_t a, size_t b) { return a > b ? a : b; }
 
+/* The operand order and leading dimensions come from exec/gemm.h (tested on the CPU). */
 OsStatus exec_mm_forward(void *y, cudaDataType yt, const bf16 *x, const bf16 *W, int T, int in, int out,
                          float beta, cublasHandle_t h) {
-    OsStatus st = OS_OK;
-    const float one = 1.0f;
     if (T <= 0) return OS_OK;
-    CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, out, T, in, &one, W, CUDA_R_16BF, in, x, CUDA_R_16BF,
-                              in, &beta, y, yt, out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-fail:
-    return st;
+    ExecGemm g = exec_gemm_linear_fwd(y, x, W, T, in, out);
+    return exec_gemm_run(h, &g, yt, 1.0f, beta);
 }
 
 OsStatus exec_mm_backward_x(bf16 *dx, const bf16 *dy, const bf16 *W, int T, int in, int out, float beta,
                             cublasHandle_t h) {
-    OsStatus st = OS_OK;
-    const float one = 1.0f;
     if (T <= 0) return OS_OK;
-    CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, in, T, out, &one, W, CUDA_R_16BF, in, dy, CUDA_R_16BF,
-                              out, &beta, dx, CUDA_R_16BF, in, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-fail:
-    return st;
+    ExecGemm g = exec_gemm_linear_dx(dx, dy, W, T, in, out);
+    return exec_gemm_run(h, &g, CUDA_R_16BF, 1.0f, beta);
 }
 
 OsStatus exec_mm_backward_w(float *dW, const bf16 *dy, const bf16 *x, int T, int in, int out, cublasHandle_t h) {
-    OsStatus st = OS_OK;
-    const float one = 1.0f;
     if (T <= 0) return OS_OK;
-    CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_T, in, out, T, &one, x, CUDA_R_16BF, in, dy, CUDA_R_16BF,
-                              out, &one, dW, CUDA_R_32F, in, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-fail:
-    return st;
+    ExecGemm g = exec_gemm_linear_dw(dW, dy, x, T, in, out);
+    return exec_gemm_run(h, &g, CUDA_R_32F, 1.0f, 1.0f); /* beta = 1: dW accumulates */
 }
 
 /* ---- blocks -------------------------------------------------------------------------------- */

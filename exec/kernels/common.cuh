@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "exec/check.cuh"
+#include "exec/tol.h" /* exec_worst: the self-tests' comparison */
 
 typedef __nv_bfloat16 bf16;
 
@@ -23,17 +24,6 @@ __device__ __forceinline__ float warp_max(float v) {
 static inline unsigned exec_blocks(size_t n, unsigned threads) {
     size_t b = (n + threads - 1) / threads;
     return (unsigned)(b < 1 ? 1 : (b > 65535u * 16 ? 65535u * 16 : b));
-}
-
-/* Worst ratio |got - ref| / (atol + rtol |ref|) over n values (<= 1 passes). */
-static inline double exec_worst(const float *got, const double *ref, size_t n, double atol,
-                                double rtol) {
-    double w = 0;
-    for (size_t i = 0; i < n; i++) {
-        double r = fabs(got[i] - ref[i]) / (atol + rtol * fabs(ref[i]));
-        if (!(r <= w)) w = r; /* NaN propagates as a failure */
-    }
-    return w;
 }
 
 /* Deterministic test values in [-1, 1), bf16-exact. */
