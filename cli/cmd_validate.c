@@ -63,6 +63,12 @@ static OsStatus check_steps(const char *trace, const ModelSpec *m, const Policy 
             }
             b.total += act - b.activations;
             b.activations = act;
+            /* every emulated rank also keeps its own logits and their gradient (fp32 + bf16 per
+             * token per vocabulary entry, exec/budget.h), which exec_budget counted once */
+            double logits = 0, once = (double)s.max_llm_rows * m->llm.vocab * (4.0 + 2.0);
+            for (uint32_t d = 0; d < cl->dp; d++) logits += (double)s.xp->llm_rows[d] * m->llm.vocab * (4.0 + 2.0);
+            b.scratch += logits - once;
+            b.total += logits - once;
         }
         if (b.total > mem_bytes * (1.0 - EXEC_BUDGET_MARGIN))
             OS_FAIL(OS_ERR_RANGE, m->name, "memory",
