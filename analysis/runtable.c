@@ -25,6 +25,9 @@ static const RunField FIELDS[] = {
     FA("imbalance_video", imbalance, 2), FA("imbalance_llm", imbalance, 3),
     FA("idle_frac_image", phase_idle, 0), FA("idle_frac_audio", phase_idle, 1),
     FA("idle_frac_video", phase_idle, 2), FA("idle_frac_llm", phase_idle, 3),
+    FD(tokens_per_s_ci95), FD(mfu_ci95), FD(idle_frac_ci95),
+    FA("imbalance_image_ci95", imbalance_ci95, 0), FA("imbalance_audio_ci95", imbalance_ci95, 1),
+    FA("imbalance_video_ci95", imbalance_ci95, 2), FA("imbalance_llm_ci95", imbalance_ci95, 3),
 };
 
 size_t runtable_n_fields(void) { return OS_ARRAY_LEN(FIELDS); }
@@ -82,6 +85,19 @@ OsStatus runrow_fill(RunRow *r, const ReplaySummary *sum, const ReplayConfig *cf
         r->imbalance[k] = sum->phase_imbalance[p];
         r->phase_idle[k] = sum->phase_idle_frac[p];
     }
+fail:
+    return st;
+}
+
+OsStatus runrow_add_cis(RunRow *r, const RunSeries *s) {
+    OsStatus st = OS_OK;
+    double mean;
+    if (!s || s->n == 0) return OS_OK;
+    OS_CHECK(stats_mean_ci(&mean, &r->tokens_per_s_ci95, s->tokens_per_s, s->n, 0.95));
+    OS_CHECK(stats_mean_ci(&mean, &r->mfu_ci95, s->mfu, s->n, 0.95));
+    OS_CHECK(stats_mean_ci(&mean, &r->idle_frac_ci95, s->idle_frac, s->n, 0.95));
+    for (int k = 0; k < SCHEMA_N_PHASES; k++)
+        if (s->imbalance[k]) OS_CHECK(stats_mean_ci(&mean, &r->imbalance_ci95[k], s->imbalance[k], s->n, 0.95));
 fail:
     return st;
 }
@@ -190,6 +206,8 @@ void run_series_free(RunSeries *s) {
     if (!s) return;
     free(s->step_s);
     free(s->mfu);
+    free(s->tokens_per_s);
+    free(s->idle_frac);
     for (int j = 0; j < SCHEMA_N_PHASES; j++) free(s->imbalance[j]);
     memset(s, 0, sizeof *s);
 }
@@ -204,6 +222,12 @@ OsStatus run_series_push(RunSeries *s, const StepResult *r, const int *phase_col
         a = realloc(s->mfu, cap * sizeof *a);
         ALLOC_CHECK(a);
         s->mfu = a;
+        a = realloc(s->tokens_per_s, cap * sizeof *a);
+        ALLOC_CHECK(a);
+        s->tokens_per_s = a;
+        a = realloc(s->idle_frac, cap * sizeof *a);
+        ALLOC_CHECK(a);
+        s->idle_frac = a;
         for (uint32_t p = 0; p < P; p++) {
             int k = phase_col[p];
             if (k < 0) continue;
@@ -215,6 +239,8 @@ OsStatus run_series_push(RunSeries *s, const StepResult *r, const int *phase_col
     }
     s->step_s[s->n] = r->step_s;
     s->mfu[s->n] = r->mfu;
+    s->tokens_per_s[s->n] = r->step_s > 0 ? (double)r->llm_tokens / r->step_s : 0.0;
+    s->idle_frac[s->n] = r->step_s > 0 ? r->idle_s / r->step_s : 0.0;
     for (uint32_t p = 0; p < P; p++)
         if (phase_col[p] >= 0) s->imbalance[phase_col[p]][s->n] = r->phase_imbalance[p];
     s->n++;

@@ -30,6 +30,9 @@ typedef struct {
     double a2a_s_per_step, balancer_s_per_step;
     double imbalance[SCHEMA_N_PHASES];  /* SCHEMA_PHASES order; NaN when the model lacks it */
     double phase_idle[SCHEMA_N_PHASES]; /* idle_frac_<phase> */
+    /* 95% CI half-widths over steps of the per-step series (runrow_add_cis); NaN = absent */
+    double tokens_per_s_ci95, mfu_ci95, idle_frac_ci95;
+    double imbalance_ci95[SCHEMA_N_PHASES];
 } RunRow;
 
 /* A run's per-step series (the sweep's HDF5 copy). Arrays malloc'd, owned by the struct. */
@@ -37,12 +40,17 @@ typedef struct {
     uint64_t n, cap;                    /* steps, allocated */
     double *step_s;                     /* [n] simulated step time, s */
     double *mfu;                        /* [n] fraction */
+    double *tokens_per_s;               /* [n] LLM tokens / step time */
+    double *idle_frac;                  /* [n] rank-mean idle / step time */
     double *imbalance[SCHEMA_N_PHASES]; /* [n] max/mean per phase; NULL when the model lacks it */
 } RunSeries;
 void run_series_free(RunSeries *s); /* frees the arrays, zeroes s; NULL-safe */
 /* Append one step's values (grows the arrays). phase_col[P]: the SCHEMA_PHASES index of each
  * replay phase (runtable_phase_col). */
 OsStatus run_series_push(RunSeries *s, const StepResult *r, const int *phase_col, uint32_t P);
+/* The 95% confidence-interval half-widths over steps of a run's per-step series: tokens/s,
+ * MFU, idle fraction and each phase's imbalance (stats_mean_ci; NaN for a one-step run). */
+OsStatus runrow_add_cis(RunRow *r, const RunSeries *s);
 /* SCHEMA_PHASES index of each of the model's phases (encoders by modality, then "llm");
  * OS_ERR_RANGE naming a modality the run-level table has no column for. */
 OsStatus runtable_phase_cols(int *phase_col, uint32_t *P, const ModelSpec *m);

@@ -40,6 +40,13 @@ static const CsvColumn RUN_COLS[] = {
     {"idle_frac_audio", "fraction", "same for the audio phase"},
     {"idle_frac_video", "fraction", "same for the video phase"},
     {"idle_frac_llm", "fraction", "same for the LLM phase"},
+    {"tokens_per_s_ci95", "tokens/s", "95% Student-t half-width over steps of per-step tokens/s; empty for one step"},
+    {"mfu_ci95", "fraction", "the same for per-step MFU"},
+    {"idle_frac_ci95", "fraction", "the same for the per-step idle fraction"},
+    {"imbalance_image_ci95", "ratio", "the same for the image phase's per-step imbalance; empty when absent"},
+    {"imbalance_audio_ci95", "ratio", "the same for the audio phase"},
+    {"imbalance_video_ci95", "ratio", "the same for the video phase"},
+    {"imbalance_llm_ci95", "ratio", "the same for the LLM phase"},
 };
 
 #define PHASE_STEP_COLS(p)                                                                      \

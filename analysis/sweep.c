@@ -256,6 +256,7 @@ OsStatus sweep_run_point(RunRow *row, RunSeries *series, const SweepPoint *p, co
     OS_CHECK(trace_open(&t, o->trace_path));
     OS_CHECK(replay_run(&sum, &cfg, t, collect_step, &col));
     OS_CHECK(runrow_fill(row, &sum, &cfg, p->policy, p->model, p->setup, series->step_s, series->n));
+    OS_CHECK(runrow_add_cis(row, series));
 fail:
     trace_close(t);
     free(m);

@@ -16,8 +16,9 @@
 #define CMP_MAX_POLICIES 32
 
 typedef struct {
-    double *step_s; /* [cap] */
-    size_t n, cap;
+    RunSeries series;   /* per-step values for the confidence intervals */
+    int phase_col[REPLAY_MAX_PHASES];
+    size_t n;
     double oracle_s, tokens; /* sums over steps */
     double model_flops;
     FILE *csv;
@@ -28,9 +29,9 @@ typedef struct {
 
 static OsStatus on_step(const StepResult *r, void *user) {
     CmpSink *s = user;
-    OsStatus st = os_grow((void **)&s->step_s, &s->cap, s->n + 1, sizeof(double));
+    OsStatus st = run_series_push(&s->series, r, s->phase_col, s->P);
     if (st != OS_OK) return st;
-    s->step_s[s->n++] = r->step_s;
+    s->n++;
     for (uint32_t p = 0; p < s->P; p++) s->oracle_s += r->phase_oracle_s[p];
     s->tokens += (double)r->llm_tokens;
     s->model_flops += r->model_flops;
@@ -152,6 +153,8 @@ OsStatus cmd_compare(int argc, char **argv) {
         snprintf(pols[i], sizeof pols[i], "%s", names[i]);
         fprintf(stderr, "# policy %s (%d/%d)\n", names[i], i + 1, np);
         sink.n = 0;
+        run_series_free(&sink.series);
+        OS_CHECK(runtable_phase_cols(sink.phase_col, &sink.P, cfg.model));
         sink.oracle_s = sink.tokens = sink.model_flops = 0;
         sink.policy = names[i];
         sink.P = replay_phase_names(sink.names, cfg.model);
@@ -176,7 +179,8 @@ OsStatus cmd_compare(int argc, char **argv) {
         }
         runrow_init(&rows[i]);
         OS_CHECK(runrow_fill(&rows[i], &sums[i], &cfg, names[i], cfg.model->name, simopts_setup_name(cfg.setup),
-                             sink.step_s, sink.n));
+                             sink.series.step_s, sink.n));
+        OS_CHECK(runrow_add_cis(&rows[i], &sink.series));
         if (i == 0) {
             double steps = (double)sink.n;
             oracle_s = sink.oracle_s / steps;
@@ -210,6 +214,12 @@ OsStatus cmd_compare(int argc, char **argv) {
                     r->step_p50_s, r->step_p99_s, r->tokens_per_s, r->samples_per_s, r->mfu, r->mfu_noattn,
                     r->mfu_causal, r->hfu);
             json_num(fj.fp, r->speedup_vs_none);
+            fprintf(fj.fp, ",\"tokens_per_s_ci95\":");
+            json_num(fj.fp, r->tokens_per_s_ci95);
+            fprintf(fj.fp, ",\"mfu_ci95\":");
+            json_num(fj.fp, r->mfu_ci95);
+            fprintf(fj.fp, ",\"idle_frac_ci95\":");
+            json_num(fj.fp, r->idle_frac_ci95);
             fprintf(fj.fp, ",\"idle_frac\":%.6g,\"bytes_intra_per_step\":%.9g,\"bytes_inter_per_step\":%.9g,"
                            "\"a2a_s_per_step\":%.9g,\"balancer_s_per_step\":%.9g,\"phases\":{",
                     r->idle_frac, r->bytes_intra_per_step, r->bytes_inter_per_step, r->a2a_s_per_step,
@@ -227,7 +237,7 @@ fail:
     if (c_open) os_outfile_abort(&fc);
     if (j_open) os_outfile_abort(&fj);
     if (s_open) os_outfile_abort(&fs);
-    free(sink.step_s);
+    run_series_free(&sink.series);
     free(list);
     trace_close(t);
     return st;

@@ -4,12 +4,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "analysis/runtable.h"
 #include "cli/commands.h"
 #include "cli/simopts.h"
 #include "cli/simout.h"
 #include "sim/base/util.h"
 
 typedef struct {
+    RunSeries series; /* per-step values for the confidence intervals */
+    int phase_col[REPLAY_MAX_PHASES];
     FILE *csv, *json, *loads, *assign;
     uint32_t dp_per_node, tp;
     const char *policy;
@@ -20,6 +23,8 @@ typedef struct {
 
 static OsStatus on_step(const StepResult *r, void *user) {
     StepSink *s = user;
+    OsStatus st = run_series_push(&s->series, r, s->phase_col, s->P);
+    if (st != OS_OK) return st;
     if (s->csv) simout_step_csv_row(s->csv, s->policy, r, s->P, (const char(*)[32])s->names);
     if (s->json) {
         fputs(s->n ? ",\n" : "", s->json);
@@ -106,8 +111,22 @@ OsStatus cmd_replay(int argc, char **argv) {
     sink.tp = cfg.cluster.tp;
     sink.policy = policy;
     sink.P = replay_phase_names(sink.names, cfg.model);
+    OS_CHECK(runtable_phase_cols(sink.phase_col, &sink.P, cfg.model));
     OS_CHECK(replay_run(&sum, &cfg, t, on_step, &sink));
     simout_summary(stdout, policy, &sum);
+    {
+        RunRow row;
+        OS_CHECK(runrow_fill(&row, &sum, &cfg, policy, cfg.model->name, simopts_setup_name(cfg.setup),
+                             sink.series.step_s, sink.series.n));
+        OS_CHECK(runrow_add_cis(&row, &sink.series));
+        if (sink.series.n > 1)
+            printf("  95%% CI     over %llu steps (Student t): step time +-%.4f s, tokens/s +-%.4g, MFU +-%.2f pp, "
+                   "idle +-%.2f pp\n",
+                   (unsigned long long)sink.series.n, row.step_ci95_s, row.tokens_per_s_ci95, 100 * row.mfu_ci95,
+                   100 * row.idle_frac_ci95);
+        else
+            printf("  95%% CI     undefined for one step: replay more steps for intervals\n");
+    }
     if (timeline) printf("  timeline     %s (open in https://ui.perfetto.dev or chrome://tracing)\n", timeline);
     if (c_open) {
         c_open = 0;
@@ -135,6 +154,7 @@ fail:
     if (l_open) os_outfile_abort(&fl);
     if (a_open) os_outfile_abort(&fa);
     if (j_open) os_outfile_abort(&fj);
+    run_series_free(&sink.series);
     trace_close(t);
     return st;
 }

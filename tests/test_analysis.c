@@ -320,7 +320,8 @@ Test(schema, run_level_columns_as_briefed) {
                        "step_p99_s,tokens_per_s,samples_per_s,mfu,mfu_noattn,mfu_causal,hfu,speedup_vs_none,"
                        "idle_frac,bytes_intra_per_step,bytes_inter_per_step,a2a_s_per_step,balancer_s_per_step,"
                        "imbalance_image,imbalance_audio,imbalance_video,imbalance_llm,idle_frac_image,"
-                       "idle_frac_audio,idle_frac_video,idle_frac_llm\n";
+                       "idle_frac_audio,idle_frac_video,idle_frac_llm,tokens_per_s_ci95,mfu_ci95,idle_frac_ci95,"
+                       "imbalance_image_ci95,imbalance_audio_ci95,imbalance_video_ci95,imbalance_llm_ci95\n";
     const char *path = th_tmp("hdr.csv");
     FILE *fp = fopen(path, "w");
     runtable_write_header(fp);
@@ -469,4 +470,33 @@ Test(runtable, series_push_grows_and_maps) {
     cr_assert_null(s.imbalance[1]);
     run_series_free(&s);
     cr_assert_null(s.step_s);
+}
+
+/* Every reported mean gets its interval: tokens/s, MFU, idle and per-phase imbalance. */
+Test(runtable, confidence_intervals_for_every_series) {
+    RunSeries s;
+    memset(&s, 0, sizeof s);
+    int phase_col[2] = {0, 3}; /* image, llm */
+    for (int k = 1; k <= 5; k++) {
+        StepResult r;
+        memset(&r, 0, sizeof r);
+        r.step_s = 1.0;
+        r.llm_tokens = (uint64_t)k;        /* tokens/s 1..5 */
+        r.mfu = 0.1 * k;                   /* 0.1..0.5 */
+        r.idle_s = 0.01 * k;               /* idle fraction 0.01..0.05 */
+        r.phase_imbalance[0] = 1.0 + k;    /* 2..6 */
+        r.phase_imbalance[1] = 1.5;        /* constant: half-width 0 */
+        cr_assert_eq(run_series_push(&s, &r, phase_col, 2), OS_OK);
+    }
+    RunRow row;
+    runrow_init(&row);
+    cr_assert_eq(runrow_add_cis(&row, &s), OS_OK);
+    /* half-width of {1..5}: t(0.975, 4) * sqrt(2.5) / sqrt(5) = 2.776445 * 0.707107 = 1.963243 */
+    NEAR(row.tokens_per_s_ci95, 1.963243, 1e-6);
+    NEAR(row.mfu_ci95, 0.1963243, 1e-7);
+    NEAR(row.idle_frac_ci95, 0.01963243, 1e-8);
+    NEAR(row.imbalance_ci95[0], 1.963243, 1e-6);
+    NEAR(row.imbalance_ci95[3], 0.0, 1e-12);
+    cr_assert(isnan(row.imbalance_ci95[1]) && isnan(row.imbalance_ci95[2]), "absent phases stay empty");
+    run_series_free(&s);
 }
