@@ -36,6 +36,18 @@ static OsStatus on_step(const StepResult *r, void *user) {
     return OS_OK;
 }
 
+/* Open an optional CSV output (written atomically) and its header; *fp stays NULL when no
+ * path was given. */
+static OsStatus open_csv(OsOutFile *f, int *is_open, FILE **fp, const char *path, void (*header)(FILE *)) {
+    if (!path) return OS_OK;
+    OsStatus st = os_outfile_open(f, path, 1);
+    if (st != OS_OK) return st;
+    *is_open = 1;
+    header(f->fp);
+    *fp = f->fp;
+    return OS_OK;
+}
+
 OsStatus cmd_replay(int argc, char **argv) {
     OsStatus st = OS_OK;
     SimOpts so;
@@ -83,29 +95,14 @@ OsStatus cmd_replay(int argc, char **argv) {
     cfg.timeline_step = tl_step;
     cfg.progress = !no_progress;
     simopts_announce(stderr, &so, &cfg, pos[0]);
-    if (csv) {
-        OS_CHECK(os_outfile_open(&fc, csv, 1));
-        c_open = 1;
-        simout_step_csv_header(fc.fp);
-        sink.csv = fc.fp;
-    }
+    OS_CHECK(open_csv(&fc, &c_open, &sink.csv, csv, simout_step_csv_header));
+    OS_CHECK(open_csv(&fl, &l_open, &sink.loads, loads, simout_loads_csv_header));
+    OS_CHECK(open_csv(&fa, &a_open, &sink.assign, assign, simout_assign_csv_header));
     if (json) {
         OS_CHECK(os_outfile_open(&fj, json, 1));
         j_open = 1;
         fprintf(fj.fp, "{\"policy\":\"%s\",\"steps\":[\n", policy);
         sink.json = fj.fp;
-    }
-    if (loads) {
-        OS_CHECK(os_outfile_open(&fl, loads, 1));
-        l_open = 1;
-        simout_loads_csv_header(fl.fp);
-        sink.loads = fl.fp;
-    }
-    if (assign) {
-        OS_CHECK(os_outfile_open(&fa, assign, 1));
-        a_open = 1;
-        simout_assign_csv_header(fa.fp);
-        sink.assign = fa.fp;
     }
     sink.dp_per_node = cfg.cluster.dp_per_node;
     sink.tp = cfg.cluster.tp;
