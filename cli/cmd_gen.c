@@ -15,7 +15,7 @@ OsStatus cmd_gen(int argc, char **argv) {
     const OptSpec specs[] = {
         {"profile", 'p', OPT_STR, &profile, "NAME", "generator profile (see --list-profiles)", 0, 0},
         {"seed", 's', OPT_U64, &seed, "S", "RNG seed: the same seed gives a byte-identical file", 0, 0},
-        {"steps", 'n', OPT_U64, &steps, "K", "number of steps (global batches)", 1, 1e12},
+        {"steps", 'n', OPT_U64, &steps, "K", "number of steps (global batches); 8 when neither this nor --examples is given", 1, 1e12},
         {"examples", 0, OPT_U64, &examples, "N", "alternative to --steps: N examples (a multiple of B)", 1, 1e13},
         {"global-batch", 'b', OPT_U32, &batch, "B", "examples per step", 1, 1 << 30},
         {"dp", 'd', OPT_U32, &dp, "D", "data-parallel ranks; each draws B/D examples", 1, 1 << 24},
@@ -36,9 +36,10 @@ OsStatus cmd_gen(int argc, char **argv) {
         return OS_OK;
     }
     if (!output) OS_FAIL(OS_ERR_ARG, "gen", "--output", "add -o trace.h5", "missing output file");
-    if ((steps == 0) == (examples == 0))
-        OS_FAIL(OS_ERR_ARG, "gen", "--steps", "give exactly one of --steps K or --examples N",
-                steps ? "both --steps and --examples given" : "missing --steps");
+    if (steps && examples)
+        OS_FAIL(OS_ERR_ARG, "gen", "--steps", "give one of --steps K or --examples N",
+                "both --steps and --examples given");
+    if (!steps && !examples) steps = 8; /* a small trace by default (the help says so) */
     if (examples) {
         if (examples % batch)
             OS_FAIL(OS_ERR_ARG, "gen", "--examples", "make N a multiple of --global-batch",

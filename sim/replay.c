@@ -401,8 +401,9 @@ static OsStatus replay_setup(Replay *R, const ReplayConfig *cfg, Trace *t, Repla
     sum->state_bytes_per_gpu = state;
     if (state >= cl->mem_bytes) {
         char hint[160];
-        snprintf(hint, sizeof hint, "%s", cfg->setup == SETUP_DDP ? "use --setup fsdp, or a larger --tp"
-                                                                  : "use more GPUs or a larger --tp");
+        snprintf(hint, sizeof hint, "%s", cfg->setup == SETUP_DDP
+                                              ? "use --setup fsdp, a larger --tp, or a smaller --model"
+                                              : "use more GPUs (--gpus N --regroup), a larger --tp, or a smaller --model");
         OS_FAIL(OS_ERR_RANGE, m->name, "memory", hint,
                 "weights + gradients + Adam states need %.1f GB per GPU under %s, the GPU has %.1f GB", state / 1e9,
                 cfg->setup == SETUP_DDP ? "ddp" : "fsdp", cl->mem_bytes / 1e9);
