@@ -6,54 +6,16 @@
 #include <string.h>
 
 #include "sim/base/util.h"
+#include "traces/h5util.h"
 
-/* This library's HDF5 check (STYLE habit 3). traces/h5check.h holds the traces/ one and is
- * private to that folder, so os_analysis carries its own of the same shape. */
-#define AH5_CHECK(call, where, obj)                                                         \
-    do {                                                                                    \
-        long long h5_r_ = (long long)(call);                                                \
-        if (h5_r_ < 0) {                                                                    \
-            if (os_verbose()) H5Eprint2(H5E_DEFAULT, stderr);                               \
-            st = os_fail(OS_ERR_HDF5, (where), (obj), "check the path and free disk space", \
-                         "HDF5 call failed: %s", #call);                                    \
-            os_trace_here(__FILE__, __LINE__, #call, st);                                   \
-            goto fail;                                                                      \
-        }                                                                                   \
-    } while (0)
-
-static OsStatus put_str_attr(hid_t obj, const char *name, const char *val, const char *where) {
-    OsStatus st = OS_OK;
-    hid_t ty = -1, sp = -1, at = -1;
-    AH5_CHECK(ty = H5Tcopy(H5T_C_S1), where, name);
-    AH5_CHECK(H5Tset_size(ty, strlen(val) + 1), where, name);
-    AH5_CHECK(sp = H5Screate(H5S_SCALAR), where, name);
-    AH5_CHECK(at = H5Acreate2(obj, name, ty, sp, H5P_DEFAULT, H5P_DEFAULT), where, name);
-    AH5_CHECK(H5Awrite(at, ty, val), where, name);
-fail:
-    if (at >= 0) H5Aclose(at);
-    if (sp >= 0) H5Sclose(sp);
-    if (ty >= 0) H5Tclose(ty);
-    return st;
-}
-
-static OsStatus put_num_attr(hid_t obj, const char *name, hid_t ty, const void *val, const char *where) {
-    OsStatus st = OS_OK;
-    hid_t sp = -1, at = -1;
-    AH5_CHECK(sp = H5Screate(H5S_SCALAR), where, name);
-    AH5_CHECK(at = H5Acreate2(obj, name, ty, sp, H5P_DEFAULT, H5P_DEFAULT), where, name);
-    AH5_CHECK(H5Awrite(at, ty, val), where, name);
-fail:
-    if (at >= 0) H5Aclose(at);
-    if (sp >= 0) H5Sclose(sp);
-    return st;
-}
+#define SWEEP_H5_HINT "check the path and free disk space"
 
 static OsStatus put_series(hid_t grp, const char *name, const double *x, hsize_t n, const char *where) {
     OsStatus st = OS_OK;
     hid_t sp = -1, ds = -1;
-    AH5_CHECK(sp = H5Screate_simple(1, &n, NULL), where, name);
-    AH5_CHECK(ds = H5Dcreate2(grp, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), where, name);
-    if (n) AH5_CHECK(H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, x), where, name);
+    H5_CHECK(sp = H5Screate_simple(1, &n, NULL), where, name, SWEEP_H5_HINT);
+    H5_CHECK(ds = H5Dcreate2(grp, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), where, name, SWEEP_H5_HINT);
+    if (n) H5_CHECK(H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, x), where, name, SWEEP_H5_HINT);
 fail:
     if (ds >= 0) H5Dclose(ds);
     if (sp >= 0) H5Sclose(sp);
@@ -96,25 +58,25 @@ OsStatus sweep_h5_write(const char *path, const char *trace, const RunRow *rows,
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     OS_CHECK(os_outfile_open(&out, path, 0));
     opened = 1;
-    AH5_CHECK(f = H5Fcreate(out.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), path, "/");
+    H5_CHECK(f = H5Fcreate(out.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), path, "/", SWEEP_H5_HINT);
     uint32_t ver = SWEEP_H5_VERSION;
-    OS_CHECK(put_num_attr(f, "orchsim_sweep_version", H5T_NATIVE_UINT32, &ver, path));
-    OS_CHECK(put_str_attr(f, "trace", trace ? trace : "", path));
+    OS_CHECK(h5_write_num_attr(f, "orchsim_sweep_version", H5T_NATIVE_UINT32, H5T_NATIVE_UINT32, &ver, path));
+    OS_CHECK(h5_write_str_attr(f, "trace", trace ? trace : "", path));
     hsize_t dim = n;
-    AH5_CHECK(ty = runrow_type(), path, "/runs");
-    AH5_CHECK(sp = H5Screate_simple(1, &dim, NULL), path, "/runs");
-    AH5_CHECK(ds = H5Dcreate2(f, "runs", ty, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), path, "/runs");
-    if (n) AH5_CHECK(H5Dwrite(ds, ty, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows), path, "/runs");
-    AH5_CHECK(g = H5Gcreate2(f, "series", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), path, "/series");
+    H5_CHECK(ty = runrow_type(), path, "/runs", SWEEP_H5_HINT);
+    H5_CHECK(sp = H5Screate_simple(1, &dim, NULL), path, "/runs", SWEEP_H5_HINT);
+    H5_CHECK(ds = H5Dcreate2(f, "runs", ty, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), path, "/runs", SWEEP_H5_HINT);
+    if (n) H5_CHECK(H5Dwrite(ds, ty, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows), path, "/runs", SWEEP_H5_HINT);
+    H5_CHECK(g = H5Gcreate2(f, "series", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), path, "/series", SWEEP_H5_HINT);
     for (size_t i = 0; i < n; i++) {
         char name[32], obj[64];
         snprintf(name, sizeof name, "run_%05zu", i);
         snprintf(obj, sizeof obj, "/series/%s", name);
-        AH5_CHECK(rg = H5Gcreate2(g, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), path, obj);
-        OS_CHECK(put_str_attr(rg, "policy", rows[i].policy, path));
-        OS_CHECK(put_str_attr(rg, "model", rows[i].model, path));
-        OS_CHECK(put_str_attr(rg, "setup", rows[i].setup, path));
-        OS_CHECK(put_num_attr(rg, "gpus", H5T_NATIVE_UINT64, &rows[i].gpus, path));
+        H5_CHECK(rg = H5Gcreate2(g, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), path, obj, SWEEP_H5_HINT);
+        OS_CHECK(h5_write_str_attr(rg, "policy", rows[i].policy, path));
+        OS_CHECK(h5_write_str_attr(rg, "model", rows[i].model, path));
+        OS_CHECK(h5_write_str_attr(rg, "setup", rows[i].setup, path));
+        OS_CHECK(h5_write_num_attr(rg, "gpus", H5T_NATIVE_UINT64, H5T_NATIVE_UINT64, &rows[i].gpus, path));
         const RunSeries *s = &series[i];
         OS_CHECK(put_series(rg, "step_s", s->step_s, s->n, path));
         OS_CHECK(put_series(rg, "mfu", s->mfu, s->n, path));
@@ -131,7 +93,7 @@ OsStatus sweep_h5_write(const char *path, const char *trace, const RunRow *rows,
     g = -1;
     H5Dclose(ds);
     ds = -1;
-    AH5_CHECK(H5Fclose(f), path, "/");
+    H5_CHECK(H5Fclose(f), path, "/", SWEEP_H5_HINT);
     f = -1;
     OS_CHECK(os_outfile_commit(&out));
     opened = 0;

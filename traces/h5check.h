@@ -1,7 +1,5 @@
-/* h5check.h — private to traces/: the H5_CHECK macro and the HDF5 row types of trace.h.
- * Implements: STYLE.md habit 3 for HDF5 (a negative herr_t/hid_t/htri_t becomes one recorded
- *   os_fail(OS_ERR_HDF5, file, object, hint, ...)), HDF5's own error stack printed only under
- *   --verbose; the memory and file compound types of /modalities, /examples, /items, /steps.
+/* h5check.h — private to traces/: the HDF5 row types of trace.h (H5_CHECK is in h5util.h).
+ * Implements: the memory and file compound types of /modalities, /examples, /items, /steps.
  * Does not: get included outside traces/ (the public contract is trace.h). */
 #ifndef OS_TRACES_H5CHECK_H
 #define OS_TRACES_H5CHECK_H
@@ -10,18 +8,7 @@
 #include <stdio.h>
 
 #include "sim/base/status.h"
-
-/* Needs `OsStatus st` and a `fail:` label in scope. where: the file; obj: "/examples", ... */
-#define H5_CHECK(call, where, obj, hint)                                            \
-    do {                                                                            \
-        long long h5_r_ = (long long)(call);                                        \
-        if (h5_r_ < 0) {                                                            \
-            if (os_verbose()) H5Eprint2(H5E_DEFAULT, stderr);                       \
-            st = os_fail(OS_ERR_HDF5, (where), (obj), (hint), "HDF5 call failed: %s", #call); \
-            os_trace_here(__FILE__, __LINE__, #call, st);                           \
-            goto fail;                                                              \
-        }                                                                           \
-    } while (0)
+#include "traces/h5util.h" /* H5_CHECK */
 
 /* The four tables. Memory types map trace.h's structs by field name; file types are packed
  * little-endian so the same rows give the same bytes on every machine. */

@@ -64,37 +64,6 @@ fail:
     return st;
 }
 
-static OsStatus write_str_attr(TraceWriter *w, const char *name, const char *value) {
-    OsStatus st = OS_OK;
-    hid_t ty = -1, sp = -1, at = -1;
-    size_t len = strlen(value);
-    H5_CHECK(ty = H5Tcopy(H5T_C_S1), w->out.path, name, NULL);
-    H5_CHECK(H5Tset_size(ty, len ? len : 1), w->out.path, name, NULL);
-    H5_CHECK(H5Tset_strpad(ty, H5T_STR_NULLPAD), w->out.path, name, NULL);
-    H5_CHECK(sp = H5Screate(H5S_SCALAR), w->out.path, name, NULL);
-    H5_CHECK(at = H5Acreate2(w->file, name, ty, sp, H5P_DEFAULT, H5P_DEFAULT), w->out.path, name, NULL);
-    H5_CHECK(H5Awrite(at, ty, len ? value : ""), w->out.path, name, NULL);
-fail:
-    if (at >= 0) H5Aclose(at);
-    if (sp >= 0) H5Sclose(sp);
-    if (ty >= 0) H5Tclose(ty);
-    return st;
-}
-
-static OsStatus write_version_attr(TraceWriter *w) {
-    OsStatus st = OS_OK;
-    hid_t sp = -1, at = -1;
-    uint32_t v = TRACE_VERSION;
-    H5_CHECK(sp = H5Screate(H5S_SCALAR), w->out.path, "orchsim_trace_version", NULL);
-    H5_CHECK(at = H5Acreate2(w->file, "orchsim_trace_version", H5T_STD_U32LE, sp, H5P_DEFAULT, H5P_DEFAULT),
-             w->out.path, "orchsim_trace_version", NULL);
-    H5_CHECK(H5Awrite(at, H5T_NATIVE_UINT32, &v), w->out.path, "orchsim_trace_version", NULL);
-fail:
-    if (at >= 0) H5Aclose(at);
-    if (sp >= 0) H5Sclose(sp);
-    return st;
-}
-
 /* One table dataset: 1-D, extendable, chunked, shuffle + deflate, no time stamps. */
 static OsStatus create_table(TraceWriter *w, Th5Table t, hsize_t initial, int extendable) {
     OsStatus st = OS_OK;
@@ -171,10 +140,12 @@ OsStatus trace_writer_create(TraceWriter **out, const char *path, const TraceMod
     if (w->file < 0)
         OS_FAIL(OS_ERR_IO, path, NULL, "check the directory exists and is writable",
                 "cannot create the output file");
-    OS_CHECK(write_str_attr(w, "format", TRACE_FORMAT_NAME));
-    OS_CHECK(write_version_attr(w));
-    OS_CHECK(write_str_attr(w, "source", prov ? prov->source : ""));
-    OS_CHECK(write_str_attr(w, "created_by", prov ? prov->created_by : ""));
+    OS_CHECK(h5_write_str_attr(w->file, "format", TRACE_FORMAT_NAME, w->out.path));
+    uint32_t version = TRACE_VERSION;
+    OS_CHECK(h5_write_num_attr(w->file, "orchsim_trace_version", H5T_STD_U32LE, H5T_NATIVE_UINT32, &version,
+                               w->out.path));
+    OS_CHECK(h5_write_str_attr(w->file, "source", prov ? prov->source : "", w->out.path));
+    OS_CHECK(h5_write_str_attr(w->file, "created_by", prov ? prov->created_by : "", w->out.path));
     OS_CHECK(create_table(w, TH5_MODALITIES, n_modalities, 0));
     /* Copy into zeroed rows so the padding after each name's NUL is the same on every run. */
     mods = calloc(n_modalities, sizeof *mods);
