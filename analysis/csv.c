@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sim/base/util.h"
+#include "base/util.h"
 
 struct CsvTable {
     char *path;

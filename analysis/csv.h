@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "sim/base/status.h"
+#include "base/status.h"
 
 typedef struct CsvTable CsvTable;
 

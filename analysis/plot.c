@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "analysis/plot_internal.h"
-#include "sim/base/util.h"
+#include "base/util.h"
 
 static const PlotKind KINDS[] = {
     {"throughput", "SWEEP.csv", "LLM tokens/s vs GPU count per policy (log-log), with ideal linear scaling",

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "sim/base/status.h"
+#include "base/status.h"
 
 enum { PLOT_PNG = 1, PLOT_SVG = 2, PLOT_PDF = 4 };
 

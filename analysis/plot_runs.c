@@ -6,7 +6,7 @@
 
 #include "analysis/plot_internal.h"
 #include "analysis/runtable.h"
-#include "sim/base/util.h"
+#include "base/util.h"
 #include "sim/model.h"
 
 #define MAX_LIST 64

@@ -8,7 +8,7 @@
 #include "analysis/plot_internal.h"
 #include "analysis/schema.h"
 #include "analysis/stats.h"
-#include "sim/base/util.h"
+#include "base/util.h"
 
 #define MAX_POL 64
 

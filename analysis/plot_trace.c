@@ -8,7 +8,7 @@
 #include <gsl/gsl_rng.h>
 
 #include "analysis/plot_internal.h"
-#include "sim/base/util.h"
+#include "base/util.h"
 #include "traces/trace.h"
 
 typedef struct {

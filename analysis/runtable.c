@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "analysis/stats.h"
-#include "sim/base/util.h"
+#include "base/util.h"
 
 #define FS(n) {#n, RUNFIELD_STR, offsetof(RunRow, n), sizeof(((RunRow *)0)->n)}
 #define FU(n) {#n, RUNFIELD_U64, offsetof(RunRow, n), 0}

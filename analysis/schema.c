@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-#include "sim/base/util.h"
+#include "base/util.h"
 
 const char *const SCHEMA_PHASES[SCHEMA_N_PHASES] = {"image", "audio", "video", "llm"};
 

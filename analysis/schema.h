@@ -11,7 +11,7 @@
 #include <stdio.h>
 
 #include "analysis/csv.h"
-#include "sim/base/status.h"
+#include "base/status.h"
 
 typedef struct {
     const char *name; /* header text */

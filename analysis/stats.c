@@ -1,7 +1,7 @@
 /* stats.c — see stats.h. GSL does the numerics; the reference twins count by hand. */
 #include "analysis/stats.h"
 
-#include "sim/base/util.h"
+#include "base/util.h"
 
 #include <math.h>
 #include <string.h>

@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-#include "sim/base/status.h"
+#include "base/status.h"
 
 /* Mean of x[n] and the half-width of its two-sided `level` confidence interval
  * (t(1 - (1-level)/2, n-1) * s / sqrt(n), s the sample standard deviation). level in (0, 1),

@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "analysis/sweep_h5.h"
-#include "sim/base/util.h"
+#include "base/util.h"
 #include "sim/cost.h"
 #include "sim/model.h"
 #include "sim/net.h"

@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #include "analysis/runtable.h"
-#include "sim/base/status.h"
+#include "base/status.h"
 
 #define SWEEP_MAX_AXIS 64 /* values per axis */
 

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "sim/base/util.h"
+#include "base/util.h"
 #include "traces/h5util.h"
 
 #define SWEEP_H5_HINT "check the path and free disk space"

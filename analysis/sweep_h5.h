@@ -9,7 +9,7 @@
 #include <stddef.h>
 
 #include "analysis/runtable.h"
-#include "sim/base/status.h"
+#include "base/status.h"
 
 #define SWEEP_H5_VERSION 1u
 

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "sim/balance/partition.h"
-#include "sim/base/util.h"
+#include "base/util.h"
 #include "sim/policy.h"
 
 #define G_PER_NODE 8

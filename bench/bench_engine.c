@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sim/base/util.h"
+#include "base/util.h"
 #include "sim/engine.h"
 
 typedef struct {

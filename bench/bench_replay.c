@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "sim/base/util.h"
+#include "base/util.h"
 #include "sim/replay.h"
 #include "traces/gen.h"
 

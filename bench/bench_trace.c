@@ -12,7 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "sim/base/util.h"
+#include "base/util.h"
 #include "traces/gen.h"
 #include "traces/trace.h"
 

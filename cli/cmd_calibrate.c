@@ -10,7 +10,7 @@
 #include "exec/calibrate.h"
 #include "exec/gpu.h"
 #include "sim/cost.h"
-#include "sim/base/util.h"
+#include "base/util.h"
 #include "sim/model.h"
 
 OsStatus cmd_calibrate(int argc, char **argv) {

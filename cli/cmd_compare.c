@@ -11,7 +11,7 @@
 #include "cli/commands.h"
 #include "cli/simopts.h"
 #include "cli/simout.h"
-#include "sim/base/util.h"
+#include "base/util.h"
 
 #define CMP_MAX_POLICIES 32
 

@@ -3,7 +3,7 @@
 
 #include "cli/commands.h"
 #include "cli/opts.h"
-#include "sim/base/util.h"
+#include "base/util.h"
 #include "traces/gen.h"
 
 OsStatus cmd_gen(int argc, char **argv) {

@@ -3,7 +3,7 @@
 
 #include "cli/commands.h"
 #include "cli/opts.h"
-#include "sim/base/util.h"
+#include "base/util.h"
 #include "traces/import.h"
 
 OsStatus cmd_import(int argc, char **argv) {

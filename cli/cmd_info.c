@@ -8,7 +8,7 @@
 
 #include "cli/commands.h"
 #include "cli/opts.h"
-#include "sim/base/util.h"
+#include "base/util.h"
 #include "traces/trace.h"
 #include "traces/trace_stats.h"
 

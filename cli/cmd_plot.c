@@ -5,7 +5,7 @@
 #include "analysis/plot.h"
 #include "cli/commands.h"
 #include "cli/opts.h"
-#include "sim/base/util.h"
+#include "base/util.h"
 
 #define PLOT_MAX_INPUTS 64
 

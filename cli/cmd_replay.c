@@ -8,7 +8,7 @@
 #include "cli/commands.h"
 #include "cli/simopts.h"
 #include "cli/simout.h"
-#include "sim/base/util.h"
+#include "base/util.h"
 
 typedef struct {
     RunSeries series; /* per-step values for the confidence intervals */

@@ -8,7 +8,7 @@
 #include "analysis/sweep.h"
 #include "cli/commands.h"
 #include "cli/opts.h"
-#include "sim/base/util.h"
+#include "base/util.h"
 
 OsStatus cmd_sweep(int argc, char **argv) {
     OsStatus st = OS_OK;

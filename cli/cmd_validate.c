@@ -24,7 +24,7 @@
 #include "exec/stepsrc.h"
 #include "exec/valreport.h"
 #include "exec/worker.h"
-#include "sim/base/util.h"
+#include "base/util.h"
 #include "sim/cost.h"
 #include "sim/model.h"
 #include "sim/net.h"

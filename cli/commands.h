@@ -4,7 +4,7 @@
 #ifndef OS_CLI_COMMANDS_H
 #define OS_CLI_COMMANDS_H
 
-#include "sim/base/status.h"
+#include "base/status.h"
 
 typedef OsStatus CommandFn(int argc, char **argv);
 

@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "cli/commands.h"
-#include "sim/base/status.h"
-#include "sim/base/util.h"
+#include "base/status.h"
+#include "base/util.h"
 
 typedef struct {
     const char *name;

@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "sim/base/status.h"
+#include "base/status.h"
 
 typedef enum { OPT_FLAG, OPT_STR, OPT_U64, OPT_U32, OPT_F64 } OptType;
 

@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-#include "sim/base/util.h"
+#include "base/util.h"
 
 void simopts_init(SimOpts *o) {
     memset(o, 0, sizeof *o);

@@ -2,7 +2,7 @@
 #include "exec/budget.h"
 
 #include "exec/params.h"
-#include "sim/base/util.h"
+#include "base/util.h"
 
 /* bf16 elements kept per token per layer of one stack (budget.h lists them) */
 static double kept_per_token_layer(const ExecStackLayout *L) {

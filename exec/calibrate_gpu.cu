@@ -11,7 +11,7 @@
 extern "C" {
 #include "exec/calibrate.h"
 #include "exec/gpu.h"
-#include "sim/base/util.h"
+#include "base/util.h"
 OsStatus exec_cuda_calibrate(Calib *c, const ModelSpec *m, const ExecCalibOptions *o);
 OsStatus exec_cuda_info(ExecDeviceInfo *info, int device);
 }

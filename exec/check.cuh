@@ -11,7 +11,7 @@
 #include <nccl.h>
 
 extern "C" {
-#include "sim/base/status.h"
+#include "base/status.h"
 }
 
 #define CUDA_CHECK(call)                                                                    \

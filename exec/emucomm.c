@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "exec/params.h"
-#include "sim/base/util.h"
+#include "base/util.h"
 
 double exec_emu_grad_bytes(const ModelSpec *m, uint32_t D) {
     uint64_t total = 0;

@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-#include "sim/base/status.h"
+#include "base/status.h"
 
 /* *n = visible CUDA devices. Any CUDA error (no driver, no device, ...) is OS_ERR_NODEV with
  * the CUDA error string in why (and recorded with os_fail). */

@@ -6,7 +6,7 @@
 #ifndef OS_EXEC_KERNELS_H
 #define OS_EXEC_KERNELS_H
 
-#include "sim/base/status.h"
+#include "base/status.h"
 
 /* *worst = max over outputs of |gpu - ref| / (atol + rtol |ref|) with bf16 tolerances chosen
  * per kernel; a device error returns its status. */

@@ -13,7 +13,7 @@
 extern "C" {
 #include "exec/mllm.h"
 #include "exec/rankidx.h"
-#include "sim/base/util.h"
+#include "base/util.h"
 }
 
 #define ALIGN 256

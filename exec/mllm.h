@@ -24,7 +24,7 @@
 #include <stdint.h>
 
 #include "exec/plan.h"
-#include "sim/base/status.h"
+#include "base/status.h"
 #include "sim/model.h"
 
 #define EXEC_MAX_PHASES (MODEL_MAX_ENC + 1)

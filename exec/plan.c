@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "exec/params.h"
-#include "sim/base/util.h"
+#include "base/util.h"
 
 /* ---- one all-to-allv ------------------------------------------------------------------- */
 

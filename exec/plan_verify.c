@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "exec/plan.h"
-#include "sim/base/util.h"
+#include "base/util.h"
 
 /* A row's tag: kind (1 input position, 2 projected token, 3 text token), unit, index. */
 static uint64_t tag(uint64_t kind, uint64_t unit, uint64_t t) {

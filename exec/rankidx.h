@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include "exec/plan.h"
-#include "sim/base/util.h"
+#include "base/util.h"
 #include "sim/model.h"
 
 /* n entries of `width` uint64 each, starting at blk[off]. */

@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #include "exec/params.h"
-#include "sim/base/status.h"
+#include "base/status.h"
 #include "sim/model.h"
 
 typedef struct RefModel RefModel;

@@ -11,7 +11,7 @@
 #include "exec/params.h"
 #include "exec/stepsrc.h"
 #include "exec/validate.h"
-#include "sim/base/util.h"
+#include "base/util.h"
 
 /* ---- the device probe -------------------------------------------------------------------- */
 

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "exec/params.h"
-#include "sim/base/util.h"
+#include "base/util.h"
 #include "traces/trace.h"
 
 /* Text input moved by the all-to-all: int32 token ids (as replay.c). */

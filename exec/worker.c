@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "sim/base/util.h"
+#include "base/util.h"
 
 #ifdef ORCHSIM_HAVE_MPI
 #include <mpi.h>

@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "sim/base/status.h"
+#include "base/status.h"
 
 #define EXEC_REPORT_VALUES 40 /* room for 2 x (MODEL_MAX_ENC + 1) phases + moves + sync */
 #define EXEC_BLOB_MAX 256     /* NCCL_UNIQUE_ID_BYTES is 128 */

@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sim/base/util.h"
+#include "base/util.h"
 #include "sim/cost.h"
 
 /* ---- the H100 SXM default ------------------------------------------------------------- */

@@ -21,7 +21,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "sim/base/util.h"
+#include "base/util.h"
 #include "sim/cost.h"
 
 /* Tokens of the "large packed batch" cost_unit_coeffs prices GEMMs at: a rank's share of a

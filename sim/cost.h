@@ -11,7 +11,7 @@
 
 #include <stdint.h>
 
-#include "sim/base/status.h"
+#include "base/status.h"
 #include "sim/model.h"
 
 #define CALIB_MAX_POINTS 64

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sim/base/util.h"
+#include "base/util.h"
 
 /* A queue key is 16 bytes, (time, seq << SLOT_BITS | slot), four to a cache line: at 20k
  * pending events the heap and the slot table then stay inside a 1 MB L2 (24-byte keys did

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "sim/base/status.h"
+#include "base/status.h"
 
 typedef int64_t SimTime;              /* nanoseconds */
 #define SIM_NS_PER_S 1000000000LL

@@ -21,7 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "sim/base/util.h"
+#include "base/util.h"
 
 /* ---- parameter counts ---------------------------------------------------------------- */
 

@@ -9,7 +9,7 @@
 
 #include <stdint.h>
 
-#include "sim/base/status.h"
+#include "base/status.h"
 
 #define MODEL_MAX_ENC 4
 #define MODEL_NAME_LEN 64

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sim/base/util.h"
+#include "base/util.h"
 
 /* ---- defaults (H100 SXM node) ---------------------------------------------------------- */
 

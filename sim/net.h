@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "sim/base/status.h"
+#include "base/status.h"
 
 typedef struct {
     uint32_t gpus, gpus_per_node, nodes, tp, dp;

@@ -11,7 +11,7 @@
 
 #include <stdint.h>
 
-#include "sim/base/status.h"
+#include "base/status.h"
 #include "sim/net.h"
 
 typedef enum {

@@ -2,7 +2,7 @@
  * parameter totals are derived term by term in sim/README-models.md. */
 #include <string.h>
 
-#include "sim/base/util.h"
+#include "base/util.h"
 #include "sim/model.h"
 
 /* ---- presets ------------------------------------------------------------------------- */

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sim/base/util.h"
+#include "base/util.h"
 #include "sim/program.h"
 
 /* Activation bytes kept per LLM token per layer for backward, bf16, with FlashAttention (no

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "helpers.h"
-#include "sim/base/status.h"
+#include "base/status.h"
 #include "sim/cost.h"
 #include "sim/model.h"
 

@@ -19,7 +19,7 @@
 #include "exec/stepsrc.h"
 #include "exec/valreport.h"
 #include "helpers.h"
-#include "sim/base/util.h"
+#include "base/util.h"
 #include "traces/trace.h"
 
 /* ---- the parent with fake bodies --------------------------------------------------------- */

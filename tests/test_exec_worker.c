@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "exec/worker.h"
-#include "sim/base/util.h"
+#include "base/util.h"
 
 typedef enum { B_OK, B_HANG, B_HANG_FIRST, B_FAIL, B_SIGNAL, B_SILENT, B_HANG_LATER } Behaviour;
 

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "helpers.h"
-#include "sim/base/status.h"
+#include "base/status.h"
 #include "sim/model.h"
 
 static int stack_same(const StackSpec *a, const StackSpec *b) {

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "sim/balance/partition.h"
-#include "sim/base/status.h"
+#include "base/status.h"
 
 static PartScratch *S;
 

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "sim/base/status.h"
+#include "base/status.h"
 #include "traces/trace.h"
 
 /* The profile registry (for --list-profiles and "did you mean"). */

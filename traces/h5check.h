@@ -7,7 +7,7 @@
 #include <hdf5.h>
 #include <stdio.h>
 
-#include "sim/base/status.h"
+#include "base/status.h"
 #include "traces/h5util.h" /* H5_CHECK */
 
 /* The four tables. Memory types map trace.h's structs by field name; file types are packed

@@ -10,7 +10,7 @@
 #include <hdf5.h>
 #include <stdio.h>
 
-#include "sim/base/status.h"
+#include "base/status.h"
 
 /* Needs `OsStatus st` and a `fail:` label in scope. where: the file; obj: "/examples", ... */
 #define H5_CHECK(call, where, obj, hint)                                            \

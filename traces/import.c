@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sim/base/util.h"
+#include "base/util.h"
 #include "traces/trace.h"
 
 #define IMPORT_MAX_COLS 32

@@ -12,7 +12,7 @@
 
 #include <stdint.h>
 
-#include "sim/base/status.h"
+#include "base/status.h"
 
 typedef struct {
     const char *input;      /* .jsonl/.ndjson/.json or .csv */

@@ -11,7 +11,7 @@
 
 #include <stdint.h>
 
-#include "sim/base/status.h"
+#include "base/status.h"
 
 #define TRACE_FORMAT_NAME "orchsim-trace"
 #define TRACE_VERSION 1u

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "sim/base/util.h"
+#include "base/util.h"
 #include "traces/h5check.h"
 #include "traces/trace.h"
 

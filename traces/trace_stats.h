@@ -13,7 +13,7 @@
 
 #include <stdint.h>
 
-#include "sim/base/status.h"
+#include "base/status.h"
 #include "traces/trace.h"
 
 #define THIST_EXACT 1024u

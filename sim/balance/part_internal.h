@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #include "sim/balance/partition.h"
-#include "sim/base/util.h"
+#include "base/util.h"
 
 /* One subset of a Karmarkar-Karp partial partition: its sum and a linked list of units. */
 typedef struct {

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "sim/base/status.h"
+#include "base/status.h"
 
 /* Scratch reused across calls; grows to the largest (n, D) seen. */
 typedef struct PartScratch PartScratch;

@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include "sim/balance/partition.h"
-#include "sim/base/util.h"
+#include "base/util.h"
 #include "sim/policy.h"
 
 /* Record phase p's planning time (thread CPU seconds since t0) in the plan (Plan.phase_s). */

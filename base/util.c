@@ -1,5 +1,5 @@
 /* util.c — see util.h. */
-#include "sim/base/util.h"
+#include "base/util.h"
 
 #include <ctype.h>
 #include <errno.h>

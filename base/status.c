@@ -1,5 +1,5 @@
 /* status.c — see status.h. */
-#include "sim/base/status.h"
+#include "base/status.h"
 
 #include <stdio.h>
 #include <string.h>

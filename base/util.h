@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "sim/base/status.h"
+#include "base/status.h"
 
 /* Parse an unsigned integer with optional k/M/G/T (x1000) or Ki/Mi/Gi (x1024) suffix,
  * checking the whole string is consumed and lo <= v <= hi. `what` names the option/field
