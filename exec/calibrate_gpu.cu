@@ -16,53 +16,21 @@ OsStatus exec_cuda_calibrate(Calib *c, const ModelSpec *m, const ExecCalibOption
 OsStatus exec_cuda_info(ExecDeviceInfo *info, int device);
 }
 
-typedef struct {
-    double flops, rate;
-} Point;
-
-static int point_cmp(const void *a, const void *b) {
-    double x = ((const Point *)a)->flops, y = ((const Point *)b)->flops;
-    return x < y ? -1 : x > y;
-}
-
-/* Sorted, strictly ascending keys, at most CALIB_MAX_POINTS: equal keys are merged and, while
- * too many remain, the closest neighbours (in log key) are merged (geometric key, mean rate). */
-static uint32_t compact(Point *p, uint32_t n) {
-    qsort(p, n, sizeof *p, point_cmp);
-    uint32_t k = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        if (k && p[k - 1].flops == p[i].flops) {
-            p[k - 1].rate = 0.5 * (p[k - 1].rate + p[i].rate);
-            continue;
-        }
-        p[k++] = p[i];
-    }
-    while (k > CALIB_MAX_POINTS) {
-        uint32_t best = 0;
-        for (uint32_t i = 1; i + 1 < k; i++)
-            if (p[i + 1].flops / p[i].flops < p[best + 1].flops / p[best].flops) best = i;
-        p[best].flops = sqrt(p[best].flops * p[best + 1].flops);
-        p[best].rate = 0.5 * (p[best].rate + p[best + 1].rate);
-        memmove(p + best + 1, p + best + 2, (k - best - 2) * sizeof *p);
-        k--;
-    }
-    return k;
-}
-
 static int dbl_cmp(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
 }
 
 /* The workloads the harness times. */
-typedef enum { W_GEMM, W_ATTN, W_LAYER_OVERHEAD } WorkKind;
+typedef enum { W_GEMM, W_ATTN, W_ATTN_BWD, W_COPY, W_TINY } WorkKind;
 typedef struct {
     WorkKind kind;
     int M, K, N;          /* GEMM: [M,K] x [N,K]^T; attention: M = n, K = heads, N = kv groups */
     int hd, causal;
     bf16 *a, *b, *c;      /* borrowed device buffers */
-    float *S;
-    bf16 *P;
+    float *S, *dP;
+    bf16 *P, *dS;
+    size_t bytes;         /* W_COPY: bytes copied a -> c */
     cublasHandle_t h;
     cudaStream_t s;
 } Work;
@@ -78,12 +46,14 @@ static OsStatus work_run(const Work *w) {
     case W_ATTN:
         OS_CHECK(exec_attn_forward(w->c, w->a, w->M, w->K, w->N, w->hd, w->causal, w->S, w->P, w->h, w->s));
         break;
-    case W_LAYER_OVERHEAD: /* the non-GEMM launches of one layer forward at one token */
-        OS_CHECK(k_rmsnorm_forward(w->c, w->S, w->a, w->b, 1, w->K, w->s));
-        OS_CHECK(k_attn_softmax_forward(w->P, w->S, 1, 1, 1.0f, 0, w->s));
-        OS_CHECK(k_add(w->c, w->a, w->c, w->K, w->s));
-        OS_CHECK(k_rmsnorm_forward(w->c, w->S, w->a, w->b, 1, w->K, w->s));
-        OS_CHECK(k_swiglu_forward(w->c, w->a, 1, w->K / 2, w->s));
+    case W_ATTN_BWD:
+        OS_CHECK(exec_attn_backward(w->b, w->c, w->a, w->M, w->K, w->N, w->hd, w->causal, w->S, w->P, w->dP,
+                                    w->dS, w->h, w->s));
+        break;
+    case W_COPY: /* a streaming kernel's bandwidth: device-to-device copy (read + write) */
+        CUDA_CHECK(cudaMemcpyAsync(w->c, w->a, w->bytes, cudaMemcpyDeviceToDevice, w->s));
+        break;
+    case W_TINY: /* the fixed cost of one short memory-bound kernel: an add over one row */
         OS_CHECK(k_add(w->c, w->a, w->c, w->K, w->s));
         break;
     }
@@ -153,7 +123,6 @@ extern "C" OsStatus exec_cuda_calibrate(Calib *c, const ModelSpec *m, const Exec
     ExecDeviceInfo info;
     int kn[64][2];
     uint32_t nkn = 0, ng = 0, na = 0;
-    Point *gp = NULL;
     double *scratch = NULL;
     cudaEvent_t *ev = NULL;
     uint32_t nev = 0;
@@ -177,7 +146,7 @@ extern "C" OsStatus exec_cuda_calibrate(Calib *c, const ModelSpec *m, const Exec
         ExecStackLayout L;
         exec_stack_layout(&L, &m->llm);
         a_bytes = OS_MAX(2 * ((size_t)o->max_tokens * maxK + maxN * maxK), 2 * maxlen * (size_t)(L.qkv_rows + L.H));
-        c_bytes = OS_MAX(2 * (size_t)o->max_tokens * maxN, 6 * maxlen * maxlen);
+        c_bytes = OS_MAX(2 * (size_t)o->max_tokens * maxN, 12 * maxlen * maxlen);
         a_bytes = OS_MAX(a_bytes, (size_t)64 * L.H * 2), c_bytes = OS_MAX(c_bytes, (size_t)64 * L.H * 2);
         need = a_bytes + c_bytes + (64u << 20); /* + cuBLAS workspace and context slack */
         CUDA_CHECK(cudaMemGetInfo(&fre, &tot));
@@ -188,7 +157,6 @@ extern "C" OsStatus exec_cuda_calibrate(Calib *c, const ModelSpec *m, const Exec
         CUDA_CHECK(cudaMalloc(&A, a_bytes));
         CUDA_CHECK(cudaMalloc(&C, c_bytes));
     }
-    ALLOC_CHECK(gp = (Point *)calloc(64 * 16 + 1, sizeof *gp));
     ALLOC_CHECK(scratch = (double *)calloc(o->repeats + 1, sizeof *scratch));
     ALLOC_CHECK(ev = (cudaEvent_t *)calloc(o->repeats + 1, sizeof *ev));
     for (nev = 0; nev <= o->repeats; nev++) CUDA_CHECK(cudaEventCreate(&ev[nev]));
@@ -199,47 +167,79 @@ extern "C" OsStatus exec_cuda_calibrate(Calib *c, const ModelSpec *m, const Exec
     LAUNCH_CHECK();
     fill_kernel<<<1024, 256, 0, s>>>(C, c_bytes / 2, 2);
     LAUNCH_CHECK();
-    /* GEMMs */
-    B = A + (size_t)o->max_tokens * maxK;
-    w.h = h, w.s = s, w.kind = W_GEMM, w.a = A, w.b = B, w.c = C;
-    for (uint32_t i = 0; i < nkn; i++)
-        for (uint32_t M = o->min_tokens; M <= o->max_tokens && ng < 64 * 16; M *= 2) {
-            double sec;
-            w.M = (int)M, w.K = kn[i][0], w.N = kn[i][1];
-            OS_CHECK(time_median(&sec, &w, ev, o->repeats, o->warmup, scratch));
-            gp[ng].flops = 2.0 * M * w.K * w.N;
-            gp[ng].rate = gp[ng].flops / sec;
-            if (o->verbose)
-                fprintf(stderr, "# gemm M=%u K=%d N=%d  %.3f us  %.1f TFLOP/s (measured)\n", M, w.K, w.N,
-                        sec * 1e6, gp[ng].rate / 1e12);
-            ng++;
-        }
-    ng = compact(gp, ng);
-    for (uint32_t i = 0; i < ng; i++) c->gemm_flops[i] = gp[i].flops, c->gemm_rate[i] = gp[i].rate;
-    c->n_gemm = ng;
-    /* attention: the LLM's heads, its causal flag; executed FLOPs of the full square */
+    /* GEMMs: a complete grid (sim/calib.c) over M = min_tokens.. doubling and the model's
+     * distinct K and N sizes on both the n and k axes (dgrad and wgrad swap them) */
+    {
+        double dims[CALIB_MAX_AXIS];
+        uint32_t nd = 0, nm = 0;
+        double ms[CALIB_MAX_AXIS];
+        for (uint32_t i = 0; i < nkn; i++)
+            for (int q = 0; q < 2; q++) {
+                double v = kn[i][q];
+                int dup = 0;
+                for (uint32_t j = 0; j < nd; j++) dup |= dims[j] == v;
+                if (!dup && nd < CALIB_MAX_AXIS) dims[nd++] = v;
+            }
+        for (uint32_t M = o->min_tokens; M <= o->max_tokens && nm < CALIB_MAX_AXIS; M *= 2) ms[nm++] = M;
+        while ((size_t)nm * nd * nd > CALIB_MAX_GEMM && nd > 1) nd--; /* keep the grid within the table */
+        B = A + (size_t)o->max_tokens * maxK;
+        w.h = h, w.s = s, w.kind = W_GEMM, w.a = A, w.b = B, w.c = C;
+        for (uint32_t i = 0; i < nm; i++)
+            for (uint32_t j = 0; j < nd; j++)
+                for (uint32_t l = 0; l < nd; l++) {
+                    double sec;
+                    w.M = (int)ms[i], w.N = (int)dims[j], w.K = (int)dims[l];
+                    OS_CHECK(time_median(&sec, &w, ev, o->repeats, o->warmup, scratch));
+                    double rate = 2.0 * w.M * w.N * w.K / sec;
+                    OS_CHECK(calib_add_gemm(c, w.M, w.N, w.K, rate));
+                    if (o->verbose)
+                        fprintf(stderr, "# gemm m=%d n=%d k=%d  %.3f us  %.1f TFLOP/s (measured)\n", w.M, w.N, w.K,
+                                sec * 1e6, rate / 1e12);
+                    ng++;
+                }
+    }
+    /* attention forward and backward, both masks, at the LLM's head dim; rates in
+     * FlashAttention's convention (cost.h): the backend runs the whole square either way */
     {
         ExecStackLayout L;
         exec_stack_layout(&L, &m->llm);
         S = (float *)C;
         P = (bf16 *)(S + maxlen * maxlen);
-        w.kind = W_ATTN, w.K = (int)L.nh, w.N = (int)L.nkv, w.hd = (int)L.hd, w.causal = (int)L.causal;
-        w.S = S, w.P = P, w.a = A, w.c = A + maxlen * L.qkv_rows;
-        for (uint32_t n = o->min_len; n <= o->max_len && na < CALIB_MAX_POINTS; n *= 2) {
+        w.dP = (float *)(P + maxlen * maxlen);
+        w.dS = (bf16 *)(w.dP + maxlen * maxlen);
+        w.K = (int)L.nh, w.N = (int)L.nkv, w.hd = (int)L.hd;
+        w.S = S, w.P = P, w.a = A, w.c = A + maxlen * L.qkv_rows, w.b = B;
+        for (int dir = 0; dir < 2; dir++)
+            for (int causal = 0; causal < 2; causal++)
+                for (uint32_t n = o->min_len; n <= o->max_len && na < CALIB_MAX_ATTN; n *= 2) {
+                    double sec;
+                    w.kind = dir ? W_ATTN_BWD : W_ATTN, w.M = (int)n, w.causal = causal;
+                    OS_CHECK(time_median(&sec, &w, ev, o->repeats, o->warmup, scratch));
+                    double fl = 4.0 * n * n * L.hd * L.nh * (causal ? 0.5 : 1.0) * (dir ? 2.5 : 1.0);
+                    OS_CHECK(calib_add_attn(c, (AttnDir)dir, causal, (uint32_t)L.hd, n, fl / sec));
+                    if (o->verbose)
+                        fprintf(stderr, "# attn %s %s n=%u  %.3f us  %.1f TFLOP/s (measured)\n", dir ? "bwd" : "fwd",
+                                causal ? "causal" : "full", n, sec * 1e6, fl / sec / 1e12);
+                    na++;
+                }
+        /* HBM: a device-to-device copy of half the big buffer, counted read + write */
+        w.kind = W_COPY, w.a = A, w.c = C, w.bytes = OS_MIN(a_bytes, c_bytes) / 2;
+        {
             double sec;
-            w.M = (int)n;
             OS_CHECK(time_median(&sec, &w, ev, o->repeats, o->warmup, scratch));
-            c->attn_len[na] = n;
-            c->attn_rate[na] = 4.0 * n * n * L.hd * L.nh / sec;
-            if (o->verbose)
-                fprintf(stderr, "# attn n=%u  %.3f us  %.1f TFLOP/s (measured)\n", n, sec * 1e6, c->attn_rate[na] / 1e12);
-            na++;
+            c->hbm_bw = 2.0 * (double)w.bytes / sec;
         }
-        c->n_attn = na;
-        /* kernel overhead: one layer's non-GEMM launches at one token */
-        w.kind = W_LAYER_OVERHEAD, w.K = (int)(L.H & ~1u), w.a = A, w.b = A + L.H * 4, w.c = C + L.H * 8;
-        w.S = (float *)(C + L.H * 16), w.P = C + L.H * 32;
-        OS_CHECK(time_median(&c->kernel_overhead_s, &w, ev, o->repeats, o->warmup, scratch));
+        /* one short kernel's fixed time */
+        w.kind = W_TINY, w.K = (int)L.H, w.a = A, w.c = C;
+        OS_CHECK(time_median(&c->kernel_launch_s, &w, ev, o->repeats, o->warmup, scratch));
+    }
+    /* the overlap slowdown needs NCCL peers beside the compute: not measured on one GPU, the
+     * built-in table's cited figure is kept and labelled as such */
+    {
+        Calib d;
+        calib_default_h100(&d);
+        c->overlap_slowdown = d.overlap_slowdown;
+        OS_CHECK(calib_set_meta(c, "overlap_slowdown_source", "built-in table (needs NCCL peers to measure)"));
     }
     /* peak: Hopper tensor cores do 4096 dense bf16 FLOP per SM per clock (989.4e12 /
      * (132 SMs x 1830 MHz), REFERENCE.md §D.4); other devices: the best GEMM measured */
@@ -247,7 +247,7 @@ extern "C" OsStatus exec_cuda_calibrate(Calib *c, const ModelSpec *m, const Exec
         c->peak_flops = 4096.0 * info.sms * info.sm_clock_mhz * 1e6;
         OS_CHECK(calib_set_meta(c, "peak_source", "4096 FLOP/clk/SM x SMs x max SM clock (sm_90)"));
     } else {
-        for (uint32_t i = 0; i < ng; i++) c->peak_flops = fmax(c->peak_flops, c->gemm_rate[i]);
+        for (uint32_t i = 0; i < c->n_gemm; i++) c->peak_flops = fmax(c->peak_flops, c->gemm[i].rate);
         OS_CHECK(calib_set_meta(c, "peak_source", "best measured GEMM (not an sm_90 device)"));
     }
     snprintf(c->device, sizeof c->device, "%s", info.name);
@@ -272,6 +272,6 @@ fail:
     if (h) cublasDestroy(h);
     if (s) cudaStreamDestroy(s);
     cudaFree(A), cudaFree(C);
-    free(gp), free(scratch), free(ev);
+    free(scratch), free(ev);
     return st;
 }

@@ -1,18 +1,23 @@
-/* calib.c — the achieved-rate table the cost model reads: the H100 default, lookups, and the
- * text file `orchsim calibrate` writes. See cost.h (Calib).
+/* calib.c — the achieved-rate table the cost model reads: rows, their lookups, and the text
+ * file `orchsim calibrate` writes. See cost.h (Calib); the built-in H100 table is calib_h100.c.
  *
- * File format (line-oriented; '#' lines are comments; the first non-blank line is the magic):
- *   # orchsim calibration v1
+ * File format v2 (line-oriented; '#' lines are comments; the first non-blank line is the magic):
+ *   # orchsim calibration v2
  *   name = h100-node3                    free text (default: the file's path)
  *   device = NVIDIA H100 80GB HBM3       free text
+ *   stack = CUDA 12.4, cuBLAS 12.4       free text: the software stack the rates stand for
+ *   attn_kernel = flash-attention-2      free text: which kernel the attn rows measured
  *   peak_flops = 9.894e14                required, FLOP/s
- *   kernel_overhead_s = 2e-05            seconds per layer per pass (default 0)
+ *   hbm_bw = 3.0e12                      required, bytes/s of a streaming kernel
+ *   kernel_launch_s = 4e-06              required, seconds per memory-bound kernel
+ *   overlap_slowdown = 0.1               required, [0, 1): compute slowdown beside NCCL
  *   intra_bw = 0                         bytes/s per direction per GPU, 0 = not measured
  *   inter_bw = 0
  *   clock_mhz = 1980                     any other key = value: kept as free text
- *   gemm <flops of one GEMM call> <achieved FLOP/s>     ascending, >= 1 row
- *   attn <sequence length> <achieved FLOP/s>            ascending, >= 1 row
- * Errors name the file, the line and the key or row.
+ *   gemm <m> <n> <k> <achieved FLOP/s>   C[m x n] = A[m x k] B[k x n]; a complete grid
+ *   attn <fwd|bwd> <causal|full> <head dim> <sequence length> <achieved FLOP/s>
+ * Errors name the file, the line and the key or row. A v1 file (GEMMs keyed by FLOPs alone,
+ * no HBM bandwidth, one attention rate for both passes) is refused with that reason.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -24,83 +29,40 @@
 #include "base/util.h"
 #include "sim/cost.h"
 
-/* ---- the H100 SXM default ------------------------------------------------------------- */
+#define CALIB_MAGIC "# orchsim calibration v2"
+#define CALIB_MAGIC_V1 "# orchsim calibration v1"
 
-/* Every number below is an ESTIMATE until `orchsim calibrate` measures the machine:
- *  - peak: 989.4e12 FLOP/s dense bf16 (REFERENCE.md §D.4).
- *  - large-GEMM plateau: 0.72 x peak = 712 TFLOP/s. REFERENCE.md §D.4 gives ~780 TFLOP/s
- *    (79%) as the best hand-tuned case (max-autotune + vboost) and 0.6-0.75 of peak as the
- *    UNCONFIRMED untuned-cuBLAS default; 0.72 sits inside that range, below the tuned best.
- *  - small-GEMM floor: a GEMM call costs at least ~4 us (launch + one wave of a tiny kernel;
- *    estimate, not in REFERENCE.md). rate(F) = F / (GEMM_T0 + F / GEMM_PLATEAU): a 1024^3
- *    GEMM (2.1 GFLOP) gets ~0.43 of the plateau, a 4096^3 one (137 GFLOP) ~0.98.
- *  - attention: FlashAttention-2-class varlen kernels, fwd+bwd averaged, plateau 0.40 x peak
- *    (~396 TFLOP/s of executed FLOPs) reached for long sequences, half of it at 512
- *    positions (short sequences waste partial 128-wide tiles). UNCONFIRMED estimate: the
- *    FlashAttention papers' H100 figures are not in REFERENCE.md.
- *  - kernel overhead: ~8 non-GEMM kernels per layer per pass (2 norms, rotary, activation,
- *    residual adds, attention prologue) at ~2.5 us each = 20 us (estimate). */
-#define H100_PEAK 989.4e12
-#define GEMM_PLATEAU (0.72 * H100_PEAK)
-#define GEMM_T0 4e-6
-#define ATTN_PLATEAU (0.40 * H100_PEAK)
-#define ATTN_HALF_LEN 512.0
-#define KERNEL_OVERHEAD 20e-6
+/* ---- rows ------------------------------------------------------------------------------- */
 
-void calib_default_h100(Calib *c) {
-    memset(c, 0, sizeof *c);
-    snprintf(c->name, sizeof c->name, "builtin-h100-sxm-default");
-    snprintf(c->device, sizeof c->device, "NVIDIA H100 SXM (documented estimates, not measured)");
-    c->peak_flops = H100_PEAK;
-    /* GEMMs from 1 MFLOP to 100 TFLOP, two points per decade */
-    for (int k = 0; k <= 16; k++) {
-        double f = pow(10.0, 6.0 + 0.5 * k);
-        c->gemm_flops[c->n_gemm] = f;
-        c->gemm_rate[c->n_gemm++] = f / (GEMM_T0 + f / GEMM_PLATEAU);
-    }
-    /* attention from 16 to 131072 positions, one point per octave */
-    for (int k = 4; k <= 17; k++) {
-        double len = ldexp(1.0, k);
-        c->attn_len[c->n_attn] = len;
-        c->attn_rate[c->n_attn++] = ATTN_PLATEAU * len / (len + ATTN_HALF_LEN);
-    }
-    c->kernel_overhead_s = KERNEL_OVERHEAD;
-    c->intra_bw = 0.0; /* not measured: the cluster defaults (net.h) apply */
-    c->inter_bw = 0.0;
+OsStatus calib_add_gemm(Calib *c, double m, double n, double k, double rate) {
+    if (c->n_gemm >= CALIB_MAX_GEMM)
+        return os_fail(OS_ERR_RANGE, c->name[0] ? c->name : "calibration", "gemm", NULL,
+                       "more than %d gemm rows", CALIB_MAX_GEMM);
+    c->gemm[c->n_gemm++] = (CalibGemm){m, n, k, rate};
+    return OS_OK;
 }
 
-/* ---- lookups -------------------------------------------------------------------------- */
-
-/* Power law between neighbouring points (linear in log-log), clamped at both ends. */
-static double interp_loglog(const double *x, const double *y, uint32_t n, double q) {
-    if (n == 0) return 0.0;
-    if (!(q > x[0])) return y[0]; /* also catches NaN and q <= 0 */
-    if (q >= x[n - 1]) return y[n - 1];
-    uint32_t lo = 0, hi = n - 1; /* x[lo] < q < x[hi] */
-    while (hi - lo > 1) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (x[mid] <= q) lo = mid;
-        else hi = mid;
-    }
-    double t = log(q / x[lo]) / log(x[hi] / x[lo]);
-    return y[lo] * exp(t * log(y[hi] / y[lo]));
+OsStatus calib_add_attn(Calib *c, AttnDir dir, int causal, uint32_t hdim, double len, double rate) {
+    if (c->n_attn >= CALIB_MAX_ATTN)
+        return os_fail(OS_ERR_RANGE, c->name[0] ? c->name : "calibration", "attn", NULL,
+                       "more than %d attn rows", CALIB_MAX_ATTN);
+    c->attn[c->n_attn++] = (CalibAttn){(uint8_t)dir, (uint8_t)(causal != 0), hdim, len, rate};
+    return OS_OK;
 }
-
-double calib_gemm_rate(const Calib *c, double gemm_flops) {
-    if (c->n_gemm == 0) return c->peak_flops; /* an empty table: an unvalidated hand-made Calib */
-    return interp_loglog(c->gemm_flops, c->gemm_rate, c->n_gemm, gemm_flops);
-}
-
-double calib_attn_rate(const Calib *c, double seq_len) {
-    if (c->n_attn == 0) return c->peak_flops;
-    return interp_loglog(c->attn_len, c->attn_rate, c->n_attn, seq_len);
-}
-
-typedef enum { CK_NAME, CK_DEVICE, CK_PEAK, CK_OVERHEAD, CK_INTRA, CK_INTER, CK_COUNT } CalibKey;
-static const char *const CALIB_KEYS[CK_COUNT] = {"name", "device", "peak_flops",
-                                                 "kernel_overhead_s", "intra_bw", "inter_bw"};
 
 /* ---- provenance ----------------------------------------------------------------------- */
+
+typedef enum {
+    CK_NAME, CK_DEVICE, CK_STACK, CK_ATTN_KERNEL, CK_PEAK, CK_HBM, CK_LAUNCH, CK_OVERLAP, CK_INTRA,
+    CK_INTER, CK_COUNT
+} CalibKey;
+static const char *const CALIB_KEYS[CK_COUNT] = {"name",    "device",          "stack",
+                                                 "attn_kernel", "peak_flops",  "hbm_bw",
+                                                 "kernel_launch_s", "overlap_slowdown",
+                                                 "intra_bw", "inter_bw"};
+/* keys the cost model cannot do without: a file missing one is refused, naming it */
+static const int CALIB_REQUIRED[CK_COUNT] = {[CK_PEAK] = 1, [CK_HBM] = 1, [CK_LAUNCH] = 1,
+                                             [CK_OVERLAP] = 1};
 
 /* Provenance keys: [a-z0-9_]+, not a key the table itself uses, not a row keyword. */
 static int meta_key_ok(const char *k) {
@@ -143,49 +105,188 @@ const char *calib_get_meta(const Calib *c, const char *key) {
     return NULL;
 }
 
-/* ---- validation ----------------------------------------------------------------------- */
+/* ---- validation and the lookup structures --------------------------------------------- */
 
-static OsStatus check_rows(const double *x, const double *y, uint32_t n, double peak, int gemm,
-                           const char *where) {
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int cmp_attn(const void *a, const void *b) {
+    const CalibAttn *x = a, *y = b;
+    if (x->dir != y->dir) return (int)x->dir - (int)y->dir;
+    if (x->causal != y->causal) return (int)x->causal - (int)y->causal;
+    if (x->hdim != y->hdim) return x->hdim < y->hdim ? -1 : 1;
+    return (x->len > y->len) - (x->len < y->len);
+}
+
+static int axis_index(const double *ax, uint32_t n, double v) {
+    for (uint32_t i = 0; i < n; i++)
+        if (ax[i] == v) return (int)i;
+    return -1;
+}
+
+/* Distinct sorted values of one GEMM dimension. */
+static OsStatus build_axis(Calib *c, int d, const char *where) {
     OsStatus st = OS_OK;
-    const char *kind = gemm ? "gemm" : "attn";
-    char f[48];
-    if (n == 0)
-        OS_FAIL(OS_ERR_FORMAT, where, kind, "run orchsim calibrate, or copy the rows of the default",
-                "no %s rows", kind);
-    for (uint32_t i = 0; i < n; i++) {
-        snprintf(f, sizeof f, "%s row %u", kind, i + 1);
-        if (!(x[i] > 0) || !isfinite(x[i]))
-            OS_FAIL(OS_ERR_FORMAT, where, f, NULL, "key %g must be positive", x[i]);
-        if (!(y[i] > 0) || !(y[i] <= peak * 1.0000001))
-            OS_FAIL(OS_ERR_FORMAT, where, f, "rates are achieved FLOP/s, at most peak_flops",
-                    "rate %g is outside (0, %g]", y[i], peak);
-        if (i && !(x[i] > x[i - 1]))
-            OS_FAIL(OS_ERR_FORMAT, where, f, "sort the rows by their first column, no repeats",
-                    "key %g does not exceed the previous %g", x[i], x[i - 1]);
-        /* A bigger GEMM that finishes sooner is measurement noise; it would also make the
-         * time model non-monotone in tokens, which the balancers rely on. */
-        if (gemm && i && x[i] / y[i] < x[i - 1] / y[i - 1] * (1 - 1e-9))
-            OS_FAIL(OS_ERR_FORMAT, where, f, "re-measure with more iterations, or drop the noisy row",
-                    "a %g-FLOP GEMM takes %g s, less than the previous %g-FLOP one (%g s)", x[i],
-                    x[i] / y[i], x[i - 1], x[i - 1] / y[i - 1]);
+    static const char *const DIM[3] = {"m", "n", "k"};
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < c->n_gemm; i++) {
+        double v = d == 0 ? c->gemm[i].m : d == 1 ? c->gemm[i].n : c->gemm[i].k;
+        if (axis_index(c->ax[d], n, v) >= 0) continue;
+        if (n >= CALIB_MAX_AXIS)
+            OS_FAIL(OS_ERR_FORMAT, where, "gemm", "measure at most 16 sizes per dimension",
+                    "more than %d distinct values of %s", CALIB_MAX_AXIS, DIM[d]);
+        c->ax[d][n++] = v;
     }
+    qsort(c->ax[d], n, sizeof(double), cmp_double);
+    c->ax_n[d] = n;
 fail:
     return st;
 }
 
-OsStatus calib_validate(const Calib *c, const char *where) {
+static size_t grid_at(const Calib *c, uint32_t i, uint32_t j, uint32_t l) {
+    return ((size_t)i * c->ax_n[1] + j) * c->ax_n[2] + l;
+}
+
+/* Clamp rates so that time (FLOPs / rate) never falls as any one dimension grows: rate at a
+ * point may exceed its lower neighbour's only in proportion to the size. Rates only fall, so
+ * repeating the three sweeps converges; interpolating log(rate) linearly in log(size) between
+ * such points then keeps time monotone everywhere (cost.h). */
+static void grid_monotone(Calib *c) {
+    uint32_t nd[3] = {c->ax_n[0], c->ax_n[1], c->ax_n[2]};
+    for (int iter = 0; iter < 64; iter++) {
+        int changed = 0;
+        for (int d = 0; d < 3; d++)
+            for (uint32_t i = 0; i < nd[0]; i++)
+                for (uint32_t j = 0; j < nd[1]; j++)
+                    for (uint32_t l = 0; l < nd[2]; l++) {
+                        uint32_t idx[3] = {i, j, l};
+                        if (idx[d] == 0) continue;
+                        uint32_t prev[3] = {i, j, l};
+                        prev[d]--;
+                        size_t a = grid_at(c, idx[0], idx[1], idx[2]);
+                        size_t b = grid_at(c, prev[0], prev[1], prev[2]);
+                        double cap = c->grid_lr[b] + log(c->ax[d][idx[d]] / c->ax[d][prev[d]]);
+                        if (c->grid_lr[a] > cap + 1e-12) c->grid_lr[a] = cap, changed = 1;
+                    }
+        if (!changed) break;
+    }
+}
+
+static OsStatus check_rate(double rate, double peak, const char *where, const char *f) {
+    if (!(rate > 0) || !isfinite(rate) || !(rate <= peak * 1.0000001))
+        return os_fail(OS_ERR_FORMAT, where, f, "rates are achieved FLOP/s, at most peak_flops",
+                       "rate %g is outside (0, %g]", rate, peak);
+    return OS_OK;
+}
+
+static OsStatus prepare_gemm(Calib *c, const char *where) {
     OsStatus st = OS_OK;
-    if (!(c->peak_flops > 0) || !isfinite(c->peak_flops))
+    char f[96];
+    if (c->n_gemm == 0)
+        OS_FAIL(OS_ERR_FORMAT, where, "gemm", "run orchsim calibrate, or start from `orchsim calibrate --default`",
+                "no gemm rows");
+    if (c->n_gemm > CALIB_MAX_GEMM)
+        OS_FAIL(OS_ERR_FORMAT, where, "gemm", NULL, "more than %d gemm rows", CALIB_MAX_GEMM);
+    for (uint32_t i = 0; i < c->n_gemm; i++) {
+        const CalibGemm *g = &c->gemm[i];
+        snprintf(f, sizeof f, "gemm row %u", i + 1);
+        if (!(g->m >= 1) || !(g->n >= 1) || !(g->k >= 1) || !isfinite(g->m) || !isfinite(g->n) ||
+            !isfinite(g->k) || g->m > 1e9 || g->n > 1e9 || g->k > 1e9)
+            OS_FAIL(OS_ERR_FORMAT, where, f, "m, n, k are matrix sizes, 1 to 1e9", "size %g x %g x %g",
+                    g->m, g->n, g->k);
+        OS_CHECK(check_rate(g->rate, c->peak_flops, where, f));
+    }
+    for (int d = 0; d < 3; d++) OS_CHECK(build_axis(c, d, where));
+    size_t cells = (size_t)c->ax_n[0] * c->ax_n[1] * c->ax_n[2];
+    if (cells > CALIB_MAX_GEMM || cells != c->n_gemm) {
+        /* find a missing or repeated cell to name */
+        static unsigned char seen[CALIB_MAX_GEMM];
+        memset(seen, 0, sizeof seen);
+        for (uint32_t r = 0; r < c->n_gemm && cells <= CALIB_MAX_GEMM; r++) {
+            const CalibGemm *g = &c->gemm[r];
+            size_t a = grid_at(c, (uint32_t)axis_index(c->ax[0], c->ax_n[0], g->m),
+                               (uint32_t)axis_index(c->ax[1], c->ax_n[1], g->n),
+                               (uint32_t)axis_index(c->ax[2], c->ax_n[2], g->k));
+            if (seen[a]) {
+                snprintf(f, sizeof f, "gemm row %u", r + 1);
+                OS_FAIL(OS_ERR_FORMAT, where, f, "one row per (m, n, k)", "%g x %g x %g given twice", g->m, g->n, g->k);
+            }
+            seen[a] = 1;
+        }
+        for (uint32_t i = 0; i < c->ax_n[0] && cells <= CALIB_MAX_GEMM; i++)
+            for (uint32_t j = 0; j < c->ax_n[1]; j++)
+                for (uint32_t l = 0; l < c->ax_n[2]; l++)
+                    if (!seen[grid_at(c, i, j, l)])
+                        OS_FAIL(OS_ERR_FORMAT, where, "gemm", "measure every combination of the m, n and k sizes used",
+                                "the rows are not a complete grid: %g x %g x %g is missing", c->ax[0][i],
+                                c->ax[1][j], c->ax[2][l]);
+        OS_FAIL(OS_ERR_FORMAT, where, "gemm", "use at most 512 (m, n, k) cells", "%zu grid cells", cells);
+    }
+    for (uint32_t r = 0; r < c->n_gemm; r++) {
+        const CalibGemm *g = &c->gemm[r];
+        size_t a = grid_at(c, (uint32_t)axis_index(c->ax[0], c->ax_n[0], g->m),
+                           (uint32_t)axis_index(c->ax[1], c->ax_n[1], g->n),
+                           (uint32_t)axis_index(c->ax[2], c->ax_n[2], g->k));
+        c->grid_lr[a] = log(g->rate);
+    }
+    grid_monotone(c);
+fail:
+    return st;
+}
+
+static OsStatus prepare_attn(Calib *c, const char *where) {
+    OsStatus st = OS_OK;
+    char f[96];
+    if (c->n_attn > CALIB_MAX_ATTN)
+        OS_FAIL(OS_ERR_FORMAT, where, "attn", NULL, "more than %d attn rows", CALIB_MAX_ATTN);
+    for (uint32_t i = 0; i < c->n_attn; i++) {
+        const CalibAttn *a = &c->attn[i];
+        snprintf(f, sizeof f, "attn row %u", i + 1);
+        if (a->dir > 1 || a->causal > 1 || a->hdim < 1 || a->hdim > 4096 || !(a->len >= 1) || !isfinite(a->len) ||
+            a->len > 1e8)
+            OS_FAIL(OS_ERR_FORMAT, where, f, "attn <fwd|bwd> <causal|full> <head dim 1..4096> <length 1..1e8> <rate>",
+                    "bad key");
+        OS_CHECK(check_rate(a->rate, c->peak_flops, where, f));
+    }
+    qsort(c->attn, c->n_attn, sizeof *c->attn, cmp_attn);
+    for (uint32_t i = 1; i < c->n_attn; i++)
+        if (!cmp_attn(&c->attn[i], &c->attn[i - 1]))
+            OS_FAIL(OS_ERR_FORMAT, where, "attn", "one row per (pass, mask, head dim, length)",
+                    "%s %s head dim %u length %g given twice", c->attn[i].dir ? "bwd" : "fwd",
+                    c->attn[i].causal ? "causal" : "full", c->attn[i].hdim, c->attn[i].len);
+    for (int d = 0; d < 2; d++)
+        for (int cz = 0; cz < 2; cz++) {
+            int found = 0;
+            for (uint32_t i = 0; i < c->n_attn; i++) found |= c->attn[i].dir == d && c->attn[i].causal == cz;
+            if (!found) {
+                snprintf(f, sizeof f, "attn %s %s", d ? "bwd" : "fwd", cz ? "causal" : "full");
+                OS_FAIL(OS_ERR_FORMAT, where, f,
+                        "the cost model prices forward and backward, causal and bidirectional attention apart",
+                        "no rows");
+            }
+        }
+fail:
+    return st;
+}
+
+OsStatus calib_validate(Calib *c, const char *where) {
+    OsStatus st = OS_OK;
+    if (!(c->peak_flops > 0) || !isfinite(c->peak_flops) || c->peak_flops > 1e20)
         OS_FAIL(OS_ERR_FORMAT, where, "peak_flops", "989.4e12 for an H100 SXM (bf16 dense)",
                 "must be a positive number");
-    if (c->n_gemm > CALIB_MAX_POINTS || c->n_attn > CALIB_MAX_POINTS)
-        OS_FAIL(OS_ERR_FORMAT, where, "rows", NULL, "more than %d rows of one kind", CALIB_MAX_POINTS);
-    OS_CHECK(check_rows(c->gemm_flops, c->gemm_rate, c->n_gemm, c->peak_flops, 1, where));
-    OS_CHECK(check_rows(c->attn_len, c->attn_rate, c->n_attn, c->peak_flops, 0, where));
-    if (!(c->kernel_overhead_s >= 0) || c->kernel_overhead_s > 1.0)
-        OS_FAIL(OS_ERR_FORMAT, where, "kernel_overhead_s", "seconds, e.g. 2e-05",
-                "%g is outside [0, 1]", c->kernel_overhead_s);
+    if (!(c->hbm_bw > 0) || !isfinite(c->hbm_bw) || c->hbm_bw > 1e15)
+        OS_FAIL(OS_ERR_FORMAT, where, "hbm_bw", "bytes/s a streaming kernel achieves (H100 SXM: see the built-in table)",
+                "must be a positive number up to 1e15");
+    if (!(c->kernel_launch_s >= 0) || c->kernel_launch_s > 1e-2)
+        OS_FAIL(OS_ERR_FORMAT, where, "kernel_launch_s", "seconds, e.g. 4e-06", "%g is outside [0, 0.01]",
+                c->kernel_launch_s);
+    if (!(c->overlap_slowdown >= 0) || !(c->overlap_slowdown < 1))
+        OS_FAIL(OS_ERR_FORMAT, where, "overlap_slowdown", "a fraction: 0.1 = compute 10% slower beside NCCL",
+                "%g is outside [0, 1)", c->overlap_slowdown);
+    OS_CHECK(prepare_gemm(c, where));
+    OS_CHECK(prepare_attn(c, where));
     if (!(c->intra_bw >= 0) || !(c->inter_bw >= 0) || !isfinite(c->intra_bw) || !isfinite(c->inter_bw))
         OS_FAIL(OS_ERR_FORMAT, where, c->intra_bw >= 0 ? "inter_bw" : "intra_bw",
                 "bytes/s, 0 = not measured", "must be >= 0");
@@ -193,11 +294,92 @@ fail:
     return st;
 }
 
+/* ---- lookups -------------------------------------------------------------------------- */
+
+/* Bracket q on a sorted axis: lo, hi and the log-space weight of hi (0 when clamped). */
+static void bracket(const double *ax, uint32_t n, double q, uint32_t *lo, uint32_t *hi, double *w) {
+    if (n <= 1 || !(q > ax[0])) {
+        *lo = *hi = 0;
+        *w = 0;
+        return;
+    }
+    if (q >= ax[n - 1]) {
+        *lo = *hi = n - 1;
+        *w = 0;
+        return;
+    }
+    uint32_t a = 0, b = n - 1;
+    while (b - a > 1) {
+        uint32_t mid = a + (b - a) / 2;
+        if (ax[mid] <= q) a = mid;
+        else b = mid;
+    }
+    *lo = a, *hi = b;
+    *w = log(q / ax[a]) / log(ax[b] / ax[a]);
+}
+
+double calib_gemm_rate(const Calib *c, double m, double n, double k) {
+    if (c->n_gemm == 0 || c->ax_n[0] == 0) return c->peak_flops; /* unvalidated hand-made table */
+    double q[3] = {m, n, k}, scale = 1.0;
+    uint32_t lo[3], hi[3];
+    double w[3];
+    for (int d = 0; d < 3; d++) {
+        /* below the grid: the smallest size's time, so the rate falls in proportion */
+        if (q[d] < c->ax[d][0]) {
+            if (q[d] > 0) scale *= q[d] / c->ax[d][0];
+            q[d] = c->ax[d][0];
+        }
+        bracket(c->ax[d], c->ax_n[d], q[d], &lo[d], &hi[d], &w[d]);
+    }
+    double acc = 0;
+    for (int corner = 0; corner < 8; corner++) {
+        double wt = 1;
+        uint32_t id[3];
+        for (int d = 0; d < 3; d++) {
+            int up = (corner >> d) & 1;
+            wt *= up ? w[d] : 1 - w[d];
+            id[d] = up ? hi[d] : lo[d];
+        }
+        if (wt == 0) continue;
+        acc += wt * c->grid_lr[grid_at(c, id[0], id[1], id[2])];
+    }
+    return exp(acc) * scale;
+}
+
+/* Rate along one (dir, causal, hdim) curve [a, b) of the sorted rows. */
+static double curve_rate(const CalibAttn *r, uint32_t a, uint32_t b, double len) {
+    if (len <= r[a].len) return r[a].rate * (len > 0 ? len / r[a].len : 0); /* partial tiles */
+    if (len >= r[b - 1].len) return r[b - 1].rate;
+    uint32_t i = a;
+    while (i + 1 < b && r[i + 1].len <= len) i++;
+    double t = log(len / r[i].len) / log(r[i + 1].len / r[i].len);
+    return r[i].rate * exp(t * log(r[i + 1].rate / r[i].rate));
+}
+
+double calib_attn_rate(const Calib *c, AttnDir dir, int causal, uint32_t hdim, double len) {
+    const CalibAttn *r = c->attn;
+    uint32_t n = c->n_attn, a = 0;
+    causal = causal != 0;
+    while (a < n && (r[a].dir != dir || r[a].causal != causal)) a++;
+    if (a == n) return c->peak_flops; /* unvalidated table */
+    /* curves of this (dir, causal): find the head dims bracketing hdim */
+    uint32_t lo_a = a, lo_b = a, hi_a = n, hi_b = n, i = a;
+    while (i < n && r[i].dir == dir && r[i].causal == causal) {
+        uint32_t j = i;
+        while (j < n && r[j].dir == dir && r[j].causal == causal && r[j].hdim == r[i].hdim) j++;
+        if (r[i].hdim <= hdim || lo_b == a) lo_a = i, lo_b = j; /* largest hdim <= q (or the smallest) */
+        if (r[i].hdim >= hdim && hi_a == n) hi_a = i, hi_b = j; /* smallest hdim >= q */
+        i = j;
+    }
+    if (hi_a == n) hi_a = lo_a, hi_b = lo_b; /* above every curve */
+    double rl = curve_rate(r, lo_a, lo_b, len);
+    if (hi_a == lo_a || r[lo_a].hdim >= hdim) return rl;
+    double rh = curve_rate(r, hi_a, hi_b, len);
+    double t = log((double)hdim / r[lo_a].hdim) / log((double)r[hi_a].hdim / r[lo_a].hdim);
+    return rl * exp(t * log(rh / rl));
+}
+
 /* ---- file I/O ------------------------------------------------------------------------- */
-
-#define CALIB_MAGIC "# orchsim calibration v1"
-
-
 
 static char *trim(char *s) {
     while (isspace((unsigned char)*s)) s++;
@@ -206,30 +388,48 @@ static char *trim(char *s) {
     return s;
 }
 
-/* "gemm <key> <rate>" / "attn <key> <rate>" */
-static OsStatus parse_row(Calib *c, char *s, int gemm, const char *path, int line) {
+/* Split s into at most max whitespace-separated words; returns the count (max + 1 when more). */
+static int words(char *s, char **w, int max) {
+    int n = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(s, " \t", &save); t; t = strtok_r(NULL, " \t", &save)) {
+        if (n == max) return max + 1;
+        w[n++] = t;
+    }
+    return n;
+}
+
+static OsStatus parse_gemm(Calib *c, char *s, const char *path, int line) {
     OsStatus st = OS_OK;
     char f[160];
-    snprintf(f, sizeof f, "%s: line %d: %s row", path, line, gemm ? "gemm" : "attn");
-    uint32_t *n = gemm ? &c->n_gemm : &c->n_attn;
-    double *x = gemm ? c->gemm_flops : c->attn_len, *y = gemm ? c->gemm_rate : c->attn_rate;
-    char *save = NULL;
-    char *a = strtok_r(s, " \t", &save), *b = strtok_r(NULL, " \t", &save);
-    char *extra = strtok_r(NULL, " \t", &save);
-    if (!a || !b || extra)
-        OS_FAIL(OS_ERR_FORMAT, f, NULL, gemm ? "write: gemm <flops> <FLOP/s>" : "write: attn <len> <FLOP/s>",
-                "expected exactly two numbers");
-    if (*n >= CALIB_MAX_POINTS) OS_FAIL(OS_ERR_FORMAT, f, NULL, NULL, "more than %d rows", CALIB_MAX_POINTS);
-    OS_CHECK(os_parse_f64(&x[*n], a, 1e-300, 1e300, f));
-    OS_CHECK(os_parse_f64(&y[*n], b, 1e-300, 1e300, f));
-    if (*n && !(x[*n] > x[*n - 1]))
-        OS_FAIL(OS_ERR_FORMAT, f, NULL, "sort the rows by their first column, no repeats",
-                "key %g does not exceed the previous row's %g", x[*n], x[*n - 1]);
-    if (gemm && *n && x[*n] / y[*n] < x[*n - 1] / y[*n - 1] * (1 - 1e-9))
-        OS_FAIL(OS_ERR_FORMAT, f, NULL, "re-measure with more iterations, or drop the noisy row",
-                "a %g-FLOP GEMM takes %g s, less than the previous row's %g s", x[*n], x[*n] / y[*n],
-                x[*n - 1] / y[*n - 1]);
-    (*n)++;
+    snprintf(f, sizeof f, "%s: line %d: gemm row", path, line);
+    char *w[4];
+    double v[4];
+    if (words(s, w, 4) != 4) OS_FAIL(OS_ERR_FORMAT, f, NULL, "write: gemm <m> <n> <k> <FLOP/s>", "expected four numbers");
+    for (int i = 0; i < 3; i++) OS_CHECK(os_parse_f64(&v[i], w[i], 1, 1e9, f));
+    OS_CHECK(os_parse_f64(&v[3], w[3], 1e-300, 1e20, f));
+    OS_CHECK(calib_add_gemm(c, v[0], v[1], v[2], v[3]));
+fail:
+    return st;
+}
+
+static OsStatus parse_attn(Calib *c, char *s, const char *path, int line) {
+    OsStatus st = OS_OK;
+    char f[160];
+    snprintf(f, sizeof f, "%s: line %d: attn row", path, line);
+    char *w[5];
+    const char *form = "write: attn <fwd|bwd> <causal|full> <head dim> <length> <FLOP/s>";
+    if (words(s, w, 5) != 5) OS_FAIL(OS_ERR_FORMAT, f, NULL, form, "expected five fields");
+    int dir = !strcmp(w[0], "fwd") ? 0 : !strcmp(w[0], "bwd") ? 1 : -1;
+    int causal = !strcmp(w[1], "causal") ? 1 : !strcmp(w[1], "full") ? 0 : -1;
+    if (dir < 0) OS_FAIL(OS_ERR_FORMAT, f, NULL, form, "'%s' is not fwd or bwd", w[0]);
+    if (causal < 0) OS_FAIL(OS_ERR_FORMAT, f, NULL, form, "'%s' is not causal or full", w[1]);
+    uint64_t hd;
+    double len, rate;
+    OS_CHECK(os_parse_u64(&hd, w[2], 1, 4096, f));
+    OS_CHECK(os_parse_f64(&len, w[3], 1, 1e8, f));
+    OS_CHECK(os_parse_f64(&rate, w[4], 1e-300, 1e20, f));
+    OS_CHECK(calib_add_attn(c, (AttnDir)dir, causal, (uint32_t)hd, len, rate));
 fail:
     return st;
 }
@@ -242,6 +442,9 @@ static OsStatus parse_kv(Calib *c, int *seen, char *key, char *val, const char *
     for (int i = 0; i < CK_COUNT; i++)
         if (!strcmp(key, CALIB_KEYS[i])) k = i;
     if (k < 0) {
+        if (!strcmp(key, "kernel_overhead_s"))
+            OS_FAIL(OS_ERR_FORMAT, f, NULL, "v2 tables price memory-bound kernels by bytes: give hbm_bw and kernel_launch_s",
+                    "a v1 key");
         for (int i = 0; i < CK_COUNT; i++)
             if (os_edit_distance(key, CALIB_KEYS[i]) <= 1) { /* a typo of a key that matters, not provenance */
                 char hint[64];
@@ -264,14 +467,20 @@ static OsStatus parse_kv(Calib *c, int *seen, char *key, char *val, const char *
     seen[k] = line;
     switch ((CalibKey)k) {
     case CK_NAME:
-    case CK_DEVICE: {
-        char *dst = k == CK_NAME ? c->name : c->device;
-        if (strlen(val) >= sizeof c->name) OS_FAIL(OS_ERR_FORMAT, f, NULL, NULL, "longer than 127 characters");
+    case CK_DEVICE:
+    case CK_STACK:
+    case CK_ATTN_KERNEL: {
+        char *dst = k == CK_NAME ? c->name : k == CK_DEVICE ? c->device : k == CK_STACK ? c->stack : c->attn_kernel;
+        size_t cap = k == CK_NAME ? sizeof c->name : k == CK_DEVICE ? sizeof c->device
+                     : k == CK_STACK ? sizeof c->stack : sizeof c->attn_kernel;
+        if (strlen(val) >= cap) OS_FAIL(OS_ERR_FORMAT, f, NULL, NULL, "longer than %zu characters", cap - 1);
         strcpy(dst, val);
         break;
     }
     case CK_PEAK: OS_CHECK(os_parse_f64(&c->peak_flops, val, 1.0, 1e20, f)); break;
-    case CK_OVERHEAD: OS_CHECK(os_parse_f64(&c->kernel_overhead_s, val, 0.0, 1.0, f)); break;
+    case CK_HBM: OS_CHECK(os_parse_f64(&c->hbm_bw, val, 1e6, 1e15, f)); break;
+    case CK_LAUNCH: OS_CHECK(os_parse_f64(&c->kernel_launch_s, val, 0.0, 1e-2, f)); break;
+    case CK_OVERLAP: OS_CHECK(os_parse_f64(&c->overlap_slowdown, val, 0.0, 0.999999, f)); break;
     case CK_INTRA: OS_CHECK(os_parse_f64(&c->intra_bw, val, 0.0, 1e15, f)); break;
     case CK_INTER: OS_CHECK(os_parse_f64(&c->inter_bw, val, 0.0, 1e15, f)); break;
     default: break;
@@ -282,11 +491,12 @@ fail:
 
 OsStatus calib_load(Calib *out, const char *path) {
     OsStatus st = OS_OK;
-    Calib c;
-    memset(&c, 0, sizeof c);
+    Calib *c = calloc(1, sizeof *c);
     int seen[CK_COUNT] = {0}, line = 0, magic = 0;
     char buf[1024], f[48];
-    FILE *fp = fopen(path, "r");
+    FILE *fp = NULL;
+    ALLOC_CHECK(c);
+    fp = fopen(path, "r");
     if (!fp)
         OS_FAIL(OS_ERR_IO, path, NULL, "run orchsim calibrate to write one", "cannot open: %s",
                 strerror(errno));
@@ -298,6 +508,11 @@ OsStatus calib_load(Calib *out, const char *path) {
         char *s = trim(buf);
         if (!*s) continue;
         if (!magic) {
+            if (!strcmp(s, CALIB_MAGIC_V1))
+                OS_FAIL(OS_ERR_FORMAT, path, f,
+                        "re-run orchsim calibrate, or start from `orchsim calibrate --default -o FILE`",
+                        "a v1 table: GEMMs keyed by FLOPs alone, one attention rate for both passes, no HBM "
+                        "bandwidth; the cost model needs the v2 keys");
             if (strcmp(s, CALIB_MAGIC))
                 OS_FAIL(OS_ERR_FORMAT, path, f, "is this a calibration file? (orchsim calibrate --out)",
                         "expected \"%s\" as the first line", CALIB_MAGIC);
@@ -306,55 +521,71 @@ OsStatus calib_load(Calib *out, const char *path) {
         }
         if (*s == '#') continue;
         if (!strncmp(s, "gemm", 4) && isspace((unsigned char)s[4])) {
-            OS_CHECK(parse_row(&c, s + 5, 1, path, line));
+            OS_CHECK(parse_gemm(c, s + 5, path, line));
             continue;
         }
         if (!strncmp(s, "attn", 4) && isspace((unsigned char)s[4])) {
-            OS_CHECK(parse_row(&c, s + 5, 0, path, line));
+            OS_CHECK(parse_attn(c, s + 5, path, line));
             continue;
         }
         char *eq = strchr(s, '=');
         if (!eq)
-            OS_FAIL(OS_ERR_FORMAT, path, f, "lines are key = value, gemm <flops> <rate> or attn <len> <rate>",
+            OS_FAIL(OS_ERR_FORMAT, path, f, "lines are key = value, gemm <m> <n> <k> <rate> or attn ...",
                     "cannot read \"%.40s\"", s);
         *eq = '\0';
-        OS_CHECK(parse_kv(&c, seen, trim(s), trim(eq + 1), path, line));
+        OS_CHECK(parse_kv(c, seen, trim(s), trim(eq + 1), path, line));
     }
     if (ferror(fp)) OS_FAIL(OS_ERR_IO, path, NULL, NULL, "read error");
     if (!magic) OS_FAIL(OS_ERR_FORMAT, path, NULL, NULL, "empty file");
-    if (!seen[CK_PEAK])
-        OS_FAIL(OS_ERR_FORMAT, path, "key \"peak_flops\"", "add peak_flops = 989.4e12 for an H100 SXM",
-                "missing");
-    if (!seen[CK_NAME]) snprintf(c.name, sizeof c.name, "%s", path);
-    OS_CHECK(calib_validate(&c, path));
-    *out = c;
+    for (int k = 0; k < CK_COUNT; k++)
+        if (CALIB_REQUIRED[k] && !seen[k]) {
+            char fk[64];
+            snprintf(fk, sizeof fk, "key \"%s\"", CALIB_KEYS[k]);
+            OS_FAIL(OS_ERR_FORMAT, path, fk, "every v2 table gives it (see sim/README-models.md §5)",
+                    "missing: the cost model never reads a missing figure as zero");
+        }
+    if (!seen[CK_NAME]) snprintf(c->name, sizeof c->name, "%s", path);
+    OS_CHECK(calib_validate(c, path));
+    *out = *c;
 fail:
     if (fp) fclose(fp);
+    free(c);
     return st;
 }
 
-OsStatus calib_save(const Calib *c, const char *path) {
+OsStatus calib_save(const Calib *in, const char *path) {
     OsStatus st = OS_OK;
     OsOutFile of;
     int open = 0;
+    Calib *c = malloc(sizeof *c);
+    ALLOC_CHECK(c);
+    *c = *in;
     OS_CHECK(calib_validate(c, c->name[0] ? c->name : "calibration"));
-    if (strchr(c->name, '\n') || strchr(c->device, '\n'))
-        OS_FAIL(OS_ERR_ARG, path, "name/device", NULL, "must be one line");
+    if (strchr(c->name, '\n') || strchr(c->device, '\n') || strchr(c->stack, '\n') || strchr(c->attn_kernel, '\n'))
+        OS_FAIL(OS_ERR_ARG, path, "name/device/stack/attn_kernel", NULL, "must be one line");
     OS_CHECK(os_outfile_open(&of, path, 1));
     open = 1;
     FILE *fp = of.fp;
-    fprintf(fp, "%s\n# rates in FLOP/s; gemm key = FLOPs of one call (2*M*K*N); attn key = "
-                "sequence length\n", CALIB_MAGIC);
+    fprintf(fp, "%s\n# rates in FLOP/s; gemm m n k rate (C[m x n] = A[m x k] B[k x n]); "
+                "attn fwd|bwd causal|full head_dim length rate (FlashAttention FLOP convention)\n", CALIB_MAGIC);
     fprintf(fp, "name = %s\ndevice = %s\n", c->name, c->device);
-    fprintf(fp, "peak_flops = %.17g\nkernel_overhead_s = %.17g\n", c->peak_flops, c->kernel_overhead_s);
+    if (c->stack[0]) fprintf(fp, "stack = %s\n", c->stack);
+    if (c->attn_kernel[0]) fprintf(fp, "attn_kernel = %s\n", c->attn_kernel);
+    fprintf(fp, "peak_flops = %.17g\nhbm_bw = %.17g\n", c->peak_flops, c->hbm_bw);
+    fprintf(fp, "kernel_launch_s = %.17g\noverlap_slowdown = %.17g\n", c->kernel_launch_s, c->overlap_slowdown);
     fprintf(fp, "intra_bw = %.17g\ninter_bw = %.17g\n", c->intra_bw, c->inter_bw);
     for (uint32_t i = 0; i < c->n_meta; i++) fprintf(fp, "%s = %s\n", c->meta_key[i], c->meta_val[i]);
-    for (uint32_t i = 0; i < c->n_gemm; i++) fprintf(fp, "gemm %.17g %.17g\n", c->gemm_flops[i], c->gemm_rate[i]);
-    for (uint32_t i = 0; i < c->n_attn; i++) fprintf(fp, "attn %.17g %.17g\n", c->attn_len[i], c->attn_rate[i]);
+    for (uint32_t i = 0; i < c->n_gemm; i++)
+        fprintf(fp, "gemm %.17g %.17g %.17g %.17g\n", c->gemm[i].m, c->gemm[i].n, c->gemm[i].k, c->gemm[i].rate);
+    for (uint32_t i = 0; i < c->n_attn; i++)
+        fprintf(fp, "attn %s %s %u %.17g %.17g\n", c->attn[i].dir ? "bwd" : "fwd", c->attn[i].causal ? "causal" : "full",
+                c->attn[i].hdim, c->attn[i].len, c->attn[i].rate);
     open = 0;
     OS_CHECK(os_outfile_commit(&of));
+    free(c);
     return OS_OK;
 fail:
     if (open) os_outfile_abort(&of);
+    free(c);
     return st;
 }

@@ -1,11 +1,17 @@
 /* cost.h — what a rank's share of a phase costs: FLOPs and time on one GPU.
  * Implements: the per-layer FLOP formula of DESIGN.md §2 (QKV with GQA, output projection,
- *   MLP, attention scores+values; forward+backward = 3x forward, recomputation +1 forward),
- *   attention per item (encoders) / per example (LLM) — never over a packed buffer — or
- *   padded b*max_len batches; time = FLOPs / achieved rate from a calibration table keyed by
- *   work size; MFU numerators (paper convention, causal-aware, hardware).
- * Does not: know about ranks, networks or policies. Files: cost.c (FLOPs, time), calib.c (table).
- * Source: REFERENCE.md §D.1 (PaLM/Megatron conventions), §D.4 (H100 peak and achieved rates). */
+ *   MLP, attention scores+values; forward+backward = 3x forward), attention per item
+ *   (encoders) / per example (LLM) — never over a packed buffer — or padded b*max_len
+ *   batches; time of one micro-batch priced op by op: every GEMM (forward, data-gradient and
+ *   weight-gradient) at the achieved rate of its shape (M, N, K), attention forward and
+ *   backward at the kernel's rate for (length, head dim, causality), memory-bound work (norms,
+ *   activations, residual adds, position encoding, biases' gradients, embeddings, the loss over
+ *   the vocabulary) as bytes over achieved HBM bandwidth plus a fixed time per kernel;
+ *   recomputation (full or selective); the optimizer step; MFU numerators.
+ * Does not: know about ranks, networks or policies. Files: cost.c (FLOPs, time), calib.c
+ *   (the table and its file format), calib_h100.c (the built-in table's data).
+ * Source: REFERENCE.md §D.1 (PaLM/Megatron conventions), §D.4 (H100 peak); the built-in
+ *   table's sources are listed in calib_h100.c and sim/README-models.md §5. */
 #ifndef OS_COST_H
 #define OS_COST_H
 
@@ -14,23 +20,43 @@
 #include "base/status.h"
 #include "sim/model.h"
 
-#define CALIB_MAX_POINTS 64
+#define CALIB_MAX_GEMM 512  /* rows: a complete grid over <= 16 values of each of m, n, k */
+#define CALIB_MAX_AXIS 16
+#define CALIB_MAX_ATTN 384
 #define CALIB_MAX_META 16
 
-/* Achieved-rate table. Rates are FLOP/s; lookups interpolate in log(rate) vs log(size)
- * (a power law between points: then a GEMM's time F/rate(F) never falls as F grows whenever
- * it does not fall at the table's points) and clamp at both ends. Implemented in calib.c. */
+/* One measured GEMM call C[m x n] = A[m x k] B[k x n] (k is the reduction): 2*m*n*k FLOPs
+ * at `rate` FLOP/s. */
 typedef struct {
-    char name[128];          /* "builtin-h100-sxm-default", or the file's name (else its path) */
+    double m, n, k, rate;
+} CalibGemm;
+
+typedef enum { ATTN_FWD = 0, ATTN_BWD = 1 } AttnDir;
+/* One measured attention kernel: a sequence length, head dimension and mask, forward or
+ * backward, at `rate` FLOP/s in FlashAttention's convention (forward 4 * len^2 * hdim per head,
+ * halved when causal; backward 2.5x the forward's FLOPs). */
+typedef struct {
+    uint8_t dir, causal;
+    uint32_t hdim;
+    double len, rate;
+} CalibAttn;
+
+/* Achieved-rate table. calib_prepare builds the lookup structures (the *_ax / *_lr fields and
+ * the attention curves) from the rows; load, default and validate call it. */
+typedef struct {
+    char name[128];          /* "builtin-h100-sxm", or the file's name (else its path) */
     char device[128];        /* device it was measured on */
+    char stack[160];         /* the software stack the rates stand for */
+    char attn_kernel[96];    /* which attention kernel the attn rows measure */
     double peak_flops;       /* dense bf16 peak per GPU, FLOP/s (989.4e12, REFERENCE §D.4) */
+    double hbm_bw;           /* achieved bytes/s of a streaming (memory-bound) kernel */
+    double kernel_launch_s;  /* fixed GPU time of one memory-bound kernel: launch, ramp, tail */
+    double overlap_slowdown; /* [0, 1): compute runs at (1 - this) of its speed while NCCL
+                                kernels run beside it (they take SMs and HBM bandwidth) */
     uint32_t n_gemm;
-    double gemm_flops[CALIB_MAX_POINTS]; /* key: FLOPs of one GEMM call (2*M*K*N), ascending */
-    double gemm_rate[CALIB_MAX_POINTS];  /* achieved FLOP/s */
+    CalibGemm gemm[CALIB_MAX_GEMM];
     uint32_t n_attn;
-    double attn_len[CALIB_MAX_POINTS];   /* key: sequence length, ascending */
-    double attn_rate[CALIB_MAX_POINTS];  /* achieved FLOP/s counting the FLOPs actually executed */
-    double kernel_overhead_s;            /* fixed launch cost per layer per pass, seconds */
+    CalibAttn attn[CALIB_MAX_ATTN]; /* sorted by (dir, causal, hdim, len) by calib_prepare */
     /* optional measured network figures (0 = not measured; the cluster defaults apply) */
     double intra_bw, inter_bw;           /* bytes/s per direction per GPU */
     /* free-text provenance kept from the file (clock_mhz, cuda_version, cublas_version,
@@ -38,39 +64,59 @@ typedef struct {
     uint32_t n_meta;
     char meta_key[CALIB_MAX_META][32];
     char meta_val[CALIB_MAX_META][128];
+    /* ---- derived by calib_prepare ---- */
+    uint32_t ax_n[3];                    /* distinct m, n, k values */
+    double ax[3][CALIB_MAX_AXIS];        /* ascending */
+    double grid_lr[CALIB_MAX_GEMM];      /* log(rate) at (i, j, l): [(i*ax_n[1] + j)*ax_n[2] + l],
+                                            with time made non-decreasing along every axis */
 } Calib;
 
-/* The documented default for H100 SXM (estimates; see calib.c for each number's source). */
+/* The built-in H100 SXM table (calib_h100.c: every number's source). */
 void calib_default_h100(Calib *c);
-/* Read / write the text format written by `orchsim calibrate` (documented in calib.c and
- * sim/README-models.md). Load validates every row (file + line in errors); save validates,
- * then writes atomically (temp + rename). */
+/* Read / write the text format (documented in calib.c and sim/README-models.md §5). Load
+ * validates every row (file + line in errors); a v1 file, or one missing a key the cost model
+ * needs, is refused naming the key. Save validates, then writes atomically (temp + rename). */
 OsStatus calib_load(Calib *c, const char *path);
 OsStatus calib_save(const Calib *c, const char *path);
-/* Check a table: peak > 0, >= 1 row of each kind, keys ascending, rates in (0, peak], and a
- * GEMM's time (F/rate) not falling from one row to the next. where names it in errors. */
-OsStatus calib_validate(const Calib *c, const char *where);
+/* Check a table and build its lookups: peak > 0, hbm_bw > 0, launch and slowdown in range,
+ * GEMM rows a complete (m, n, k) grid with rates in (0, peak], attention rows for forward and
+ * backward, causal and not, rates in (0, peak]. where names it in errors. Measurement noise
+ * that would make a bigger GEMM faster is clamped (time made non-decreasing), never refused. */
+OsStatus calib_validate(Calib *c, const char *where);
+/* Append rows (calibrate, tests); call calib_validate after the last one. */
+OsStatus calib_add_gemm(Calib *c, double m, double n, double k, double rate);
+OsStatus calib_add_attn(Calib *c, AttnDir dir, int causal, uint32_t hdim, double len, double rate);
 /* Set (or replace) a free-text provenance entry; key: [a-z0-9_]+, < 32 chars. */
 OsStatus calib_set_meta(Calib *c, const char *key, const char *value);
 /* The value of a provenance entry, or NULL. Borrowed from c. */
 const char *calib_get_meta(const Calib *c, const char *key);
-double calib_gemm_rate(const Calib *c, double gemm_flops);
-double calib_attn_rate(const Calib *c, double seq_len);
+/* Achieved FLOP/s of a GEMM of shape (m, n, k): power-law (trilinear in log space) between grid
+ * points; above the grid the largest size's rate; below it the smallest size's time (a
+ * launch-bound kernel takes as long as the smallest measured one). Needs calib_validate. */
+double calib_gemm_rate(const Calib *c, double m, double n, double k);
+/* Achieved FLOP/s of an attention kernel: power law in length along each measured head-dim
+ * curve, then between the two nearest head dims; above the longest length its rate; below the
+ * shortest, a rate proportional to length (partial tiles: the shortest's time per sequence). */
+double calib_attn_rate(const Calib *c, AttnDir dir, int causal, uint32_t hdim, double len);
 
 typedef enum { ATTN_VARLEN = 0, ATTN_PADDED = 1 } AttnLayout;
+/* Activation recomputation in the backward pass: none; full (+1 forward of every layer, as
+ * activation checkpointing per block does); selective (the attention kernel's forward only:
+ * Korthikanti et al. 2022, the part whose activations grow as len^2). */
+typedef enum { RECOMPUTE_NONE = 0, RECOMPUTE_FULL = 1, RECOMPUTE_SELECTIVE = 2 } RecomputeMode;
 
-/* Optional memo of attention rates by integer length (direct-mapped): the replay costs
- * ~10^5 units a step and each lookup is a log-log interpolation. Caller-owned, zeroed. */
+/* Optional memo of one unit's attention seconds by (phase, length) (direct-mapped): a replay
+ * costs ~10^5 units a step and each lookup interpolates. Caller-owned, zeroed. */
 #define COST_MEMO_SLOTS 8192
 typedef struct {
-    uint32_t key[COST_MEMO_SLOTS]; /* length + 1; 0 = empty */
-    double rate[COST_MEMO_SLOTS];
+    uint64_t key[COST_MEMO_SLOTS]; /* (phase << 32 | length) + 1; 0 = empty */
+    double fwd[COST_MEMO_SLOTS], bwd[COST_MEMO_SLOTS]; /* seconds per layer */
 } CostMemo;
 
 typedef struct {
     const ModelSpec *model; /* borrowed */
     const Calib *calib;     /* borrowed */
-    int recompute;          /* full activation recomputation: +1 forward in backward */
+    int recompute;          /* RecomputeMode */
     AttnLayout layout;      /* varlen (sum len^2) or padded (b * max_len) */
     CostMemo *memo;         /* may be NULL; never changes results, only speed */
 } CostModel;
@@ -86,12 +132,24 @@ typedef struct {
 } Flops;
 Flops stack_forward_flops(const StackSpec *s, double n);
 
-/* What one rank's share of one phase costs. lens: [n] unit lengths — for an encoder phase
- * the items' positions (before pad_to/ratio), for the LLM phase the examples' sequence
- * lengths S (text + projected items). */
+/* Memory-bound traffic of a stack per position (cost.c derives each term). */
+typedef struct {
+    double layer_fwd, layer_bwd;   /* bytes per position per layer */
+    double stack_fwd, stack_bwd;   /* bytes per position once per stack (embedding, final norm,
+                                      position table, loss over the vocabulary) */
+    uint32_t kernels_layer_fwd, kernels_layer_bwd, kernels_stack_fwd, kernels_stack_bwd;
+} MemTraffic;
+MemTraffic stack_mem_traffic(const StackSpec *s, uint32_t act_bytes);
+
+/* What one micro-batch of a rank's share of one phase costs. lens: [n] unit lengths — for an
+ * encoder phase the items' positions (before pad_to/ratio), for the LLM phase the examples'
+ * sequence lengths S (text + projected items). The n units run together: one packed GEMM per
+ * weight matrix and layer over all their positions. */
 typedef struct {
     double fwd_s, bwd_s;      /* seconds on one GPU, as executed (causal skip, padding,
-                                 recomputation, kernel overheads) */
+                                 recomputation inside bwd_s) */
+    double gemm_s, attn_s, mem_s; /* the same seconds by kind: GEMMs, attention kernels,
+                                     memory-bound kernels (fwd_s + bwd_s = their sum) */
     double model_flops;       /* paper convention: 6*params*tokens + 12*L*h*n^2, real tokens */
     double model_flops_noattn;/* the same without the attention term */
     double causal_flops;      /* model FLOPs with causal attention halved */
@@ -105,20 +163,29 @@ OsStatus cost_phase(PhaseCost *out, const CostModel *cm, uint32_t phase, const u
  * every unit, one kernel at a time. Same results up to rounding; for tests. */
 OsStatus cost_phase_ref(PhaseCost *out, const CostModel *cm, uint32_t phase,
                         const uint32_t *lens, uint32_t n);
-/* The balancers' per-unit objective: t(len) ~= a*len + c*len^2 seconds (fwd+bwd, incl.
- * recomputation), with the rates of a large packed batch (a rank's GEMMs are big) and the
- * attention rate at len; pad_to applies for encoders. a: linear s/position, c: s/position^2. */
-void cost_unit_coeffs(const CostModel *cm, uint32_t phase, double *a, double *c);
+/* The optimizer step on params_per_gpu parameters (AdamW over fp32 master state, with
+ * gradient-norm clipping): bytes per parameter over HBM bandwidth plus its kernels. Seconds. */
+double cost_optimizer_s(const CostModel *cm, double params_per_gpu);
+/* Bytes per parameter the optimizer step moves (cost.c derives it). */
+double cost_optimizer_bytes_per_param(void);
+
+/* The balancers' per-unit objective: seconds of one unit alone (fwd + bwd, recomputation
+ * included), with the GEMMs at the rates of a large packed batch (a rank's GEMMs are big),
+ * the unit's own attention rates and its memory-bound traffic; pad_to applies for encoders. */
 double cost_unit_seconds(const CostModel *cm, uint32_t phase, uint32_t len);
-/* The same with the per-phase GEMM parts computed once (cost_unit_prepare), for callers that
- * price many units of one phase: cost_unit_eval(u, len) == cost_unit_seconds(cm, phase, len). */
+/* The same with the per-phase parts computed once (cost_unit_prepare), for callers that price
+ * many units of one phase: cost_unit_eval(u, len) == cost_unit_seconds(cm, phase, len).
+ * cost_unit_coeffs: t(len) ~= a*len + c*len^2 with the long-sequence attention rates. */
 typedef struct {
     const CostModel *cm; /* borrowed */
     uint32_t phase;
-    double as, ap, cf, passes;
+    double lin;          /* seconds per position: GEMMs + memory-bound, all passes */
+    double proj;         /* seconds per projector output, all passes */
+    int ok;
 } CostUnit;
 void cost_unit_prepare(CostUnit *u, const CostModel *cm, uint32_t phase);
 double cost_unit_eval(const CostUnit *u, uint32_t len);
+void cost_unit_coeffs(const CostModel *cm, uint32_t phase, double *a, double *c);
 /* LLM tokens an item of encoder e contributes: ceil(len / ratio) of its REAL positions
  * (padding to pad_to is encoder work only; padded outputs are dropped, not spliced in). */
 uint32_t cost_item_llm_tokens(const ModelSpec *m, uint32_t e, uint32_t len);

@@ -30,14 +30,23 @@ uint64_t stack_layer_params(const StackSpec *s) {
     uint64_t kv_dim = (uint64_t)s->kv_heads * (h / s->heads); /* GQA: K and V are narrower */
     uint64_t attn = h * h + 2 * h * kv_dim + h * h;          /* Q, K+V, O */
     uint64_t mlp = (s->gated_mlp ? 3u : 2u) * h * s->ffn;    /* gate+up+down or fc1+fc2 */
-    return attn + mlp + 2 * h;                               /* + 2 norm scales */
-}
-
-uint64_t stack_params(const StackSpec *s) {
-    uint64_t p = (uint64_t)s->layers * stack_layer_params(s) + s->hidden; /* + final norm */
-    if (s->vocab) p += 2ull * s->vocab * s->hidden; /* input embedding + untied LM head */
+    uint64_t p = attn + mlp + 2 * h;                         /* + 2 norm scales */
+    if (s->bias) /* Q/K/V, O, MLP-in (one or two), MLP-out, and the two norms' shifts */
+        p += (h + 2 * kv_dim) + h + (s->gated_mlp ? 2u : 1u) * (uint64_t)s->ffn + h + 2 * h;
     return p;
 }
+
+uint64_t stack_params_pos(const StackSpec *s, uint32_t pos_len) {
+    uint64_t h = s->hidden;
+    uint64_t p = (uint64_t)s->layers * stack_layer_params(s) + h * (s->bias ? 2u : 1u); /* final norm */
+    if (s->vocab) p += (s->tied ? 1ull : 2ull) * s->vocab * h; /* embedding (+ untied LM head) */
+    if (s->pos == POS_LEARNED) p += (uint64_t)pos_len * h;
+    return p;
+}
+
+uint64_t stack_params(const StackSpec *s) { return stack_params_pos(s, 0); }
+
+uint64_t model_llm_params(const ModelSpec *m) { return stack_params_pos(&m->llm, m->max_seq); }
 
 uint64_t model_projector_params(const ModelSpec *m, uint32_t e) {
     if (e >= m->n_enc) return 0;
@@ -46,7 +55,7 @@ uint64_t model_projector_params(const ModelSpec *m, uint32_t e) {
 }
 
 uint64_t model_params(const ModelSpec *m) {
-    uint64_t p = stack_params(&m->llm);
+    uint64_t p = model_llm_params(m);
     for (uint32_t e = 0; e < m->n_enc; e++)
         p += stack_params(&m->enc[e].stack) + model_projector_params(m, e);
     return p;
@@ -63,12 +72,13 @@ int model_encoder_index(const ModelSpec *m, const char *modality) {
 typedef enum {
     K_NAME, K_DESC, K_MAX_SEQ, K_PARAM_BYTES, K_ACT_BYTES,
     K_LAYERS, K_HIDDEN, K_FFN, K_HEADS, K_KV_HEADS, K_VOCAB, K_GATED, K_CAUSAL,
+    K_BIAS, K_TIED, K_NORM, K_POS, K_LOSS,
     K_RATIO, K_MAX_LEN, K_PAD_TO, K_IN_BYTES,
     K_COUNT
 } KeyId;
 
 enum { AT_TOP = 1, AT_STACK = 2, AT_ENC = 4 };   /* which struct the offset is into */
-enum { T_STR, T_U32, T_U8 };
+enum { T_STR, T_U32, T_U8, T_ENUM }; /* T_ENUM: a uint8_t spelled by name in files */
 enum { SEC_TOP = 0, SEC_LLM = 1, SEC_ENC0 = 2, SEC_N = SEC_ENC0 + MODEL_MAX_ENC };
 
 typedef struct {
@@ -78,15 +88,21 @@ typedef struct {
     uint32_t max;
     int req_top_llm, req_enc; /* required in top/[llm] resp. [encoder] sections */
     uint32_t def_llm, def_enc; /* defaults when absent (kv_heads: 0 means "= heads") */
+    const char *const *names;  /* T_ENUM: names[value], NULL-terminated */
 } KeyDef;
 
-#define KSTR(n, f) {n, AT_TOP, T_STR, offsetof(ModelSpec, f), sizeof(((ModelSpec *)0)->f), 0, 0, 0, 0, 0}
-#define KTOP(n, f, mx, req, d) {n, AT_TOP, T_U32, offsetof(ModelSpec, f), 4, mx, req, 0, d, 0}
-#define KSTK(n, f, t, mx, rl, re, dl, de) {n, AT_STACK, t, offsetof(StackSpec, f), 0, mx, rl, re, dl, de}
-#define KENC(n, f, mx, re, de) {n, AT_ENC, T_U32, offsetof(EncoderSpec, f), 4, mx, 0, re, 0, de}
+static const char *const NORM_NAMES[] = {"rmsnorm", "layernorm", NULL};
+static const char *const POS_NAMES[] = {"none", "rotary", "learned", "alibi", NULL};
+static const char *const LOSS_NAMES[] = {"eager", "fused", NULL};
+
+#define KSTR(n, f) {n, AT_TOP, T_STR, offsetof(ModelSpec, f), sizeof(((ModelSpec *)0)->f), 0, 0, 0, 0, 0, NULL}
+#define KTOP(n, f, mx, req, d) {n, AT_TOP, T_U32, offsetof(ModelSpec, f), 4, mx, req, 0, d, 0, NULL}
+#define KSTK(n, f, t, mx, rl, re, dl, de) {n, AT_STACK, t, offsetof(StackSpec, f), 0, mx, rl, re, dl, de, NULL}
+#define KSTE(n, f, nm, dl, de) {n, AT_STACK, T_ENUM, offsetof(StackSpec, f), 0, 0, 0, 0, dl, de, nm}
+#define KENC(n, f, mx, re, de) {n, AT_ENC, T_U32, offsetof(EncoderSpec, f), 4, mx, 0, re, 0, de, NULL}
 
 static const KeyDef KEYS[K_COUNT] = {
-    [K_NAME] = {"name", AT_TOP, T_STR, offsetof(ModelSpec, name), MODEL_NAME_LEN, 0, 1, 0, 0, 0},
+    [K_NAME] = {"name", AT_TOP, T_STR, offsetof(ModelSpec, name), MODEL_NAME_LEN, 0, 1, 0, 0, 0, NULL},
     [K_DESC] = KSTR("desc", desc),
     [K_MAX_SEQ] = KTOP("max_seq", max_seq, UINT32_MAX, 0, 0),
     [K_PARAM_BYTES] = KTOP("param_bytes", param_bytes, 8, 0, 2),
@@ -99,6 +115,12 @@ static const KeyDef KEYS[K_COUNT] = {
     [K_VOCAB] = KSTK("vocab", vocab, T_U32, 1u << 26, 1, 0, 0, 0),
     [K_GATED] = KSTK("gated_mlp", gated_mlp, T_U8, 1, 0, 0, 1, 0),
     [K_CAUSAL] = KSTK("causal", causal, T_U8, 1, 0, 0, 1, 0),
+    [K_BIAS] = KSTK("bias", bias, T_U8, 1, 0, 0, 0, 0),
+    [K_TIED] = KSTK("tied", tied, T_U8, 1, 0, 0, 0, 0),
+    /* defaults: Llama/Qwen-style backbones (RMSNorm, RoPE), ViT/Whisper-style encoders */
+    [K_NORM] = KSTE("norm", norm, NORM_NAMES, NORM_RMS, NORM_LAYER),
+    [K_POS] = KSTE("pos", pos, POS_NAMES, POS_ROTARY, POS_NONE),
+    [K_LOSS] = KSTE("loss", loss, LOSS_NAMES, LOSS_EAGER, LOSS_EAGER),
     [K_RATIO] = KENC("ratio", ratio, 1u << 16, 0, 1),
     [K_MAX_LEN] = KENC("max_len", max_len, UINT32_MAX, 0, 0),
     [K_PAD_TO] = KENC("pad_to", pad_to, UINT32_MAX, 0, 0),
@@ -123,7 +145,7 @@ static void *key_ptr(ModelSpec *m, KeyId k, int sec) {
 
 static uint32_t key_get(const ModelSpec *m, KeyId k, int sec) {
     const void *p = key_ptr((ModelSpec *)m, k, sec);
-    if (KEYS[k].type == T_U8) return *(const uint8_t *)p;
+    if (KEYS[k].type == T_U8 || KEYS[k].type == T_ENUM) return *(const uint8_t *)p;
     return *(const uint32_t *)p;
 }
 
@@ -171,10 +193,22 @@ static OsStatus check_stack(const ModelSpec *m, const StackSpec *s, int sec, con
         OS_FAIL(OS_ERR_FORMAT, where, field_of(f, sizeof f, m, lm, sec, K_KV_HEADS),
                 "kv_heads must divide heads (grouped-query attention)",
                 "%u kv_heads do not divide %u heads", s->kv_heads, s->heads);
-    if (s->gated_mlp > 1 || s->causal > 1)
-        OS_FAIL(OS_ERR_FORMAT, where,
-                field_of(f, sizeof f, m, lm, sec, s->gated_mlp > 1 ? K_GATED : K_CAUSAL), "use 0 or 1",
-                "must be 0 or 1");
+    static const KeyId flags[] = {K_GATED, K_CAUSAL, K_BIAS, K_TIED};
+    for (size_t i = 0; i < OS_ARRAY_LEN(flags); i++)
+        if (key_get(m, flags[i], sec) > 1)
+            OS_FAIL(OS_ERR_FORMAT, where, field_of(f, sizeof f, m, lm, sec, flags[i]), "use 0 or 1",
+                    "must be 0 or 1");
+    static const KeyId enums[] = {K_NORM, K_POS, K_LOSS};
+    for (size_t i = 0; i < OS_ARRAY_LEN(enums); i++) {
+        uint32_t v = key_get(m, enums[i], sec), n = 0;
+        while (KEYS[enums[i]].names[n]) n++;
+        if (v >= n)
+            OS_FAIL(OS_ERR_FORMAT, where, field_of(f, sizeof f, m, lm, sec, enums[i]), NULL,
+                    "value %u is not one of the %u kinds", v, n);
+    }
+    if (s->tied && !s->vocab)
+        OS_FAIL(OS_ERR_FORMAT, where, field_of(f, sizeof f, m, lm, sec, K_TIED),
+                "only a stack with a vocabulary has an embedding to tie", "must be 0 without vocab");
 fail:
     return st;
 }
@@ -255,7 +289,7 @@ static void apply_defaults(ModelSpec *m, const LineMap *lm, int sec) {
     for (int k = 0; k < K_COUNT; k++) {
         if (!key_allowed((KeyId)k, sec) || lm->key[sec][k] || KEYS[k].type == T_STR) continue;
         uint32_t d = sec == SEC_TOP || sec == SEC_LLM ? KEYS[k].def_llm : KEYS[k].def_enc;
-        if (KEYS[k].type == T_U8) *(uint8_t *)key_ptr(m, (KeyId)k, sec) = (uint8_t)d;
+        if (KEYS[k].type == T_U8 || KEYS[k].type == T_ENUM) *(uint8_t *)key_ptr(m, (KeyId)k, sec) = (uint8_t)d;
         else *(uint32_t *)key_ptr(m, (KeyId)k, sec) = d;
     }
     if (sec != SEC_TOP && !lm->key[sec][K_KV_HEADS]) { /* kv_heads defaults to heads (MHA) */
@@ -311,6 +345,17 @@ static OsStatus set_key(ModelSpec *m, LineMap *lm, int sec, const char *key, cha
             OS_FAIL(OS_ERR_FORMAT, f, NULL, "shorten it", "value is %zu characters, at most %zu", n,
                     KEYS[k].size - 1);
         memcpy(key_ptr(m, (KeyId)k, sec), val, n + 1);
+    } else if (KEYS[k].type == T_ENUM) {
+        const char *const *nm = KEYS[k].names;
+        int v = -1;
+        char list[96] = "one of:";
+        for (int i = 0; nm[i]; i++) {
+            if (!strcmp(val, nm[i])) v = i;
+            strncat(list, " ", sizeof list - strlen(list) - 1);
+            strncat(list, nm[i], sizeof list - strlen(list) - 1);
+        }
+        if (v < 0) OS_FAIL(OS_ERR_FORMAT, f, NULL, list, "'%s' is not a valid value", val);
+        *(uint8_t *)key_ptr(m, (KeyId)k, sec) = (uint8_t)v;
     } else {
         uint64_t v = 0;
         OS_CHECK(os_parse_u64(&v, val, 0, KEYS[k].max, f));
@@ -448,6 +493,8 @@ static void write_section(FILE *fp, const ModelSpec *m, int sec) {
         if (KEYS[k].type == T_STR) {
             const char *v = key_ptr((ModelSpec *)m, (KeyId)k, sec);
             if (*v) fprintf(fp, "%s = \"%s\"\n", KEYS[k].name, v);
+        } else if (KEYS[k].type == T_ENUM) {
+            fprintf(fp, "%s = %s\n", KEYS[k].name, KEYS[k].names[key_get(m, (KeyId)k, sec)]);
         } else {
             fprintf(fp, "%s = %u\n", KEYS[k].name, key_get(m, (KeyId)k, sec));
         }

@@ -21,6 +21,24 @@
 /* Shapes: REFERENCE.md §D.1-D.3 and the public model configs named in each comment.
  * Parameter totals (model_params, weights + norm scales, no biases) are in each desc and
  * derived term by term in sim/README-models.md. */
+
+/* MPT (MosaicML llm-foundry, scripts/train/yamls/pretrain/mpt-<size>.yaml at commit b2a43a147,
+ * the one that produced the H100 benchmark table bench/fidelity reproduces): d_model, n_heads,
+ * n_layers, expansion_ratio 4 (non-gated GELU MLP), vocab 50368, max_seq_len 2048. The model
+ * code's defaults at that commit (llmfoundry/models/mpt/configuration_mpt.py): biases on
+ * (no_bias = False), LayerNorm (low_precision_layernorm), learned position embeddings of
+ * max_seq_len x d_model (alibi off), tied input/output embeddings, fused cross-entropy
+ * (modeling_mpt.py: loss_fn 'fused_crossentropy'). Their parameter count equals the table's
+ * NumParams column exactly (bench/fidelity/README.md). */
+#define MPT(nm, L, D, H, ds)                                                                      \
+    {                                                                                             \
+        .name = nm, .desc = ds,                                                                   \
+        .llm = {.layers = L, .hidden = D, .ffn = 4 * (D), .heads = H, .kv_heads = H,              \
+                .vocab = 50368, .gated_mlp = 0, .causal = 1, .bias = 1, .tied = 1,                \
+                .norm = NORM_LAYER, .pos = POS_LEARNED, .loss = LOSS_FUSED},                      \
+        .max_seq = 2048, .n_enc = 0, .param_bytes = 2, .act_bytes = 2,                            \
+    }
+
 static const ModelSpec PRESETS[] = {
     {
         /* LLaVA-1.5-7B: Llama-2-7B (config.json: 32 layers, 4096, 11008 SwiGLU, 32 heads, MHA,
@@ -30,11 +48,11 @@ static const ModelSpec PRESETS[] = {
         .desc = "LLaVA-1.5-7B: Llama-2-7B + CLIP ViT-L/14-336 (576 tokens/image) + MLP projector; "
                 "7.061B = 6.738 LLM + 0.302 ViT + 0.021 proj",
         .llm = {.layers = 32, .hidden = 4096, .ffn = 11008, .heads = 32, .kv_heads = 32,
-                .vocab = 32000, .gated_mlp = 1, .causal = 1},
+                .vocab = 32000, .gated_mlp = 1, .causal = 1, .pos = POS_ROTARY},
         .max_seq = 4096,
         .n_enc = 1,
         .enc = {{.modality = "image",
-                 .stack = {.layers = 24, .hidden = 1024, .ffn = 4096, .heads = 16, .kv_heads = 16},
+                 .stack = {.layers = 24, .hidden = 1024, .ffn = 4096, .heads = 16, .kv_heads = 16, .norm = NORM_LAYER},
                  .ratio = 1, .in_bytes_per_unit = IN_PATCH14}},
         .param_bytes = 2,
         .act_bytes = 2,
@@ -47,11 +65,11 @@ static const ModelSpec PRESETS[] = {
         .desc = "14B-class VL: Qwen2.5-14B-like LLM + InternViT-300M-448px, pixel shuffle (ratio 4); "
                 "15.119B = 14.770 LLM + 0.302 ViT + 0.047 proj",
         .llm = {.layers = 48, .hidden = 5120, .ffn = 13824, .heads = 40, .kv_heads = 8,
-                .vocab = 152064, .gated_mlp = 1, .causal = 1},
+                .vocab = 152064, .gated_mlp = 1, .causal = 1, .pos = POS_ROTARY},
         .max_seq = 32768,
         .n_enc = 1,
         .enc = {{.modality = "image",
-                 .stack = {.layers = 24, .hidden = 1024, .ffn = 4096, .heads = 16, .kv_heads = 16},
+                 .stack = {.layers = 24, .hidden = 1024, .ffn = 4096, .heads = 16, .kv_heads = 16, .norm = NORM_LAYER},
                  .ratio = 4, .in_bytes_per_unit = IN_PATCH14}},
         .param_bytes = 2,
         .act_bytes = 2,
@@ -63,11 +81,11 @@ static const ModelSpec PRESETS[] = {
         .desc = "30B-class VL: Qwen2.5-32B-like LLM + InternViT-6B-like (45/3200/12800), ratio 4; "
                 "38.385B = 32.763 LLM + 5.530 ViT + 0.092 proj",
         .llm = {.layers = 64, .hidden = 5120, .ffn = 27648, .heads = 40, .kv_heads = 8,
-                .vocab = 152064, .gated_mlp = 1, .causal = 1},
+                .vocab = 152064, .gated_mlp = 1, .causal = 1, .pos = POS_ROTARY},
         .max_seq = 32768,
         .n_enc = 1,
         .enc = {{.modality = "image",
-                 .stack = {.layers = 45, .hidden = 3200, .ffn = 12800, .heads = 25, .kv_heads = 25},
+                 .stack = {.layers = 45, .hidden = 3200, .ffn = 12800, .heads = 25, .kv_heads = 25, .norm = NORM_LAYER},
                  .ratio = 4, .in_bytes_per_unit = IN_PATCH14}},
         .param_bytes = 2,
         .act_bytes = 2,
@@ -84,14 +102,14 @@ static const ModelSpec PRESETS[] = {
         .desc = "OrchMLLM 3-modality: Qwen2-72B + InternViT-6B-like + Whisper-large-v3 enc; 79.125B, "
                 "4.9B under the paper's 84B (its encoders are unpublished)",
         .llm = {.layers = 80, .hidden = 8192, .ffn = 29568, .heads = 64, .kv_heads = 8,
-                .vocab = 152064, .gated_mlp = 1, .causal = 1},
+                .vocab = 152064, .gated_mlp = 1, .causal = 1, .pos = POS_ROTARY},
         .max_seq = 32768,
         .n_enc = 2,
         .enc = {{.modality = "image",
-                 .stack = {.layers = 45, .hidden = 3200, .ffn = 12800, .heads = 25, .kv_heads = 25},
+                 .stack = {.layers = 45, .hidden = 3200, .ffn = 12800, .heads = 25, .kv_heads = 25, .norm = NORM_LAYER},
                  .ratio = 4, .in_bytes_per_unit = IN_PATCH14},
                 {.modality = "audio",
-                 .stack = {.layers = 32, .hidden = 1280, .ffn = 5120, .heads = 20, .kv_heads = 20},
+                 .stack = {.layers = 32, .hidden = 1280, .ffn = 5120, .heads = 20, .kv_heads = 20, .norm = NORM_LAYER},
                  .ratio = 2, .max_len = 1500, .pad_to = 0, .in_bytes_per_unit = IN_MEL128}},
         .param_bytes = 2,
         .act_bytes = 2,
@@ -102,14 +120,14 @@ static const ModelSpec PRESETS[] = {
         .desc = "unit-test model: 2-layer 64-wide GQA LLM + 2-layer 32-wide image and audio "
                 "encoders; 160384 params",
         .llm = {.layers = 2, .hidden = 64, .ffn = 128, .heads = 4, .kv_heads = 2, .vocab = 256,
-                .gated_mlp = 1, .causal = 1},
+                .gated_mlp = 1, .causal = 1, .pos = POS_ROTARY},
         .max_seq = 0,
         .n_enc = 2,
         .enc = {{.modality = "image",
-                 .stack = {.layers = 2, .hidden = 32, .ffn = 64, .heads = 2, .kv_heads = 2},
+                 .stack = {.layers = 2, .hidden = 32, .ffn = 64, .heads = 2, .kv_heads = 2, .norm = NORM_LAYER},
                  .ratio = 4, .in_bytes_per_unit = IN_PATCH14},
                 {.modality = "audio",
-                 .stack = {.layers = 2, .hidden = 32, .ffn = 64, .heads = 2, .kv_heads = 2},
+                 .stack = {.layers = 2, .hidden = 32, .ffn = 64, .heads = 2, .kv_heads = 2, .norm = NORM_LAYER},
                  .ratio = 2, .in_bytes_per_unit = IN_MEL128}},
         .param_bytes = 2,
         .act_bytes = 2,
@@ -123,18 +141,27 @@ static const ModelSpec PRESETS[] = {
         .name = "mini-tri",
         .desc = "one-GPU 3-modality: 0.70B GQA LLM + ViT-B/16 + Whisper-small encoder; 0.884B",
         .llm = {.layers = 24, .hidden = 1536, .ffn = 4096, .heads = 12, .kv_heads = 4,
-                .vocab = 32000, .gated_mlp = 1, .causal = 1},
+                .vocab = 32000, .gated_mlp = 1, .causal = 1, .pos = POS_ROTARY},
         .max_seq = 8192,
         .n_enc = 2,
         .enc = {{.modality = "image",
-                 .stack = {.layers = 12, .hidden = 768, .ffn = 3072, .heads = 12, .kv_heads = 12},
+                 .stack = {.layers = 12, .hidden = 768, .ffn = 3072, .heads = 12, .kv_heads = 12, .norm = NORM_LAYER},
                  .ratio = 4, .in_bytes_per_unit = IN_PATCH16},
                 {.modality = "audio",
-                 .stack = {.layers = 12, .hidden = 768, .ffn = 3072, .heads = 12, .kv_heads = 12},
+                 .stack = {.layers = 12, .hidden = 768, .ffn = 3072, .heads = 12, .kv_heads = 12, .norm = NORM_LAYER},
                  .ratio = 2, .max_len = 1500, .in_bytes_per_unit = IN_MEL80}},
         .param_bytes = 2,
         .act_bytes = 2,
     },
+    MPT("mpt-125m", 12, 768, 12, "MPT-125M (llm-foundry yaml): 12 x 768, 12 heads of 64, GELU 4x, learned positions, tied"),
+    MPT("mpt-350m", 24, 1024, 16, "MPT-350M (llm-foundry yaml): 24 x 1024, 16 heads of 64, GELU 4x, learned positions, tied"),
+    MPT("mpt-760m", 24, 1536, 12, "MPT-760M (llm-foundry yaml): 24 x 1536, 12 heads of 128, GELU 4x, learned positions, tied"),
+    MPT("mpt-1b", 24, 2048, 16, "MPT-1B (llm-foundry yaml): 24 x 2048, 16 heads of 128, GELU 4x, learned positions, tied"),
+    MPT("mpt-3b", 32, 2560, 20, "MPT-3B (llm-foundry yaml): 32 x 2560, 20 heads of 128, GELU 4x, learned positions, tied"),
+    MPT("mpt-7b", 32, 4096, 32, "MPT-7B (llm-foundry yaml): 32 x 4096, 32 heads of 128, GELU 4x, learned positions, tied"),
+    MPT("mpt-13b", 40, 5120, 40, "MPT-13B (llm-foundry yaml): 40 x 5120, 40 heads of 128, GELU 4x, learned positions, tied"),
+    MPT("mpt-30b", 48, 7168, 56, "MPT-30B (llm-foundry yaml): 48 x 7168, 56 heads of 128, GELU 4x, learned positions, tied"),
+    MPT("mpt-70b", 80, 8192, 64, "MPT-70B (llm-foundry yaml): 80 x 8192, 64 heads of 128, GELU 4x, learned positions, tied"),
 };
 
 uint32_t model_n_presets(void) { return (uint32_t)OS_ARRAY_LEN(PRESETS); }

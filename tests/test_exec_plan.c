@@ -100,11 +100,11 @@ static ModelSpec two_enc(void) {
     ModelSpec m;
     memset(&m, 0, sizeof m);
     strcpy(m.name, "plan-test");
-    m.llm = (StackSpec){2, 8, 12, 2, 1, 13, 1, 1};
+    m.llm = (StackSpec){.layers = 2, .hidden = 8, .ffn = 12, .heads = 2, .kv_heads = 1, .vocab = 13, .gated_mlp = 1, .causal = 1};
     m.n_enc = 2;
-    m.enc[0].stack = (StackSpec){1, 4, 8, 2, 2, 0, 0, 0};
+    m.enc[0].stack = (StackSpec){.layers = 1, .hidden = 4, .ffn = 8, .heads = 2, .kv_heads = 2, .vocab = 0, .gated_mlp = 0, .causal = 0};
     m.enc[0].ratio = 2;
-    m.enc[1].stack = (StackSpec){1, 6, 6, 3, 1, 0, 1, 0};
+    m.enc[1].stack = (StackSpec){.layers = 1, .hidden = 6, .ffn = 6, .heads = 3, .kv_heads = 1, .vocab = 0, .gated_mlp = 1, .causal = 0};
     m.enc[1].ratio = 3;
     return m;
 }

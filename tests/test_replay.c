@@ -78,6 +78,12 @@ static void config(ReplayConfig *c, uint32_t gpus, TrainSetup setup, const char 
     c->cluster.intra_bw = c->cluster.inter_bw = 1e30;
 }
 
+static double phase_s(const CostModel *cm, uint32_t p, const uint32_t *lens, uint32_t n) {
+    PhaseCost pc;
+    cr_assert_eq(cost_phase(&pc, cm, p, lens, n), OS_OK);
+    return pc.fwd_s + pc.bwd_s;
+}
+
 static SimTime phase_ns(const CostModel *cm, uint32_t p, const uint32_t *lens, uint32_t n) {
     PhaseCost pc;
     cr_assert_eq(cost_phase(&pc, cm, p, lens, n), OS_OK);
@@ -152,8 +158,8 @@ Test(replay, one_slow_rank_makes_the_others_idle_exactly_the_difference) {
         SimTime idle_total = sim_from_seconds(sink.r[0].idle_s * 4.0);
         cr_assert(llabs(idle_total - 3 * d) <= 1, "setup %d: idle %lld ns, want 3 x %lld", setup,
                   (long long)idle_total, (long long)d);
-        cr_assert_float_eq(sink.r[0].phase_imbalance[2], (double)(phase_ns(&cm, 2, slow, 2)) /
-                               ((3.0 * (double)phase_ns(&cm, 2, fast, 2) + (double)phase_ns(&cm, 2, slow, 2)) / 4.0), 1e-6);
+        double ts = phase_s(&cm, 2, slow, 2), tf = phase_s(&cm, 2, fast, 2);
+        cr_assert_float_eq(sink.r[0].phase_imbalance[2], ts / ((3.0 * tf + ts) / 4.0), 1e-12);
     }
     trace_close(t);
 }
