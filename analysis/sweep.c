@@ -377,6 +377,9 @@ OsStatus sweep_run(SweepReport *rep, const SweepGrid *g, const SweepOptions *o) 
     OsOutFile out = {0};
     OsProgress prog;
     char file[4300];
+    OsTmp *dir_track = NULL, **pt_track = NULL;
+    /* the CSV and the HDF5 copy are committed together, or neither (util.h) */
+    uint64_t out_mark = os_outputs_hold();
     memset(rep, 0, sizeof *rep);
     double t0 = os_now();
     size_t N = sweep_grid_size(g);
@@ -386,9 +389,13 @@ OsStatus sweep_run(SweepReport *rep, const SweepGrid *g, const SweepOptions *o) 
     /* Open the trace once here so a bad path is one clear error, not N identical failures. The
      * handle is closed before any fork: children start with no open HDF5 objects. */
     {
+        /* bad output paths (the trace itself among them) fail here, before any worker runs */
         Trace *t = NULL;
         OS_CHECK(trace_open(&t, o->trace_path));
+        OsStatus cs = os_output_check(o->csv_path, 1);
+        if (cs == OS_OK && o->h5_path) cs = os_output_check(o->h5_path, 0);
         trace_close(t);
+        OS_CHECK(cs);
     }
     snprintf(dir, sizeof dir, "%s.parts.XXXXXX", o->csv_path);
     if (!mkdtemp(dir)) {
@@ -397,6 +404,9 @@ OsStatus sweep_run(SweepReport *rep, const SweepGrid *g, const SweepOptions *o) 
         OS_FAIL(OS_ERR_IO, o->csv_path, NULL, "check the output directory exists and is writable",
                 "cannot create a scratch directory beside it: %s", strerror(e));
     }
+    dir_track = os_tmp_track(dir, 1); /* a signal removes the point files, then the directory */
+    pt_track = calloc(N, sizeof *pt_track);
+    ALLOC_CHECK(pt_track);
     work = calloc(jobs, sizeof *work);
     ALLOC_CHECK(work);
     rows = calloc(N, sizeof *rows);
@@ -414,9 +424,13 @@ OsStatus sweep_run(SweepReport *rep, const SweepGrid *g, const SweepOptions *o) 
             point_file(file, sizeof file, dir, next);
             fflush(stdout);
             fflush(stderr);
+            pt_track[next] = os_tmp_track(file, 0);
             pid_t pid = fork();
             if (pid < 0) OS_FAIL(OS_ERR_IO, "sweep", "fork", "lower --jobs", "cannot start a worker: %s", strerror(errno));
-            if (pid == 0) _exit(child_run(file, &p, g, o)); /* a worker ends here, never returns */
+            if (pid == 0) {
+                os_tmp_forget_all(); /* the parent's temp files are the parent's to remove */
+                _exit(child_run(file, &p, g, o)); /* a worker ends here, never returns */
+            }
             for (uint32_t w = 0; w < jobs; w++)
                 if (!work[w].pid) {
                     work[w] = (Worker){pid, next};
@@ -457,6 +471,8 @@ OsStatus sweep_run(SweepReport *rep, const SweepGrid *g, const SweepOptions *o) 
                 }
             }
             remove(file);
+            os_tmp_untrack(pt_track[i]);
+            pt_track[i] = NULL;
             if (failed) {
                 OS_CHECK(add_failure(rep, &fail_cap, &p, msg));
                 if (first_bad == OS_OK) first_bad = pst;
@@ -484,7 +500,7 @@ OsStatus sweep_run(SweepReport *rep, const SweepGrid *g, const SweepOptions *o) 
     OS_CHECK(os_outfile_open(&out, o->csv_path, 1));
     runtable_write_header(out.fp);
     for (size_t i = 0; i < n_rows; i++) runtable_write_row(out.fp, &rows[i]);
-    OS_CHECK(os_outfile_commit(&out));
+    OS_CHECK(os_outfile_commit(&out)); /* deferred: renamed with the HDF5 copy at release */
     if (o->h5_path) OS_CHECK(sweep_h5_write(o->h5_path, o->trace_path, rows, series, n_rows));
     rep->written = 1;
     rep->wall_s = os_now() - t0;
@@ -506,11 +522,21 @@ fail:
         for (size_t i = 0; i < N; i++) {
             point_file(file, sizeof file, dir, i);
             remove(file);
+            if (pt_track) os_tmp_untrack(pt_track[i]);
         }
         rmdir(dir);
+        os_tmp_untrack(dir_track);
     }
+    free(pt_track);
     free(series);
     free(rows);
     free(work);
+    {
+        /* failed grid points keep the rows that ran (documented: the sweep's one partial
+         * result, CSV and HDF5 copy together); any other error commits nothing */
+        OsStatus rs = os_outputs_release(out_mark, rep->written ? OS_OK : st);
+        if (st == OS_OK || (rep->written && rs != OS_OK)) st = rs;
+        if (rs != OS_OK) rep->written = 0;
+    }
     return st;
 }

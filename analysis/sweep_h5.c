@@ -55,7 +55,7 @@ OsStatus sweep_h5_write(const char *path, const char *trace, const RunRow *rows,
     OsOutFile out;
     int opened = 0;
     hid_t f = -1, ty = -1, sp = -1, ds = -1, g = -1, rg = -1;
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    h5_init();
     OS_CHECK(os_outfile_open(&out, path, 0));
     opened = 1;
     H5_CHECK(f = H5Fcreate(out.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), path, "/", SWEEP_H5_HINT);
@@ -86,15 +86,21 @@ OsStatus sweep_h5_write(const char *path, const char *trace, const RunRow *rows,
             snprintf(dn, sizeof dn, "imbalance_%s", SCHEMA_PHASES[k]);
             OS_CHECK(put_series(rg, dn, s->imbalance[k], s->n, path));
         }
-        H5Gclose(rg);
+        herr_t r_ = H5Gclose(rg);
         rg = -1;
+        H5_CHECK(r_, path, obj, SWEEP_H5_HINT);
     }
-    H5Gclose(g);
-    g = -1;
-    H5Dclose(ds);
-    ds = -1;
-    H5_CHECK(H5Fclose(f), path, "/", SWEEP_H5_HINT);
-    f = -1;
+    {
+        /* each handle is forgotten before its close is checked: a failed close (a full disk)
+         * must not be closed a second time under fail: */
+        herr_t rg_ = H5Gclose(g), rd_ = H5Dclose(ds);
+        g = ds = -1;
+        H5_CHECK(rg_, path, "/series", SWEEP_H5_HINT);
+        H5_CHECK(rd_, path, "/runs", SWEEP_H5_HINT);
+        herr_t rf_ = H5Fclose(f);
+        f = -1;
+        H5_CHECK(rf_, path, "/", SWEEP_H5_HINT);
+    }
     OS_CHECK(os_outfile_commit(&out));
     opened = 0;
 fail:

@@ -22,16 +22,39 @@ const char *os_status_name(OsStatus st) {
     return "unknown";
 }
 
+/* Control bytes (a hostile name's newline or ANSI escape) become \xNN, so the error stays one
+ * line and cannot drive the terminal. Bytes >= 0x80 (UTF-8 paths) are kept. */
+static void escape_controls(char *dst, size_t cap, const char *src) {
+    static const char hex[] = "0123456789abcdef";
+    size_t n = 0;
+    for (; *src && n + 1 < cap; src++) {
+        unsigned char c = (unsigned char)*src;
+        if (c >= 0x20 && c != 0x7f) {
+            dst[n++] = (char)c;
+        } else {
+            if (n + 4 >= cap) break;
+            dst[n++] = '\\';
+            dst[n++] = 'x';
+            dst[n++] = hex[c >> 4];
+            dst[n++] = hex[c & 15];
+        }
+    }
+    dst[n] = '\0';
+}
+
 OsStatus os_vfail(OsStatus st, const char *where, const char *field, const char *hint,
                   const char *fmt, va_list ap) {
     if (g_has_err) return st; /* keep the deepest (first) error */
+    char raw[OS_ERR_CAP];
     size_t n = 0;
-    if (where && *where) n += (size_t)snprintf(g_err + n, OS_ERR_CAP - n, "%s: ", where);
+    raw[0] = '\0';
+    if (where && *where) n += (size_t)snprintf(raw + n, OS_ERR_CAP - n, "%s: ", where);
     if (n < OS_ERR_CAP && field && *field)
-        n += (size_t)snprintf(g_err + n, OS_ERR_CAP - n, "%s: ", field);
-    if (n < OS_ERR_CAP) n += (size_t)vsnprintf(g_err + n, OS_ERR_CAP - n, fmt, ap);
+        n += (size_t)snprintf(raw + n, OS_ERR_CAP - n, "%s: ", field);
+    if (n < OS_ERR_CAP) n += (size_t)vsnprintf(raw + n, OS_ERR_CAP - n, fmt, ap);
     if (n < OS_ERR_CAP && hint && *hint)
-        snprintf(g_err + n, OS_ERR_CAP - n, " (hint: %s)", hint);
+        snprintf(raw + n, OS_ERR_CAP - n, " (hint: %s)", hint);
+    escape_controls(g_err, OS_ERR_CAP, raw);
     g_has_err = 1;
     return st;
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "analysis/runtable.h"
 #include "cli/commands.h"
@@ -117,6 +118,8 @@ OsStatus cmd_compare(int argc, char **argv) {
     int c_open = 0, j_open = 0, s_open = 0;
     double oracle_s = 0, oracle_tps = 0, oracle_mfu = 0;
     ReplayConfig cfg;
+    int made_steps_dir = 0, made_tl_dir = 0;
+    uint64_t out_mark = os_outputs_hold(); /* all outputs or none (released at fail:) */
     OS_CHECK(opts_parse(specs, ns, &help, argc, argv, pos, 1, 1, NULL));
 
     /* policy list: 'all' or a comma list checked against the registry before any work */
@@ -143,9 +146,11 @@ OsStatus cmd_compare(int argc, char **argv) {
     replay_config_init(&cfg);
     OS_CHECK(simopts_resolve(&cfg, &so, t));
     cfg.progress = !no_progress;
+    if (csv) OS_CHECK(os_output_check(csv, 1));
+    if (json) OS_CHECK(os_output_check(json, 1));
     simopts_announce(stderr, &so, &cfg, pos[0]);
-    if (steps_dir) mkdir(steps_dir, 0777);
-    if (tl_dir) mkdir(tl_dir, 0777);
+    if (steps_dir) made_steps_dir = mkdir(steps_dir, 0777) == 0;
+    if (tl_dir) made_tl_dir = mkdir(tl_dir, 0777) == 0;
 
     for (int i = 0; i < np; i++) {
         char path[4096], tl[4096];
@@ -240,5 +245,10 @@ fail:
     run_series_free(&sink.series);
     free(list);
     trace_close(t);
+    st = os_outputs_release(out_mark, st);
+    if (st != OS_OK && st != OS_DONE) { /* a directory this run made stays only with its files */
+        if (made_steps_dir) rmdir(steps_dir);
+        if (made_tl_dir) rmdir(tl_dir);
+    }
     return st;
 }

@@ -80,6 +80,7 @@ OsStatus cmd_replay(int argc, char **argv) {
     ReplayConfig cfg;
     ReplaySummary sum;
     StepSink sink = {0};
+    uint64_t out_mark = os_outputs_hold(); /* all outputs or none (released at fail:) */
     OS_CHECK(opts_parse(specs, ns, &help, argc, argv, pos, 1, 1, NULL));
     replay_config_init(&cfg);
     cfg.policy = policy_find(policy);
@@ -90,6 +91,20 @@ OsStatus cmd_replay(int argc, char **argv) {
         OS_FAIL(OS_ERR_ARG, "--policy", NULL, hint, "unknown policy '%s'", policy);
     }
     OS_CHECK(trace_open(&t, pos[0]));
+    {
+        /* refuse bad outputs (the trace itself, a missing directory, two at one path) and a
+         * timeline step that is never replayed before any work, not after it */
+        const char *outs[] = {csv, json, loads, assign, timeline};
+        for (size_t i = 0; i < OS_ARRAY_LEN(outs); i++)
+            if (outs[i]) OS_CHECK(os_output_check(outs[i], 1));
+        uint64_t total = trace_n_steps(t), avail = total > so.skip ? total - so.skip : 0;
+        uint64_t run = so.steps && so.steps < avail ? so.steps : avail;
+        if (timeline && tl_step >= run)
+            OS_FAIL(OS_ERR_ARG, "--timeline-step", NULL, "give a step in 0..steps-1 of this replay",
+                    "%llu, but this replay has %llu step%s (--skip %llu, --steps %llu, %llu in the trace)",
+                    (unsigned long long)tl_step, (unsigned long long)run, run == 1 ? "" : "s",
+                    (unsigned long long)so.skip, (unsigned long long)so.steps, (unsigned long long)total);
+    }
     OS_CHECK(simopts_resolve(&cfg, &so, t));
     cfg.timeline_path = timeline;
     cfg.timeline_step = tl_step;
@@ -124,6 +139,9 @@ OsStatus cmd_replay(int argc, char **argv) {
         else
             printf("  95%% CI     undefined for one step: replay more steps for intervals\n");
     }
+    if (timeline && sum.steps <= tl_step)
+        OS_FAIL(OS_ERR_INTERNAL, "--timeline-step", NULL, NULL, "step %llu was not replayed: no timeline written",
+                (unsigned long long)tl_step);
     if (timeline) printf("  timeline     %s (open in https://ui.perfetto.dev or chrome://tracing)\n", timeline);
     if (c_open) {
         c_open = 0;
@@ -153,5 +171,5 @@ fail:
     if (j_open) os_outfile_abort(&fj);
     run_series_free(&sink.series);
     trace_close(t);
-    return st;
+    return os_outputs_release(out_mark, st);
 }

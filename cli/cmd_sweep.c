@@ -58,6 +58,7 @@ OsStatus cmd_sweep(int argc, char **argv) {
         "exit status is non-zero."};
     const char *pos[1];
     int np = 0;
+    uint64_t out_mark = os_outputs_hold(); /* the CSV and the HDF5 copy together, or neither */
     OS_CHECK(opts_parse(specs, OS_ARRAY_LEN(specs), &help, argc, argv, pos, 1, 1, &np));
     (void)regroup;
     so.trace_path = pos[0];
@@ -83,10 +84,15 @@ OsStatus cmd_sweep(int argc, char **argv) {
     st = sweep_run(&rep, &g, &so);
     for (size_t i = 0; i < rep.n_failed; i++)
         fprintf(stderr, "orchsim: sweep: point failed: %s: %s\n", rep.failures[i].params, rep.failures[i].error);
-    if (rep.written)
-        printf("wrote %s (%zu rows%s%s) in %.1f s\n", so.csv_path, rep.n_ok, so.h5_path ? ", HDF5 copy " : "",
-               so.h5_path ? so.h5_path : "", rep.wall_s);
 fail:
+    {
+        /* failed grid points keep the rows that ran (see --help); other errors commit nothing */
+        OsStatus rs = os_outputs_release(out_mark, rep.written ? OS_OK : st);
+        if (rs != OS_OK && rep.written) st = rs;
+        if (rep.written && rs == OS_OK)
+            printf("wrote %s (%zu rows%s%s) in %.1f s\n", so.csv_path, rep.n_ok, so.h5_path ? ", HDF5 copy " : "",
+                   so.h5_path ? so.h5_path : "", rep.wall_s);
+    }
     sweep_report_free(&rep);
     free(grid_text);
     return st;

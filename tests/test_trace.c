@@ -340,22 +340,44 @@ Test(trace_bad, signed_field) {
     expect_bad(p, "/items", "'length' must be an unsigned 32-bit integer");
 }
 
-Test(trace_bad, wrong_version) {
-    const char *p = valid_file("ver.h5");
+static void set_version(const char *p, uint32_t v) {
     hid_t f = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
     hid_t a = H5Aopen(f, "orchsim_trace_version", H5P_DEFAULT);
-    uint32_t v = 2;
     cr_assert_geq(H5Awrite(a, H5T_NATIVE_UINT32, &v), 0);
     H5Aclose(a);
     H5Fclose(f);
-    expect_bad(p, "orchsim_trace_version", "version 2 is not supported");
+}
+
+Test(trace_bad, wrong_version) {
+    const char *p = valid_file("ver.h5");
+    set_version(p, 3);
+    expect_bad(p, "orchsim_trace_version", "version 3 is not supported");
+    set_version(p, 1); /* version 1 = the unchecksummed format: regenerate */
+    expect_bad(p, "version 1 is not supported", "regenerate");
+}
+
+/* A file in the HDF5 1.10 format (checksummed metadata), as trace format 2 requires. */
+static hid_t create_v110(const char *p) {
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110);
+    hid_t f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
+    cr_assert_geq(f, 0);
+    return f;
 }
 
 Test(trace_bad, wrong_format_name) {
     const char *p = th_tmp("fmt.h5");
+    H5Fclose(create_v110(p));
+    expect_bad(p, "'format'", "missing");
+}
+
+/* The HDF5 1.8 default format has no metadata checksums: refused before HDF5 parses it. */
+Test(trace_bad, unchecksummed_hdf5_format) {
+    const char *p = th_tmp("v0.h5");
     hid_t f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     H5Fclose(f);
-    expect_bad(p, "'format'", "missing");
+    expect_bad(p, "superblock version 0", "checksums");
 }
 
 static void absurd_len(void *row) { ((TraceItem *)row)->length = 4294967295u; }

@@ -5,6 +5,7 @@
 #define OS_TRACES_H5CHECK_H
 
 #include <hdf5.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "base/status.h"
@@ -33,7 +34,26 @@ extern const Th5TableSpec TH5_TABLES[TH5_N_TABLES];
 hid_t th5_mem_type(Th5Table t);
 hid_t th5_file_type(Th5Table t);
 
-/* Silence HDF5's automatic error printing (once per process; cheap to call again). */
+/* Silence HDF5's automatic error printing and its exit-time teardown (h5_init). */
 void th5_quiet(void);
+
+/* ---- structural checks (trace_check.c), each before the HDF5 call it protects ---------- */
+/* The path is a readable regular file starting with the HDF5 signature and a superblock of
+ * version 2 or 3 (the checksummed format); *file_size = its size on disk. */
+OsStatus th5_check_file(const char *path, uint64_t *file_size);
+/* name ("/" or "/examples") is a hard link to a dataset (want_dataset) or group with a
+ * checksummed (v2) object header and a sane attribute count. */
+OsStatus th5_check_object(hid_t file, const char *path, const char *name, int want_dataset);
+/* Scalar attributes: exactly one element of the right class. Strings must be shorter than cap. */
+OsStatus th5_read_str_attr(hid_t obj, const char *path, const char *objname, const char *name, char *buf, size_t cap);
+OsStatus th5_read_uint_attr(hid_t obj, const char *path, const char *objname, const char *name, uint64_t *v);
+/* An optional 1-D unsigned array attribute of exactly n values (n <= 16); *present = 0 if absent. */
+OsStatus th5_read_uint_array_attr(hid_t obj, const char *path, const char *objname, const char *name, uint64_t *v,
+                                  uint64_t n, int *present);
+/* Table tb's compound type, rank, layout, filters, chunk size and storage (rows against what
+ * the storage and the file size can hold, every chunk written). *chunk_bytes = 0 when not
+ * chunked. */
+OsStatus th5_check_table(hid_t ds, const char *path, Th5Table tb, uint64_t file_size, uint64_t *rows,
+                         size_t *chunk_bytes);
 
 #endif

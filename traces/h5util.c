@@ -3,6 +3,14 @@
 
 #include <string.h>
 
+void h5_init(void) {
+    static int done;
+    if (done) return;
+    done = 1;
+    H5dont_atexit(); /* effective only as the first HDF5 call of the process */
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
+
 OsStatus h5_write_str_attr(hid_t obj, const char *name, const char *value, const char *where) {
     OsStatus st = OS_OK;
     hid_t ty = -1, sp = -1, at = -1;

@@ -24,6 +24,12 @@
         }                                                                           \
     } while (0)
 
+/* Call before any other HDF5 function (every orchsim entry to HDF5 does): HDF5's own error
+ * printing off, and no library teardown at exit. HDF5 1.10 crashes in that teardown after a
+ * file failed to close (a full disk), so orchsim closes every file itself instead. Cheap to call
+ * again. */
+void h5_init(void);
+
 /* A scalar fixed-length string attribute (null-padded, no terminator stored; "" stores one
  * pad byte) named `name` on obj. where: the file, for errors. */
 OsStatus h5_write_str_attr(hid_t obj, const char *name, const char *value, const char *where);

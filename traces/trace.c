@@ -84,15 +84,24 @@ fail:
     return st;
 }
 
-uint64_t trace_llm_tokens(const TraceStep *s, uint32_t example, const uint32_t *ratio) {
+uint64_t trace_llm_tokens_tpi(const TraceStep *s, uint32_t example, const uint32_t *ratio,
+                              const uint32_t *tpi) {
     const TraceExample *e = &s->examples[example];
     uint64_t n = e->text;
     for (uint32_t k = 0; k < e->n_items; k++) {
         const TraceItem *it = &s->items[e->first_item + k];
+        if (tpi && tpi[it->modality]) {
+            n += tpi[it->modality];
+            continue;
+        }
         uint64_t r = ratio[it->modality] ? ratio[it->modality] : 1;
         n += ((uint64_t)it->length + r - 1) / r; /* ceil: a partial group still makes a token */
     }
     return n;
+}
+
+uint64_t trace_llm_tokens(const TraceStep *s, uint32_t example, const uint32_t *ratio) {
+    return trace_llm_tokens_tpi(s, example, ratio, NULL);
 }
 
 /* ---- HDF5 row types ------------------------------------------------------------------- */
@@ -184,4 +193,4 @@ static hid_t make_type(Th5Table t, int native) {
 hid_t th5_mem_type(Th5Table t) { return make_type(t, 1); }
 hid_t th5_file_type(Th5Table t) { return make_type(t, 0); }
 
-void th5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+void th5_quiet(void) { h5_init(); }

@@ -1,12 +1,14 @@
 /* trace_read.c — the validating, streaming trace reader of trace.h.
- * trace_open checks the structure (format, version, every table's type and rank, the
- * modality table, every /steps row, scanned in bounded blocks); trace_read_step reads one
- * step's example and item rows by hyperslab into buffers reused for every step, and checks
- * each row. Memory: O(largest step) + HDF5's chunk caches (fixed size), never O(trace). */
+ * trace_open checks the structure (trace_check.c: file header, object headers, attributes,
+ * every table's type, layout and storage), the modality table, and every /steps row, scanned
+ * in bounded blocks together with each step's first and last example (so the total rows the
+ * steps reference are known before any is read); trace_read_step reads one step's example and
+ * item rows by hyperslab into buffers reused for every step, and checks each row.
+ * Memory: O(largest step, within TraceLimits) + HDF5's chunk caches (one or two chunks per
+ * table), never O(trace). Work for a full pass: O(rows the file holds). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "base/util.h"
 #include "traces/h5check.h"
@@ -18,6 +20,10 @@
 
 struct Trace {
     char path[4096];
+    uint64_t file_size;
+    int noted; /* registered with os_input_note */
+    TraceLimits lim;
+    uint32_t tpi[TRACE_MAX_MODALITIES]; /* tokens per item, 0 = by ratio */
     hid_t file;
     hid_t ds[TH5_N_TABLES];
     hid_t mtype[TH5_N_TABLES];
@@ -42,8 +48,8 @@ static OsStatus read_rows(Trace *t, Th5Table tb, uint64_t start, uint64_t n, voi
     if (H5Dread(t->ds[tb], t->mtype[tb], ms, fs, H5P_DEFAULT, mem) < 0) {
         if (os_verbose()) H5Eprint2(H5E_DEFAULT, stderr);
         OS_FAIL(OS_ERR_FORMAT, t->path, obj, "the file is truncated or corrupt: " HINT_REGEN,
-                "cannot read rows [%llu, %llu)", (unsigned long long)start,
-                (unsigned long long)(start + n));
+                "cannot read %llu rows from row %llu (checksum or decompression error)", (unsigned long long)n,
+                (unsigned long long)start);
     }
 fail:
     if (ms >= 0) H5Sclose(ms);
@@ -51,110 +57,66 @@ fail:
     return st;
 }
 
-static OsStatus read_str_attr(Trace *t, const char *name, char *buf, size_t cap) {
-    OsStatus st = OS_OK;
-    hid_t at = -1, ty = -1, mt = -1;
-    char field[64];
-    snprintf(field, sizeof field, "/ attribute '%s'", name);
-    htri_t ex = H5Aexists(t->file, name);
-    H5_CHECK(ex, t->path, field, NULL);
-    if (!ex) OS_FAIL(OS_ERR_FORMAT, t->path, field, "is this an orchsim trace?", "missing");
-    H5_CHECK(at = H5Aopen(t->file, name, H5P_DEFAULT), t->path, field, NULL);
-    H5_CHECK(ty = H5Aget_type(at), t->path, field, NULL);
-    if (H5Tget_class(ty) != H5T_STRING || H5Tis_variable_str(ty) != 0 || H5Tget_size(ty) >= cap)
-        OS_FAIL(OS_ERR_FORMAT, t->path, field, HINT_REGEN, "expected a fixed string shorter than %zu bytes",
-                cap);
-    H5_CHECK(mt = H5Tcopy(H5T_C_S1), t->path, field, NULL);
-    H5_CHECK(H5Tset_size(mt, cap), t->path, field, NULL);
-    H5_CHECK(H5Tset_strpad(mt, H5T_STR_NULLTERM), t->path, field, NULL);
-    memset(buf, 0, cap);
-    H5_CHECK(H5Aread(at, mt, buf), t->path, field, NULL);
-    buf[cap - 1] = '\0';
-fail:
-    if (mt >= 0) H5Tclose(mt);
-    if (ty >= 0) H5Tclose(ty);
-    if (at >= 0) H5Aclose(at);
-    return st;
-}
-
 static OsStatus check_root(Trace *t) {
     OsStatus st = OS_OK;
-    hid_t at = -1, ty = -1;
     char fmt[64];
-    const char *f = "/ attribute 'orchsim_trace_version'";
-    OS_CHECK(read_str_attr(t, "format", fmt, sizeof fmt));
-    if (strcmp(fmt, TRACE_FORMAT_NAME) != 0)
-        OS_FAIL(OS_ERR_FORMAT, t->path, "/ attribute 'format'", "is this an orchsim trace?",
-                "'%s', expected '%s'", fmt, TRACE_FORMAT_NAME);
-    htri_t ex = H5Aexists(t->file, "orchsim_trace_version");
-    H5_CHECK(ex, t->path, f, NULL);
-    if (!ex) OS_FAIL(OS_ERR_FORMAT, t->path, f, "is this an orchsim trace?", "missing");
-    H5_CHECK(at = H5Aopen(t->file, "orchsim_trace_version", H5P_DEFAULT), t->path, f, NULL);
-    H5_CHECK(ty = H5Aget_type(at), t->path, f, NULL);
-    if (H5Tget_class(ty) != H5T_INTEGER) OS_FAIL(OS_ERR_FORMAT, t->path, f, HINT_REGEN, "not an integer");
-    unsigned long long v = 0;
-    H5_CHECK(H5Aread(at, H5T_NATIVE_ULLONG, &v), t->path, f, NULL);
+    uint64_t v = 0;
+    OS_CHECK(th5_check_object(t->file, t->path, "/", 0));
+    OS_CHECK(th5_read_str_attr(t->file, t->path, "/", "format", fmt, sizeof fmt));
+    if (strcmp(fmt, TRACE_FORMAT_NAME) != 0) {
+        char esc[160];
+        os_escape(esc, sizeof esc, fmt, sizeof fmt);
+        OS_FAIL(OS_ERR_FORMAT, t->path, "/ attribute 'format'", "is this an orchsim trace?", "'%s', expected '%s'", esc,
+                TRACE_FORMAT_NAME);
+    }
+    OS_CHECK(th5_read_uint_attr(t->file, t->path, "/", "orchsim_trace_version", &v));
     if (v != TRACE_VERSION)
-        OS_FAIL(OS_ERR_FORMAT, t->path, f, "use the orchsim that wrote it, or regenerate the trace",
-                "version %llu is not supported (this orchsim reads version %u)", v, TRACE_VERSION);
-    OS_CHECK(read_str_attr(t, "source", t->prov.source, sizeof t->prov.source));
-    OS_CHECK(read_str_attr(t, "created_by", t->prov.created_by, sizeof t->prov.created_by));
+        OS_FAIL(OS_ERR_FORMAT, t->path, "/ attribute 'orchsim_trace_version'",
+                v < TRACE_VERSION ? HINT_REGEN : "use the orchsim that wrote it, or regenerate the trace",
+                "version %llu is not supported (this orchsim reads version %u)", (unsigned long long)v, TRACE_VERSION);
+    OS_CHECK(th5_read_str_attr(t->file, t->path, "/", "source", t->prov.source, sizeof t->prov.source));
+    OS_CHECK(th5_read_str_attr(t->file, t->path, "/", "created_by", t->prov.created_by, sizeof t->prov.created_by));
 fail:
-    if (ty >= 0) H5Tclose(ty);
-    if (at >= 0) H5Aclose(at);
     return st;
 }
 
-/* Open one table and check it is a rank-1 compound with the expected members. */
+/* Open one table after trace_check.c has vetted it; the chunk cache holds two chunks. */
 static OsStatus open_table(Trace *t, Th5Table tb) {
     OsStatus st = OS_OK;
-    hid_t ty = -1, sp = -1, mty = -1, dapl = -1;
-    const Th5TableSpec *spec = &TH5_TABLES[tb];
-    const char *obj = spec->dataset;
-    htri_t ex = H5Lexists(t->file, obj, H5P_DEFAULT);
-    H5_CHECK(ex, t->path, obj, NULL);
-    if (!ex) OS_FAIL(OS_ERR_FORMAT, t->path, obj, HINT_REGEN, "dataset is missing");
+    hid_t dapl = -1, ds = -1;
+    const char *obj = TH5_TABLES[tb].dataset;
+    size_t chunk = 0;
+    OS_CHECK(th5_check_object(t->file, t->path, obj, 1));
+    ds = H5Dopen2(t->file, obj, H5P_DEFAULT);
+    if (ds < 0) OS_FAIL(OS_ERR_FORMAT, t->path, obj, HINT_REGEN, "cannot open the dataset");
+    OS_CHECK(th5_check_table(ds, t->path, tb, t->file_size, &t->rows[tb], &chunk));
+    H5Dclose(ds);
+    ds = -1;
     H5_CHECK(dapl = H5Pcreate(H5P_DATASET_ACCESS), t->path, obj, NULL);
-    /* Larger than one chunk of any table, so a sequential scan inflates each chunk once. */
-    H5_CHECK(H5Pset_chunk_cache(dapl, 521, READ_CHUNK_CACHE, 1.0), t->path, obj, NULL);
+    /* two chunks (a hyperslab can straddle a boundary), so a sequential scan inflates each
+     * chunk once; chunks are <= TRACE_MAX_CHUNK_BYTES (checked) */
+    size_t cache = OS_MAX((size_t)READ_CHUNK_CACHE, 2 * chunk + 4096);
+    H5_CHECK(H5Pset_chunk_cache(dapl, 521, cache, 1.0), t->path, obj, NULL);
     t->ds[tb] = H5Dopen2(t->file, obj, dapl);
-    if (t->ds[tb] < 0) OS_FAIL(OS_ERR_FORMAT, t->path, obj, HINT_REGEN, "not a dataset");
-    H5_CHECK(ty = H5Dget_type(t->ds[tb]), t->path, obj, NULL);
-    if (H5Tget_class(ty) != H5T_COMPOUND)
-        OS_FAIL(OS_ERR_FORMAT, t->path, obj, HINT_REGEN, "expected a compound (table) type");
-    for (int i = 0; i < spec->n_fields; i++) {
-        const Th5Field *f = &spec->fields[i];
-        int idx = H5Tget_member_index(ty, f->name);
-        if (idx < 0)
-            OS_FAIL(OS_ERR_FORMAT, t->path, obj, HINT_REGEN, "field '%s' is missing", f->name);
-        H5_CHECK(mty = H5Tget_member_type(ty, (unsigned)idx), t->path, obj, NULL);
-        H5T_class_t c = H5Tget_class(mty);
-        size_t sz = H5Tget_size(mty);
-        if (f->cls == H5T_INTEGER) {
-            if (c != H5T_INTEGER || sz != f->size || H5Tget_sign(mty) != H5T_SGN_NONE)
-                OS_FAIL(OS_ERR_FORMAT, t->path, obj, HINT_REGEN,
-                        "field '%s' must be an unsigned %zu-bit integer", f->name, 8 * f->size);
-        } else if (c != H5T_STRING || H5Tis_variable_str(mty) != 0 || sz > f->size) {
-            OS_FAIL(OS_ERR_FORMAT, t->path, obj, HINT_REGEN,
-                    "field '%s' must be a fixed string of at most %zu bytes", f->name, f->size);
-        }
-        H5Tclose(mty);
-        mty = -1;
-    }
-    H5_CHECK(sp = H5Dget_space(t->ds[tb]), t->path, obj, NULL);
-    if (H5Sget_simple_extent_ndims(sp) != 1)
-        OS_FAIL(OS_ERR_FORMAT, t->path, obj, HINT_REGEN, "expected a 1-D table, got rank %d",
-                H5Sget_simple_extent_ndims(sp));
-    hsize_t n = 0;
-    H5_CHECK(H5Sget_simple_extent_dims(sp, &n, NULL), t->path, obj, NULL);
-    t->rows[tb] = n;
+    if (t->ds[tb] < 0) OS_FAIL(OS_ERR_FORMAT, t->path, obj, HINT_REGEN, "cannot open the dataset");
     H5_CHECK(t->mtype[tb] = th5_mem_type(tb), t->path, obj, NULL);
 fail:
-    if (mty >= 0) H5Tclose(mty);
-    if (sp >= 0) H5Sclose(sp);
-    if (ty >= 0) H5Tclose(ty);
+    if (ds >= 0) H5Dclose(ds);
     if (dapl >= 0) H5Pclose(dapl);
     return st;
+}
+
+/* Names and units as identifiers: letters, digits and _ . + - only, so nothing a trace says
+ * can reach a terminal as a control sequence or hide in a table. */
+static int ident_ok(const char *s, int may_be_empty) {
+    if (!*s) return may_be_empty;
+    for (; *s; s++) {
+        char c = *s;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+              c == '+' || c == '-'))
+            return 0;
+    }
+    return 1;
 }
 
 static OsStatus check_modalities(Trace *t) {
@@ -176,6 +138,14 @@ static OsStatus check_modalities(Trace *t) {
             snprintf(field, sizeof field, "/modalities[%u].name", m);
             OS_FAIL(OS_ERR_FORMAT, t->path, field, HINT_REGEN, "empty name");
         }
+        for (int u = 0; u < 2; u++) {
+            const char *v = u ? t->mod[m].unit : t->mod[m].name;
+            if (ident_ok(v, u)) continue;
+            char esc[160];
+            os_escape(esc, sizeof esc, v, TRACE_NAME_LEN);
+            snprintf(field, sizeof field, "/modalities[%u].%s", m, u ? "unit" : "name");
+            OS_FAIL(OS_ERR_FORMAT, t->path, field, HINT_REGEN, "'%s': only letters, digits and _ . + - are allowed", esc);
+        }
         if (t->mod[m].default_ratio < 1) {
             snprintf(field, sizeof field, "/modalities[%u].default_ratio", m);
             OS_FAIL(OS_ERR_FORMAT, t->path, field, HINT_REGEN, "0 (must be >= 1)");
@@ -185,6 +155,18 @@ static OsStatus check_modalities(Trace *t) {
                 snprintf(field, sizeof field, "/modalities[%u].name", m);
                 OS_FAIL(OS_ERR_FORMAT, t->path, field, HINT_REGEN, "'%s' repeats row %u", t->mod[m].name, j);
             }
+    }
+    {
+        uint64_t v[TRACE_MAX_MODALITIES] = {0};
+        int present = 0;
+        OS_CHECK(th5_read_uint_array_attr(t->ds[TH5_MODALITIES], t->path, "/modalities", "tokens_per_item", v, n,
+                                          &present));
+        for (uint32_t m = 0; present && m < t->n_mod; m++) {
+            if (v[m] >= TRACE_MAX_LEN || (m == 0 && v[m]))
+                OS_FAIL(OS_ERR_FORMAT, t->path, "/modalities attribute 'tokens_per_item'", HINT_REGEN,
+                        "entry %u = %llu (text: 0; items: < 2^31)", m, (unsigned long long)v[m]);
+            t->tpi[m] = (uint32_t)v[m];
+        }
     }
 fail:
     return st;
@@ -207,57 +189,150 @@ static OsStatus check_step_rec(const Trace *t, uint64_t row, const TraceStepRec 
         OS_FAIL(OS_ERR_FORMAT, t->path, field, "every rank must draw the same number of examples",
                 "%u is not divisible by dp = %u", r->n_examples, r->dp);
     }
+    if (r->n_examples > t->lim.max_step_examples) {
+        snprintf(field, sizeof field, "/steps[%llu].n_examples", s);
+        OS_FAIL(OS_ERR_RANGE, t->path, field, "raise ORCHSIM_MAX_STEP_EXAMPLES if the step is real",
+                "%u examples in one step exceed the reader's limit of %llu", r->n_examples,
+                (unsigned long long)t->lim.max_step_examples);
+    }
     if (r->first_example > t->rows[TH5_EXAMPLES] || r->n_examples > t->rows[TH5_EXAMPLES] - r->first_example) {
         snprintf(field, sizeof field, "/steps[%llu].first_example", s);
         OS_FAIL(OS_ERR_FORMAT, t->path, field, HINT_REGEN,
-                "examples [%llu, %llu) run past /examples (%llu rows)", (unsigned long long)r->first_example,
-                (unsigned long long)r->first_example + r->n_examples,
-                (unsigned long long)t->rows[TH5_EXAMPLES]);
+                "%llu examples from row %llu run past /examples (%llu rows)", (unsigned long long)r->n_examples,
+                (unsigned long long)r->first_example, (unsigned long long)t->rows[TH5_EXAMPLES]);
     }
 fail:
     return st;
 }
 
+/* Read the example rows at the given row numbers (a point selection, one HDF5 call). */
+static OsStatus read_points(Trace *t, const hsize_t *rows, size_t n, TraceExample *out) {
+    OsStatus st = OS_OK;
+    hid_t fs = -1, ms = -1;
+    hsize_t cnt = n;
+    const char *obj = "/examples";
+    if (!n) return OS_OK;
+    H5_CHECK(fs = H5Dget_space(t->ds[TH5_EXAMPLES]), t->path, obj, NULL);
+    H5_CHECK(H5Sselect_elements(fs, H5S_SELECT_SET, n, rows), t->path, obj, NULL);
+    H5_CHECK(ms = H5Screate_simple(1, &cnt, NULL), t->path, obj, NULL);
+    if (H5Dread(t->ds[TH5_EXAMPLES], t->mtype[TH5_EXAMPLES], ms, fs, H5P_DEFAULT, out) < 0) {
+        if (os_verbose()) H5Eprint2(H5E_DEFAULT, stderr);
+        OS_FAIL(OS_ERR_FORMAT, t->path, obj, "the file is truncated or corrupt: " HINT_REGEN,
+                "cannot read the steps' first and last examples (checksum or decompression error)");
+    }
+fail:
+    if (ms >= 0) H5Sclose(ms);
+    if (fs >= 0) H5Sclose(fs);
+    return st;
+}
+
+/* Every /steps row, in blocks; plus the work bound: the steps together may reference at most
+ * the rows /examples holds, and (from each step's first and last example, whose items are
+ * contiguous when read) at most the rows /items holds. A file cannot make a pass read more
+ * rows than it stores, however its steps overlap. */
 static OsStatus check_steps(Trace *t) {
     OsStatus st = OS_OK;
     TraceStepRec *buf = NULL;
-    uint64_t n = t->rows[TH5_STEPS];
-    buf = malloc(sizeof *buf * (n < READ_STEP_BLOCK ? (n ? n : 1) : READ_STEP_BLOCK));
+    hsize_t *pts = NULL;
+    TraceExample *ex = NULL;
+    uint64_t n = t->rows[TH5_STEPS], sum_ex = 0, sum_it = 0, rows_it = t->rows[TH5_ITEMS];
+    char field[80];
+    size_t blk = (size_t)(n < READ_STEP_BLOCK ? (n ? n : 1) : READ_STEP_BLOCK);
+    if (n == 0) OS_FAIL(OS_ERR_FORMAT, t->path, "/steps", HINT_REGEN, "0 rows (a trace needs at least one step)");
+    buf = malloc(sizeof *buf * blk);
+    pts = malloc(sizeof *pts * 2 * blk);
+    ex = malloc(sizeof *ex * 2 * blk);
     ALLOC_CHECK(buf);
+    ALLOC_CHECK(pts);
+    ALLOC_CHECK(ex);
     for (uint64_t b = 0; b < n; b += READ_STEP_BLOCK) {
         uint64_t k = OS_MIN((uint64_t)READ_STEP_BLOCK, n - b);
+        size_t np = 0;
         OS_CHECK(read_rows(t, TH5_STEPS, b, k, buf));
-        for (uint64_t i = 0; i < k; i++) OS_CHECK(check_step_rec(t, b + i, &buf[i]));
+        for (uint64_t i = 0; i < k; i++) {
+            OS_CHECK(check_step_rec(t, b + i, &buf[i]));
+            sum_ex += buf[i].n_examples; /* each <= rows: no overflow before the check below */
+            if (sum_ex > t->rows[TH5_EXAMPLES])
+                OS_FAIL(OS_ERR_FORMAT, t->path, "/steps", "each example belongs to one step: " HINT_REGEN,
+                        "steps 0..%llu reference %llu examples, but /examples holds %llu rows (the steps overlap)",
+                        (unsigned long long)(b + i), (unsigned long long)sum_ex,
+                        (unsigned long long)t->rows[TH5_EXAMPLES]);
+            pts[np++] = buf[i].first_example;
+            pts[np++] = buf[i].first_example + buf[i].n_examples - 1;
+        }
+        OS_CHECK(read_points(t, pts, np, ex));
+        for (uint64_t i = 0; i < k; i++) {
+            const TraceExample *f = &ex[2 * i], *l = &ex[2 * i + 1];
+            uint64_t row = b + i, lrow = buf[i].first_example + buf[i].n_examples - 1;
+            if (l->first_item > rows_it || l->n_items > rows_it - l->first_item) {
+                snprintf(field, sizeof field, "/examples[%llu].first_item", (unsigned long long)lrow);
+                OS_FAIL(OS_ERR_FORMAT, t->path, field, HINT_REGEN, "%u items from row %llu run past /items (%llu rows)",
+                        l->n_items, (unsigned long long)l->first_item, (unsigned long long)rows_it);
+            }
+            if (f->first_item > l->first_item) {
+                snprintf(field, sizeof field, "/examples[%llu].first_item", (unsigned long long)buf[i].first_example);
+                OS_FAIL(OS_ERR_FORMAT, t->path, field,
+                        "writers store a step's items contiguously in example order: " HINT_REGEN,
+                        "%llu is after the step's last example's %llu (items not contiguous within the step)",
+                        (unsigned long long)f->first_item, (unsigned long long)l->first_item);
+            }
+            uint64_t ni = l->first_item + l->n_items - f->first_item;
+            if (ni > t->lim.max_step_items) {
+                snprintf(field, sizeof field, "/steps[%llu]", (unsigned long long)row);
+                OS_FAIL(OS_ERR_RANGE, t->path, field, "raise ORCHSIM_MAX_STEP_ITEMS if the step is real",
+                        "%llu items in one step exceed the reader's limit of %llu", (unsigned long long)ni,
+                        (unsigned long long)t->lim.max_step_items);
+            }
+            sum_it += ni;
+            if (sum_it > rows_it)
+                OS_FAIL(OS_ERR_FORMAT, t->path, "/steps", "each item belongs to one example: " HINT_REGEN,
+                        "steps 0..%llu reference %llu items, but /items holds %llu rows (the steps overlap)",
+                        (unsigned long long)row, (unsigned long long)sum_it, (unsigned long long)rows_it);
+        }
     }
 fail:
+    free(ex);
+    free(pts);
     free(buf);
     return st;
 }
 
-OsStatus trace_open(Trace **out, const char *path) {
+static uint64_t env_limit(const char *name, uint64_t def) {
+    const char *v = getenv(name);
+    uint64_t x = 0;
+    if (!v || !*v) return def;
+    if (os_parse_u64(&x, v, 1, UINT64_MAX / 2, name) != OS_OK) {
+        os_clear_error(); /* a bad override keeps the default rather than failing every read */
+        return def;
+    }
+    return x;
+}
+
+OsStatus trace_open_limits(Trace **out, const char *path, const TraceLimits *lim) {
     OsStatus st = OS_OK;
     Trace *t = NULL;
-    struct stat sb;
+    uint64_t size = 0;
     *out = NULL;
     th5_quiet();
-    if (stat(path, &sb) != 0)
-        OS_FAIL(OS_ERR_IO, path, NULL, "check the path, or make one with `orchsim gen`", "no such file");
-    if (!S_ISREG(sb.st_mode)) OS_FAIL(OS_ERR_IO, path, NULL, NULL, "not a regular file");
-    htri_t is = H5Fis_hdf5(path);
-    if (is == 0)
-        OS_FAIL(OS_ERR_FORMAT, path, NULL, "traces are HDF5 files written by `orchsim gen` or `orchsim import`",
-                "not an HDF5 file");
+    OS_CHECK(th5_check_file(path, &size));
     t = calloc(1, sizeof *t);
     ALLOC_CHECK(t);
+    os_input_note(path);
+    t->noted = 1;
     t->file = -1;
     for (int i = 0; i < TH5_N_TABLES; i++) t->ds[i] = t->mtype[i] = -1;
     trace_step_init(&t->step);
     snprintf(t->path, sizeof t->path, "%s", path);
-    t->file = is > 0 ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;
+    t->file_size = size;
+    t->lim.max_step_examples = lim && lim->max_step_examples ? lim->max_step_examples
+                                                             : env_limit("ORCHSIM_MAX_STEP_EXAMPLES", TRACE_DEFAULT_MAX_STEP_EXAMPLES);
+    t->lim.max_step_items = lim && lim->max_step_items ? lim->max_step_items
+                                                       : env_limit("ORCHSIM_MAX_STEP_ITEMS", TRACE_DEFAULT_MAX_STEP_ITEMS);
+    t->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (t->file < 0) {
         if (os_verbose()) H5Eprint2(H5E_DEFAULT, stderr);
         OS_FAIL(OS_ERR_FORMAT, path, NULL, "the file is truncated or corrupt: " HINT_REGEN,
-                "cannot open as HDF5");
+                "cannot open as HDF5 (bad checksum, truncated, or corrupt)");
     }
     OS_CHECK(check_root(t));
     for (int tb = 0; tb < TH5_N_TABLES; tb++) OS_CHECK(open_table(t, (Th5Table)tb));
@@ -270,6 +345,8 @@ fail:
     return st;
 }
 
+OsStatus trace_open(Trace **out, const char *path) { return trace_open_limits(out, path, NULL); }
+
 void trace_close(Trace *t) {
     if (!t) return;
     for (int i = 0; i < TH5_N_TABLES; i++) {
@@ -277,6 +354,7 @@ void trace_close(Trace *t) {
         if (t->mtype[i] >= 0) H5Tclose(t->mtype[i]);
     }
     if (t->file >= 0) H5Fclose(t->file);
+    if (t->noted) os_input_drop(t->path);
     trace_step_free(&t->step);
     free(t);
 }
@@ -288,6 +366,7 @@ uint64_t trace_n_items(const Trace *t) { return t->rows[TH5_ITEMS]; }
 uint32_t trace_n_modalities(const Trace *t) { return t->n_mod; }
 const TraceModality *trace_modality(const Trace *t, uint32_t m) { return m < t->n_mod ? &t->mod[m] : NULL; }
 const TraceProvenance *trace_provenance(const Trace *t) { return &t->prov; }
+uint32_t trace_tokens_per_item(const Trace *t, uint32_t m) { return m < t->n_mod ? t->tpi[m] : 0; }
 
 int trace_modality_index(const Trace *t, const char *name) {
     for (uint32_t m = 0; m < t->n_mod; m++)
@@ -315,9 +394,8 @@ static OsStatus check_examples(Trace *t, uint64_t fe, uint64_t *first, uint64_t 
         }
         if (e->first_item > t->rows[TH5_ITEMS] || e->n_items > t->rows[TH5_ITEMS] - e->first_item) {
             snprintf(field, sizeof field, "/examples[%llu].first_item", row);
-            OS_FAIL(OS_ERR_FORMAT, t->path, field, HINT_REGEN,
-                    "items [%llu, %llu) run past /items (%llu rows)", (unsigned long long)e->first_item,
-                    (unsigned long long)e->first_item + e->n_items, (unsigned long long)t->rows[TH5_ITEMS]);
+            OS_FAIL(OS_ERR_FORMAT, t->path, field, HINT_REGEN, "%u items from row %llu run past /items (%llu rows)",
+                    e->n_items, (unsigned long long)e->first_item, (unsigned long long)t->rows[TH5_ITEMS]);
         }
         if (e->first_item != base + run) {
             snprintf(field, sizeof field, "/examples[%llu].first_item", row);
@@ -328,9 +406,10 @@ static OsStatus check_examples(Trace *t, uint64_t fe, uint64_t *first, uint64_t 
         }
         run += e->n_items;
     }
-    if (run > UINT32_MAX)
-        OS_FAIL(OS_ERR_RANGE, t->path, "/steps", "split the global batch", "a step holds %llu items (> 2^32-1)",
-                (unsigned long long)run);
+    if (run > UINT32_MAX || run > t->lim.max_step_items)
+        OS_FAIL(OS_ERR_RANGE, t->path, "/steps", "split the global batch",
+                "a step holds %llu items (the reader's limit is %llu)", (unsigned long long)run,
+                (unsigned long long)OS_MIN((uint64_t)UINT32_MAX, t->lim.max_step_items));
     *first = base;
     *total = run;
 fail:
@@ -369,13 +448,21 @@ OsStatus trace_read_step(Trace *t, uint64_t s, const TraceStep **step) {
                 (unsigned long long)s, (unsigned long long)t->rows[TH5_STEPS]);
     OS_CHECK(read_rows(t, TH5_STEPS, s, 1, &rec));
     OS_CHECK(check_step_rec(t, s, &rec)); /* checked at open too; one row is cheap */
-    OS_CHECK(trace_step_reserve(b, rec.n_examples, 0));
+    if (trace_step_reserve(b, rec.n_examples, 0) != OS_OK) {
+        os_clear_error();
+        OS_FAIL(OS_ERR_NOMEM, t->path, "/steps", "free memory, or lower ORCHSIM_MAX_STEP_EXAMPLES",
+                "step %llu: no memory for its %u examples", (unsigned long long)s, rec.n_examples);
+    }
     b->n_examples = 0;
     b->n_items = 0;
     OS_CHECK(read_rows(t, TH5_EXAMPLES, rec.first_example, rec.n_examples, b->examples));
     b->n_examples = rec.n_examples;
     OS_CHECK(check_examples(t, rec.first_example, &fi, &ni));
-    OS_CHECK(trace_step_reserve(b, 0, ni));
+    if (trace_step_reserve(b, 0, ni) != OS_OK) {
+        os_clear_error();
+        OS_FAIL(OS_ERR_NOMEM, t->path, "/items", "free memory, or lower ORCHSIM_MAX_STEP_ITEMS",
+                "step %llu: no memory for its %llu items", (unsigned long long)s, (unsigned long long)ni);
+    }
     OS_CHECK(read_rows(t, TH5_ITEMS, fi, ni, b->items));
     b->n_items = (uint32_t)ni;
     OS_CHECK(check_items(t, fi));

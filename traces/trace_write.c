@@ -3,7 +3,10 @@
  * at ~3 chunks whatever the trace length. Output goes to "<path>.tmp.<pid>" and is renamed on
  * close (util.h OsOutFile). Byte-identical output for identical input: object modification
  * times are switched off on every creation property list, including the file's (the root
- * group's object header is created from the fcpl), and nothing else time-dependent is stored. */
+ * group's object header is created from the fcpl), and nothing else time-dependent is stored.
+ * Format: HDF5 1.10 objects only (superblock v3, v2 object headers, extensible-array chunk
+ * indexes), so every piece of metadata carries a checksum HDF5 verifies before decoding it,
+ * and every chunk carries a Fletcher-32 checksum (trace.h, version 2). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +27,8 @@ struct TraceWriter {
     void *buf[TH5_N_TABLES];     /* [chunk] rows of the memory type, for examples/items/steps */
     uint64_t nbuf[TH5_N_TABLES]; /* rows buffered */
     uint64_t flushed[TH5_N_TABLES]; /* rows already in the file */
+    uint32_t tpi[TRACE_MAX_MODALITIES]; /* tokens per item, 0 = by ratio (written at close) */
+    int has_tpi;
 };
 
 static const size_t ROW_SIZE[TH5_N_TABLES] = {sizeof(TraceModality), sizeof(TraceExample),
@@ -78,6 +83,7 @@ static OsStatus create_table(TraceWriter *w, Th5Table t, hsize_t initial, int ex
         H5_CHECK(H5Pset_shuffle(dcpl), w->out.path, obj, NULL);
         H5_CHECK(H5Pset_deflate(dcpl, WRITER_DEFLATE_LEVEL), w->out.path, obj,
                  "this HDF5 lacks zlib (deflate)");
+        H5_CHECK(H5Pset_fletcher32(dcpl), w->out.path, obj, NULL); /* outermost: checked first on read */
     }
     H5_CHECK(ft = th5_file_type((Th5Table)t), w->out.path, obj, NULL);
     H5_CHECK(w->ds[t] = H5Dcreate2(w->file, obj, ft, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT), w->out.path,
@@ -105,7 +111,7 @@ OsStatus trace_writer_create(TraceWriter **out, const char *path, const TraceMod
                              uint32_t n_modalities, const TraceProvenance *prov, uint32_t chunk_rows) {
     OsStatus st = OS_OK;
     TraceWriter *w = NULL;
-    hid_t fcpl = -1;
+    hid_t fcpl = -1, fapl = -1;
     TraceModality *mods = NULL;
     *out = NULL;
     th5_quiet();
@@ -126,6 +132,10 @@ OsStatus trace_writer_create(TraceWriter **out, const char *path, const TraceMod
     for (int t = 0; t < TH5_N_TABLES; t++) w->ds[t] = w->mtype[t] = -1;
     w->n_mod = n_modalities;
     w->chunk = chunk_rows ? chunk_rows : WRITER_DEFAULT_CHUNK;
+    if (w->chunk > TRACE_MAX_CHUNK_ROWS)
+        OS_FAIL(OS_ERR_ARG, path, "--chunk-rows", "use at most 524288 rows",
+                "%u rows per chunk: the reader takes at most %u (chunks up to %u MiB)", w->chunk,
+                TRACE_MAX_CHUNK_ROWS, TRACE_MAX_CHUNK_BYTES >> 20);
     OS_CHECK(os_outfile_open(&w->out, path, 0));
     for (int t = 0; t < TH5_N_TABLES; t++) {
         H5_CHECK(w->mtype[t] = th5_mem_type((Th5Table)t), path, TH5_TABLES[t].dataset, NULL);
@@ -136,7 +146,10 @@ OsStatus trace_writer_create(TraceWriter **out, const char *path, const TraceMod
     }
     H5_CHECK(fcpl = H5Pcreate(H5P_FILE_CREATE), path, "/", NULL);
     H5_CHECK(H5Pset_obj_track_times(fcpl, 0), path, "/", NULL);
-    w->file = H5Fcreate(w->out.tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
+    H5_CHECK(fapl = H5Pcreate(H5P_FILE_ACCESS), path, "/", NULL);
+    H5_CHECK(H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110), path, "/",
+             "this HDF5 is older than 1.10");
+    w->file = H5Fcreate(w->out.tmp, H5F_ACC_TRUNC, fcpl, fapl);
     if (w->file < 0)
         OS_FAIL(OS_ERR_IO, path, NULL, "check the directory exists and is writable",
                 "cannot create the output file");
@@ -161,11 +174,13 @@ OsStatus trace_writer_create(TraceWriter **out, const char *path, const TraceMod
     for (int t = TH5_EXAMPLES; t < TH5_N_TABLES; t++) OS_CHECK(create_table(w, (Th5Table)t, 0, 1));
     free(mods);
     H5Pclose(fcpl);
+    H5Pclose(fapl);
     *out = w;
     return OS_OK;
 fail:
     free(mods);
     if (fcpl >= 0) H5Pclose(fcpl);
+    if (fapl >= 0) H5Pclose(fapl);
     trace_writer_abort(w);
     return st;
 }
@@ -216,8 +231,43 @@ fail:
     return st;
 }
 
+OsStatus trace_writer_set_tokens_per_item(TraceWriter *w, const uint32_t *tpi) {
+    OsStatus st = OS_OK;
+    w->has_tpi = 0;
+    for (uint32_t m = 0; m < w->n_mod; m++) {
+        if (tpi[m] >= TRACE_MAX_LEN)
+            OS_FAIL(OS_ERR_ARG, w->out.path, "tokens_per_item", NULL, "%u is absurd (>= 2^31)", tpi[m]);
+        if (m == 0 && tpi[m])
+            OS_FAIL(OS_ERR_ARG, w->out.path, "tokens_per_item", NULL, "text has no items");
+        w->tpi[m] = tpi[m];
+        w->has_tpi |= tpi[m] != 0;
+    }
+fail:
+    return st;
+}
+
+/* /modalities attribute tokens_per_item: u32[n_mod], written only when some entry is set so
+ * traces without it keep their bytes. */
+static OsStatus write_tpi(TraceWriter *w) {
+    OsStatus st = OS_OK;
+    hid_t sp = -1, at = -1;
+    hsize_t n = w->n_mod;
+    if (!w->has_tpi) return OS_OK;
+    H5_CHECK(sp = H5Screate_simple(1, &n, NULL), w->out.path, "/modalities", NULL);
+    H5_CHECK(at = H5Acreate2(w->ds[TH5_MODALITIES], "tokens_per_item", H5T_STD_U32LE, sp, H5P_DEFAULT, H5P_DEFAULT),
+             w->out.path, "/modalities", NULL);
+    H5_CHECK(H5Awrite(at, H5T_NATIVE_UINT32, w->tpi), w->out.path, "/modalities", NULL);
+fail:
+    if (at >= 0) H5Aclose(at);
+    if (sp >= 0) H5Sclose(sp);
+    return st;
+}
+
 OsStatus trace_writer_close(TraceWriter *w) {
     OsStatus st = OS_OK;
+    if (w->flushed[TH5_STEPS] + w->nbuf[TH5_STEPS] == 0)
+        OS_FAIL(OS_ERR_ARG, w->out.path, "/steps", "add at least one step", "a trace needs at least one step");
+    OS_CHECK(write_tpi(w));
     for (int t = TH5_EXAMPLES; t < TH5_N_TABLES; t++) OS_CHECK(flush_table(w, (Th5Table)t));
     for (int t = 0; t < TH5_N_TABLES; t++) {
         herr_t r = H5Dclose(w->ds[t]);

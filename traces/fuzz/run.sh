@@ -12,7 +12,7 @@ mkdir -p "$OUT/corpus_trace" "$OUT/corpus_import"
 H5_CFLAGS=$(pkg-config --cflags hdf5 2>/dev/null || echo -I/usr/include/hdf5/serial)
 H5_LIBS=$(pkg-config --libs hdf5 2>/dev/null || echo "-L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5")
 SRC="$ROOT/base/status.c $ROOT/base/util.c $ROOT/traces/trace.c $ROOT/traces/trace_read.c \
-     $ROOT/traces/trace_write.c $ROOT/traces/h5util.c $ROOT/traces/gen.c $ROOT/traces/profiles.c $ROOT/traces/import.c"
+     $ROOT/traces/trace_write.c $ROOT/traces/trace_check.c $ROOT/traces/h5util.c $ROOT/traces/gen.c $ROOT/traces/profiles.c $ROOT/traces/import.c"
 FLAGS="-std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -I$ROOT $H5_CFLAGS"
 for t in trace import; do
     $CC $FLAGS "$ROOT/traces/fuzz/fuzz_$t.c" $SRC $H5_LIBS -lgsl -lgslcblas -lm -o "$OUT/fuzz_$t"
