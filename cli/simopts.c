@@ -13,8 +13,9 @@ void simopts_init(SimOpts *o) {
     o->objective = "cost";
     o->gpus_per_node = 8;
     o->tp = 1;
-    o->fsdp_groups = 4;
+    o->fsdp_groups = 0;
     o->ddp_buckets = 4;
+    o->overlap_slowdown = -1.0;
     o->seed = 1;
     o->balancer_cost_s = -1.0;
     /* -1 = not given: keep the cluster default; 0 given explicitly is rejected by
@@ -28,15 +29,18 @@ void simopts_specs(OptSpec *s, SimOpts *o) {
         {"gpus", 'g', OPT_U32, &o->gpus, "N", "GPUs in the simulated cluster (0: the trace's DP x TP)", 0, 1 << 24},
         {"gpus-per-node", 0, OPT_U32, &o->gpus_per_node, "N", "GPUs per node", 1, 1024},
         {"tp", 0, OPT_U32, &o->tp, "N", "tensor-parallel size (DP = GPUs / TP)", 1, 1024},
-        {"setup", 0, OPT_STR, &o->setup, "ddp|fsdp", "training setup: DDP all-reduce or FSDP/ZeRO-3 per layer group", 0, 0},
+        {"setup", 0, OPT_STR, &o->setup, "ddp|fsdp|fsdp-grad-op", "training setup: DDP all-reduce, FSDP FULL_SHARD (ZeRO-3) or SHARD_GRAD_OP (ZeRO-2) per layer group", 0, 0},
         {"allreduce", 0, OPT_STR, &o->allreduce, "ring|tree", "DDP all-reduce algorithm", 0, 0},
         {"steps", 'n', OPT_U64, &o->steps, "K", "replay at most K steps (0: all)", 0, 0},
         {"skip", 0, OPT_U64, &o->skip, "K", "start at trace step K", 0, 0},
         {"calibration", 'c', OPT_STR, &o->calibration, "FILE", "achieved-rate table from `orchsim calibrate` (default: built-in H100 estimate)", 0, 0},
-        {"recompute", 0, OPT_FLAG, &o->recompute, NULL, "full activation recomputation (+1 forward in backward)", 0, 0},
+        {"recompute", 0, OPT_FLAG, &o->recompute, NULL, "full activation recomputation (+1 forward of every layer in backward)", 0, 0},
+        {"recompute-mode", 0, OPT_STR, &o->recompute_mode, "none|full|selective", "recomputation: selective = the attention kernel's forward only (default: full with --recompute, else none)", 0, 0},
+        {"micro-batch", 0, OPT_U32, &o->micro_batch, "N", "examples per micro-batch per rank, gradients accumulated over them (0: the rank's whole share; more than a rank holds is clamped to its share)", 0, 1u << 20},
+        {"micro-batch-tokens", 0, OPT_U64, &o->micro_batch_tokens, "T", "LLM-token budget per micro-batch (0: none; with --micro-batch both limits apply)", 0, 0},
         {"padded", 0, OPT_FLAG, &o->padded, NULL, "padded batches (b x max_len) instead of varlen packing", 0, 0},
         {"regroup", 0, OPT_FLAG, &o->regroup, NULL, "re-deal each global batch to the cluster's DP when the trace's differs", 0, 0},
-        {"fsdp-groups", 0, OPT_U32, &o->fsdp_groups, "G", "FSDP layer groups per module", 1, 255},
+        {"fsdp-groups", 0, OPT_U32, &o->fsdp_groups, "G", "FSDP layer groups per module (0: one per transformer layer)", 0, 1024},
         {"ddp-buckets", 0, OPT_U32, &o->ddp_buckets, "B", "DDP gradient buckets per module", 1, 1024},
         {"objective", 0, OPT_STR, &o->objective, "cost|linear|quadratic|padded", "post-balancing objective per unit", 0, 0},
         {"cap-tokens", 0, OPT_U64, &o->cap_tokens, "N", "per-rank max LLM tokens for post-balancing (0: none)", 0, 0},
@@ -49,11 +53,13 @@ void simopts_specs(OptSpec *s, SimOpts *o) {
         {"balancer-cost", 0, OPT_F64, &o->balancer_cost_s, "S", "charge S seconds per post-balancing step instead of the measured runtime (-1)", -1, 10},
         {"seed", 0, OPT_U64, &o->seed, "S", "seed for randomized policies (isf)", 0, 0},
         {"mem-gb", 0, OPT_F64, &o->mem_gb, "GB", "GPU memory for the fit checks (-1: H100 80)", -1, 1e6},
+        {"overlap-slowdown", 0, OPT_F64, &o->overlap_slowdown, "F", "compute slowdown while NCCL runs beside it, [0, 1) (-1: the calibration's)", -1, 0.999},
+        {"no-optimizer", 0, OPT_FLAG, &o->no_optimizer, NULL, "leave the optimizer step out of the step time", 0, 0},
     };
     memcpy(s, rows, sizeof rows);
 }
 
-const char *simopts_setup_name(TrainSetup s) { return s == SETUP_FSDP ? "fsdp" : "ddp"; }
+const char *simopts_setup_name(TrainSetup s) { return replay_setup_name(s); }
 
 typedef struct {
     const char *name;
@@ -75,7 +81,9 @@ static OsStatus pick(int *out, const char *opt, const char *val, const NamedValu
     return os_fail(OS_ERR_ARG, opt, NULL, hint, "'%s' is not a valid value", val);
 }
 
-static const NamedValue SETUPS[] = {{"ddp", SETUP_DDP}, {"fsdp", SETUP_FSDP}};
+static const NamedValue SETUPS[] = {{"ddp", SETUP_DDP}, {"fsdp", SETUP_FSDP}, {"fsdp-grad-op", SETUP_FSDP_GRAD_OP}};
+static const NamedValue RECOMPUTE[] = {
+    {"none", RECOMPUTE_NONE}, {"full", RECOMPUTE_FULL}, {"selective", RECOMPUTE_SELECTIVE}};
 static const NamedValue ALGOS[] = {{"ring", AR_RING}, {"tree", AR_TREE}};
 static const NamedValue OBJECTIVES[] = {
     {"cost", OBJ_COST}, {"linear", OBJ_LINEAR}, {"quadratic", OBJ_QUADRATIC}, {"padded", OBJ_PADDED}};
@@ -116,7 +124,15 @@ OsStatus simopts_resolve(ReplayConfig *cfg, SimOpts *o, Trace *t) {
     else if (o->calib.peak_flops > 0) c->peak_flops = o->calib.peak_flops;
     if (o->mem_gb >= 0) c->mem_bytes = o->mem_gb * 1e9;
     OS_CHECK(cluster_validate(c));
-    cfg->recompute = o->recompute;
+    cfg->recompute = o->recompute ? RECOMPUTE_FULL : RECOMPUTE_NONE;
+    if (o->recompute_mode) {
+        OS_CHECK(pick(&v, "--recompute-mode", o->recompute_mode, RECOMPUTE, OS_ARRAY_LEN(RECOMPUTE)));
+        cfg->recompute = v;
+    }
+    cfg->micro_batch = o->micro_batch;
+    cfg->micro_batch_tokens = o->micro_batch_tokens;
+    cfg->optimizer = !o->no_optimizer;
+    cfg->overlap_slowdown = o->overlap_slowdown;
     cfg->layout = o->padded ? ATTN_PADDED : ATTN_VARLEN;
     cfg->regroup = o->regroup;
     cfg->first_step = o->skip;
@@ -135,9 +151,17 @@ void simopts_announce(FILE *fp, const SimOpts *o, const ReplayConfig *cfg, const
     fprintf(fp, "# cluster: %u GPUs = %u nodes x %u, TP %u, DP %u; NVLink %.0f GB/s, NIC %.0f GB/s per GPU; peak %.1f TFLOP/s\n",
             c->gpus, c->nodes, c->gpus_per_node, c->tp, c->dp, c->intra_bw / 1e9, c->inter_bw / 1e9,
             c->peak_flops / 1e12);
-    fprintf(fp, "# setup: %s, %s attention, recompute %s, calibration: %s%s\n", simopts_setup_name(cfg->setup),
-            cfg->layout == ATTN_PADDED ? "padded" : "varlen", cfg->recompute ? "on" : "off", cfg->calib->name,
-            o->calibration ? "" : " (built-in estimate: run `orchsim calibrate` on your GPUs)");
+    static const char *const RC[] = {"off", "full", "selective"};
+    char mb[96] = "whole share";
+    if (cfg->micro_batch && cfg->micro_batch_tokens)
+        snprintf(mb, sizeof mb, "%u examples or %llu tokens", cfg->micro_batch, (unsigned long long)cfg->micro_batch_tokens);
+    else if (cfg->micro_batch) snprintf(mb, sizeof mb, "%u examples", cfg->micro_batch);
+    else if (cfg->micro_batch_tokens) snprintf(mb, sizeof mb, "%llu tokens", (unsigned long long)cfg->micro_batch_tokens);
+    fprintf(fp, "# setup: %s, micro-batch %s, %s attention, recompute %s, optimizer %s\n", simopts_setup_name(cfg->setup),
+            mb, cfg->layout == ATTN_PADDED ? "padded" : "varlen", RC[cfg->recompute], cfg->optimizer ? "on" : "off");
+    fprintf(fp, "# calibration: %s%s; stack: %s; attention kernel: %s\n", cfg->calib->name,
+            o->calibration ? "" : " (built-in, from published kernel measurements: run `orchsim calibrate` on your GPUs)",
+            cfg->calib->stack[0] ? cfg->calib->stack : "-", cfg->calib->attn_kernel[0] ? cfg->calib->attn_kernel : "-");
     fprintf(fp, "# measured vs modelled: everything here is modelled (simulator); only the balancer's own "
                 "runtime is measured on this host%s\n", cfg->balancer_cost_s >= 0 ? " (overridden by --balancer-cost)" : "");
 #ifdef ORCHSIM_HAVE_CUDA

@@ -15,17 +15,18 @@
 #include "sim/replay.h"
 
 typedef struct {
-    const char *model, *setup, *allreduce, *calibration, *objective;
-    uint32_t gpus, gpus_per_node, tp, fsdp_groups, ddp_buckets;
-    uint64_t steps, skip, cap_tokens, cap_positions, seed;
-    int recompute, padded, regroup, quiet;
+    const char *model, *setup, *allreduce, *calibration, *objective, *recompute_mode;
+    uint32_t gpus, gpus_per_node, tp, fsdp_groups, ddp_buckets, micro_batch;
+    uint64_t steps, skip, cap_tokens, cap_positions, seed, micro_batch_tokens;
+    int recompute, padded, regroup, quiet, no_optimizer;
     double intra_gbps, inter_gbps, intra_lat_us, inter_lat_us, peak_tflops, mem_gb, balancer_cost_s;
+    double overlap_slowdown;
     /* resolved */
     ModelSpec model_spec;
     Calib calib;
 } SimOpts;
 
-#define SIMOPTS_N 25
+#define SIMOPTS_N 30
 void simopts_init(SimOpts *o);
 /* Fill specs[0..SIMOPTS_N) with the shared rows pointing into o. */
 void simopts_specs(OptSpec *specs, SimOpts *o);

@@ -21,13 +21,30 @@
 /* REFERENCE §D.5: NDR InfiniBand 400 Gb/s per ConnectX-7 port = 50 GB/s per direction, one
  * NIC per GPU on a DGX/HGX H100. */
 #define NET_NDR_BW 50e9
-/* REFERENCE §D.6, NCCL tuning.cc (2020 constants): hwLat NVLink Ring Simple 3.4 us per step,
- * hwLat NET Ring Simple 9.6 us per step. NCCL also adds baseLat (8.4 us, Ring Simple) once
- * per collective launch; we leave it out of the per-step alpha so the formulas stay the
- * textbook ones (net.h) — it is < 1% of a gradient all-reduce of tens of MB, and the
- * calibration table (REFERENCE §D.6 recommendation) is where measured alphas belong. */
-#define NET_NVLINK_STEP_LAT 3.4e-6
-#define NET_NET_STEP_LAT 9.6e-6
+/* Collective latencies and achieved bus bandwidths. The alpha-beta form is REFERENCE §D.6's
+ * (t = alpha + f * S / B); its constants come from published nccl-tests measurements on
+ * 8x H100 SXM (bench/fidelity/data/SOURCES-research.md §4), fitted per (collective, scope) at
+ * messages >= 64 MiB by bench/fidelity/data/fit_collectives.py as REFERENCE §D.6 recommends,
+ * and from NCCL's own tuning model where no table exists:
+ *  - ring inside a node (reduce-scatter, all-gather, ring all-reduce): busbw 358 GB/s of the
+ *    450 GB/s NVLink line rate (nccl-tests fit to NVIDIA/nccl #1047's ring reduce_scatter,
+ *    128 MiB-8 GiB; "~370 GB/s" per NVIDIA, nccl-tests #212), alpha 51.1 us for 7 steps: NCCL's
+ *    baseLat Ring Simple 8.4 us (tuning.cc) + 7 x 6.1 us per intra-node step;
+ *  - NVLS all-reduce, a whole 8-GPU node: busbw 474 GB/s, alpha 83.8 us (fit to the
+ *    NVIDIA/dgxc-benchmarking nccl-tests table, 64 MiB-16 GiB; ~480 per nccl-tests #212);
+ *  - across nodes NCCL runs one ring per NIC (nccl-tests #290: 46-48 GB/s per 400 Gb/s NIC;
+ *    47 taken), so a DP group with k members per node moves its ring traffic over k NICs;
+ *    each inter-node step costs NCCL's hwLat NET Ring Simple, 14.0 us (tuning.cc, NCCL
+ *    2.30.7). The rebalancing all-to-all is NOT a ring: it stays one NIC per GPU (nccl-tests
+ *    #130, #267) and uses the raw link figures. */
+#define NET_BASE_LAT 8.4e-6
+#define NET_NVLINK_STEP_LAT 6.1e-6
+#define NET_NET_STEP_LAT 14.0e-6
+#define NET_RING_NVLINK_EFF (358.0 / 450.0)
+#define NET_NVLS_BUSBW_EFF (474.0 / 450.0)
+#define NET_NVLS_LAT 83.8e-6
+#define NET_NVLS_MIN_GPUS 8
+#define NET_NIC_EFF (47.0 / 50.0)
 
 OsStatus cluster_validate(const Cluster *c) {
     OsStatus st = OS_OK;
@@ -67,6 +84,8 @@ OsStatus cluster_validate(const Cluster *c) {
     if (!(c->inter_lat >= 0) || !isfinite(c->inter_lat))
         OS_FAIL(OS_ERR_ARG, "cluster", "inter_lat", "seconds per step, >= 0", "inter_lat is %g",
                 c->inter_lat);
+    if (!(c->base_lat >= 0) || !isfinite(c->base_lat) || !(c->nvls_lat >= 0) || !isfinite(c->nvls_lat))
+        OS_FAIL(OS_ERR_ARG, "cluster", c->base_lat >= 0 ? "nvls_lat" : "base_lat", "seconds, >= 0", "must be >= 0");
     if (!(c->peak_flops > 0) || !isfinite(c->peak_flops))
         OS_FAIL(OS_ERR_ARG, "cluster", "peak_flops", "FLOP/s per GPU, > 0", "peak_flops is %g",
                 c->peak_flops);
@@ -94,6 +113,8 @@ OsStatus cluster_init(Cluster *c, uint32_t gpus, uint32_t gpus_per_node, uint32_
     c->intra_lat = NET_NVLINK_STEP_LAT;
     c->inter_bw = NET_NDR_BW;
     c->inter_lat = NET_NET_STEP_LAT;
+    c->base_lat = NET_BASE_LAT;
+    c->nvls_lat = NET_NVLS_LAT;
     OS_CHECK(cluster_validate(c));
 fail:
     return st;
@@ -107,29 +128,42 @@ uint32_t cluster_node_of(const Cluster *c, uint32_t d) { return d / c->dp_per_no
  * rank (a DP rank that spans several nodes shares none with another rank). */
 static uint32_t dp_nodes(const Cluster *c) { return c->dp / c->dp_per_node; }
 
-/* Bottleneck bandwidth per DP rank (net.h): NVLink inside one node, else the NIC; x tp. */
-static double group_bw(const Cluster *c) {
-    double per_gpu = dp_nodes(c) > 1 ? c->inter_bw : c->intra_bw;
-    return per_gpu * (double)c->tp;
+/* Achieved ring bus bandwidth of one DP group (the GPUs at one TP index, one per DP rank):
+ * NVLink's inside a node; across nodes the group's members in a node each drive their own NIC
+ * (one NIC per GPU), so the node moves ring traffic over dp_per_node NICs — never faster than
+ * NVLink, which carries the intra-node hops of the same rings. */
+double net_ring_busbw(const Cluster *c) {
+    double intra = c->intra_bw * NET_RING_NVLINK_EFF;
+    if (dp_nodes(c) <= 1) return intra;
+    double inter = c->inter_bw * NET_NIC_EFF * (double)c->dp_per_node;
+    return inter < intra ? inter : intra;
 }
 
-/* Latency of a ring with `steps` steps, `inter_steps` of which cross a node boundary
- * (NCCL tuning.cc: (nsteps - nInterSteps) * intraLat + nInterSteps * interLat). */
+/* NCCL's ring latency: baseLat + (nsteps - nInterSteps) intra + nInterSteps inter. */
 static double ring_lat(const Cluster *c, uint32_t steps, uint32_t inter_steps) {
-    return (double)(steps - inter_steps) * c->intra_lat + (double)inter_steps * c->inter_lat;
+    return c->base_lat + (double)(steps - inter_steps) * c->intra_lat + (double)inter_steps * c->inter_lat;
+}
+
+/* The DP group's bytes per GPU: TP shards every module over tp GPUs, each in its own group. */
+static double shard(const Cluster *c, double bytes) { return bytes / (double)c->tp; }
+
+/* NVLS: NVLink SHARP all-reduce inside one NVSwitch node of >= 8 GPUs, every GPU in the group. */
+static int use_nvls(const Cluster *c) {
+    return dp_nodes(c) <= 1 && c->tp == 1 && c->dp >= NET_NVLS_MIN_GPUS && c->dp == c->gpus_per_node;
 }
 
 double net_allreduce_ring(const Cluster *c, double bytes) {
     uint32_t n = c->dp, nn = dp_nodes(c);
     if (n <= 1) return 0.0;
-    double lat = ring_lat(c, 2 * (n - 1), 2 * (nn - 1));
-    return lat + 2.0 * (double)(n - 1) / (double)n * bytes / group_bw(c);
+    double f = 2.0 * (double)(n - 1) / (double)n;
+    if (use_nvls(c)) return c->nvls_lat + f * shard(c, bytes) / (c->intra_bw * NET_NVLS_BUSBW_EFF);
+    return ring_lat(c, 2 * (n - 1), 2 * (nn - 1)) + f * shard(c, bytes) / net_ring_busbw(c);
 }
 
 static double ring_half(const Cluster *c, double bytes) {
     uint32_t n = c->dp, nn = dp_nodes(c);
     if (n <= 1) return 0.0;
-    return ring_lat(c, n - 1, nn - 1) + (double)(n - 1) / (double)n * bytes / group_bw(c);
+    return ring_lat(c, n - 1, nn - 1) + (double)(n - 1) / (double)n * shard(c, bytes) / net_ring_busbw(c);
 }
 
 double net_reduce_scatter(const Cluster *c, double bytes) { return ring_half(c, bytes); }
@@ -138,13 +172,14 @@ double net_allgather(const Cluster *c, double bytes) { return ring_half(c, bytes
 double net_allreduce_tree(const Cluster *c, double bytes) {
     uint32_t n = c->dp, nn = dp_nodes(c), ppn = c->dp_per_node;
     if (n <= 1) return 0.0;
+    if (nn <= 1) return net_allreduce_ring(c, bytes); /* NCCL's tree is a cross-node algorithm */
     /* Depth of a binary tree over nNodes: ceil(log2 nNodes) (equals NCCL's log2i at powers
      * of two, which is what clusters are built of). */
     uint32_t depth = 0;
     while ((1u << depth) < nn) depth++;
-    double lat = 2.0 * ((double)(ppn - 1) * c->intra_lat + (double)depth * c->inter_lat);
+    double lat = c->base_lat + 2.0 * ((double)(ppn - 1) * c->intra_lat + (double)depth * c->inter_lat);
     /* NCCL tuning.cc: tree algbw = busBw * 0.5 (REFERENCE §D.6). */
-    return lat + bytes / (0.5 * group_bw(c));
+    return lat + shard(c, bytes) / (0.5 * net_ring_busbw(c));
 }
 
 /* nccl-tests doc/PERFORMANCE.md (REFERENCE §D.6). */

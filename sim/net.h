@@ -20,9 +20,11 @@ typedef struct {
     double peak_flops;      /* per GPU, FLOP/s */
     double mem_bytes;       /* per GPU HBM, bytes */
     double intra_bw;        /* NVLink, bytes/s per direction per GPU */
-    double intra_lat;       /* seconds per intra-node step */
+    double intra_lat;       /* seconds per intra-node ring step / all-to-all peer */
     double inter_bw;        /* NIC, bytes/s per direction per GPU */
-    double inter_lat;       /* seconds per inter-node step */
+    double inter_lat;       /* seconds per inter-node ring step / all-to-all peer */
+    double base_lat;        /* seconds per collective launch (NCCL's baseLat) */
+    double nvls_lat;        /* seconds of an NVLS all-reduce beyond its bytes */
 } Cluster;
 
 /* Defaults for H100 SXM nodes (REFERENCE §D.4-D.5), then checks: gpus % gpus_per_node == 0
@@ -35,22 +37,24 @@ OsStatus cluster_validate(const Cluster *c);
  * its group of nodes: no two DP ranks then share a node, which is what the costs need. */
 uint32_t cluster_node_of(const Cluster *c, uint32_t d);
 
-/* Collectives over the whole DP group, S = bytes per rank's buffer (the full gradient for
- * all-reduce; the full gathered array for RS/AG, as nccl-tests counts). Seconds; 0 for n = 1.
- * n = dp ranks, ppn = dp_per_node of them per node, nNodes = n / ppn. B is the bottleneck
- * per DP rank: intra_bw when the whole group sits in one node, else inter_bw; both x tp (a
- * DP rank is a TP group of tp GPUs, with tp NVLink ports and tp NICs moving its shards in
- * parallel). Alpha-beta forms (REFERENCE §D.6):
- *   ring all-reduce  2(n-1) steps, of which 2(nNodes-1) cross nodes (NCCL's nInterSteps),
- *                    each inter step costs inter_lat, the others intra_lat; + 2(n-1)/n * S/B
- *   ring RS / AG     (n-1) steps, (nNodes-1) of them inter; + (n-1)/n * S/B
- *   tree all-reduce  2 * ((ppn-1) * intra_lat + ceil(log2 nNodes) * inter_lat)
- *                    + S / (0.5 * B)  (NCCL's tree algbw = 0.5 x busBw, tuning.cc)
- * NCCL's per-collective baseLat is not charged: see net.c. */
+/* Collectives over the whole DP group, S = bytes of the whole module's buffer (the full
+ * gradient for all-reduce; the full gathered array for RS/AG, as nccl-tests counts), of which
+ * each of the tp GPUs of a DP rank moves S/tp in its own DP group. Seconds; 0 for n = 1.
+ * n = dp ranks, ppn = dp_per_node of them per node, nNodes = n / ppn. Alpha-beta forms
+ * (REFERENCE §D.6) with NCCL's latency structure and measured bus bandwidths (net.c cites each):
+ *   ring RS / AG     baseLat + (n-1-(nNodes-1)) intra_lat + (nNodes-1) inter_lat
+ *                    + (n-1)/n * (S/tp) / net_ring_busbw
+ *   ring all-reduce  the same with 2(n-1) steps, 2(nNodes-1) of them inter, 2(n-1)/n * ...;
+ *                    NVLS (NVLink SHARP) instead when the group is one whole 8-GPU node
+ *   tree all-reduce  baseLat + 2 * ((ppn-1) * intra_lat + ceil(log2 nNodes) * inter_lat)
+ *                    + (S/tp) / (0.5 * net_ring_busbw)  (NCCL's tree algbw = 0.5 x busBw) */
 double net_allreduce_ring(const Cluster *c, double bytes);
 double net_allreduce_tree(const Cluster *c, double bytes);
 double net_reduce_scatter(const Cluster *c, double bytes);
 double net_allgather(const Cluster *c, double bytes);
+/* Achieved ring bus bandwidth of one DP group, bytes/s: NVLink's inside a node, else
+ * min(NVLink, dp_per_node NICs) — NCCL runs one ring per NIC. */
+double net_ring_busbw(const Cluster *c);
 /* nccl-tests bus-bandwidth factors (REFERENCE §D.6) for reporting. */
 double net_busbw_factor_allreduce(uint32_t n);
 double net_busbw_factor_rs_ag_a2a(uint32_t n);

@@ -32,8 +32,11 @@ void replay_config_init(ReplayConfig *c) {
     c->policy = policy_find("none");
     c->popt.objective = OBJ_COST;
     c->popt.seed = 1;
-    c->fsdp_groups = 4;
+    c->fsdp_groups = 0;
     c->ddp_buckets = 4;
+    c->optimizer = 1;
+    c->grad_clip = 1;
+    c->overlap_slowdown = -1.0;
     c->engine_kind = ENGINE_HEAP;
     c->balancer_cost_s = -1.0;
 }
@@ -48,10 +51,12 @@ typedef struct {
     uint8_t *it_phase;
     /* Plan */
     uint32_t *home, *ex_rank, *it_rank;
-    /* per (phase, rank) unit lengths, bucketed */
-    uint32_t *cnt;   /* [P*D + 1] offsets */
-    uint32_t *lens;  /* [N + M] */
-    uint32_t *fill;  /* [P*D] */
+    /* micro-batches: example i and item j run in micro-batch ex_mb[i] (items: their example's) */
+    uint16_t *ex_mb; /* [N] */
+    uint32_t *rank_next; /* [D] micro-batch being packed */
+    uint64_t *rank_tok;  /* [D] tokens in it */
+    uint32_t *rank_cnt;  /* [D] examples in it */
+    uint32_t *lens;  /* [N + M] unit lengths bucketed by (phase, rank, micro-batch) */
     NetMove *moves;  /* [2M + N] */
 } StepBufs;
 
@@ -68,8 +73,16 @@ typedef struct {
     NetScratch *net;
     PolicyScratch *pol;
     OsArena arena;
-    SimTime *dur;         /* [D*P*2] */
-    PhaseCost *pc;        /* [D*P] */
+    SimTime *dur;         /* [D*P*MB*2] */
+    size_t dur_cap;       /* entries allocated in dur */
+    uint32_t MB;          /* micro-batches of the program built (prog) */
+    uint32_t *cnt, *fill; /* [P*D*MB + 1] bucket offsets by (phase, rank, micro-batch) */
+    size_t cnt_cap, fill_cap;
+    PhaseCost *pc;        /* [D*P] rank r's share of phase p, summed over its micro-batches */
+    SimTime gdur[REPLAY_MAX_PHASES]; /* one gradient collective per module */
+    uint32_t groups[REPLAY_MAX_PHASES]; /* FSDP groups per module */
+    SimTime clip_dur, opt_dur;
+    double opt_s, slowdown;
     double act_per_token; /* activation bytes per LLM token per GPU kept for backward */
     double act_floor_per_token; /* the same with full recomputation: the floor */
     uint64_t needs_recompute; /* examples whose activations fit only with recomputation */
@@ -79,19 +92,22 @@ typedef struct {
     CostMemo *memo;
 } Replay;
 
+/* The step's scratch, carved from one arena (the (phase, rank, micro-batch) bucket offsets,
+ * whose count is known only after packing, live in R->cnt / R->fill). */
 static OsStatus carve(Replay *R, StepBufs *b, uint32_t N, uint32_t M) {
     OsStatus st = OS_OK;
-    size_t PD = (size_t)R->P * R->D;
-    size_t need = (size_t)N * (4 * 4 + 8 + 8 + 3 * 4) + (size_t)M * (4 * 4 + 8 + 3 * 8 + 1) +
-                  (PD + 1) * 4 + (size_t)(N + M) * 4 + PD * 4 + (size_t)(2 * M + N) * sizeof(NetMove) + 32 * 64;
+    size_t D = R->D;
+    size_t need = (size_t)N * (4 * 4 + 8 + 8 + 3 * 4 + 2) + (size_t)M * (4 * 4 + 8 + 3 * 8 + 1) + D * (4 + 8 + 4) +
+                  (size_t)(N + M) * 4 + (size_t)(2 * M + N) * sizeof(NetMove) + 40 * 64;
     os_arena_reset(&R->arena);
     OS_CHECK(os_arena_reserve(&R->arena, need));
 #define CARVE(f, n) b->f = os_arena_alloc(&R->arena, (size_t)(n) * sizeof(*b->f) + 1)
     CARVE(drawn, N); CARVE(ex_tokens, N); CARVE(ex_cost, N); CARVE(ex_bytes, N);
-    CARVE(home, N); CARVE(ex_rank, N);
+    CARVE(home, N); CARVE(ex_rank, N); CARVE(ex_mb, N);
     CARVE(it_example, M); CARVE(it_len, M); CARVE(it_cost, M); CARVE(it_in_bytes, M);
     CARVE(it_out_bytes, M); CARVE(it_phase, M); CARVE(it_rank, M);
-    CARVE(cnt, PD + 1); CARVE(lens, N + M); CARVE(fill, PD); CARVE(moves, 2 * (size_t)M + N);
+    CARVE(rank_next, D); CARVE(rank_tok, D); CARVE(rank_cnt, D);
+    CARVE(lens, N + M); CARVE(moves, 2 * (size_t)M + N);
 #undef CARVE
     if (!b->moves) OS_FAIL(OS_ERR_INTERNAL, "replay", "arena", NULL, "scratch carving ran out");
 fail:
@@ -175,82 +191,141 @@ static OsStatus build_work(Replay *R, StepWork *w, StepBufs *b, const TraceStep 
     return OS_OK;
 }
 
-/* Bucket unit lengths by (phase, rank) and cost every rank's share of every phase. */
-static OsStatus cost_ranks(Replay *R, const StepWork *w, StepBufs *b, const Plan *pl) {
+/* Micro-batches (DESIGN.md §2): each rank packs its share of the LLM phase, in order, into
+ * micro-batches of at most `micro_batch` examples and `micro_batch_tokens` LLM tokens (an
+ * example longer than the budget runs alone); an item runs in its example's micro-batch, on
+ * the rank the policy gave it. Every rank runs the step's count, the most any rank needed
+ * (FSDP's collectives need every rank in every micro-batch); a rank with fewer runs empty
+ * ones at the end. A micro_batch above a rank's share is a clamp: the share is one
+ * micro-batch. Returns the count; *clamped = 1 when the clamp applied. */
+static uint32_t pack_microbatches(Replay *R, const StepWork *w, StepBufs *b, const Plan *pl, int *clamped) {
+    const ReplayConfig *cfg = R->cfg;
+    uint32_t D = R->D, mb = cfg->micro_batch, MB = 1;
+    uint64_t budget = cfg->micro_batch_tokens;
+    *clamped = 0;
+    if (mb == 0 && budget == 0) {
+        memset(b->ex_mb, 0, (size_t)w->N * sizeof *b->ex_mb);
+        return 1;
+    }
+    memset(b->rank_next, 0, D * sizeof *b->rank_next);
+    memset(b->rank_tok, 0, D * sizeof *b->rank_tok);
+    memset(b->rank_cnt, 0, D * sizeof *b->rank_cnt);
+    for (uint32_t i = 0; i < w->N; i++) {
+        uint32_t r = pl->ex_rank[i];
+        uint64_t tok = w->ex_tokens[i];
+        int full = b->rank_cnt[r] > 0 && ((mb && b->rank_cnt[r] >= mb) || (budget && b->rank_tok[r] + tok > budget));
+        if (full && b->rank_next[r] + 1 < PROG_MAX_MB) b->rank_next[r]++, b->rank_cnt[r] = 0, b->rank_tok[r] = 0;
+        b->ex_mb[i] = (uint16_t)b->rank_next[r];
+        b->rank_cnt[r]++;
+        b->rank_tok[r] += tok;
+        if (b->rank_next[r] + 1 > MB) MB = b->rank_next[r] + 1;
+    }
+    if (mb && MB == 1) {
+        /* a micro-batch larger than every rank's share: the share is the micro-batch */
+        uint32_t most = 0;
+        for (uint32_t r = 0; r < D; r++) most = OS_MAX(most, b->rank_cnt[r]);
+        if (most < mb) *clamped = 1;
+    }
+    return MB;
+}
+
+static OsStatus grow_u32(uint32_t **p, size_t *cap, size_t n) { return os_grow((void **)p, cap, n, sizeof **p); }
+
+/* Bucket unit lengths by (phase, rank, micro-batch) and cost every rank's share of every phase
+ * micro-batch by micro-batch. */
+static OsStatus cost_ranks(Replay *R, const StepWork *w, StepBufs *b, const Plan *pl, uint32_t MB) {
     OsStatus st = OS_OK;
     uint32_t D = R->D, P = R->P, llm = P - 1;
-    size_t PD = (size_t)P * D;
-    memset(b->cnt, 0, (PD + 1) * sizeof *b->cnt);
-    for (uint32_t i = 0; i < w->N; i++) b->cnt[(size_t)llm * D + pl->ex_rank[i] + 1]++;
-    for (uint32_t j = 0; j < w->M; j++) b->cnt[(size_t)w->it_phase[j] * D + pl->it_rank[j] + 1]++;
-    for (size_t k = 0; k < PD; k++) b->cnt[k + 1] += b->cnt[k];
-    memcpy(b->fill, b->cnt, PD * sizeof *b->fill);
-    for (uint32_t i = 0; i < w->N; i++) b->lens[b->fill[(size_t)llm * D + pl->ex_rank[i]]++] = w->ex_tokens[i];
-    for (uint32_t j = 0; j < w->M; j++) b->lens[b->fill[(size_t)w->it_phase[j] * D + pl->it_rank[j]]++] = w->it_len[j];
+    size_t PDM = (size_t)P * D * MB;
+    OS_CHECK(grow_u32(&R->cnt, &R->cnt_cap, PDM + 1));
+    OS_CHECK(grow_u32(&R->fill, &R->fill_cap, PDM));
+#define KEY(p, r, k) ((((size_t)(p) * D + (r)) * MB) + (k))
+    memset(R->cnt, 0, (PDM + 1) * sizeof *R->cnt);
+    for (uint32_t i = 0; i < w->N; i++) R->cnt[KEY(llm, pl->ex_rank[i], b->ex_mb[i]) + 1]++;
+    for (uint32_t j = 0; j < w->M; j++)
+        R->cnt[KEY(w->it_phase[j], pl->it_rank[j], b->ex_mb[w->it_example[j]]) + 1]++;
+    for (size_t k = 0; k < PDM; k++) R->cnt[k + 1] += R->cnt[k];
+    memcpy(R->fill, R->cnt, PDM * sizeof *R->fill);
+    for (uint32_t i = 0; i < w->N; i++) b->lens[R->fill[KEY(llm, pl->ex_rank[i], b->ex_mb[i])]++] = w->ex_tokens[i];
+    for (uint32_t j = 0; j < w->M; j++)
+        b->lens[R->fill[KEY(w->it_phase[j], pl->it_rank[j], b->ex_mb[w->it_example[j]])]++] = w->it_len[j];
     double tp = (double)R->cl->tp;
     for (uint32_t p = 0; p < P; p++)
         for (uint32_t r = 0; r < D; r++) {
-            size_t k = (size_t)p * D + r;
             PhaseCost *c = &R->pc[(size_t)r * P + p];
-            uint32_t n = b->cnt[k + 1] - b->cnt[k];
-            if (n == 0) {
-                memset(c, 0, sizeof *c);
-            } else {
-                OS_CHECK(cost_phase(c, &R->cm, p, b->lens + b->cnt[k], n));
+            memset(c, 0, sizeof *c);
+            for (uint32_t k = 0; k < MB; k++) {
+                size_t key = KEY(p, r, k);
+                uint32_t n = R->cnt[key + 1] - R->cnt[key];
+                PhaseCost one;
+                if (n == 0) memset(&one, 0, sizeof one);
+                else OS_CHECK(cost_phase(&one, &R->cm, p, b->lens + R->cnt[key], n));
+                /* TP splits every GEMM and attention head group over tp GPUs; TP's own
+                 * communication is not modelled (a documented simplification). */
+                size_t d = (((size_t)r * P + p) * MB + k) * 2;
+                R->dur[d + 0] = sim_from_seconds(one.fwd_s / tp);
+                R->dur[d + 1] = sim_from_seconds(one.bwd_s / tp);
+                c->fwd_s += one.fwd_s, c->bwd_s += one.bwd_s;
+                c->gemm_s += one.gemm_s, c->attn_s += one.attn_s, c->mem_s += one.mem_s;
+                c->model_flops += one.model_flops, c->model_flops_noattn += one.model_flops_noattn;
+                c->causal_flops += one.causal_flops, c->hw_flops += one.hw_flops;
+                c->tokens += one.tokens;
             }
-            /* TP splits every GEMM and attention head group over tp GPUs; TP's own
-             * communication is not modelled (a documented simplification). */
-            R->dur[((size_t)r * P + p) * 2 + 0] = sim_from_seconds(c->fwd_s / tp);
-            R->dur[((size_t)r * P + p) * 2 + 1] = sim_from_seconds(c->bwd_s / tp);
         }
+#undef KEY
 fail:
     return st;
 }
 
-/* Byte lists of the rebalancing moves and their cost. */
-static OsStatus cost_moves(Replay *R, const StepWork *w, StepBufs *b, const Plan *pl, StepResult *res) {
+/* Byte lists of the rebalancing moves and their cost, per micro-batch. */
+static OsStatus cost_moves(Replay *R, const StepWork *w, StepBufs *b, const Plan *pl, uint32_t MB, StepResult *res) {
     uint32_t E = R->P - 1;
     NetA2AStats stt;
     double total = 0;
-    for (uint32_t e = 0; e < E + 2; e++) {
-        /* e < E: inputs of encoder e; E: embeddings + text to the LLM ranks; E+1: gradients back */
-        size_t n = 0;
-        if (e < E) {
-            for (uint32_t j = 0; j < w->M; j++) {
-                if (w->it_phase[j] != e) continue;
-                uint32_t src = pl->home[w->it_example[j]], dst = pl->it_rank[j];
-                if (src != dst) b->moves[n++] = (NetMove){src, dst, w->it_in_bytes[j]};
+    for (uint32_t k = 0; k < MB; k++)
+        for (uint32_t e = 0; e < E + 2; e++) {
+            /* e < E: inputs of encoder e; E: embeddings + text to the LLM ranks; E+1: gradients back */
+            size_t n = 0;
+            if (e < E) {
+                for (uint32_t j = 0; j < w->M; j++) {
+                    if (w->it_phase[j] != e || b->ex_mb[w->it_example[j]] != k) continue;
+                    uint32_t src = pl->home[w->it_example[j]], dst = pl->it_rank[j];
+                    if (src != dst) b->moves[n++] = (NetMove){src, dst, w->it_in_bytes[j]};
+                }
+            } else {
+                for (uint32_t j = 0; j < w->M; j++) {
+                    if (b->ex_mb[w->it_example[j]] != k) continue;
+                    uint32_t a = pl->it_rank[j], z = pl->ex_rank[w->it_example[j]];
+                    if (a == z) continue;
+                    b->moves[n++] = e == E ? (NetMove){a, z, w->it_out_bytes[j]} : (NetMove){z, a, w->it_out_bytes[j]};
+                }
+                if (e == E)
+                    for (uint32_t i = 0; i < w->N; i++)
+                        if (b->ex_mb[i] == k && pl->home[i] != pl->ex_rank[i])
+                            b->moves[n++] = (NetMove){pl->home[i], pl->ex_rank[i], w->ex_bytes[i]};
             }
-        } else {
-            for (uint32_t j = 0; j < w->M; j++) {
-                uint32_t a = pl->it_rank[j], z = pl->ex_rank[w->it_example[j]];
-                if (a == z) continue;
-                b->moves[n++] = e == E ? (NetMove){a, z, w->it_out_bytes[j]} : (NetMove){z, a, w->it_out_bytes[j]};
+            memset(&stt, 0, sizeof stt);
+            double t = n == 0 ? 0.0
+                              : pl->hierarchical ? net_alltoallv_hier(R->cl, b->moves, n, R->net, &stt)
+                                                 : net_alltoallv(R->cl, b->moves, n, R->net, &stt);
+            if (isnan(t)) return OS_ERR_INTERNAL; /* net recorded why */
+            res->bytes_intra += stt.intra_bytes;
+            res->bytes_inter += stt.inter_bytes;
+            total += t;
+            for (size_t c = 0; c < R->prog->n_colls; c++) {
+                Coll *cc = &R->prog->colls[c];
+                if (cc->mb != k) continue;
+                if ((e < E && cc->role == COLL_A2A_IN && cc->enc == e) || (e == E && cc->role == COLL_A2A_OUT) ||
+                    (e == E + 1 && cc->role == COLL_A2A_GRAD))
+                    cc->dur = sim_from_seconds(t);
             }
-            if (e == E)
-                for (uint32_t i = 0; i < w->N; i++)
-                    if (pl->home[i] != pl->ex_rank[i]) b->moves[n++] = (NetMove){pl->home[i], pl->ex_rank[i], w->ex_bytes[i]};
         }
-        memset(&stt, 0, sizeof stt);
-        double t = n == 0 ? 0.0
-                          : pl->hierarchical ? net_alltoallv_hier(R->cl, b->moves, n, R->net, &stt)
-                                             : net_alltoallv(R->cl, b->moves, n, R->net, &stt);
-        if (isnan(t)) return OS_ERR_INTERNAL; /* net recorded why */
-        res->bytes_intra += stt.intra_bytes;
-        res->bytes_inter += stt.inter_bytes;
-        total += t;
-        for (size_t c = 0; c < R->prog->n_colls; c++) {
-            Coll *cc = &R->prog->colls[c];
-            if ((e < E && cc->role == COLL_A2A_IN && cc->enc == e) || (e == E && cc->role == COLL_A2A_OUT) ||
-                (e == E + 1 && cc->role == COLL_A2A_GRAD))
-                cc->dur = sim_from_seconds(t);
-        }
-    }
     res->a2a_s = total;
-    /* every rank's lengths (text + items) gathered before balancing: 8 bytes per unit */
+    /* every rank's lengths (text + items) gathered before balancing: 8 bytes per unit, the same
+     * on every GPU (not sharded by TP) */
     for (size_t c = 0; c < R->prog->n_colls; c++)
         if (R->prog->colls[c].role == COLL_LENGTHS)
-            R->prog->colls[c].dur = sim_from_seconds(net_allgather(R->cl, 8.0 * (double)(w->N + w->M)));
+            R->prog->colls[c].dur = sim_from_seconds(net_allgather(R->cl, 8.0 * (double)(w->N + w->M) * R->cl->tp));
     return OS_OK;
 }
 
@@ -293,10 +368,19 @@ static void step_results(Replay *R, const StepWork *w, StepResult *res, SimTime 
         comm += sim_to_seconds(rr->comm);
         if (rr->final_wait_at > last_wait) last_wait = rr->final_wait_at;
     }
+    double slowed = 0;
+    for (uint32_t r = 0; r < D; r++) slowed += sim_to_seconds(pg->ranks[r].slowed);
     res->busy_s = busy / D;
     res->idle_s = idle / D;
     res->comm_s = comm / D;
+    res->slowed_s = slowed / D;
     res->grad_sync_s = sim_to_seconds(end - last_wait);
+    res->optimizer_s = R->opt_s;
+    for (size_t k = 0; k < (size_t)D * P; k++) {
+        res->gemm_s += R->pc[k].gemm_s / R->cl->tp / D;
+        res->attn_s += R->pc[k].attn_s / R->cl->tp / D;
+        res->mem_s += R->pc[k].mem_s / R->cl->tp / D;
+    }
     for (uint32_t p = 0; p < P; p++) {
         double mx = 0, sum = 0, idle_frac = 0, big = 0;
         for (uint32_t r = 0; r < D; r++) {
@@ -341,6 +425,10 @@ static void step_results(Replay *R, const StepWork *w, StepResult *res, SimTime 
     }
 }
 
+const char *replay_setup_name(TrainSetup s) {
+    return s == SETUP_DDP ? "ddp" : s == SETUP_FSDP_GRAD_OP ? "fsdp-grad-op" : "fsdp";
+}
+
 uint32_t replay_phase_names(char (*names)[32], const ModelSpec *m) {
     uint32_t P = cost_n_phases(m);
     for (uint32_t p = 0; p + 1 < P; p++) snprintf(names[p], 32, "%s", m->enc[p].modality);
@@ -370,6 +458,33 @@ static void replay_free(Replay *R) {
     free(R->dur);
     free(R->pc);
     free(R->memo);
+    free(R->cnt);
+    free(R->fill);
+}
+
+/* The step program for MB micro-batches (rebuilt when a step needs another count), and room
+ * for its durations. */
+static OsStatus ensure_prog(Replay *R, uint32_t MB) {
+    OsStatus st = OS_OK;
+    if (R->prog && R->MB == MB) return OS_OK;
+    const ReplayConfig *cfg = R->cfg;
+    prog_destroy(R->prog);
+    R->prog = NULL;
+    ProgSpec ps = {.D = R->D, .P = R->P, .M = MB,
+                   .fsdp = cfg->setup == SETUP_DDP ? SHARD_DDP : cfg->setup == SETUP_FSDP_GRAD_OP ? SHARD_GRAD_OP : SHARD_FULL,
+                   .groups = R->groups, .buckets = cfg->ddp_buckets, .post = cfg->policy->kind == POLICY_POST,
+                   .grad_coll_dur = R->gdur, .clip_dur = R->clip_dur, .opt_dur = R->opt_dur, .slowdown = R->slowdown};
+    OS_CHECK(prog_create(&R->prog, &ps));
+    R->MB = MB;
+    size_t need = (size_t)R->D * R->P * MB * 2;
+    if (need > R->dur_cap) {
+        SimTime *d = realloc(R->dur, need * sizeof *d);
+        ALLOC_CHECK(d);
+        R->dur = d;
+        R->dur_cap = need;
+    }
+fail:
+    return st;
 }
 
 static OsStatus replay_setup(Replay *R, const ReplayConfig *cfg, Trace *t, ReplaySummary *sum) {
@@ -389,24 +504,27 @@ static OsStatus replay_setup(Replay *R, const ReplayConfig *cfg, Trace *t, Repla
     if (!cfg->policy) OS_FAIL(OS_ERR_ARG, "replay", "--policy", NULL, "no policy given");
     OS_CHECK(cluster_validate(cl));
     OS_CHECK(model_validate(m, m->name));
-    if (R->P > REPLAY_MAX_PHASES || R->P + 2 > PROG_MAX_TAGS)
+    if (R->P > REPLAY_MAX_PHASES || R->P + 3 > PROG_MAX_TAGS)
         OS_FAIL(OS_ERR_ARG, m->name, "encoders", NULL, "too many encoders (%u)", m->n_enc);
     for (uint32_t p = 0; p < R->P; p++) cost_unit_prepare(&R->unit[p], &R->cm, p);
     map_modalities(R, t);
     R->trace = t;
 
-    /* model state per GPU: FSDP shards it over DP, TP over tp */
+    /* model state per GPU: FSDP shards it over DP (SHARD_GRAD_OP keeps the bf16 weights whole
+     * between forward and backward), TP over tp */
     double params = (double)model_params(m);
-    double state = params * STATE_BYTES_PER_PARAM / cl->tp / (cfg->setup == SETUP_FSDP ? cl->dp : 1);
+    double state = params * STATE_BYTES_PER_PARAM / cl->tp / (cfg->setup == SETUP_DDP ? 1 : cl->dp);
+    if (cfg->setup == SETUP_FSDP_GRAD_OP)
+        state = params / cl->tp * (m->param_bytes + (STATE_BYTES_PER_PARAM - m->param_bytes) / cl->dp);
     sum->state_bytes_per_gpu = state;
     if (state >= cl->mem_bytes) {
         char hint[160];
-        snprintf(hint, sizeof hint, "%s", cfg->setup == SETUP_DDP
+        snprintf(hint, sizeof hint, "%s", cfg->setup != SETUP_FSDP
                                               ? "use --setup fsdp, a larger --tp, or a smaller --model"
                                               : "use more GPUs (--gpus N --regroup), a larger --tp, or a smaller --model");
         OS_FAIL(OS_ERR_RANGE, m->name, "memory", hint,
                 "weights + gradients + Adam states need %.1f GB per GPU under %s, the GPU has %.1f GB", state / 1e9,
-                cfg->setup == SETUP_DDP ? "ddp" : "fsdp", cl->mem_bytes / 1e9);
+                replay_setup_name(cfg->setup), cl->mem_bytes / 1e9);
     }
     R->mem_free = cl->mem_bytes - state;
     R->act_per_token = (cfg->recompute ? ACT_BYTES_RECOMPUTE_H : ACT_BYTES_PER_TOKEN_LAYER_H) *
@@ -426,25 +544,35 @@ static OsStatus replay_setup(Replay *R, const ReplayConfig *cfg, Trace *t, Repla
         }
     }
 
-    SimTime gdur[REPLAY_MAX_PHASES];
+    /* gradient collectives: one FSDP layer group's all-gather (a reduce-scatter costs the same)
+     * or one DDP bucket's all-reduce, per module */
     for (uint32_t p = 0; p < R->P; p++) {
+        const StackSpec *sp = p < m->n_enc ? &m->enc[p].stack : &m->llm;
         double bytes = module_params(m, p) * m->param_bytes;
+        uint32_t G = cfg->fsdp_groups ? cfg->fsdp_groups : sp->layers;
+        if (G > PROG_MAX_GROUPS) G = PROG_MAX_GROUPS;
+        R->groups[p] = G;
         double d;
-        if (cfg->setup == SETUP_FSDP) d = net_allgather(cl, bytes / cfg->fsdp_groups); /* RS costs the same */
+        if (cfg->setup != SETUP_DDP) d = net_allgather(cl, bytes / G);
         else d = (cfg->allreduce == AR_TREE ? net_allreduce_tree : net_allreduce_ring)(cl, bytes / cfg->ddp_buckets);
-        gdur[p] = sim_from_seconds(d);
+        R->gdur[p] = sim_from_seconds(d);
     }
-    ProgSpec ps = {.D = R->D, .P = R->P, .fsdp = cfg->setup == SETUP_FSDP, .groups = cfg->fsdp_groups,
-                   .buckets = cfg->ddp_buckets, .post = cfg->policy->kind == POLICY_POST, .grad_coll_dur = gdur};
-    OS_CHECK(prog_create(&R->prog, &ps));
+    /* the optimizer step on this GPU's parameters, after the gradient-norm all-reduce (a few
+     * bytes: its latency) */
+    double per_gpu = params / cl->tp / (cfg->setup == SETUP_DDP ? 1 : cl->dp);
+    R->opt_s = cfg->optimizer ? cost_optimizer_s(&R->cm, per_gpu) : 0;
+    R->opt_dur = sim_from_seconds(R->opt_s);
+    R->clip_dur = cfg->grad_clip && cl->dp > 1 ? sim_from_seconds(net_allreduce_ring(cl, 4.0 * cl->tp)) : 0;
+    R->slowdown = cfg->overlap_slowdown >= 0 ? cfg->overlap_slowdown : cfg->calib->overlap_slowdown;
+    if (!(R->slowdown >= 0 && R->slowdown < 1))
+        OS_FAIL(OS_ERR_ARG, "replay", "overlap slowdown", "a fraction in [0, 1)", "%g", R->slowdown);
     OS_CHECK(engine_create(&R->engine, cfg->engine_kind, (size_t)R->D * 2 + 64));
     OS_CHECK(net_scratch_create(&R->net, cl));
     OS_CHECK(policy_scratch_create(&R->pol));
     os_arena_init(&R->arena);
-    R->dur = calloc((size_t)R->D * R->P * 2, sizeof *R->dur);
     R->pc = calloc((size_t)R->D * R->P, sizeof *R->pc);
-    ALLOC_CHECK(R->dur);
     ALLOC_CHECK(R->pc);
+    OS_CHECK(ensure_prog(R, 1));
 fail:
     return st;
 }
@@ -496,8 +624,13 @@ OsStatus replay_run(ReplaySummary *sum, const ReplayConfig *cfg, Trace *t, Repla
         /* --balancer-cost replaces the measurement everywhere, so output is reproducible */
         if (cfg->balancer_cost_s >= 0) res.balancer_s = cfg->balancer_cost_s;
         OS_CHECK(plan_check(&pl, &w, cfg->policy->name));
-        OS_CHECK(cost_ranks(&R, &w, &b, &pl));
-        if (cfg->policy->kind == POLICY_POST) OS_CHECK(cost_moves(&R, &w, &b, &pl, &res));
+        int clamped = 0;
+        uint32_t MB = pack_microbatches(&R, &w, &b, &pl, &clamped);
+        sum->mb_clamped += (uint64_t)clamped;
+        res.micro_batches = MB;
+        OS_CHECK(ensure_prog(&R, MB));
+        OS_CHECK(cost_ranks(&R, &w, &b, &pl, MB));
+        if (cfg->policy->kind == POLICY_POST) OS_CHECK(cost_moves(&R, &w, &b, &pl, MB, &res));
         SimTime bal = cfg->policy->kind != POLICY_POST ? 0 : plan_overlap(&R, &pl, &res, cfg->balancer_cost_s >= 0);
         SimTime end;
         int record = cfg->timeline_path && k == cfg->timeline_step;
@@ -517,6 +650,7 @@ OsStatus replay_run(ReplaySummary *sum, const ReplayConfig *cfg, Trace *t, Repla
             for (uint32_t p = 0; p < R.P; p++) names[p] = sum->phase_name[p];
             names[PROG_TAG_SYNC(R.P)] = "sync";
             names[PROG_TAG_BALANCE(R.P)] = "balance";
+            names[PROG_TAG_OPTIM(R.P)] = "optimizer";
             char csv[4200];
             size_t L = strlen(cfg->timeline_path);
             if (L > 5 && !strcmp(cfg->timeline_path + L - 5, ".json"))
@@ -539,6 +673,13 @@ OsStatus replay_run(ReplaySummary *sum, const ReplayConfig *cfg, Trace *t, Repla
             sum->phase_idle_frac[p] += res.phase_idle_frac[p];
             sum->phase_imbalance[p] += res.phase_imbalance[p];
         }
+        sum->micro_batches_per_step += res.micro_batches;
+        sum->gemm_s_per_step += res.gemm_s;
+        sum->attn_s_per_step += res.attn_s;
+        sum->mem_s_per_step += res.mem_s;
+        sum->optimizer_s_per_step += res.optimizer_s;
+        sum->slowed_s_per_step += res.slowed_s;
+        sum->grad_sync_s_per_step += res.grad_sync_s;
         sum->bytes_intra_per_step += (double)res.bytes_intra;
         sum->bytes_inter_per_step += (double)res.bytes_inter;
         sum->a2a_s_per_step += res.a2a_s;
@@ -561,6 +702,13 @@ OsStatus replay_run(ReplaySummary *sum, const ReplayConfig *cfg, Trace *t, Repla
         sum->phase_idle_frac[p] /= dn;
         sum->phase_imbalance[p] /= dn;
     }
+    sum->micro_batches_per_step /= dn;
+    sum->gemm_s_per_step /= dn;
+    sum->attn_s_per_step /= dn;
+    sum->mem_s_per_step /= dn;
+    sum->optimizer_s_per_step /= dn;
+    sum->slowed_s_per_step /= dn;
+    sum->grad_sync_s_per_step /= dn;
     sum->bytes_intra_per_step /= dn;
     sum->bytes_inter_per_step /= dn;
     sum->a2a_s_per_step /= dn;

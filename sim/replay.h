@@ -21,7 +21,12 @@
 
 #define REPLAY_MAX_PHASES (MODEL_MAX_ENC + 1)
 
-typedef enum { SETUP_DDP = 0, SETUP_FSDP = 1 } TrainSetup;
+/* DDP (replicated state, gradient all-reduce in the last micro-batch), FSDP FULL_SHARD
+ * (ZeRO-3: parameters gathered per layer group for forward and again for backward, gradients
+ * reduce-scattered every micro-batch), FSDP SHARD_GRAD_OP (ZeRO-2: gathered for forward only,
+ * kept through backward). The FSDP semantics are PyTorch's without no_sync, as Composer and
+ * llm-foundry run it (bench/fidelity/data/SOURCES-research.md §6). */
+typedef enum { SETUP_DDP = 0, SETUP_FSDP = 1, SETUP_FSDP_GRAD_OP = 2 } TrainSetup;
 typedef enum { AR_RING = 0, AR_TREE = 1 } AllReduceAlgo;
 
 typedef struct {
@@ -30,14 +35,21 @@ typedef struct {
     Cluster cluster;
     TrainSetup setup;
     AllReduceAlgo allreduce;
-    int recompute;            /* activation recomputation */
+    int recompute;            /* RecomputeMode (cost.h) */
     AttnLayout layout;        /* varlen or padded */
     const Policy *policy;     /* borrowed */
     PolicyOptions popt;
     uint64_t first_step;      /* first trace step replayed */
     uint64_t n_steps;         /* 0 = to the end of the trace */
     int regroup;              /* re-deal each global batch to the cluster's DP when they differ */
-    uint32_t fsdp_groups;     /* FSDP: layer groups per module (all-gather/reduce-scatter each) */
+    uint32_t fsdp_groups;     /* FSDP: layer groups per module (all-gather/reduce-scatter each);
+                                 0 = one per transformer layer, as llm-foundry and OrchMLLM wrap */
+    uint32_t micro_batch;     /* examples per micro-batch per rank (0: the rank's whole share);
+                                 more than a rank holds is clamped to its share (one micro-batch) */
+    uint64_t micro_batch_tokens; /* LLM-token budget per micro-batch (0: none); both limits apply */
+    int optimizer;            /* charge the optimizer step (AdamW) after the gradients */
+    int grad_clip;            /* the gradient-norm all-reduce before it */
+    double overlap_slowdown;  /* < 0: the calibration's factor; else this fraction, [0, 1) */
     uint32_t ddp_buckets;     /* DDP: gradient buckets per module, all-reduced as backward ends */
     const char *timeline_path;/* Chrome trace JSON of one step, or NULL */
     uint64_t timeline_step;   /* which replayed step (0-based within the replay) goes there */
@@ -48,8 +60,9 @@ typedef struct {
                                  makes the output byte-identical run to run */
 } ReplayConfig;
 
-/* Defaults: DDP, ring, varlen, no recompute, policy "none", all steps, 4 FSDP groups,
- * 4 DDP buckets, heap engine. cluster must still be set with cluster_init. */
+/* Defaults: FSDP, ring, varlen, no recompute, policy "none", all steps, one FSDP group per
+ * layer, 4 DDP buckets, one micro-batch per rank, optimizer and gradient clipping on, the
+ * calibration's overlap slowdown, heap engine. cluster must still be set with cluster_init. */
 void replay_config_init(ReplayConfig *c);
 
 typedef struct {
@@ -71,6 +84,11 @@ typedef struct {
     double grad_sync_s;                      /* exposed (not overlapped) gradient sync */
     double balancer_s;                       /* measured (thread CPU) time of the policy function, or
                                                 cfg->balancer_cost_s when that is >= 0 */
+    uint32_t micro_batches;                  /* per rank this step (the most any rank needed) */
+    double gemm_s, attn_s, mem_s;            /* mean over ranks of compute seconds by kind (/tp) */
+    double optimizer_s;                      /* the optimizer step, per GPU */
+    double slowed_s;                         /* mean over ranks of compute time lost to the overlap
+                                                slowdown (inside busy_s) */
     /* The step's detail, borrowed: valid only inside the ReplayStepFn callback. */
     uint32_t D, P;
     const PhaseCost *rank_phase;             /* [D*P] rank r's share of phase p, one GPU (not /tp) */
@@ -91,6 +109,10 @@ typedef struct {
     double phase_imbalance[REPLAY_MAX_PHASES]; /* mean over steps of max/mean */
     double bytes_intra_per_step, bytes_inter_per_step;
     double a2a_s_per_step, balancer_s_per_step;
+    double micro_batches_per_step;
+    double gemm_s_per_step, attn_s_per_step, mem_s_per_step; /* mean rank, by kind */
+    double optimizer_s_per_step, slowed_s_per_step, grad_sync_s_per_step;
+    uint64_t mb_clamped;                     /* steps where --micro-batch exceeded a rank's share */
     uint64_t events;                         /* engine events processed */
     double wall_s;                           /* host time the replay took */
     char calib_name[128];                    /* which calibration was used */
@@ -100,6 +122,8 @@ typedef struct {
     double state_bytes_per_gpu;              /* weights + grads + Adam states per GPU */
 } ReplaySummary;
 
+/* "ddp", "fsdp", "fsdp-grad-op". */
+const char *replay_setup_name(TrainSetup s);
 /* Phase names of a model in replay order (encoders' modalities, then "llm"); returns P. */
 uint32_t replay_phase_names(char (*names)[32], const ModelSpec *m);
 

@@ -74,8 +74,13 @@ static void config(ReplayConfig *c, uint32_t gpus, TrainSetup setup, const char 
     cr_assert_eq(cluster_init(&c->cluster, gpus, 8, 1), OS_OK, "%s", os_last_error());
     /* a network with no latency and (practically) infinite bandwidth: collectives take 0 ns,
      * so the checks below are exact in nanoseconds */
-    c->cluster.intra_lat = c->cluster.inter_lat = 0.0;
+    c->cluster.intra_lat = c->cluster.inter_lat = c->cluster.base_lat = c->cluster.nvls_lat = 0.0;
     c->cluster.intra_bw = c->cluster.inter_bw = 1e30;
+    /* no optimizer step and no compute slowdown: steps are sums of phase times (the tests of
+     * those two terms set them back) */
+    c->optimizer = 0;
+    c->grad_clip = 0;
+    c->overlap_slowdown = 0.0;
 }
 
 static double phase_s(const CostModel *cm, uint32_t p, const uint32_t *lens, uint32_t n) {
@@ -242,7 +247,7 @@ Test(replay, an_example_no_gpu_can_hold_is_flagged) {
 
 static SimTime run_overlap(SimTime llm_plan_ready, SimTime *idle) {
     SimTime grad[2] = {0, 0};
-    ProgSpec spec = {.D = 2, .P = 2, .fsdp = 0, .groups = 1, .buckets = 1, .post = 1, .grad_coll_dur = grad};
+    ProgSpec spec = {.D = 2, .P = 2, .fsdp = 0, .group = 1, .buckets = 1, .post = 1, .grad_coll_dur = grad};
     Prog *pg = NULL;
     Engine *e = NULL;
     cr_assert_eq(prog_create(&pg, &spec), OS_OK, "%s", os_last_error());
