@@ -14,27 +14,13 @@
 
 /* Parse "image=4,audio=2" into ratio[] (starting from the trace's defaults). */
 static OsStatus parse_ratios(uint32_t *ratio, const Trace *t, const char *spec) {
-    OsStatus st = OS_OK;
-    char buf[512], *parts[TRACE_MAX_MODALITIES * 2];
-    for (uint32_t m = 0; m < trace_n_modalities(t); m++) ratio[m] = trace_modality(t, m)->default_ratio;
-    if (!spec) return OS_OK;
-    if (strlen(spec) >= sizeof buf) OS_FAIL(OS_ERR_ARG, "--ratio", NULL, NULL, "too long");
-    strcpy(buf, spec);
-    int n = opts_split(buf, parts, (int)OS_ARRAY_LEN(parts));
-    for (int i = 0; i < n; i++) {
-        char *eq = strchr(parts[i], '=');
-        if (!eq) OS_FAIL(OS_ERR_ARG, "--ratio", parts[i], "write NAME=R, e.g. image=4,audio=2", "expected NAME=R");
-        *eq = '\0';
-        int m = trace_modality_index(t, parts[i]);
-        if (m < 1)
-            OS_FAIL(OS_ERR_ARG, "--ratio", parts[i], "name an item modality of the trace's /modalities",
-                    "unknown modality");
-        uint64_t v;
-        OS_CHECK(os_parse_u64(&v, eq + 1, 1, 1u << 20, "--ratio"));
-        ratio[m] = (uint32_t)v;
+    const char *names[TRACE_MAX_MODALITIES];
+    for (uint32_t m = 0; m < trace_n_modalities(t); m++) {
+        ratio[m] = trace_modality(t, m)->default_ratio;
+        names[m] = trace_modality(t, m)->name;
     }
-fail:
-    return st;
+    if (!spec) return OS_OK;
+    return opts_named_u32(ratio, names, trace_n_modalities(t), 1, spec, "--ratio", 1, 1u << 20);
 }
 
 static void json_str(const char *s) {
@@ -82,7 +68,7 @@ static void print_json(const Trace *t, const TraceStats *s) {
         json_str(md->name);
         printf(", \"unit\": ");
         json_str(md->unit);
-        printf(", \"ratio\": %u, \"examples_with\": %llu, \"share\": ", s->ratio[m],
+        printf(", \"ratio\": %u, \"tokens_per_item\": %u, \"examples_with\": %llu, \"share\": ", s->ratio[m], s->tpi[m],
                (unsigned long long)ms->examples_with);
         json_num(s->examples ? (double)ms->examples_with / (double)s->examples : NAN);
         printf(", \"items\": %llu, ", (unsigned long long)ms->items);
@@ -135,7 +121,14 @@ static void q3(char *buf, size_t n, const TraceHist *h) {
 static void print_table(const Trace *t, const TraceStats *s) {
     const TraceProvenance *p = trace_provenance(t);
     char a[64], b[64], c[64];
-    printf("# trace      %s\n# source     %s\n# created by %s\n", trace_path(t), p->source, p->created_by);
+    /* provenance is whatever the writer put there: escaped, so it cannot drive the terminal */
+    char path[4200], src[2100], by[520];
+    os_escape(path, sizeof path, trace_path(t), strlen(trace_path(t)));
+    os_escape(src, sizeof src, p->source, sizeof p->source);
+    os_escape(by, sizeof by, p->created_by, sizeof p->created_by);
+    printf("# trace      %s\n# source     %s\n# created by %s\n", path, src, by);
+    for (uint32_t m = 1; m < s->n_mod; m++)
+        if (s->tpi[m]) printf("# tokens     %s: %u LLM tokens per item (the trace's tokens_per_item)\n", trace_modality(t, m)->name, s->tpi[m]);
     printf("steps %llu   examples %llu   items %llu   ", (unsigned long long)s->steps,
            (unsigned long long)s->examples, (unsigned long long)s->items);
     if (s->dp_min == s->dp_max) printf("dp %u   ", s->dp_min);

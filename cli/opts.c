@@ -19,6 +19,10 @@ static void fmt_default(char *buf, size_t n, const OptSpec *o) {
     case OPT_U64: snprintf(buf, n, " (default: %llu)", (unsigned long long)*(uint64_t *)o->dest); break;
     case OPT_U32: snprintf(buf, n, " (default: %u)", *(uint32_t *)o->dest); break;
     case OPT_F64: snprintf(buf, n, " (default: %g)", *(double *)o->dest); break;
+    case OPT_F64_AUTO:
+        if (*(double *)o->dest < 0) snprintf(buf, n, " (default: auto; range %g..%g)", o->lo, o->hi);
+        else snprintf(buf, n, " (default: %g; range %g..%g, or auto)", *(double *)o->dest, o->lo, o->hi);
+        break;
     }
 }
 
@@ -56,7 +60,26 @@ static OsStatus set_value(const OptSpec *o, const char *arg) {
         if (st == OS_OK) *(uint32_t *)o->dest = (uint32_t)v;
         return st;
     }
-    case OPT_F64: return os_parse_f64((double *)o->dest, arg, any ? 0.0 : lo, any ? 1e300 : hi, what);
+    case OPT_F64:
+    case OPT_F64_AUTO: {
+        if (o->type == OPT_F64_AUTO && !strcmp(arg, "auto")) {
+            *(double *)o->dest = OPTS_AUTO;
+            return OS_OK;
+        }
+        double v;
+        OsStatus st = os_parse_f64(&v, arg, -1e300, 1e300, what);
+        if (st != OS_OK) return st;
+        if (v < 0 && (any || lo >= 0 || o->type == OPT_F64_AUTO)) {
+            char hint[96];
+            snprintf(hint, sizeof hint, "%s", o->type == OPT_F64_AUTO ? "write auto for the default" : "give a value >= 0");
+            return os_fail(OS_ERR_ARG, what, NULL, hint, "%s is negative", arg);
+        }
+        if (!any && (v < lo || v > hi))
+            return os_fail(OS_ERR_ARG, what, NULL, NULL, "%s is outside the range [%g, %g]", arg, lo, hi);
+        if (any && v > 1e300) return os_fail(OS_ERR_ARG, what, NULL, NULL, "%s is too large", arg);
+        *(double *)o->dest = v;
+        return OS_OK;
+    }
     }
     return OS_ERR_INTERNAL;
 }
@@ -132,4 +155,37 @@ int opts_split(char *s, char **parts, int max) {
     char *save = NULL;
     for (char *t = strtok_r(s, ",", &save); t && n < max; t = strtok_r(NULL, ",", &save)) parts[n++] = t;
     return n;
+}
+
+OsStatus opts_named_u32(uint32_t *out, const char *const *names, uint32_t n, uint32_t first, const char *spec,
+                        const char *opt, uint64_t lo, uint64_t hi) {
+    OsStatus st = OS_OK;
+    char buf[512], hint[256], list[160] = "";
+    uint64_t seen = 0;
+    for (uint32_t m = first; m < n && m < 64; m++) {
+        strncat(list, m > first ? ", " : "", sizeof list - strlen(list) - 1);
+        strncat(list, names[m], sizeof list - strlen(list) - 1);
+    }
+    snprintf(hint, sizeof hint, "write NAME=V[,NAME=V], NAME one of: %s", list);
+    if (!spec || !*spec) OS_FAIL(OS_ERR_ARG, opt, NULL, hint, "empty value");
+    if (strlen(spec) >= sizeof buf) OS_FAIL(OS_ERR_ARG, opt, NULL, NULL, "too long");
+    strcpy(buf, spec);
+    for (char *p = buf, *next; p; p = next) {
+        next = strchr(p, ',');
+        if (next) *next++ = '\0';
+        if (!*p) OS_FAIL(OS_ERR_ARG, opt, NULL, hint, "empty entry in '%s'", spec);
+        char *eq = strchr(p, '=');
+        if (!eq) OS_FAIL(OS_ERR_ARG, opt, p, hint, "expected NAME=V");
+        *eq = '\0';
+        uint32_t m = first;
+        while (m < n && strcmp(names[m], p) != 0) m++;
+        if (m >= n) OS_FAIL(OS_ERR_ARG, opt, p, hint, "unknown modality");
+        if (seen & (1ull << (m & 63))) OS_FAIL(OS_ERR_ARG, opt, p, "give each modality once", "given twice");
+        seen |= 1ull << (m & 63);
+        uint64_t v;
+        OS_CHECK(os_parse_u64(&v, eq + 1, lo, hi, opt));
+        out[m] = (uint32_t)v;
+    }
+fail:
+    return st;
 }

@@ -69,10 +69,19 @@ Test(gen, vl_sft_matches_its_parameters) {
         for (uint32_t i = 0; i < e->n_items; i++) {
             const TraceItem *it = &s.items[e->first_item + i];
             cr_assert_eq(it->modality, 1);
-            cr_assert_eq(it->length % 1025u, 0u, "not whole InternViT tiles: %u", it->length);
-            cr_assert(it->length >= 1025u && it->length <= 12u * 1025u);
+            /* 1024 patches per tile: 256 LLM tokens at ratio 4, as InternVL (not ceil(1025/4) = 257) */
+            cr_assert_eq(it->length, 1024u, "not one InternViT tile of 1024 patches: %u", it->length);
         }
         S[k] = (double)trace_llm_tokens(&s, k, uratio);
+    }
+    {
+        /* hand case: one tile (1024 patches) at the image ratio 4 is InternVL's 256 tokens */
+        TraceStep one;
+        trace_step_init(&one);
+        TraceItem tile = {1024, 1};
+        cr_assert_eq(trace_step_push(&one, 0, 0, &tile, 1), OS_OK);
+        cr_assert_eq(trace_llm_tokens(&one, 0, uratio), 256u);
+        trace_step_free(&one);
     }
     for (uint32_t k = 0; k < nk; k++) {
         uint64_t c = 0;

@@ -1,56 +1,102 @@
-/* import.c — see import.h. One reader per format in a registry (extension + line parser);
- * both fill the same Row, which is dealt into steps (streaming) or kept for a shuffle. */
+/* import.c — see import.h. The byte reader (zlib's gzFile: plain or gzip, a file or stdin),
+ * the shared value rules, the CSV reader, and the dealing of rows into steps (streaming, or
+ * held for a shuffle). The JSON scanner is import_json.c. */
 #include "traces/import.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <gsl/gsl_rng.h>
+#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/util.h"
-#include "traces/trace.h"
+#include "traces/import_internal.h"
 
-#define IMPORT_MAX_COLS 32
+/* Positions an encoder takes per item in the standard table: Whisper's 30 s window of 1500
+ * positions (REFERENCE.md §D.3) for audio; images are tiles and videos frames x patches with
+ * no single window, so they are unchecked unless the caller (a model) gives one. */
+static const uint32_t STD_WINDOWS[] = {0, 0, 1500, 0};
 
-/* One parsed input line. */
-typedef struct {
-    uint64_t id;
-    int has_id;
-    uint32_t text;
-    int has_text;
-    TraceItem *items; /* [n_items], in the line's field order */
-    size_t n_items, cap_items;
-} Row;
-
-typedef struct {
-    const char *path;
-    uint64_t line;                /* 1-based physical line */
-    const TraceModality *mods;    /* standard table */
-    uint32_t n_mod;
-    int col[IMPORT_MAX_COLS];     /* CSV: column -> -2 id, -1 text, m >= 1 modality */
-    int n_cols;
-    int header_done;
-    char known[256];              /* "known fields: id, text, image, ..." for hints */
-} Ctx;
-
-#define COL_ID (-2)
-#define COL_TEXT (-1)
-
-static void build_known_hint(Ctx *c) {
-    size_t n = (size_t)snprintf(c->known, sizeof c->known, "known fields: id, text");
-    for (uint32_t m = 1; m < c->n_mod && n < sizeof c->known; m++)
-        n += (size_t)snprintf(c->known + n, sizeof c->known - n, ", %s", c->mods[m].name);
+const uint32_t *import_std_windows(uint32_t *n) {
+    *n = (uint32_t)OS_ARRAY_LEN(STD_WINDOWS);
+    return STD_WINDOWS;
 }
 
-static OsStatus line_fail(const Ctx *c, const char *field, const char *hint, const char *what) {
-    char where[128];
-    if (field) snprintf(where, sizeof where, "line %llu: field \"%s\"", (unsigned long long)c->line, field);
-    else snprintf(where, sizeof where, "line %llu", (unsigned long long)c->line);
+/* ---- the byte reader -------------------------------------------------------------------- */
+
+static int fill(ImportCtx *c) {
+    ImportReader *r = c->rd;
+    if (r->eof) return 0;
+    int n = gzread(r->gz, r->buf, (unsigned)sizeof r->buf);
+    if (n < 0) {
+        int code = 0;
+        const char *msg = gzerror(r->gz, &code);
+        import_fail(c, 0, NULL, code == Z_DATA_ERROR ? "the .gz file is corrupt or truncated" : NULL, "read error: %s",
+                    code == Z_ERRNO ? strerror(errno) : msg);
+        return -1;
+    }
+    if (n == 0) {
+        int code = 0;
+        const char *msg = gzerror(r->gz, &code);
+        if (code != Z_OK && code != Z_STREAM_END && code != Z_BUF_ERROR) {
+            import_fail(c, 0, NULL, "the .gz file is corrupt", "read error: %s", msg);
+            return -1;
+        }
+        if (code == Z_BUF_ERROR) { /* gzip data that ends mid-stream */
+            import_fail(c, 0, NULL, "the .gz file is truncated", "unexpected end of compressed data");
+            return -1;
+        }
+        r->eof = 1;
+        return 0;
+    }
+    r->pos = 0;
+    r->len = (size_t)n;
+    return 1;
+}
+
+int import_peek(ImportCtx *c) {
+    ImportReader *r = c->rd;
+    if (r->pos == r->len) {
+        int f = fill(c);
+        if (f <= 0) return f < 0 ? -2 : -1;
+    }
+    unsigned char ch = r->buf[r->pos];
+    if (ch == 0) {
+        import_fail(c, 0, NULL, "is this a text file?", "holds a NUL byte");
+        return -2;
+    }
+    return ch;
+}
+
+int import_get(ImportCtx *c) {
+    int ch = import_peek(c);
+    if (ch >= 0) {
+        c->rd->pos++;
+        if (ch == '\n') c->rd->line++;
+    }
+    return ch;
+}
+
+/* ---- values ------------------------------------------------------------------------------ */
+
+OsStatus import_fail(const ImportCtx *c, uint64_t line, const char *field, const char *hint, const char *fmt, ...) {
+    char where[160], what[512];
+    unsigned long long ln = (unsigned long long)(line ? line : c->rd ? c->rd->line : 0);
+    if (field) snprintf(where, sizeof where, "line %llu: field \"%s\"", ln, field);
+    else snprintf(where, sizeof where, "line %llu", ln);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
     return os_fail(OS_ERR_FORMAT, c->path, where, hint, "%s", what);
 }
 
-/* Which field a key names: COL_ID, COL_TEXT, a modality >= 1, or 0 when unknown. */
-static int key_kind(const Ctx *c, const char *k, size_t len) {
+int import_key_kind(const ImportCtx *c, const char *k, size_t len) {
     if (len == 2 && !strncmp(k, "id", 2)) return COL_ID;
     if (len == 4 && !strncmp(k, "text", 4)) return COL_TEXT;
     for (uint32_t m = 1; m < c->n_mod; m++)
@@ -58,156 +104,99 @@ static int key_kind(const Ctx *c, const char *k, size_t len) {
     return 0;
 }
 
-static const char *skip_ws(const char *p) {
-    while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') p++;
-    return p;
-}
-
-/* Parse an unsigned decimal at *pp. Returns 0 ok, 1 not a number, 2 negative, 3 too large,
- * 4 not an integer (fraction/exponent). */
-static int scan_uint(const char **pp, uint64_t *out) {
-    const char *p = *pp;
-    if (*p == '-') return 2;
-    if (*p < '0' || *p > '9') return 1;
-    uint64_t v = 0;
-    int big = 0;
-    while (*p >= '0' && *p <= '9') {
-        if (v > (UINT64_MAX - 9) / 10) big = 1;
-        else v = v * 10 + (uint64_t)(*p - '0');
-        p++;
+void import_note_unknown(ImportCtx *c, const char *k, size_t len) {
+    ImportSummary *s = c->sum;
+    char esc[80], pat[84];
+    s->unknown_keys++;
+    os_escape(esc, sizeof esc, k, len);
+    size_t n = strlen(s->unknown);
+    snprintf(pat, sizeof pat, "%s", esc);
+    /* already listed? (exact item match in ", "-separated text) */
+    for (const char *p = s->unknown; (p = strstr(p, pat)); p++) {
+        int start = p == s->unknown || (p >= s->unknown + 2 && p[-2] == ',' && p[-1] == ' ');
+        char end = p[strlen(pat)];
+        if (start && (end == ',' || end == '\0')) return;
     }
-    if (*p == '.' || *p == 'e' || *p == 'E') return 4;
-    *pp = p;
-    *out = v;
-    return big ? 3 : 0;
+    if (n && !strcmp(s->unknown + n - 3, "...")) return;
+    if (n + strlen(esc) + 6 < sizeof s->unknown)
+        snprintf(s->unknown + n, sizeof s->unknown - n, "%s%s", n ? ", " : "", esc);
+    else if (n + 5 < sizeof s->unknown)
+        snprintf(s->unknown + n, sizeof s->unknown - n, ", ...");
 }
 
-static OsStatus number_fail(const Ctx *c, const char *field, int why, int list) {
-    static const char *const what[] = {"", "expected an integer", "negative values are not lengths",
-                                       "number too large", "expected an integer, not a fraction"};
-    char buf[128];
-    snprintf(buf, sizeof buf, "%s", why == 1 && list ? "expected an integer or a list of integers" : what[why]);
-    return line_fail(c, field, NULL, buf);
-}
-
-static OsStatus check_len(const Ctx *c, const char *field, uint64_t v) {
-    if (v >= TRACE_MAX_LEN) {
-        char buf[96];
-        snprintf(buf, sizeof buf, "%llu is absurd (>= 2^31)", (unsigned long long)v);
-        return line_fail(c, field, "lengths are token/patch/frame counts", buf);
-    }
-    return OS_OK;
-}
-
-static OsStatus row_add_item(Row *r, int m, uint64_t len) {
+OsStatus import_row_set(ImportCtx *c, ImportRow *r, int kind, const char *name, uint64_t v) {
     OsStatus st = OS_OK;
+    if (kind == COL_ID) {
+        r->id = v;
+        r->has_id = 1;
+        return OS_OK;
+    }
+    if (v >= TRACE_MAX_LEN)
+        return import_fail(c, 0, name, "lengths are token/patch/frame counts", "%llu is absurd (>= 2^31)",
+                           (unsigned long long)v);
+    if (kind == COL_TEXT) {
+        r->text = (uint32_t)v;
+        r->has_text = 1;
+        return OS_OK;
+    }
+    if (v == 0) { /* "image": 0 or [0]: no image, not a zero-length one */
+        c->sum->zero_lengths++;
+        return OS_OK;
+    }
     OS_CHECK(os_grow((void **)&r->items, &r->cap_items, r->n_items + 1, sizeof *r->items));
-    r->items[r->n_items].modality = (uint8_t)m;
-    r->items[r->n_items].length = (uint32_t)len;
+    r->items[r->n_items].modality = (uint8_t)kind;
+    r->items[r->n_items].length = (uint32_t)v;
     r->n_items++;
 fail:
     return st;
 }
 
-static void row_reset(Row *r) {
-    r->has_id = r->has_text = 0;
-    r->id = 0;
-    r->text = 0;
-    r->n_items = 0;
+int import_number(const char *s, size_t len, uint64_t *out) {
+    if (!len) return 1;
+    if (s[0] == '-') return len > 1 && s[1] >= '0' && s[1] <= '9' ? 2 : 1;
+    if (s[0] < '0' || s[0] > '9') return 1;
+    size_t i = 0;
+    uint64_t v = 0;
+    int big = 0;
+    for (; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+        unsigned d = (unsigned)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10) big = 1; /* exact: 18446744073709551615 fits */
+        else v = v * 10 + d;
+    }
+    if (i == len) {
+        *out = v;
+        return big ? 3 : 0;
+    }
+    /* a fraction or an exponent: an integer only when its value is integral (512.0, 5.12e2) */
+    char buf[80];
+    if (len >= sizeof buf) return 1;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    char *end = NULL;
+    errno = 0;
+    double d = strtod(buf, &end);
+    if (end != buf + len) return 1;
+    if (!isfinite(d) || errno == ERANGE) return d == 0.0 ? 4 : 3;
+    if (d != floor(d)) return 4;
+    if (d >= 9007199254740992.0) return 3; /* 2^53: beyond this a double is not one integer */
+    *out = (uint64_t)d;
+    return 0;
 }
 
-/* Store a scalar value of field `kind`. */
-static OsStatus row_set(const Ctx *c, Row *r, int kind, const char *name, uint64_t v) {
-    OsStatus st = OS_OK;
-    if (kind == COL_ID) {
-        r->id = v;
-        r->has_id = 1;
-    } else {
-        OS_CHECK(check_len(c, name, v));
-        if (kind == COL_TEXT) {
-            r->text = (uint32_t)v;
-            r->has_text = 1;
-        } else {
-            OS_CHECK(row_add_item(r, kind, v));
-        }
-    }
-fail:
-    return st;
+OsStatus import_number_fail(const ImportCtx *c, const char *field, int why, int list) {
+    static const char *const what[] = {"", "expected an integer", "negative values are not lengths", "number too large",
+                                       "expected an integer, not a fraction"};
+    return import_fail(c, 0, field, NULL, "%s", why == 1 && list ? "expected an integer or a list of integers" : what[why]);
 }
 
-/* ---- JSONL ----------------------------------------------------------------------------- */
+uint64_t import_hash_init(void) { return 0xcbf29ce484222325ull; }
+uint64_t import_hash_byte(uint64_t h, unsigned char b) { return (h ^ b) * 0x100000001b3ull; }
 
-static OsStatus jsonl_line(Ctx *c, char *line, Row *r, int *empty) {
-    OsStatus st = OS_OK;
-    const char *p = skip_ws(line);
-    unsigned seen = 0; /* bit per field kind: id, text, modalities */
-    char key[64];
-    *empty = 0;
-    if (!*p) {
-        *empty = 1;
-        return OS_OK;
-    }
-    if (*p != '{') return line_fail(c, NULL, "one JSON object per line", "expected '{'");
-    p = skip_ws(p + 1);
-    if (*p == '}') goto end;
-    for (;;) {
-        if (*p != '"') return line_fail(c, NULL, NULL, "expected a quoted key");
-        const char *k = ++p;
-        while (*p && *p != '"' && *p != '\\') p++;
-        if (*p != '"') return line_fail(c, NULL, NULL, "unterminated key (escapes are not supported)");
-        size_t kl = (size_t)(p - k);
-        snprintf(key, sizeof key, "%.*s", (int)(kl < 60 ? kl : 60), k);
-        int kind = key_kind(c, k, kl);
-        if (!kind) return line_fail(c, key, c->known, "unknown key");
-        unsigned bit = 1u << (kind + 2);
-        if (seen & bit) return line_fail(c, key, NULL, "repeated key");
-        seen |= bit;
-        p = skip_ws(p + 1);
-        if (*p != ':') return line_fail(c, key, NULL, "expected ':'");
-        p = skip_ws(p + 1);
-        uint64_t v;
-        int why;
-        if (*p == '[') {
-            if (kind < 1) return line_fail(c, key, NULL, "expected an integer");
-            p = skip_ws(p + 1);
-            if (*p != ']')
-                for (;;) {
-                    if ((why = scan_uint(&p, &v)) != 0) return number_fail(c, key, why, 1);
-                    OS_CHECK(row_set(c, r, kind, key, v));
-                    p = skip_ws(p);
-                    if (*p == ',') {
-                        p = skip_ws(p + 1);
-                        continue;
-                    }
-                    if (*p == ']') break;
-                    return line_fail(c, key, NULL, "expected ',' or ']' in the list");
-                }
-            p = skip_ws(p + 1);
-        } else {
-            if ((why = scan_uint(&p, &v)) != 0) return number_fail(c, key, why, kind >= 1);
-            OS_CHECK(row_set(c, r, kind, key, v));
-            p = skip_ws(p);
-        }
-        if (*p == ',') {
-            p = skip_ws(p + 1);
-            continue;
-        }
-        if (*p == '}') break;
-        return line_fail(c, key, NULL, "expected ',' or '}' after the value");
-    }
-end:
-    p = skip_ws(p + 1);
-    if (*p) return line_fail(c, NULL, "one JSON object per line", "trailing characters after '}'");
-    if (!r->has_text) return line_fail(c, "text", "every example needs its text token count", "missing");
-fail:
-    return st;
-}
+/* ---- CSV --------------------------------------------------------------------------------- */
 
-/* ---- CSV ------------------------------------------------------------------------------- */
-
-static void chomp(char *s) {
-    size_t n = strlen(s);
-    while (n && (s[n - 1] == '\n' || s[n - 1] == '\r')) s[--n] = '\0';
+static const char *skip_blank(const char *p) {
+    while (*p == ' ' || *p == '\t' || *p == '\r') p++;
+    return p;
 }
 
 /* Split s at ',' in place; returns the field count, or -1 when there are too many. */
@@ -223,73 +212,95 @@ static int split_commas(char *s, char **f) {
     return n;
 }
 
-static OsStatus csv_header(Ctx *c, char *line) {
+static void trim(char **s, size_t *len) {
+    while (**s == ' ' || **s == '\t') (*s)++;
+    *len = strlen(*s);
+    while (*len && ((*s)[*len - 1] == ' ' || (*s)[*len - 1] == '\t' || (*s)[*len - 1] == '\r')) (*len)--;
+}
+
+static OsStatus csv_header(ImportCtx *c, char *line) {
     char *f[IMPORT_MAX_COLS];
     int has_text = 0;
-    chomp(line);
-    if (strchr(line, '"')) return line_fail(c, NULL, "write plain integers, no quotes", "quoted CSV is not supported");
+    if (strchr(line, '"')) return import_fail(c, 0, NULL, "write plain integers, no quotes", "quoted CSV is not supported");
     int n = split_commas(line, f);
-    if (n < 0) return line_fail(c, NULL, NULL, "too many columns");
+    if (n < 0) return import_fail(c, 0, NULL, NULL, "too many columns");
     for (int i = 0; i < n; i++) {
-        const char *name = f[i];
-        while (*name == ' ') name++;
-        size_t len = strlen(name);
-        while (len && name[len - 1] == ' ') len--;
-        char key[64];
-        snprintf(key, sizeof key, "%.*s", (int)(len < 60 ? len : 60), name);
-        int kind = key_kind(c, name, len);
-        if (!kind) return line_fail(c, key, c->known, "unknown column");
-        for (int j = 0; j < i; j++)
-            if (c->col[j] == kind) return line_fail(c, key, NULL, "repeated column");
+        char *name = f[i], key[80];
+        size_t len;
+        trim(&name, &len);
+        os_escape(key, sizeof key, name, len);
+        int kind = import_key_kind(c, name, len);
+        if (!kind) {
+            if (!c->ignore_unknown) {
+                char hint[320];
+                snprintf(hint, sizeof hint, "%s; --ignore-unknown skips other columns", c->known);
+                return import_fail(c, 0, key, hint, "unknown column");
+            }
+            import_note_unknown(c, name, len);
+            c->sum->unknown_keys--; /* counted per value below, not per header cell */
+            kind = COL_SKIP;
+        }
+        for (int j = 0; j < i && kind != COL_SKIP; j++)
+            if (c->col[j] == kind) return import_fail(c, 0, key, NULL, "repeated column");
         c->col[i] = kind;
         has_text |= kind == COL_TEXT;
     }
-    if (!has_text) return line_fail(c, "text", "the header needs a text column, e.g. id,text,image,audio", "missing");
+    if (!has_text)
+        return import_fail(c, 0, "text", "the header needs a text column, e.g. id,text,image,audio", "missing");
     c->n_cols = n;
     c->header_done = 1;
     return OS_OK;
 }
 
-static OsStatus csv_line(Ctx *c, char *line, Row *r, int *empty) {
+static OsStatus csv_row(ImportCtx *c, char *line, ImportRow *r) {
     OsStatus st = OS_OK;
     char *f[IMPORT_MAX_COLS];
-    *empty = 0;
-    chomp(line);
-    if (!*skip_ws(line)) {
-        *empty = 1;
-        return OS_OK;
-    }
-    if (!c->header_done) {
-        *empty = 1;
-        return csv_header(c, line);
-    }
-    if (strchr(line, '"')) return line_fail(c, NULL, "write plain integers, no quotes", "quoted CSV is not supported");
+    if (strchr(line, '"')) return import_fail(c, 0, NULL, "write plain integers, no quotes", "quoted CSV is not supported");
     int n = split_commas(line, f);
-    if (n != c->n_cols) {
-        char buf[96];
-        snprintf(buf, sizeof buf, "%d fields, the header has %d", n < 0 ? IMPORT_MAX_COLS + 1 : n, c->n_cols);
-        return line_fail(c, NULL, NULL, buf);
-    }
+    if (n != c->n_cols)
+        return import_fail(c, 0, NULL, NULL, "%d fields, the header has %d", n < 0 ? IMPORT_MAX_COLS + 1 : n, c->n_cols);
     for (int i = 0; i < n; i++) {
         int kind = c->col[i];
+        if (kind == COL_SKIP) {
+            c->sum->unknown_keys++;
+            continue;
+        }
         const char *name = kind == COL_ID ? "id" : kind == COL_TEXT ? "text" : c->mods[kind].name;
-        const char *p = skip_ws(f[i]);
-        if (!*p) {
-            if (kind < 1) return line_fail(c, name, NULL, "empty (expected an integer)");
+        char *cell = f[i];
+        size_t len;
+        trim(&cell, &len);
+        cell[len] = '\0';
+        if (!len) {
+            if (kind < 1) return import_fail(c, 0, name, NULL, "empty (expected an integer)");
             continue; /* no items of this modality */
         }
+        if (kind == COL_ID && !(cell[0] >= '0' && cell[0] <= '9') && cell[0] != '-' && cell[0] != '.') {
+            uint64_t h = import_hash_init(); /* a string id, hashed as in JSON */
+            for (size_t k = 0; k < len; k++) h = import_hash_byte(h, (unsigned char)cell[k]);
+            r->id = h;
+            r->has_id = 1;
+            c->sum->string_ids++;
+            continue;
+        }
+        const char *p = cell;
         for (;;) {
+            const char *q = p;
+            while (*q && *q != ';' && *q != ' ' && *q != '\t') q++;
             uint64_t v;
-            int why = scan_uint(&p, &v);
-            if (why) return number_fail(c, name, why, kind >= 1);
-            OS_CHECK(row_set(c, r, kind, name, v));
-            p = skip_ws(p);
+            int why = import_number(p, (size_t)(q - p), &v);
+            if (why == 1 && q > p && (*p == '-' || (*p >= '0' && *p <= '9')))
+                return import_fail(c, 0, name, kind >= 1 ? "separate list values with ';'" : NULL,
+                                   "unexpected characters after the number");
+            if (why) return import_number_fail(c, name, why, kind >= 1);
+            OS_CHECK(import_row_set(c, r, kind, name, v));
+            p = skip_blank(q);
             if (*p == ';' && kind >= 1) {
-                p = skip_ws(p + 1);
+                p = skip_blank(p + 1);
                 continue;
             }
-            if (*p) return line_fail(c, name, kind >= 1 ? "separate list values with ';'" : NULL,
-                                     "unexpected characters after the number");
+            if (*p)
+                return import_fail(c, 0, name, kind >= 1 ? "separate list values with ';'" : NULL,
+                                   "unexpected characters after the number");
             break;
         }
     }
@@ -297,159 +308,286 @@ fail:
     return st;
 }
 
-/* ---- the format registry ----------------------------------------------------------------- */
+/* Every CSV line through fn, each read into a buffer of at most IMPORT_MAX_LINE bytes. */
+static OsStatus import_csv(ImportCtx *c, ImportRow *row, ImportRowFn *fn, void *user) {
+    OsStatus st = OS_OK;
+    char *line = malloc(IMPORT_MAX_LINE + 1);
+    ALLOC_CHECK(line);
+    snprintf(c->sum->format, sizeof c->sum->format, "csv");
+    for (;;) {
+        size_t n = 0;
+        int ch;
+        while ((ch = import_peek(c)) >= 0 && ch != '\n') {
+            if (n == IMPORT_MAX_LINE) {
+                st = import_fail(c, 0, NULL, "split the line", "longer than 1 MiB");
+                goto fail;
+            }
+            line[n++] = (char)import_get(c);
+        }
+        if (ch == -2) { /* the reader recorded why */
+            st = OS_ERR_FORMAT;
+            goto fail;
+        }
+        line[n] = '\0';
+        int blank = !*skip_blank(line);
+        if (!blank) {
+            if (!c->header_done) {
+                OS_CHECK(csv_header(c, line));
+            } else {
+                row->has_id = row->has_text = 0;
+                row->id = 0;
+                row->text = 0;
+                row->n_items = 0;
+                OS_CHECK(csv_row(c, line, row));
+                OS_CHECK(fn(user, row));
+            }
+        }
+        if (ch == -1) break;
+        import_get(c); /* '\n' */
+    }
+    if (!c->header_done)
+        OS_FAIL(OS_ERR_FORMAT, c->path, NULL, "the first line must be a header like id,text,image,audio",
+                "no header (empty file)");
+fail:
+    free(line);
+    return st;
+}
 
-typedef OsStatus LineFn(Ctx *c, char *line, Row *r, int *empty);
+/* ---- formats ------------------------------------------------------------------------------- */
+
+typedef OsStatus ReadFn(ImportCtx *c, ImportRow *row, ImportRowFn *fn, void *user);
 typedef struct {
     const char *name;
     const char *ext[3];
-    LineFn *line;
+    ReadFn *read;
 } ImportFormat;
 
 static const ImportFormat FORMATS[] = {
-    {"jsonl", {".jsonl", ".ndjson", ".json"}, jsonl_line},
-    {"csv", {".csv", NULL, NULL}, csv_line},
+    {"jsonl", {".jsonl", ".ndjson", ".json"}, import_json},
+    {"csv", {".csv", NULL, NULL}, import_csv},
 };
 
-static OsStatus pick_format(const ImportConfig *cfg, const ImportFormat **out) {
+static int ends_with(const char *s, size_t n, const char *suf) {
+    size_t k = strlen(suf);
+    return n >= k && !strcmp(s + n - k, suf);
+}
+
+/* From --format, else the extension (a trailing .gz ignored), else (stdin) the first byte. */
+static OsStatus pick_format(const ImportConfig *cfg, ImportCtx *c, const ImportFormat **out) {
     OsStatus st = OS_OK;
     *out = NULL;
-    for (size_t i = 0; i < OS_ARRAY_LEN(FORMATS); i++) {
-        if (cfg->format) {
-            if (!strcmp(cfg->format, FORMATS[i].name)) *out = &FORMATS[i];
-            continue;
-        }
-        size_t n = strlen(cfg->input);
+    if (cfg->format) {
+        const char *f = !strcmp(cfg->format, "json") ? "jsonl" : cfg->format;
+        for (size_t i = 0; i < OS_ARRAY_LEN(FORMATS); i++)
+            if (!strcmp(f, FORMATS[i].name)) *out = &FORMATS[i];
+        if (!*out) OS_FAIL(OS_ERR_ARG, "--format", NULL, "use jsonl, json or csv", "unknown format '%s'", cfg->format);
+        return OS_OK;
+    }
+    size_t n = strlen(cfg->input);
+    if (ends_with(cfg->input, n, ".gz")) n -= 3;
+    for (size_t i = 0; i < OS_ARRAY_LEN(FORMATS); i++)
         for (int e = 0; e < 3 && FORMATS[i].ext[e]; e++) {
             size_t el = strlen(FORMATS[i].ext[e]);
-            if (n >= el && !strcmp(cfg->input + n - el, FORMATS[i].ext[e])) *out = &FORMATS[i];
+            if (n >= el && !strncmp(cfg->input + n - el, FORMATS[i].ext[e], el)) *out = &FORMATS[i];
+        }
+    if (!*out && !strcmp(cfg->input, "-")) {
+        int ch;
+        while ((ch = import_peek(c)) == ' ' || ch == '\t' || ch == '\r' || ch == '\n') import_get(c);
+        if (ch == -2) return OS_ERR_FORMAT;
+        *out = ch == '{' || ch == '[' || ch == -1 ? &FORMATS[0] : &FORMATS[1];
+    }
+    if (!*out)
+        OS_FAIL(OS_ERR_ARG, cfg->input, NULL, "name it .jsonl, .json or .csv (optionally .gz), or pass --format jsonl|csv",
+                "cannot tell the format from the file name");
+fail:
+    return st;
+}
+
+/* Open the input (a path or "-") as a gzFile, refusing directories and naming errno. */
+static OsStatus open_input(ImportReader *r, const char *path, const char *shown) {
+    OsStatus st = OS_OK;
+    int fd = -1;
+    struct stat sb;
+    if (!strcmp(path, "-")) {
+        fd = dup(STDIN_FILENO);
+        if (fd < 0) OS_FAIL(OS_ERR_IO, shown, NULL, NULL, "cannot read standard input: %s", strerror(errno));
+    } else {
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            int e = errno;
+            OS_FAIL(OS_ERR_IO, shown, NULL, e == ENOENT ? "check the path" : NULL, "cannot open for reading: %s",
+                    e == ENOENT ? "no such file" : strerror(e));
         }
     }
-    if (!*out) {
-        if (cfg->format) OS_FAIL(OS_ERR_ARG, "--format", NULL, "use jsonl or csv", "unknown format '%s'", cfg->format);
-        OS_FAIL(OS_ERR_ARG, cfg->input, NULL, "name it .jsonl or .csv, or pass --format jsonl|csv",
-                "cannot tell the format from the file name");
-    }
+    if (fstat(fd, &sb) == 0 && S_ISDIR(sb.st_mode))
+        OS_FAIL(OS_ERR_IO, shown, NULL, "give the JSONL/CSV file inside it", "is a directory");
+    r->gz = gzdopen(fd, "rb");
+    if (!r->gz) OS_FAIL(OS_ERR_NOMEM, shown, NULL, NULL, "cannot set up the reader");
+    fd = -1; /* owned by gz now */
+    gzbuffer(r->gz, 1 << 17);
+    r->line = 1;
 fail:
+    if (fd >= 0) close(fd);
     return st;
 }
 
 /* ---- dealing ------------------------------------------------------------------------------ */
 
-static OsStatus flush_step(TraceWriter *w, TraceStep *step, ImportSummary *sum, uint32_t dp) {
+typedef struct {
+    const ImportConfig *cfg;
+    ImportSummary *sum;
+    TraceWriter *w;
+    TraceStep step, all; /* all: every example, only when shuffling */
+    uint64_t n_rows;
+    const uint32_t *window;
+} Deal;
+
+static OsStatus flush_step(Deal *d) {
     OsStatus st = OS_OK;
-    step->dp = dp;
-    step->index = sum->steps;
-    OS_CHECK(trace_writer_add_step(w, step));
-    sum->steps++;
-    sum->examples += step->n_examples;
-    sum->items += step->n_items;
-    trace_step_clear(step);
+    d->step.dp = d->cfg->dp;
+    d->step.index = d->sum->steps;
+    OS_CHECK(trace_writer_add_step(d->w, &d->step));
+    d->sum->steps++;
+    d->sum->examples += d->step.n_examples;
+    d->sum->items += d->step.n_items;
+    trace_step_clear(&d->step);
 fail:
     return st;
 }
 
-OsStatus import_run(const ImportConfig *cfg, ImportSummary *sum) {
+static OsStatus on_row(void *user, ImportRow *row) {
     OsStatus st = OS_OK;
-    FILE *fp = NULL;
-    char *line = NULL;
-    size_t line_cap = 0;
-    Row row = {0};
-    TraceStep step, all; /* all: every example, only when shuffling */
-    TraceWriter *w = NULL;
+    Deal *d = user;
+    uint64_t id = row->has_id ? row->id : d->n_rows;
+    d->n_rows++;
+    for (size_t k = 0; k < row->n_items; k++) {
+        const TraceItem *it = &row->items[k];
+        if (it->length > d->sum->longest[it->modality]) d->sum->longest[it->modality] = it->length;
+        if (d->window[it->modality] && it->length > d->window[it->modality]) d->sum->over_window[it->modality]++;
+    }
+    if (row->n_items > UINT32_MAX) OS_FAIL(OS_ERR_RANGE, d->cfg->input, NULL, NULL, "too many items in one example");
+    if (d->cfg->shuffle) {
+        OS_CHECK(trace_step_push(&d->all, row->text, id, row->items, (uint32_t)row->n_items));
+    } else {
+        OS_CHECK(trace_step_push(&d->step, row->text, id, row->items, (uint32_t)row->n_items));
+        if (d->step.n_examples == d->cfg->global_batch) OS_CHECK(flush_step(d));
+    }
+fail:
+    return st;
+}
+
+OsStatus import_run(const ImportConfig *cfg, ImportSummary *sum) { return import_run_opts(cfg, NULL, sum); }
+
+OsStatus import_run_opts(const ImportConfig *cfg, const ImportOptions *opt, ImportSummary *sum) {
+    OsStatus st = OS_OK;
+    ImportReader *rd = NULL;
+    ImportRow row = {0};
     gsl_rng *rng = NULL;
     uint32_t *perm = NULL;
     const ImportFormat *fmt = NULL;
-    Ctx c;
+    ImportCtx c;
     TraceProvenance prov;
-    trace_step_init(&step);
-    trace_step_init(&all);
+    Deal d;
+    uint32_t nm = 0, windows[TRACE_MAX_MODALITIES] = {0};
+    int noted = 0;
+    const char *shown = !strcmp(cfg->input, "-") ? "<stdin>" : cfg->input;
+    const TraceModality *std = trace_std_modalities(&nm);
+    TraceModality mods[TRACE_MAX_MODALITIES];
+    memset(&d, 0, sizeof d);
+    trace_step_init(&d.step);
+    trace_step_init(&d.all);
     memset(sum, 0, sizeof *sum);
     memset(&c, 0, sizeof c);
-    c.path = cfg->input;
-    c.mods = trace_std_modalities(&c.n_mod);
-    build_known_hint(&c);
+    c.path = shown;
+    c.mods = std;
+    c.n_mod = nm;
+    c.sum = sum;
+    c.ignore_unknown = opt && opt->ignore_unknown;
+    size_t kn = (size_t)snprintf(c.known, sizeof c.known, "known fields: id, text");
+    for (uint32_t m = 1; m < nm && kn < sizeof c.known; m++)
+        kn += (size_t)snprintf(c.known + kn, sizeof c.known - kn, ", %s", std[m].name);
     uint32_t B = cfg->global_batch;
     if (B < 1 || cfg->dp < 1 || B % cfg->dp)
         OS_FAIL(OS_ERR_ARG, "--global-batch", NULL, "make the global batch a multiple of --dp",
                 "%u examples do not split over dp = %u", B, cfg->dp);
-    OS_CHECK(pick_format(cfg, &fmt));
-    fp = fopen(cfg->input, "r");
-    if (!fp) OS_FAIL(OS_ERR_IO, cfg->input, NULL, "check the path", "cannot open for reading");
-    memset(&prov, 0, sizeof prov);
-    snprintf(prov.source, sizeof prov.source, "import file=%s format=%s global_batch=%u dp=%u shuffle=%d seed=%llu",
-             cfg->input, fmt->name, B, cfg->dp, cfg->shuffle ? 1 : 0, (unsigned long long)cfg->seed);
-    snprintf(prov.created_by, sizeof prov.created_by, "%s", cfg->created_by ? cfg->created_by : "orchsim");
-    uint32_t nm;
-    const TraceModality *mods = trace_std_modalities(&nm);
-    OS_CHECK(trace_writer_create(&w, cfg->output, mods, nm, &prov, cfg->chunk_rows));
-
-    uint64_t n_rows = 0;
-    ssize_t got;
-    while ((got = getline(&line, &line_cap, fp)) >= 0) {
-        c.line++;
-        int empty = 0;
-        if (memchr(line, '\0', (size_t)got))
-            OS_FAIL(OS_ERR_FORMAT, cfg->input, NULL, "is this a text file?", "line %llu holds a NUL byte",
-                    (unsigned long long)c.line);
-        row_reset(&row);
-        OS_CHECK(fmt->line(&c, line, &row, &empty));
-        if (empty) continue;
-        uint64_t id = row.has_id ? row.id : n_rows;
-        n_rows++;
-        if (cfg->shuffle) {
-            OS_CHECK(trace_step_push(&all, row.text, id, row.items, (uint32_t)row.n_items));
-        } else {
-            OS_CHECK(trace_step_push(&step, row.text, id, row.items, (uint32_t)row.n_items));
-            if (step.n_examples == B) OS_CHECK(flush_step(w, &step, sum, cfg->dp));
+    memcpy(mods, std, nm * sizeof *mods);
+    for (uint32_t m = 0; m < nm; m++) {
+        if (opt && opt->ratio && opt->ratio[m]) mods[m].default_ratio = opt->ratio[m];
+        windows[m] = opt && opt->window ? opt->window[m] : STD_WINDOWS[m];
+        sum->window[m] = windows[m];
+    }
+    rd = calloc(1, sizeof *rd);
+    ALLOC_CHECK(rd);
+    c.rd = rd;
+    OS_CHECK(open_input(rd, cfg->input, shown));
+    if (strcmp(cfg->input, "-") != 0) {
+        os_input_note(cfg->input); /* -o may not replace it */
+        noted = 1;
+    }
+    /* a UTF-8 byte-order mark (Windows editors, some exporters) is not part of the data */
+    if (import_peek(&c) == 0xef) {
+        import_get(&c);
+        if (import_get(&c) != 0xbb || import_get(&c) != 0xbf) {
+            st = import_fail(&c, 1, NULL, "save the file as UTF-8", "starts with a broken byte-order mark");
+            goto fail;
         }
     }
-    if (ferror(fp)) OS_FAIL(OS_ERR_IO, cfg->input, NULL, NULL, "read error after line %llu", (unsigned long long)c.line);
-    if (fmt->line == csv_line && !c.header_done)
-        OS_FAIL(OS_ERR_FORMAT, cfg->input, NULL, "the first line must be a header like id,text,image,audio",
-                "no header (empty file)");
-    if (n_rows == 0) OS_FAIL(OS_ERR_FORMAT, cfg->input, NULL, "add one example per line", "no examples");
-    if (n_rows % B && !cfg->drop_remainder)
-        OS_FAIL(OS_ERR_FORMAT, cfg->input, NULL, "pass --drop-remainder, or change --global-batch",
-                "%llu examples leave a partial batch of %llu (global batch %u)", (unsigned long long)n_rows,
-                (unsigned long long)(n_rows % B), B);
-    if (n_rows < B)
-        OS_FAIL(OS_ERR_FORMAT, cfg->input, NULL, "use a smaller --global-batch",
-                "%llu examples do not fill one batch of %u", (unsigned long long)n_rows, B);
-    sum->dropped = n_rows % B;
+    OS_CHECK(pick_format(cfg, &c, &fmt));
+    memset(&prov, 0, sizeof prov);
+    snprintf(prov.source, sizeof prov.source, "import file=%s format=%s global_batch=%u dp=%u shuffle=%d seed=%llu",
+             shown, fmt->name, B, cfg->dp, cfg->shuffle ? 1 : 0, (unsigned long long)cfg->seed);
+    snprintf(prov.created_by, sizeof prov.created_by, "%s", cfg->created_by ? cfg->created_by : "orchsim");
+    OS_CHECK(trace_writer_create(&d.w, cfg->output, mods, nm, &prov, cfg->chunk_rows));
+    if (opt && opt->tokens_per_item) OS_CHECK(trace_writer_set_tokens_per_item(d.w, opt->tokens_per_item));
+    d.cfg = cfg;
+    d.sum = sum;
+    d.window = windows;
+    OS_CHECK(fmt->read(&c, &row, on_row, &d));
+    if (d.n_rows == 0) OS_FAIL(OS_ERR_FORMAT, shown, NULL, "add one example per line", "no examples");
+    if (d.n_rows % B && !cfg->drop_remainder)
+        OS_FAIL(OS_ERR_FORMAT, shown, NULL, "pass --drop-remainder, or change --global-batch",
+                "%llu examples leave a partial batch of %llu (global batch %u)", (unsigned long long)d.n_rows,
+                (unsigned long long)(d.n_rows % B), B);
+    if (d.n_rows < B)
+        OS_FAIL(OS_ERR_FORMAT, shown, NULL, "use a smaller --global-batch", "%llu examples do not fill one batch of %u",
+                (unsigned long long)d.n_rows, B);
+    sum->dropped = d.n_rows % B;
     if (cfg->shuffle) {
         /* Fisher-Yates: for i = n-1 .. 1 swap i with a uniform j in [0, i]. */
-        perm = malloc(sizeof *perm * all.n_examples);
+        perm = malloc(sizeof *perm * d.all.n_examples);
         ALLOC_CHECK(perm);
-        for (uint32_t i = 0; i < all.n_examples; i++) perm[i] = i;
+        for (uint32_t i = 0; i < d.all.n_examples; i++) perm[i] = i;
         rng = gsl_rng_alloc(gsl_rng_mt19937);
         ALLOC_CHECK(rng);
         gsl_rng_set(rng, (unsigned long)((cfg->seed ^ (cfg->seed >> 32)) & 0xffffffffu));
-        for (uint32_t i = all.n_examples - 1; i > 0; i--) {
+        for (uint32_t i = d.all.n_examples - 1; i > 0; i--) {
             uint32_t j = (uint32_t)gsl_rng_uniform_int(rng, (unsigned long)i + 1);
             uint32_t t = perm[i];
             perm[i] = perm[j];
             perm[j] = t;
         }
-        uint64_t keep = (uint64_t)all.n_examples - sum->dropped;
+        uint64_t keep = (uint64_t)d.all.n_examples - sum->dropped;
         for (uint64_t k = 0; k < keep; k++) {
-            const TraceExample *e = &all.examples[perm[k]];
-            OS_CHECK(trace_step_push(&step, e->text, e->id, all.items + e->first_item, e->n_items));
-            if (step.n_examples == B) OS_CHECK(flush_step(w, &step, sum, cfg->dp));
+            const TraceExample *e = &d.all.examples[perm[k]];
+            OS_CHECK(trace_step_push(&d.step, e->text, e->id, d.all.items + e->first_item, e->n_items));
+            if (d.step.n_examples == B) OS_CHECK(flush_step(&d));
         }
     }
-    /* streaming: a partial batch may remain in `step`; it is dropped (checked above). */
-    TraceWriter *wc = w;
-    w = NULL;
-    OS_CHECK(trace_writer_close(wc));
+    /* streaming: a partial batch may remain in `step`; it is dropped (checked above) */
+    {
+        TraceWriter *wc = d.w;
+        d.w = NULL;
+        OS_CHECK(trace_writer_close(wc));
+    }
 fail:
-    trace_writer_abort(w);
+    trace_writer_abort(d.w);
     if (rng) gsl_rng_free(rng);
     free(perm);
     free(row.items);
-    free(line);
-    if (fp) fclose(fp);
-    trace_step_free(&step);
-    trace_step_free(&all);
+    if (rd && rd->gz) gzclose(rd->gz);
+    free(rd);
+    if (noted) os_input_drop(cfg->input);
+    trace_step_free(&d.step);
+    trace_step_free(&d.all);
     return st;
 }

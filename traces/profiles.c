@@ -9,11 +9,14 @@
 #define M_AUDIO 2
 #define M_VIDEO 3
 
-/* InternViT-6B-448px: 1025 positions per 448 px tile (1024 patches + 1), 1..12 tiles
- * (REFERENCE.md §D.2). Tile-count weights: assumption (dynamic tiling of common aspect
- * ratios: 1 tile for small images, 4 and 6 for 1:1 and 3:2 photos, a tail up to 12 for
- * documents); mean 3.74 tiles. */
-#define INTERNVIT_TILE 1025.0
+/* InternViT-6B-448px: a 448 px tile is 32 x 32 = 1024 patches of 14 px, 1..12 tiles
+ * (REFERENCE.md §D.2). The trace records patches, the data: the encoder adds its CLS position
+ * (1025 positions inside InternViT) and drops it again before the projector, whose pixel
+ * shuffle 0.5 turns the 1024 patches into 256 LLM tokens = ceil(1024 / 4) with the image
+ * ratio 4 (trace.c). Recording 1025 would make that ceil(1025 / 4) = 257. Tile-count weights:
+ * assumption (dynamic tiling of common aspect ratios: 1 tile for small images, 4 and 6 for
+ * 1:1 and 3:2 photos, a tail up to 12 for documents); mean 3.74 tiles. */
+#define INTERNVIT_TILE 1024.0
 #define TILE_WEIGHTS {0.30, 0.10, 0.08, 0.22, 0.05, 0.12, 0.02, 0.04, 0.04, 0.01, 0.01, 0.01}
 
 /* Whisper encoder: 50 positions per second of audio, at most 1500 (one 30 s window)
@@ -21,7 +24,7 @@
 #define WHISPER_PER_S 50.0
 #define WHISPER_MAX 1500u
 
-/* An InternVL-style image: 1..12 tiles of 1025 positions, written as one item per tile (gen.c):
+/* An InternVL-style image: 1..12 tiles of 1024 patches, written as one item per tile (gen.c):
  * InternViT encodes each tile on its own. */
 #define IMAGE_TILED(rho_)                                                              \
     {M_IMAGE, {1, 1, 0.0},                                                             \

@@ -109,6 +109,7 @@ OsStatus trace_stats_compute(TraceStats **out, Trace *t, const uint32_t *ratio) 
     for (uint32_t m = 0; m < s->n_mod; m++) {
         s->ratio[m] = ratio ? ratio[m] : trace_modality(t, m)->default_ratio;
         if (s->ratio[m] < 1) s->ratio[m] = 1;
+        s->tpi[m] = trace_tokens_per_item(t, m);
         trace_hist_init(&s->mod[m].items_per_ex);
         trace_hist_init(&s->mod[m].pos_per_item);
         trace_hist_init(&s->mod[m].pos_per_ex);
@@ -143,11 +144,13 @@ OsStatus trace_stats_compute(TraceStats **out, Trace *t, const uint32_t *ratio) 
                 const TraceItem *it = &step->items[e->first_item + i];
                 cnt[it->modality]++;
                 pos[it->modality] += it->length;
-                s->mod[it->modality].total_llm += ((uint64_t)it->length + s->ratio[it->modality] - 1) /
-                                                   s->ratio[it->modality];
+                s->mod[it->modality].total_llm += s->tpi[it->modality]
+                                                       ? s->tpi[it->modality]
+                                                       : ((uint64_t)it->length + s->ratio[it->modality] - 1) /
+                                                             s->ratio[it->modality];
                 trace_hist_add(&s->mod[it->modality].pos_per_item, it->length);
             }
-            uint64_t S = trace_llm_tokens(step, k, s->ratio);
+            uint64_t S = trace_llm_tokens_tpi(step, k, s->ratio, s->tpi);
             trace_hist_add(&s->llm_per_ex, S);
             load[(size_t)rank] += (double)S;
             s->mod[0].total_llm += e->text;

@@ -61,6 +61,7 @@ typedef struct {
     uint32_t dp_min, dp_max, batch_min, batch_max;
     uint32_t n_mod;
     uint32_t ratio[TRACE_MAX_MODALITIES];      /* ratios used for LLM tokens */
+    uint32_t tpi[TRACE_MAX_MODALITIES];        /* fixed tokens per item (trace attribute), 0 = by ratio */
     TraceModStats mod[TRACE_MAX_MODALITIES];   /* [0] = text */
     TraceHist llm_per_ex;                      /* S per example */
     TraceCorr corr[TRACE_MAX_MODALITIES][TRACE_MAX_MODALITIES]; /* [a][b], a < b, per-example counts */

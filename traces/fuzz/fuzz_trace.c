@@ -1,23 +1,18 @@
-/* fuzz_trace.c — libFuzzer target: arbitrary bytes as a trace file. The bytes go to a temp
- * file, which is opened and fully validated; any outcome but a crash, leak or sanitizer
- * report is fine (a rejection must carry a message). Build and run: traces/fuzz/run.sh. */
+/* fuzz_trace.c — libFuzzer target: arbitrary bytes as a trace file. The bytes go to a scratch
+ * file (fuzz_common.h: removed after each input, and by the next process if this one dies),
+ * which is opened and fully validated; any outcome but a crash, leak, hang or sanitizer report is fine, and every
+ * rejection must carry a message. Build and run: traces/fuzz/run.sh. */
+#include "traces/fuzz/fuzz_common.h" /* first: it sets _GNU_SOURCE */
+
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
 #include "traces/trace.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    char path[64];
-    snprintf(path, sizeof path, "/tmp/fuzz_trace_%ld.h5", (long)getpid());
-    FILE *f = fopen(path, "wb");
-    if (!f) return 0;
-    fwrite(data, 1, size, f);
-    fclose(f);
+    char path[640];
+    if (fuzz_scratch_file(data, size, "trace.h5", path, sizeof path) != 0) return 0;
     os_clear_error();
     Trace *t = NULL;
     OsStatus st = trace_open(&t, path);
@@ -26,6 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         trace_close(t);
     }
     if (st != OS_OK && !os_has_error()) abort(); /* every rejection names its reason */
-    remove(path);
+    if (getenv("FUZZ_VERBOSE")) fprintf(stderr, "%s\n", st == OS_OK ? "accepted" : os_last_error());
+    unlink(path);
     return 0;
 }

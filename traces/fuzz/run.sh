@@ -1,23 +1,32 @@
 #!/bin/sh
 # run.sh — build the trace/import fuzzers with clang (libFuzzer + ASan + UBSan) and run each
-# for a bounded time. Needs clang and libclang-rt-dev (Debian: clang-14, libclang-rt-14-dev).
-# usage: traces/fuzz/run.sh [SECONDS_PER_TARGET]   (default 30)
-# Seed corpus: a few small generator traces and hand-written JSONL/CSV lines.
+# for a bounded time, in fork mode with -ignore_crashes so one crash does not end the run.
+# Needs clang and libclang-rt-dev (Debian: clang-14, libclang-rt-14-dev).
+# usage: traces/fuzz/run.sh [SECONDS_PER_TARGET] [TARGETS]   (default 30 s, "trace import")
+# Keeps: $FUZZ_OUT/corpus_<target>/ (grown corpus, reused by the next run; seeded from the
+#   generator and from traces/fuzz/corpus-*), $FUZZ_OUT/artifacts_<target>/ (crash-*, timeout-*,
+#   oom-* inputs), $FUZZ_OUT/fuzz_<target>.log (libFuzzer's full output).
+# Cleans: the targets read inputs from memory files and write outputs under
+#   $TMPDIR/orchsim-fuzz/, which is removed at the end; libFuzzer's fork-mode temp dirs are its own.
 set -eu
 SECS=${1:-30}
+TARGETS=${2:-"trace import"}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${FUZZ_OUT:-$ROOT/build-fuzz}
 CC=${CC:-clang}
-mkdir -p "$OUT/corpus_trace" "$OUT/corpus_import"
+mkdir -p "$OUT/corpus_trace" "$OUT/corpus_import" "$OUT/artifacts_trace" "$OUT/artifacts_import"
 H5_CFLAGS=$(pkg-config --cflags hdf5 2>/dev/null || echo -I/usr/include/hdf5/serial)
 H5_LIBS=$(pkg-config --libs hdf5 2>/dev/null || echo "-L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5")
 SRC="$ROOT/base/status.c $ROOT/base/util.c $ROOT/traces/trace.c $ROOT/traces/trace_read.c \
-     $ROOT/traces/trace_write.c $ROOT/traces/trace_check.c $ROOT/traces/h5util.c $ROOT/traces/gen.c $ROOT/traces/profiles.c $ROOT/traces/import.c"
-FLAGS="-std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -I$ROOT $H5_CFLAGS"
+     $ROOT/traces/trace_write.c $ROOT/traces/trace_check.c $ROOT/traces/h5util.c $ROOT/traces/gen.c \
+     $ROOT/traces/profiles.c $ROOT/traces/import.c"
+DEFS="-std=c11 -D_GNU_SOURCE -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -I$ROOT $H5_CFLAGS"
+FLAGS="$DEFS -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"
 for t in trace import; do
-    $CC $FLAGS "$ROOT/traces/fuzz/fuzz_$t.c" $SRC $H5_LIBS -lgsl -lgslcblas -lm -o "$OUT/fuzz_$t"
+    $CC $FLAGS "$ROOT/traces/fuzz/fuzz_$t.c" $SRC $H5_LIBS -lz -lgsl -lgslcblas -lm -o "$OUT/fuzz_$t"
 done
-# Seed corpus: small traces from the generator (via a tiny driver) and example inputs.
+# Seed corpus: small traces from the generator (via a tiny driver), example inputs, and the
+# committed corpora (crash regressions and a minimised corpus from earlier runs).
 cat > "$OUT/mkseed.c" <<'C'
 #include <stdio.h>
 #include "traces/gen.h"
@@ -33,21 +42,31 @@ int main(int argc, char **argv) {
     return 0;
 }
 C
-clang -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -I"$ROOT" $H5_CFLAGS "$OUT/mkseed.c" \
-    $ROOT/base/status.c $ROOT/base/util.c $ROOT/traces/trace.c $ROOT/traces/trace_write.c $ROOT/traces/h5util.c \
-    $ROOT/traces/gen.c $ROOT/traces/profiles.c $H5_LIBS -lgsl -lgslcblas -lm -o "$OUT/mkseed"
+$CC $DEFS "$OUT/mkseed.c" $ROOT/base/status.c $ROOT/base/util.c $ROOT/traces/trace.c $ROOT/traces/trace_write.c \
+    $ROOT/traces/h5util.c $ROOT/traces/gen.c $ROOT/traces/profiles.c $H5_LIBS -lgsl -lgslcblas -lm -o "$OUT/mkseed"
 "$OUT/mkseed" "$OUT/corpus_trace"
+for d in "$ROOT"/traces/fuzz/corpus-crashes "$ROOT"/traces/fuzz/corpus-trace; do
+    [ -d "$d" ] && cp -n "$d"/* "$OUT/corpus_trace/" 2>/dev/null || true
+done
+[ -d "$ROOT/traces/fuzz/corpus-import" ] && cp -n "$ROOT"/traces/fuzz/corpus-import/* "$OUT/corpus_import/" 2>/dev/null || true
 printf '{"id": 7, "text": 512, "image": [576, 576], "audio": [1500]}\n{"text": 3}\n' > "$OUT/corpus_import/a.jsonl"
+printf '[{"id": "x1", "text": 512.0, "image": 0, "source": "s"}, {"text": 3, "audio": null}]\n' > "$OUT/corpus_import/b.json"
 printf 'id,text,image,audio\n7,512,576;576,1500\n8,3,,\n' > "$OUT/corpus_import/a.csv"
 # HDF5 1.10.8 itself leaks on some corrupt files (the leaking allocations are made inside
-# libhdf5 while every id we opened is closed; h5ls on such files even reports "infinite loop
-# closing library"), so leaks whose stack is in libhdf5 are suppressed; leaks in orchsim are not.
-# Corrupt sizes also make HDF5 ask malloc for absurd amounts: allocator_may_return_null=1
-# gives it the NULL a normal malloc returns (HDF5 then fails cleanly) instead of aborting.
+# libhdf5 while every id we opened is closed), so leaks whose stack is in libhdf5 are
+# suppressed; leaks in orchsim are not. Corrupt sizes also make HDF5 ask malloc for absurd
+# amounts: allocator_may_return_null=1 gives it the NULL a normal malloc returns.
 echo "leak:libhdf5" > "$OUT/lsan.supp"
+export TMPDIR=${TMPDIR:-/tmp}
 cd "$OUT"
-for t in trace import; do
-    echo "== fuzz_$t for ${SECS}s"
-    ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 LSAN_OPTIONS=suppressions="$OUT/lsan.supp" "./fuzz_$t" -max_total_time="$SECS" -rss_limit_mb=2048 -print_final_stats=1 \
-        "corpus_$t" 2>&1 | grep -E "^#|stat::|ERROR|SUMMARY|Done" | tail -8
+for t in $TARGETS; do
+    echo "== fuzz_$t for ${SECS}s (fork mode, -ignore_crashes)"
+    ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 LSAN_OPTIONS=suppressions="$OUT/lsan.supp" \
+        "./fuzz_$t" -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 -timeout=20 -rss_limit_mb=2048 \
+        -max_total_time="$SECS" -print_final_stats=1 -artifact_prefix="$OUT/artifacts_$t/" "corpus_$t" \
+        > "$OUT/fuzz_$t.log" 2>&1 || true
+    grep -E "^#[0-9]+: cov" "$OUT/fuzz_$t.log" | tail -1
+    grep -E "stat::|INFO: fuzzed|crashes:|DONE" "$OUT/fuzz_$t.log" | tail -6
+    echo "artifacts: $(ls "$OUT/artifacts_$t" | wc -l) in $OUT/artifacts_$t"
 done
+rm -rf "$TMPDIR/orchsim-fuzz"
