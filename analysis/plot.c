@@ -25,6 +25,8 @@ static const PlotKind KINDS[] = {
      plot_validate},
     {"composition", "TRACE.h5", "per-example modality composition scatter (items vs text tokens)", 1, 1,
      plot_composition},
+    {"fidelity", "FIDELITY.csv", "predicted vs published tokens/s/GPU (orchsim fidelity) with y = x", 1, 1,
+     plot_fidelity},
 };
 
 uint32_t plot_kind_count(void) { return (uint32_t)OS_ARRAY_LEN(KINDS); }

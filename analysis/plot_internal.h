@@ -45,6 +45,7 @@ const char *plot_policy_color(const char *policy);
 const char *plot_phase_color(const char *phase);
 
 /* The figures (one function each, registered in plot.c). */
-PlotFn plot_throughput, plot_mfu, plot_timeline, plot_imbalance_cdf, plot_validate, plot_composition;
+PlotFn plot_throughput, plot_mfu, plot_timeline, plot_imbalance_cdf, plot_validate, plot_composition,
+    plot_fidelity;
 
 #endif

@@ -25,6 +25,7 @@ static const Command COMMANDS[] = {
     {"plot", cmd_plot, "draw paper-style figures (throughput, MFU, timelines, imbalance CDFs, ...)"},
     {"calibrate", cmd_calibrate, "measure achieved GEMM/attention rates on this GPU for the cost model"},
     {"validate", cmd_validate, "run a trace on real GPUs: measured vs predicted step times"},
+    {"fidelity", cmd_fidelity, "replay published training runs and collectives: predicted vs published"},
 };
 
 static void usage(FILE *fp) {

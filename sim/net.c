@@ -152,12 +152,19 @@ static int use_nvls(const Cluster *c) {
     return dp_nodes(c) <= 1 && c->tp == 1 && c->dp >= NET_NVLS_MIN_GPUS && c->dp == c->gpus_per_node;
 }
 
-double net_allreduce_ring(const Cluster *c, double bytes) {
+double net_allreduce_pure_ring(const Cluster *c, double bytes) {
     uint32_t n = c->dp, nn = dp_nodes(c);
     if (n <= 1) return 0.0;
     double f = 2.0 * (double)(n - 1) / (double)n;
-    if (use_nvls(c)) return c->nvls_lat + f * shard(c, bytes) / (c->intra_bw * NET_NVLS_BUSBW_EFF);
     return ring_lat(c, 2 * (n - 1), 2 * (nn - 1)) + f * shard(c, bytes) / net_ring_busbw(c);
+}
+
+double net_allreduce_ring(const Cluster *c, double bytes) {
+    uint32_t n = c->dp;
+    if (n <= 1) return 0.0;
+    double f = 2.0 * (double)(n - 1) / (double)n;
+    if (use_nvls(c)) return c->nvls_lat + f * shard(c, bytes) / (c->intra_bw * NET_NVLS_BUSBW_EFF);
+    return net_allreduce_pure_ring(c, bytes);
 }
 
 static double ring_half(const Cluster *c, double bytes) {

@@ -49,6 +49,7 @@ uint32_t cluster_node_of(const Cluster *c, uint32_t d);
  *   tree all-reduce  baseLat + 2 * ((ppn-1) * intra_lat + ceil(log2 nNodes) * inter_lat)
  *                    + (S/tp) / (0.5 * net_ring_busbw)  (NCCL's tree algbw = 0.5 x busBw) */
 double net_allreduce_ring(const Cluster *c, double bytes);
+double net_allreduce_pure_ring(const Cluster *c, double bytes); /* a ring even where NVLS applies */
 double net_allreduce_tree(const Cluster *c, double bytes);
 double net_reduce_scatter(const Cluster *c, double bytes);
 double net_allgather(const Cluster *c, double bytes);

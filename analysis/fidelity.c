@@ -1,0 +1,404 @@
+/* fidelity.c — see fidelity.h. A row becomes: the model preset with its position table at the
+ * row's sequence length (llm-foundry sets max_seq_len to the benchmark's length), a cluster of
+ * `gpus` H100s, a text-only trace of global_batch sequences of seq_len tokens dealt to
+ * gpus / tp ranks, and one replay under policy `none` (every rank is identical, so there is no
+ * balancing to do): the simulated step time gives tokens/s/GPU. */
+#include "analysis/fidelity.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "analysis/csv.h"
+#include "base/util.h"
+#include "sim/model.h"
+#include "sim/net.h"
+#include "sim/policy.h"
+#include "traces/trace.h"
+
+/* ---- the runs table ---------------------------------------------------------------------- */
+
+static OsStatus col_u32(uint32_t *out, const CsvTable *t, size_t row, int col, uint32_t lo, const char *name) {
+    OsStatus st = OS_OK;
+    double v;
+    OS_CHECK(csv_num(&v, t, row, (size_t)col));
+    if (!(v >= lo) || v > 4e9 || v != floor(v)) {
+        char f[96];
+        snprintf(f, sizeof f, "line %zu: column %s", csv_line(t, row), name);
+        OS_FAIL(OS_ERR_FORMAT, csv_path(t), f, NULL, "'%s' is not a whole number >= %u", csv_str(t, row, (size_t)col), lo);
+    }
+    *out = (uint32_t)v;
+fail:
+    return st;
+}
+
+static int truthy(const char *s) { return !strcmp(s, "True") || !strcmp(s, "true") || !strcmp(s, "1"); }
+
+OsStatus fid_read_runs(FidRun **runs, size_t *n, const char *path) {
+    OsStatus st = OS_OK;
+    CsvTable *t = NULL;
+    FidRun *r = NULL;
+    *runs = NULL, *n = 0;
+    OS_CHECK(csv_read(&t, path));
+    int c_model, c_seq, c_gpus, c_mb, c_ga, c_gb, c_tps, c_shard, c_ckpt;
+    OS_CHECK(csv_require(&c_model, t, "model"));
+    OS_CHECK(csv_require(&c_seq, t, "seq_len"));
+    OS_CHECK(csv_require(&c_gpus, t, "gpus"));
+    OS_CHECK(csv_require(&c_mb, t, "micro_batch"));
+    OS_CHECK(csv_require(&c_ga, t, "grad_accum"));
+    OS_CHECK(csv_require(&c_gb, t, "global_batch"));
+    OS_CHECK(csv_require(&c_tps, t, "tokens_per_s_per_gpu"));
+    OS_CHECK(csv_require(&c_shard, t, "sharding"));
+    OS_CHECK(csv_require(&c_ckpt, t, "activation_checkpointing"));
+    int c_mfu = csv_col(t, "mfu_pct"), c_hfu = csv_col(t, "hfu_pct"), c_np = csv_col(t, "num_params");
+    int c_gpn = csv_col(t, "gpus_per_node"), c_tp = csv_col(t, "tp"), c_peak = csv_col(t, "peak_tflops");
+    size_t rows = csv_n_rows(t);
+    if (rows == 0) OS_FAIL(OS_ERR_FORMAT, path, NULL, "one row per published run", "no rows");
+    r = calloc(rows, sizeof *r);
+    ALLOC_CHECK(r);
+    for (size_t i = 0; i < rows; i++) {
+        FidRun *x = &r[i];
+        char f[96];
+        x->line = csv_line(t, i);
+        snprintf(f, sizeof f, "line %zu: column model", x->line);
+        const char *m = csv_str(t, i, (size_t)c_model);
+        if (!*m || strlen(m) >= sizeof x->model) OS_FAIL(OS_ERR_FORMAT, path, f, NULL, "empty or longer than 63");
+        strcpy(x->model, m);
+        OS_CHECK(col_u32(&x->seq_len, t, i, c_seq, 1, "seq_len"));
+        OS_CHECK(col_u32(&x->gpus, t, i, c_gpus, 1, "gpus"));
+        OS_CHECK(col_u32(&x->micro_batch, t, i, c_mb, 1, "micro_batch"));
+        OS_CHECK(col_u32(&x->grad_accum, t, i, c_ga, 1, "grad_accum"));
+        OS_CHECK(col_u32(&x->global_batch, t, i, c_gb, 1, "global_batch"));
+        x->gpus_per_node = 8, x->tp = 1;
+        if (c_gpn >= 0 && *csv_str(t, i, (size_t)c_gpn)) OS_CHECK(col_u32(&x->gpus_per_node, t, i, c_gpn, 1, "gpus_per_node"));
+        if (c_tp >= 0 && *csv_str(t, i, (size_t)c_tp)) OS_CHECK(col_u32(&x->tp, t, i, c_tp, 1, "tp"));
+        OS_CHECK(csv_num(&x->tps_pub, t, i, (size_t)c_tps));
+        snprintf(f, sizeof f, "line %zu: column tokens_per_s_per_gpu", x->line);
+        if (!(x->tps_pub > 0)) OS_FAIL(OS_ERR_FORMAT, path, f, NULL, "must be a positive number");
+        const char *sh = csv_str(t, i, (size_t)c_shard);
+        snprintf(f, sizeof f, "line %zu: column sharding", x->line);
+        if (!strcmp(sh, "FULL_SHARD")) x->setup = SETUP_FSDP;
+        else if (!strcmp(sh, "SHARD_GRAD_OP")) x->setup = SETUP_FSDP_GRAD_OP;
+        else if (!strcmp(sh, "NO_SHARD") || !strcmp(sh, "DDP")) x->setup = SETUP_DDP;
+        else OS_FAIL(OS_ERR_FORMAT, path, f, "FULL_SHARD, SHARD_GRAD_OP or NO_SHARD", "'%s' is not a sharding strategy", sh);
+        snprintf(x->sharding, sizeof x->sharding, "%s", sh);
+        x->ckpt = truthy(csv_str(t, i, (size_t)c_ckpt));
+        x->mfu_pub = x->hfu_pub = x->num_params = x->peak_flops = NAN;
+        if (c_mfu >= 0) {
+            OS_CHECK(csv_num(&x->mfu_pub, t, i, (size_t)c_mfu));
+            x->mfu_pub /= 100;
+        }
+        if (c_hfu >= 0) {
+            OS_CHECK(csv_num(&x->hfu_pub, t, i, (size_t)c_hfu));
+            x->hfu_pub /= 100;
+        }
+        if (c_np >= 0) OS_CHECK(csv_num(&x->num_params, t, i, (size_t)c_np));
+        if (c_peak >= 0) {
+            OS_CHECK(csv_num(&x->peak_flops, t, i, (size_t)c_peak));
+            x->peak_flops *= 1e12;
+        }
+    }
+    *runs = r, *n = rows;
+    r = NULL;
+fail:
+    free(r);
+    csv_destroy(t);
+    return st;
+}
+
+/* ---- one prediction ------------------------------------------------------------------------ */
+
+static void why(FidResult *res, const char *fmt, const char *detail) {
+    res->ok = 0;
+    snprintf(res->why, sizeof res->why, fmt, detail ? detail : "");
+}
+
+/* The os error text without the "file: " noise, for the "not reproducible" column. */
+static const char *last_error_short(void) { return os_has_error() ? os_last_error() : "failed"; }
+
+static OsStatus mkdir_p(const char *dir) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", dir);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0777) != 0 && errno != EEXIST)
+                return os_fail(OS_ERR_IO, tmp, NULL, NULL, "cannot create: %s", strerror(errno));
+            *p = '/';
+        }
+    if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return os_fail(OS_ERR_IO, tmp, NULL, NULL, "cannot create: %s", strerror(errno));
+    return OS_OK;
+}
+
+/* The fixed-length text trace of a row: steps x global_batch sequences of seq_len, dp ranks.
+ * Written once per (seq_len, batch, dp, steps) and reused. */
+static OsStatus fixed_trace(char *path, size_t cap, const FidOptions *o, uint32_t seq, uint32_t gb, uint32_t dp) {
+    OsStatus st = OS_OK;
+    TraceWriter *w = NULL;
+    TraceStep s;
+    trace_step_init(&s);
+    OS_CHECK(mkdir_p(o->traces_dir));
+    snprintf(path, cap, "%s/text-s%u-b%u-dp%u-k%llu.h5", o->traces_dir, seq, gb, dp, (unsigned long long)o->steps);
+    struct stat sb;
+    if (stat(path, &sb) == 0) return OS_OK; /* written atomically before: complete */
+    uint32_t nm = 0;
+    const TraceModality *mods = trace_std_modalities(&nm);
+    TraceProvenance prov;
+    memset(&prov, 0, sizeof prov);
+    snprintf(prov.source, sizeof prov.source, "fidelity fixed-length text: seq_len=%u global_batch=%u dp=%u steps=%llu",
+             seq, gb, dp, (unsigned long long)o->steps);
+    snprintf(prov.created_by, sizeof prov.created_by, "orchsim fidelity");
+    OS_CHECK(trace_writer_create(&w, path, mods, 1, &prov, 0));
+    for (uint64_t k = 0; k < o->steps; k++) {
+        trace_step_clear(&s);
+        s.index = k;
+        s.dp = dp;
+        for (uint32_t i = 0; i < gb; i++) OS_CHECK(trace_step_push(&s, seq, k * gb + i, NULL, 0));
+        OS_CHECK(trace_writer_add_step(w, &s));
+    }
+    TraceWriter *ww = w;
+    w = NULL;
+    OS_CHECK(trace_writer_close(ww));
+fail:
+    if (w) trace_writer_abort(w);
+    trace_step_free(&s);
+    return st;
+}
+
+static OsStatus resolve_model(ModelSpec *m, const char *name, const char *dir) {
+    if (model_preset_find(name)) return model_resolve(m, name);
+    if (dir) {
+        char p[4096];
+        snprintf(p, sizeof p, "%s/%s.model", dir, name);
+        FILE *fp = fopen(p, "r");
+        if (fp) {
+            fclose(fp);
+            return model_load_file(m, p);
+        }
+    }
+    return model_resolve(m, name);
+}
+
+typedef struct {
+    double exposed_comm, slowed, gemm, attn, mem, opt;
+    uint32_t mb;
+    uint64_t n;
+} StepAcc;
+
+static OsStatus on_step(const StepResult *r, void *user) {
+    StepAcc *a = user;
+    a->exposed_comm += r->comm_s;
+    a->slowed += r->slowed_s;
+    a->gemm += r->gemm_s, a->attn += r->attn_s, a->mem += r->mem_s, a->opt += r->optimizer_s;
+    a->mb = r->micro_batches;
+    a->n++;
+    return OS_OK;
+}
+
+OsStatus fid_predict(FidResult *res, const FidRun *run, const FidOptions *o) {
+    OsStatus st = OS_OK;
+    Trace *t = NULL;
+    ModelSpec m;
+    memset(res, 0, sizeof *res);
+    res->run = *run;
+    res->ok = 1;
+    res->tps_pred = res->err = res->mfu_pred = res->hfu_pred = NAN;
+    char path[4096];
+    os_clear_error();
+    if (resolve_model(&m, run->model, o->models_dir) != OS_OK) {
+        why(res, "model: %s", last_error_short());
+        return OS_OK;
+    }
+    if (m.n_enc) {
+        why(res, "model %s has encoders: the runs table is text-only", m.name);
+        return OS_OK;
+    }
+    /* the benchmark sets max_seq_len to its sequence length (the learned position table) */
+    if (m.max_seq < run->seq_len || m.llm.pos == POS_LEARNED) m.max_seq = run->seq_len;
+    res->params_ours = (double)model_params(&m);
+    uint32_t dp = run->gpus / (run->tp ? run->tp : 1);
+    if (run->tp == 0 || run->gpus % run->tp || dp == 0) {
+        why(res, "%s", "tp does not divide the GPU count");
+        return OS_OK;
+    }
+    if (run->global_batch % dp) {
+        char d[96];
+        snprintf(d, sizeof d, "global batch %u does not divide by DP %u", run->global_batch, dp);
+        why(res, "%s", d);
+        return OS_OK;
+    }
+    OS_CHECK(fixed_trace(path, sizeof path, o, run->seq_len, run->global_batch, dp));
+    OS_CHECK(trace_open(&t, path));
+    ReplayConfig c;
+    replay_config_init(&c);
+    c.model = &m;
+    c.calib = o->calib;
+    c.setup = run->setup;
+    c.recompute = run->ckpt ? RECOMPUTE_FULL : RECOMPUTE_NONE;
+    c.micro_batch = run->micro_batch;
+    c.policy = policy_find("none");
+    c.balancer_cost_s = 0;
+    os_clear_error();
+    if (cluster_init(&c.cluster, run->gpus, run->gpus_per_node, run->tp) != OS_OK) {
+        why(res, "cluster: %s", last_error_short());
+        goto fail;
+    }
+    c.cluster.peak_flops = isnan(run->peak_flops) ? o->calib->peak_flops : run->peak_flops;
+    if (o->calib->intra_bw > 0) c.cluster.intra_bw = o->calib->intra_bw;
+    if (o->calib->inter_bw > 0) c.cluster.inter_bw = o->calib->inter_bw;
+    ReplaySummary sum;
+    StepAcc acc;
+    memset(&acc, 0, sizeof acc);
+    os_clear_error();
+    if (replay_run(&sum, &c, t, on_step, &acc) != OS_OK) {
+        why(res, "replay: %s", last_error_short());
+        goto fail;
+    }
+    uint32_t share = run->global_batch / dp, want_mb = (share + run->micro_batch - 1) / run->micro_batch;
+    if (want_mb != run->grad_accum && share >= run->micro_batch) {
+        /* the table's own grad_accum disagrees with global / (gpus x micro_batch): say so, keep
+         * the arithmetic of the batch (the micro-batches the trainer really ran) */
+        snprintf(res->why, sizeof res->why, "note: grad_accum %u in the table, %u micro-batches of %u make the rank's %u",
+                 run->grad_accum, want_mb, run->micro_batch, share);
+    }
+    res->tps_pred = sum.tokens_per_s / run->gpus;
+    res->err = res->tps_pred / run->tps_pub - 1;
+    res->step_s = sum.step_mean_s;
+    double k = acc.n ? (double)acc.n : 1;
+    res->gemm_s = acc.gemm / k, res->attn_s = acc.attn / k, res->mem_s = acc.mem / k, res->opt_s = acc.opt / k;
+    res->slowed_s = acc.slowed / k, res->exposed_comm_s = acc.exposed_comm / k;
+    res->micro_batches = acc.mb;
+    /* the table's MFU convention: (6 N + 12 L d s) per token with its own N (REFERENCE §D.1) */
+    double N = isnan(run->num_params) ? res->params_ours : run->num_params;
+    double fpt = 6.0 * N + 12.0 * m.llm.layers * (double)m.llm.hidden * run->seq_len;
+    res->mfu_pred = fpt * res->tps_pred / c.cluster.peak_flops;
+    res->hfu_pred = res->mfu_pred * (run->ckpt ? 4.0 / 3.0 : 1.0);
+fail:
+    trace_close(t);
+    return st;
+}
+
+double fid_mape(const FidResult *r, size_t n, int (*keep)(const FidResult *, const void *), const void *arg,
+                size_t *count) {
+    double s = 0;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!r[i].ok || (keep && !keep(&r[i], arg))) continue;
+        s += fabs(r[i].err);
+        k++;
+    }
+    if (count) *count = k;
+    return k ? s / (double)k : NAN;
+}
+
+/* ---- collectives --------------------------------------------------------------------------- */
+
+OsStatus fid_read_colls(FidColl **rows, size_t *n, const char *path) {
+    OsStatus st = OS_OK;
+    CsvTable *t = NULL;
+    FidColl *r = NULL;
+    *rows = NULL, *n = 0;
+    OS_CHECK(csv_read(&t, path));
+    int c_coll, c_gpus, c_gpn, c_bytes, c_bw, c_fab, c_algo, c_src;
+    OS_CHECK(csv_require(&c_coll, t, "collective"));
+    OS_CHECK(csv_require(&c_gpus, t, "gpus"));
+    OS_CHECK(csv_require(&c_gpn, t, "gpus_per_node"));
+    OS_CHECK(csv_require(&c_bytes, t, "bytes"));
+    OS_CHECK(csv_require(&c_bw, t, "busbw_gbps"));
+    OS_CHECK(csv_require(&c_fab, t, "fabric"));
+    OS_CHECK(csv_require(&c_algo, t, "algo"));
+    OS_CHECK(csv_require(&c_src, t, "source"));
+    size_t m = csv_n_rows(t);
+    r = calloc(m ? m : 1, sizeof *r);
+    ALLOC_CHECK(r);
+    for (size_t i = 0; i < m; i++) {
+        FidColl *x = &r[i];
+        x->line = csv_line(t, i);
+        snprintf(x->coll, sizeof x->coll, "%s", csv_str(t, i, (size_t)c_coll));
+        OS_CHECK(col_u32(&x->gpus, t, i, c_gpus, 1, "gpus"));
+        OS_CHECK(col_u32(&x->gpus_per_node, t, i, c_gpn, 1, "gpus_per_node"));
+        OS_CHECK(csv_num(&x->bytes, t, i, (size_t)c_bytes));
+        OS_CHECK(csv_num(&x->busbw_pub, t, i, (size_t)c_bw));
+        char f[96];
+        snprintf(f, sizeof f, "line %zu: column bytes/busbw_gbps", x->line);
+        if (!(x->bytes > 0) || !(x->busbw_pub > 0)) OS_FAIL(OS_ERR_FORMAT, path, f, NULL, "must be positive numbers");
+        x->busbw_pub *= 1e9;
+        snprintf(x->fabric, sizeof x->fabric, "%s", csv_str(t, i, (size_t)c_fab));
+        snprintf(x->algo, sizeof x->algo, "%s", csv_str(t, i, (size_t)c_algo));
+        snprintf(x->source, sizeof x->source, "%s", csv_str(t, i, (size_t)c_src));
+    }
+    *rows = r, *n = m;
+    r = NULL;
+fail:
+    free(r);
+    csv_destroy(t);
+    return st;
+}
+
+double fid_coll_busbw(const char *coll, uint32_t gpus, uint32_t gpn, double bytes, const char *fabric, const char *algo,
+                      const char **why_not) {
+    *why_not = NULL;
+    Cluster c;
+    if (gpus > gpn && strcmp(fabric, "ib-ndr")) {
+        *why_not = !strcmp(fabric, "roce")       ? "RoCE fabric: sim/net models InfiniBand NDR between nodes"
+                   : !strcmp(fabric, "tcpxo")    ? "GPUDirect-TCPXO over Ethernet: sim/net models InfiniBand NDR"
+                                                 : "fabric not stated: sim/net models InfiniBand NDR, one 400 Gb/s NIC per GPU";
+        return NAN;
+    }
+    if (!strcmp(algo, "nvlstree") || !strcmp(algo, "collnet")) {
+        *why_not = "NVLS-tree / SHARP in-network reduction across nodes is not modelled";
+        return NAN;
+    }
+    if (gpus % gpn && gpus > gpn) {
+        *why_not = "GPUs do not fill whole nodes";
+        return NAN;
+    }
+    os_clear_error();
+    if (cluster_init(&c, gpus, gpn, 1) != OS_OK) {
+        *why_not = "not a valid cluster shape";
+        return NAN;
+    }
+    uint32_t n = gpus;
+    double t = NAN, factor = NAN;
+    if (!strcmp(coll, "allreduce")) {
+        factor = net_busbw_factor_allreduce(n);
+        t = !strcmp(algo, "ring") ? net_allreduce_pure_ring(&c, bytes)
+            : !strcmp(algo, "tree") ? net_allreduce_tree(&c, bytes)
+                                    : net_allreduce_ring(&c, bytes);
+        if (!strcmp(algo, "nvls") && !(gpus == gpn && gpus >= 8)) {
+            *why_not = "NVLS needs one whole NVSwitch node of >= 8 GPUs";
+            return NAN;
+        }
+    } else if (!strcmp(coll, "allgather") || !strcmp(coll, "reducescatter")) {
+        factor = net_busbw_factor_rs_ag_a2a(n);
+        t = coll[0] == 'a' ? net_allgather(&c, bytes) : net_reduce_scatter(&c, bytes);
+    } else if (!strcmp(coll, "alltoall")) {
+        /* nccl-tests: every rank sends bytes / n to every rank; busbw = algbw (n-1)/n */
+        factor = net_busbw_factor_rs_ag_a2a(n);
+        NetMove *mv = malloc((size_t)n * n * sizeof *mv);
+        NetScratch *s = NULL;
+        if (!mv || net_scratch_create(&s, &c) != OS_OK) {
+            free(mv);
+            *why_not = "out of memory";
+            return NAN;
+        }
+        size_t k = 0;
+        for (uint32_t a = 0; a < n; a++)
+            for (uint32_t b = 0; b < n; b++)
+                if (a != b) mv[k++] = (NetMove){a, b, (uint64_t)(bytes / n)};
+        t = net_alltoallv(&c, mv, k, s, NULL);
+        net_scratch_destroy(s);
+        free(mv);
+    } else {
+        *why_not = "unknown collective (allreduce, allgather, reducescatter, alltoall)";
+        return NAN;
+    }
+    if (!(t > 0)) {
+        *why_not = "one rank: nothing moves";
+        return NAN;
+    }
+    return factor * bytes / t;
+}
