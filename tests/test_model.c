@@ -11,7 +11,8 @@
 static int stack_same(const StackSpec *a, const StackSpec *b) {
     return a->layers == b->layers && a->hidden == b->hidden && a->ffn == b->ffn &&
            a->heads == b->heads && a->kv_heads == b->kv_heads && a->vocab == b->vocab &&
-           a->gated_mlp == b->gated_mlp && a->causal == b->causal;
+           a->gated_mlp == b->gated_mlp && a->causal == b->causal && a->bias == b->bias && a->tied == b->tied &&
+           a->norm == b->norm && a->pos == b->pos && a->loss == b->loss;
 }
 
 static void assert_same_model(const ModelSpec *a, const ModelSpec *b) {
@@ -128,8 +129,9 @@ Test(model, shipped_file_equals_builtin) {
     for (uint32_t i = 0; i < model_n_presets(); i++) {
         const ModelSpec *m = model_preset_at(i);
         char path[512];
-        snprintf(path, sizeof path, "%s/sim/models/%s.model", ORCHSIM_SRC, m->name);
-        if (!th_exists(path)) continue;
+        snprintf(path, sizeof path, "%s/%s/%s.model", ORCHSIM_SRC,
+                 strncmp(m->name, "mpt-", 4) ? "sim/models" : "bench/fidelity/models", m->name);
+        cr_assert(th_exists(path), "no shipped file for preset %s (%s)", m->name, path);
         os_clear_error();
         cr_assert_eq(model_resolve(&f, path), OS_OK, "%s", os_last_error());
         assert_same_model(&f, m);
@@ -243,4 +245,51 @@ Test(model, validate_catches_hand_built_specs) {
     os_clear_error();
     cr_assert_eq(model_validate(&m, "mine"), OS_ERR_FORMAT);
     cr_assert_not_null(strstr(os_last_error(), "twice"), "%s", os_last_error());
+}
+
+/* MPT presets against the NumParams column of llm-foundry's published H100 table
+ * (bench/fidelity/runs/llm-foundry-h100-bf16.csv): 12 L d^2 weights + 13 L d biases and
+ * LayerNorm affine + 2 d final norm + V d tied embedding + max_seq_len x d learned positions. */
+Test(model, mpt_presets_match_published_parameter_counts) {
+    static const struct {
+        const char *name;
+        uint32_t seq;
+        uint64_t params;
+    } want[] = {
+        {"mpt-7b", 2048, 6658859008ull},  {"mpt-7b", 65536, 6918905856ull},
+        {"mpt-13b", 32768, 13011240960ull}, {"mpt-13b", 2048, 12853954560ull},
+        {"mpt-3b", 512, 2647905280ull},   {"mpt-1b", 16384, 1345310720ull},
+        {"mpt-760m", 32768, 807656448ull}, {"mpt-760m", 2048, 760470528ull},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        ModelSpec m = *model_preset_find(want[i].name);
+        m.max_seq = want[i].seq; /* the benchmark's max_seq_len */
+        cr_assert_eq(model_params(&m), want[i].params, "%s at %u: %llu", want[i].name, want[i].seq,
+                     (unsigned long long)model_params(&m));
+    }
+    /* the term by term form for one of them: mpt-7b at 2048 */
+    uint64_t d = 4096, L = 32, V = 50368;
+    cr_assert_eq(12 * L * d * d + 13 * L * d + 2 * d + V * d + 2048 * d, 6658859008ull);
+}
+
+Test(model, new_keys_parse_and_refuse_bad_values) {
+    const char *p = th_tmp("keys.model");
+    FILE *fp = fopen(p, "w");
+    fputs("name = k\n[llm]\nlayers = 1\nhidden = 8\nffn = 16\nheads = 2\nvocab = 10\nbias = 1\ntied = 1\n"
+          "norm = layernorm\npos = alibi\nloss = fused\n", fp);
+    fclose(fp);
+    ModelSpec m;
+    os_clear_error();
+    cr_assert_eq(model_load_file(&m, p), OS_OK, "%s", os_last_error());
+    cr_assert_eq(m.llm.pos, POS_ALIBI);
+    cr_assert_eq(m.llm.norm, NORM_LAYER);
+    cr_assert_eq(m.llm.loss, LOSS_FUSED);
+    cr_assert_eq(m.llm.tied, 1);
+    fp = fopen(p, "w");
+    fputs("name = k\n[llm]\nlayers = 1\nhidden = 8\nffn = 16\nheads = 2\nvocab = 10\npos = sideways\n", fp);
+    fclose(fp);
+    os_clear_error();
+    cr_assert_eq(model_load_file(&m, p), OS_ERR_FORMAT);
+    cr_assert(strstr(os_last_error(), "line 8") && strstr(os_last_error(), "rotary"), "%s", os_last_error());
+    remove(p);
 }

@@ -182,11 +182,13 @@ Test(replay, heap_and_naive_engines_agree_and_tokens_are_conserved) {
     Trace *t;
     cr_assert_eq(trace_open(&t, path), OS_OK, "%s", os_last_error());
     for (uint32_t i = 0; i < policy_count(); i++) {
-        for (int setup = 0; setup < 2; setup++) {
+        for (int setup = 0; setup < 3; setup++) {
             ReplayConfig c;
             config(&c, 8, (TrainSetup)setup, policy_at(i)->name);
             c.cluster.intra_lat = 3e-6;
             c.cluster.intra_bw = 450e9;
+            c.overlap_slowdown = 0.2; /* rescheduled compute ends: the engines must still agree */
+            c.micro_batch = 1 + (uint32_t)setup;
             ReplaySummary s1, s2;
             Sink a = {0}, b = {0};
             cr_assert_eq(replay_run(&s1, &c, t, keep, &a), OS_OK, "%s: %s", policy_at(i)->name, os_last_error());
@@ -279,4 +281,74 @@ Test(replay, later_phase_plans_overlap_the_gpu_work_before_them) {
     /* ready at 510: every rank waits 400 ns at the embeddings' all-to-all */
     cr_assert_eq(run_overlap(510, &idle), 3710);
     cr_assert_eq(idle, 400);
+}
+
+/* Micro-batches: one rank, 6 text examples; by count (2 per micro-batch) and by token budget
+ * the share runs as 3 micro-batches, and the step is exactly their sum (DDP, free network). */
+Test(replay, micro_batches_split_the_share_and_add_up) {
+    Ex ex[6];
+    for (int i = 0; i < 6; i++) ex[i] = (Ex){100u + 10u * (uint32_t)i, 0, 0, 0, 0};
+    const char *path = write_trace("mb.h5", ex, 6, 1, 1);
+    Trace *t;
+    cr_assert_eq(trace_open(&t, path), OS_OK, "%s", os_last_error());
+    ReplayConfig c;
+    config(&c, 1, SETUP_DDP, "none");
+    CostModel cm = {.model = &g_model, .calib = &g_calib};
+    uint32_t m0[2] = {100, 110}, m1[2] = {120, 130}, m2[2] = {140, 150};
+    SimTime want = phase_ns(&cm, 2, m0, 2) + phase_ns(&cm, 2, m1, 2) + phase_ns(&cm, 2, m2, 2);
+    for (int mode = 0; mode < 2; mode++) {
+        c.micro_batch = mode == 0 ? 2 : 0;
+        c.micro_batch_tokens = mode == 1 ? 300 : 0; /* 100+110 fit, +120 would not; 140+150 do */
+        ReplaySummary sum;
+        Sink sink = {0};
+        cr_assert_eq(replay_run(&sum, &c, t, keep, &sink), OS_OK, "%s", os_last_error());
+        cr_assert_eq(sink.r[0].micro_batches, 3u, "mode %d", mode);
+        cr_assert_eq(sim_from_seconds(sink.r[0].step_s), want, "mode %d: %lld vs %lld", mode,
+                     (long long)sim_from_seconds(sink.r[0].step_s), (long long)want);
+        cr_assert_eq(sum.mb_clamped, 0u);
+    }
+    /* a micro-batch larger than the share is clamped to it: one micro-batch, flagged */
+    c.micro_batch = 64, c.micro_batch_tokens = 0;
+    ReplaySummary sum;
+    Sink sink = {0};
+    cr_assert_eq(replay_run(&sum, &c, t, keep, &sink), OS_OK, "%s", os_last_error());
+    cr_assert_eq(sink.r[0].micro_batches, 1u);
+    cr_assert_eq(sum.mb_clamped, 1u);
+    trace_close(t);
+}
+
+/* The optimizer step adds exactly its modelled time to a one-rank step (no collective to
+ * overlap it), and the micro-batches of an FSDP run gather parameters each time: with a slow
+ * network, 2 micro-batches cost more than twice the compute of one half each. */
+Test(replay, optimizer_and_per_micro_batch_gathers) {
+    Ex ex[8];
+    for (int i = 0; i < 8; i++) ex[i] = (Ex){200, 0, 0, 0, 0};
+    const char *path = write_trace("opt.h5", ex, 8, 2, 1);
+    Trace *t;
+    cr_assert_eq(trace_open(&t, path), OS_OK, "%s", os_last_error());
+    ReplayConfig c;
+    config(&c, 2, SETUP_FSDP, "none");
+    ReplaySummary off, on;
+    cr_assert_eq(replay_run(&off, &c, t, NULL, NULL), OS_OK, "%s", os_last_error());
+    c.optimizer = 1;
+    cr_assert_eq(replay_run(&on, &c, t, NULL, NULL), OS_OK, "%s", os_last_error());
+    CostModel cm = {.model = &g_model, .calib = &g_calib};
+    double opt = cost_optimizer_s(&cm, (double)model_params(&g_model) / 2);
+    cr_assert_gt(opt, 0);
+    cr_assert(llabs(sim_from_seconds(on.step_mean_s - off.step_mean_s) - sim_from_seconds(opt)) <= 1,
+              "optimizer %g s, step grew %g s", opt, on.step_mean_s - off.step_mean_s);
+    cr_assert_float_eq(on.optimizer_s_per_step, opt, 1e-15);
+    /* slow links: every all-gather is exposed; FULL_SHARD gathers per micro-batch, twice */
+    c.optimizer = 0;
+    c.cluster.intra_bw = 1e6; /* 1 MB/s */
+    ReplaySummary one, two, gop;
+    cr_assert_eq(replay_run(&one, &c, t, NULL, NULL), OS_OK, "%s", os_last_error());
+    c.micro_batch = 2;
+    cr_assert_eq(replay_run(&two, &c, t, NULL, NULL), OS_OK, "%s", os_last_error());
+    cr_assert_gt(two.step_mean_s, 1.9 * one.step_mean_s, "2 micro-batches %g s, 1: %g s", two.step_mean_s,
+                 one.step_mean_s);
+    c.setup = SETUP_FSDP_GRAD_OP; /* gathers once per micro-batch: fewer bytes moved */
+    cr_assert_eq(replay_run(&gop, &c, t, NULL, NULL), OS_OK, "%s", os_last_error());
+    cr_assert_lt(gop.step_mean_s, two.step_mean_s);
+    trace_close(t);
 }
