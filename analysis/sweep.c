@@ -378,6 +378,7 @@ OsStatus sweep_run(SweepReport *rep, const SweepGrid *g, const SweepOptions *o) 
     OsProgress prog;
     char file[4300];
     OsTmp *dir_track = NULL, **pt_track = NULL;
+    int infra = 0; /* a worker result lost (killed, or its file unwritable) */
     /* the CSV and the HDF5 copy are committed together, or neither (util.h) */
     uint64_t out_mark = os_outputs_hold();
     memset(rep, 0, sizeof *rep);
@@ -459,6 +460,7 @@ OsStatus sweep_run(SweepReport *rep, const SweepGrid *g, const SweepOptions *o) 
             OsStatus pst = OS_ERR_INTERNAL;
             if (r < 0 || !WIFEXITED(ws) || WEXITSTATUS(ws) == 3) {
                 failed = 1;
+                infra = 1; /* not the point's fault: the sweep cannot vouch for its rows */
                 if (r > 0 && WIFSIGNALED(ws)) snprintf(msg, sizeof msg, "worker killed by signal %d", WTERMSIG(ws));
                 else snprintf(msg, sizeof msg, "worker could not write its result");
             } else {
@@ -466,6 +468,7 @@ OsStatus sweep_run(SweepReport *rep, const SweepGrid *g, const SweepOptions *o) 
                 OsStatus rs = read_point(&rows[i], &series[i], &failed, &pst, msg, sizeof msg, file);
                 if (rs != OS_OK) {
                     failed = 1;
+                    infra = 1;
                     snprintf(msg, sizeof msg, "%s", os_last_error());
                     os_clear_error();
                 }
@@ -485,6 +488,10 @@ OsStatus sweep_run(SweepReport *rep, const SweepGrid *g, const SweepOptions *o) 
         if (!reaped) nanosleep(&(struct timespec){0, 2000000}, NULL);
     }
     os_progress_done(&prog);
+    if (infra) /* a worker died or could not hand back its result (a full disk): commit nothing */
+        OS_FAIL(OS_ERR_IO, o->csv_path, NULL, "check free disk space beside the output",
+                "%zu of %zu grid points lost their results (first: %s)", rep->n_failed, N,
+                rep->n_failed ? rep->failures[0].error : "?");
 
     /* compact the successful rows, in grid order */
     for (size_t i = 0; i < N; i++) {

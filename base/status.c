@@ -48,7 +48,13 @@ OsStatus os_vfail(OsStatus st, const char *where, const char *field, const char 
     char raw[OS_ERR_CAP];
     size_t n = 0;
     raw[0] = '\0';
-    if (where && *where) n += (size_t)snprintf(raw + n, OS_ERR_CAP - n, "%s: ", where);
+    if (where && *where) {
+        size_t wl = strlen(where);
+        if (wl > 300) /* a hostile or runaway path: its ends say which, the message must fit */
+            n += (size_t)snprintf(raw + n, OS_ERR_CAP - n, "%.120s...%s: ", where, where + wl - 120);
+        else
+            n += (size_t)snprintf(raw + n, OS_ERR_CAP - n, "%s: ", where);
+    }
     if (n < OS_ERR_CAP && field && *field)
         n += (size_t)snprintf(raw + n, OS_ERR_CAP - n, "%s: ", field);
     if (n < OS_ERR_CAP) n += (size_t)vsnprintf(raw + n, OS_ERR_CAP - n, fmt, ap);

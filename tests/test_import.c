@@ -2,9 +2,13 @@
  * determinism, the partial-batch rule, and every malformed-line error (file + line + field,
  * no output left behind). */
 #include <criterion/criterion.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <zlib.h>
 
 #include "helpers.h"
 #include "traces/import.h"
@@ -254,4 +258,194 @@ Test(import_cli, error_line_and_success) {
     cr_assert_eq(rc, 0, "%s", o);
     cr_assert(strstr(o, "steps 2   examples 16   items 16   dp 4   global batch 8"), "%s", o);
     free(o);
+}
+
+/* ---- real-world files (issue 14, item 6) ------------------------------------------------- */
+
+static OsStatus run_opts(const char *in, const char *out, uint32_t B, const ImportOptions *o, ImportSummary *sum) {
+    ImportConfig cfg = {in, out, NULL, B, 1, 0, 0, 1, 0, NULL};
+    os_clear_error();
+    return import_run_opts(&cfg, o, sum);
+}
+
+/* FNV-1a 64 of "a" (the published test vector): string ids are documented and stable. */
+#define FNV_A 0xaf63dc4c8601ec8cull
+
+Test(import_real, json_array_floats_zeros_nulls_and_string_ids) {
+    const char *in = write_text("arr.json",
+                                "[{\"id\": \"a\", \"text\": 512.0, \"image\": 0},\n"
+                                " {\"text\": 5.12e2, \"image\": [0, 576], \"audio\": null, \"id\": null},\n"
+                                " {\"id\": 18446744073709551615, \"text\": 1, \"video\": []}]\n");
+    const char *out = th_tmp("arr.h5");
+    ImportSummary sum;
+    cr_assert_eq(run_opts(in, out, 3, NULL, &sum), OS_OK, "%s", os_last_error());
+    cr_assert_str_eq(sum.format, "json");
+    cr_assert_eq(sum.examples, 3u);
+    cr_assert_eq(sum.items, 1u, "0 and [] are no item, not a zero-length one");
+    cr_assert_eq(sum.zero_lengths, 2u);
+    cr_assert_eq(sum.string_ids, 1u);
+    Trace *t = NULL;
+    cr_assert_eq(trace_open(&t, out), OS_OK, "%s", os_last_error());
+    const TraceStep *s;
+    cr_assert_eq(trace_read_step(t, 0, &s), OS_OK);
+    cr_assert_eq(s->examples[0].id, FNV_A);
+    cr_assert_eq(s->examples[0].text, 512u);
+    cr_assert_eq(s->examples[0].n_items, 0u);
+    cr_assert_eq(s->examples[1].id, 1u, "null id: the row number");
+    cr_assert_eq(s->examples[1].text, 512u);
+    cr_assert_eq(s->examples[1].n_items, 1u);
+    cr_assert_eq(s->items[0].length, 576u);
+    cr_assert_eq(s->examples[2].id, UINT64_MAX, "the largest u64 id is accepted");
+    trace_close(t);
+}
+
+Test(import_real, bom_and_unknown_keys) {
+    const char *in = write_text("bom.jsonl", "\xef\xbb\xbf{\"text\": 3, \"source\": \"libri\", \"meta\": {\"a\": [1, {\"b\": null}], "
+                                             "\"c\": true}}\n{\"text\": 4, \"source\": \"x\"}\n");
+    const char *out = th_tmp("bom.h5");
+    ImportSummary sum;
+    cr_assert_eq(run_opts(in, out, 2, NULL, &sum), OS_ERR_FORMAT);
+    cr_assert(strstr(os_last_error(), "line 1: field \"source\": unknown key"), "the BOM is part of no key: %s",
+              os_last_error());
+    cr_assert(strstr(os_last_error(), "--ignore-unknown"), "%s", os_last_error());
+    ImportOptions o = {.ignore_unknown = 1};
+    cr_assert_eq(run_opts(in, out, 2, &o, &sum), OS_OK, "%s", os_last_error());
+    cr_assert_eq(sum.unknown_keys, 3u);
+    cr_assert_str_eq(sum.unknown, "source, meta", "listed once each");
+}
+
+Test(import_real, numbers_at_the_edges) {
+    const char *out = th_tmp("edge.h5");
+    ImportSummary sum;
+    const char *in = write_text("frac.jsonl", "{\"text\": 512.5}\n");
+    cr_assert_eq(run_opts(in, out, 1, NULL, &sum), OS_ERR_FORMAT);
+    cr_assert(strstr(os_last_error(), "not a fraction"), "%s", os_last_error());
+    in = write_text("big.jsonl", "{\"text\": 1, \"id\": 18446744073709551616}\n");
+    cr_assert_eq(run_opts(in, out, 1, NULL, &sum), OS_ERR_FORMAT);
+    cr_assert(strstr(os_last_error(), "too large"), "%s", os_last_error());
+    in = write_text("deep.jsonl", "{\"text\": 1, \"x\": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+                                  "[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}\n");
+    ImportOptions o = {.ignore_unknown = 1};
+    cr_assert_eq(run_opts(in, out, 1, &o, &sum), OS_ERR_FORMAT);
+    cr_assert(strstr(os_last_error(), "nested more than 64 levels"), "%s", os_last_error());
+    cr_assert(!th_exists(out));
+}
+
+Test(import_real, csv_bom_string_ids_floats_and_skipped_columns) {
+    const char *in = write_text("r.csv", "\xef\xbb\xbfid,text,image,duration\na,512.0,0;576,7.18\n7,3,,1\n");
+    const char *out = th_tmp("rcsv.h5");
+    ImportSummary sum;
+    ImportOptions o = {.ignore_unknown = 1};
+    cr_assert_eq(run_opts(in, out, 2, &o, &sum), OS_OK, "%s", os_last_error());
+    cr_assert_eq(sum.items, 1u);
+    cr_assert_eq(sum.string_ids, 1u);
+    cr_assert_eq(sum.unknown_keys, 2u);
+    cr_assert_str_eq(sum.unknown, "duration");
+    Trace *t = NULL;
+    cr_assert_eq(trace_open(&t, out), OS_OK);
+    const TraceStep *s;
+    cr_assert_eq(trace_read_step(t, 0, &s), OS_OK);
+    cr_assert_eq(s->examples[0].id, FNV_A, "the same hash as a JSON string id");
+    cr_assert_eq(s->examples[0].text, 512u);
+    cr_assert_eq(s->examples[1].id, 7u);
+    trace_close(t);
+}
+
+Test(import_real, gzip_and_stdin) {
+    const char *plain = write_text("z.jsonl", "{\"text\": 1, \"image\": 4}\n{\"text\": 2}\n");
+    char gz[1200];
+    snprintf(gz, sizeof gz, "%s.gz", plain);
+    gzFile g = gzopen(gz, "wb");
+    cr_assert(g);
+    gzputs(g, "{\"text\": 1, \"image\": 4}\n{\"text\": 2}\n");
+    gzclose(g);
+    const char *o1 = th_tmp("z1.h5"), *o2 = th_tmp("z2.h5");
+    ImportSummary sum;
+    cr_assert_eq(run_opts(gz, o1, 2, NULL, &sum), OS_OK, "%s", os_last_error());
+    cr_assert_eq(sum.examples, 2u);
+    cr_assert_eq(sum.items, 1u);
+    /* stdin: the gzip bytes on fd 0, the format sniffed from the first byte */
+    int fd = open(gz, O_RDONLY);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(dup2(fd, 0), 0);
+    close(fd);
+    cr_assert_eq(run_opts("-", o2, 2, NULL, &sum), OS_OK, "%s", os_last_error());
+    same_content(o1, o2);
+    /* a corrupt .gz is one error */
+    FILE *f = fopen(gz, "r+b");
+    fseek(f, 12, SEEK_SET);
+    fputs("garbage-garbage", f);
+    fclose(f);
+    cr_assert_neq(run_opts(gz, o1, 2, NULL, &sum), OS_OK);
+    cr_assert(strstr(os_last_error(), gz), "%s", os_last_error());
+}
+
+Test(import_real, hostile_inputs) {
+    const char *out = th_tmp("hostile.h5");
+    ImportSummary sum;
+    ImportConfig cfg = {"/dev/zero", out, "jsonl", 1, 1, 0, 0, 1, 0, NULL};
+    os_clear_error();
+    cr_assert_eq(import_run_opts(&cfg, NULL, &sum), OS_ERR_FORMAT, "/dev/zero must be one error, not a growing line");
+    cr_assert(strstr(os_last_error(), "NUL byte"), "%s", os_last_error());
+    cfg.input = ORCHSIM_TEST_TMP;
+    os_clear_error();
+    cr_assert_eq(import_run_opts(&cfg, NULL, &sum), OS_ERR_IO);
+    cr_assert(strstr(os_last_error(), "is a directory"), "%s", os_last_error());
+    cr_assert(!strstr(os_last_error(), "read error"), "%s", os_last_error());
+    cr_assert(!th_exists(out));
+}
+
+Test(import_real, ratio_tokens_per_item_and_windows) {
+    const char *in = write_text("w.jsonl", "{\"text\": 10, \"image\": [1024, 1024], \"audio\": [2000, 1500, 700]}\n");
+    const char *out = th_tmp("w.h5");
+    uint32_t ratio[4] = {0, 1, 0, 0}, tpi[4] = {0, 256, 0, 0};
+    ImportOptions o = {.ratio = ratio, .tokens_per_item = tpi};
+    ImportSummary sum;
+    cr_assert_eq(run_opts(in, out, 1, &o, &sum), OS_OK, "%s", os_last_error());
+    cr_assert_eq(sum.over_window[2], 1u, "one clip over Whisper's 1500 positions");
+    cr_assert_eq(sum.longest[2], 2000u);
+    cr_assert_eq(sum.over_window[1], 0u);
+    Trace *t = NULL;
+    cr_assert_eq(trace_open(&t, out), OS_OK, "%s", os_last_error());
+    cr_assert_eq(trace_modality(t, 1)->default_ratio, 1u);
+    cr_assert_eq(trace_tokens_per_item(t, 1), 256u);
+    cr_assert_eq(trace_tokens_per_item(t, 2), 0u);
+    const TraceStep *s;
+    cr_assert_eq(trace_read_step(t, 0, &s), OS_OK);
+    uint32_t r[4] = {1, 1, 2, 4}, k[4] = {0, 256, 0, 0};
+    /* 10 + 2 x 256 (fixed per image) + ceil(2000/2) + ceil(1500/2) + ceil(700/2) */
+    cr_assert_eq(trace_llm_tokens_tpi(s, 0, r, k), 10u + 512u + 1000u + 750u + 350u);
+    trace_close(t);
+}
+
+/* The committed import corpus (traces/fuzz/corpus-import): every input ends in a trace that
+ * validates or in one message, never a crash, and a failure leaves no output. */
+Test(import_real, fuzz_corpus_replays) {
+    DIR *d = opendir(ORCHSIM_SRC "/traces/fuzz/corpus-import");
+    if (!d) cr_skip_test("no traces/fuzz/corpus-import");
+    struct dirent *e;
+    const char *out = th_tmp("corpus.h5");
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char p[2048];
+        snprintf(p, sizeof p, "%s/%s", ORCHSIM_SRC "/traces/fuzz/corpus-import", e->d_name);
+        for (int f = 0; f < 2; f++) {
+            ImportConfig cfg = {p, out, f ? "csv" : "jsonl", 2, 1, f, 3, 1, 0, NULL};
+            ImportSummary sum;
+            os_clear_error();
+            OsStatus st = import_run(&cfg, &sum);
+            if (st == OS_OK) {
+                Trace *t = NULL;
+                cr_assert_eq(trace_open(&t, out), OS_OK, "%s: %s", p, os_last_error());
+                cr_assert_eq(trace_validate(t), OS_OK, "%s", p);
+                cr_assert_eq(trace_n_examples(t), sum.examples);
+                trace_close(t);
+                remove(out);
+            } else {
+                cr_assert(os_has_error(), "%s: rejected without a message", p);
+                cr_assert(!th_exists(out), "%s: a failed import left its output", p);
+            }
+        }
+    }
+    closedir(d);
 }
