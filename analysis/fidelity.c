@@ -55,6 +55,7 @@ OsStatus fid_read_runs(FidRun **runs, size_t *n, const char *path) {
     OS_CHECK(csv_require(&c_ckpt, t, "activation_checkpointing"));
     int c_mfu = csv_col(t, "mfu_pct"), c_hfu = csv_col(t, "hfu_pct"), c_np = csv_col(t, "num_params");
     int c_gpn = csv_col(t, "gpus_per_node"), c_tp = csv_col(t, "tp"), c_peak = csv_col(t, "peak_tflops");
+    int c_mp = csv_col(t, "mp_mode");
     size_t rows = csv_n_rows(t);
     if (rows == 0) OS_FAIL(OS_ERR_FORMAT, path, NULL, "one row per published run", "no rows");
     r = calloc(rows, sizeof *r);
@@ -86,6 +87,14 @@ OsStatus fid_read_runs(FidRun **runs, size_t *n, const char *path) {
         else OS_FAIL(OS_ERR_FORMAT, path, f, "FULL_SHARD, SHARD_GRAD_OP or NO_SHARD", "'%s' is not a sharding strategy", sh);
         snprintf(x->sharding, sizeof x->sharding, "%s", sh);
         x->ckpt = truthy(csv_str(t, i, (size_t)c_ckpt));
+        x->reduce_bytes = 4;
+        if (c_mp >= 0 && *csv_str(t, i, (size_t)c_mp)) {
+            const char *mp = csv_str(t, i, (size_t)c_mp);
+            snprintf(f, sizeof f, "line %zu: column mp_mode", x->line);
+            if (!strcmp(mp, "DEFAULT") || !strcmp(mp, "FULL")) x->reduce_bytes = 4;
+            else if (!strcmp(mp, "PURE")) x->reduce_bytes = 2;
+            else OS_FAIL(OS_ERR_FORMAT, path, f, "DEFAULT, PURE or FULL (Composer's FSDP mixed precision)", "'%s'", mp);
+        }
         x->mfu_pub = x->hfu_pub = x->num_params = x->peak_flops = NAN;
         if (c_mfu >= 0) {
             OS_CHECK(csv_num(&x->mfu_pub, t, i, (size_t)c_mfu));
@@ -239,6 +248,7 @@ OsStatus fid_predict(FidResult *res, const FidRun *run, const FidOptions *o) {
     c.setup = run->setup;
     c.recompute = run->ckpt ? RECOMPUTE_FULL : RECOMPUTE_NONE;
     c.micro_batch = run->micro_batch;
+    c.grad_reduce_bytes = run->reduce_bytes;
     c.policy = policy_find("none");
     c.balancer_cost_s = 0;
     os_clear_error();

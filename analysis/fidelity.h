@@ -30,6 +30,9 @@ typedef struct {
     TrainSetup setup;         /* from `sharding`: FULL_SHARD, SHARD_GRAD_OP, NO_SHARD (DDP) */
     char sharding[24];
     int ckpt;                 /* activation_checkpointing: full recomputation */
+    uint32_t reduce_bytes;    /* from `mp_mode` (Composer's FSDP mixed precision): DEFAULT reduces
+                                 gradients in fp32 (4), PURE in bf16 (2), FULL fp32; absent:
+                                 DEFAULT, what llm-foundry's H100 tables ran (their MP Mode column) */
     double tps_pub;           /* published tokens/s/GPU */
     double mfu_pub, hfu_pub;  /* published, fractions (NaN when absent) */
     double num_params;        /* published parameter count (NaN when absent) */

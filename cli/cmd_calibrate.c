@@ -18,8 +18,10 @@ OsStatus cmd_calibrate(int argc, char **argv) {
     const char *out = "calib.txt", *model = "mini-tri";
     ExecCalibOptions co;
     exec_calib_options_init(&co);
+    int builtin = 0;
     const OptSpec specs[] = {
         {"output", 'o', OPT_STR, &out, "FILE", "calibration file to write", 0, 0},
+        {"default", 0, OPT_FLAG, &builtin, NULL, "write the built-in H100 table (no GPU needed): a starting point to edit", 0, 0},
         {"model", 'm', OPT_STR, &model, "MODEL", "preset or preset file whose GEMM shapes are timed", 0, 0},
         {"repeats", 'r', OPT_U32, &co.repeats, "R", "timed launches per shape (median)", 1, 100000},
         {"warmup", 'w', OPT_U32, &co.warmup, "W", "untimed launches before timing", 0, 100000},
@@ -40,6 +42,13 @@ OsStatus cmd_calibrate(int argc, char **argv) {
     int n_dev = 0;
     char why[256];
     OS_CHECK(opts_parse(specs, OS_ARRAY_LEN(specs), &help, argc, argv, NULL, 0, 0, NULL));
+    if (builtin) {
+        calib_default_h100(&c);
+        OS_CHECK(calib_save(&c, out));
+        printf("# wrote %s: the built-in table %s (%u gemm rows, %u attn rows; sources in sim/calib_h100.c)\n", out,
+               c.name, c.n_gemm, c.n_attn);
+        return OS_OK;
+    }
     if (exec_gpu_count(&n_dev, why, sizeof why) != OS_OK) {
         os_clear_error(); /* say it in this command's words */
         OS_FAIL(OS_ERR_NODEV, "calibrate", NULL, "run it on a machine with an NVIDIA GPU",

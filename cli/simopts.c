@@ -54,6 +54,7 @@ void simopts_specs(OptSpec *s, SimOpts *o) {
         {"seed", 0, OPT_U64, &o->seed, "S", "seed for randomized policies (isf)", 0, 0},
         {"mem-gb", 0, OPT_F64_AUTO, &o->mem_gb, "GB|auto", "GPU memory for the fit checks (auto: H100 80)", 1, 1e5},
         {"overlap-slowdown", 0, OPT_F64_AUTO, &o->overlap_slowdown, "F|auto", "compute slowdown while NCCL runs beside it, [0, 1) (auto: the calibration's)", 0, 0.999},
+        {"grad-reduce", 0, OPT_STR, &o->grad_reduce, "bf16|fp32", "dtype gradients are reduced in (default: the model's parameter dtype; fp32 = FSDP mixed precision DEFAULT)", 0, 0},
         {"no-optimizer", 0, OPT_FLAG, &o->no_optimizer, NULL, "leave the optimizer step out of the step time", 0, 0},
     };
     memcpy(s, rows, sizeof rows);
@@ -132,6 +133,11 @@ OsStatus simopts_resolve(ReplayConfig *cfg, SimOpts *o, Trace *t) {
     cfg->micro_batch = o->micro_batch;
     cfg->micro_batch_tokens = o->micro_batch_tokens;
     cfg->optimizer = !o->no_optimizer;
+    if (o->grad_reduce) {
+        static const NamedValue RED[] = {{"bf16", 2}, {"fp16", 2}, {"fp32", 4}};
+        OS_CHECK(pick(&v, "--grad-reduce", o->grad_reduce, RED, OS_ARRAY_LEN(RED)));
+        cfg->grad_reduce_bytes = (uint32_t)v;
+    }
     cfg->overlap_slowdown = o->overlap_slowdown;
     cfg->layout = o->padded ? ATTN_PADDED : ATTN_VARLEN;
     cfg->regroup = o->regroup;

@@ -9,18 +9,17 @@
  *    transcribed in bench/fidelity/data/xla-matmul-sm90.csv and folded by
  *    bench/fidelity/data/gen_gemm_grid.py into the (b*m, n, k) grid below: 7 x 5 x 5 cells,
  *    m from 256 to 16384. Rates in FLOP/s (2*m*n*k per call).
- *  - attention: FlashAttention-2 on H100 SXM5, FP16/BF16, batch x seqlen = 16k tokens, hidden
- *    2048 (FLOPs in FlashAttention's convention, cost.h):
- *      forward, all six (head dim, mask) curves: the FlashAttention-3 paper (arXiv 2407.08608)
- *        Fig. 5, FlashAttention-2 series, read off Dao-AILab/flash-attention
- *        assets/flash3_fp16_fwd.png (commit 7ef2484);
- *      backward, no mask, head dims 64 and 128: FA3 paper Fig. 6, FlashAttention-2 series
- *        (chart transcriptions; bench/fidelity/data/SOURCES-research.md §1a);
- *      backward, causal, head dims 64 and 128: derived, since no chart shows it alone: the FA2
- *        paper's H100 forward+backward chart (assets/flash2_h100_fwd_bwd_benchmark.png, commit
- *        4f285b3; causal panels) gives R_tot = 3.5F / (t_f + t_b), the FA3 forward chart R_f,
- *        so R_b = 2.5 / (3.5/R_tot - 1/R_f). The same derivation on the unmasked panels agrees
- *        with FA3's measured backward within 1-7%.
+ *  - attention: the kernel of the software stack this table stands for (PyTorch 2.1 eager,
+ *    as MosaicML's llm-foundry H100 benchmarks ran in 2023: their MPT models used attn_impl
+ *    "triton", Tri Dao's pre-MLIR Triton FlashAttention, llm-foundry commit b2a43a147). No H100
+ *    figure of that kernel is published; its own docstring puts it "slightly slower" than
+ *    FlashAttention v1 (CUDA) forward+backward, and scaling its A100 figures by FA1's H100/A100
+ *    ratio gives FA1's H100 rates within 5% (bench/fidelity/data/SOURCES-clocks.md §4f). So the
+ *    rows are FlashAttention v1 on H100 SXM5 from the FlashAttention-2 paper's H100 chart
+ *    (Dao-AILab/flash-attention assets/flash2_h100_fwd_bwd_benchmark.png, commit 4f285b3;
+ *    FP16/BF16, batch x seqlen = 16k, hidden 2048). That chart gives forward+backward together,
+ *    so both passes take the combined rate: their sum, 3.5 F / R, is exactly the chart's.
+ *    A FlashAttention-2 table for newer stacks is bench/fidelity/calib/h100-fa2.calib.
  *  - hbm_bw: 2.903e12 B/s, device-to-device copy (read + write) on H100 80GB HBM3 SXM5
  *    (aigatech/vpbenchmarking README, "Memory Bandwidth"; 86.7% of the 3.35 TB/s peak).
  *  - overlap_slowdown: 0.189, the average slowdown of compute overlapped with communication
@@ -228,27 +227,23 @@ typedef struct {
     {d, c, hd, 512, a}, {d, c, hd, 1024, b}, {d, c, hd, 2048, e}, {d, c, hd, 4096, f},             \
         {d, c, hd, 8192, g}, {d, c, hd, 16384, h}
 static const AttnRow H100_ATTN[] = {
-    /* forward: FA3 paper Fig. 5, FlashAttention-2 series */
-    CURVE(ATTN_FWD, 0, 64, 282, 306, 318, 321, 322, 324),
-    CURVE(ATTN_FWD, 1, 64, 180, 229, 262, 284, 295, 299),
-    CURVE(ATTN_FWD, 0, 128, 309, 350, 362, 368, 370, 370),
-    CURVE(ATTN_FWD, 1, 128, 191, 260, 298, 319, 333, 335),
-    CURVE(ATTN_FWD, 0, 256, 275, 313, 321, 323, 324, 326),
-    CURVE(ATTN_FWD, 1, 256, 208, 251, 278, 293, 297, 298),
-    /* backward, no mask: FA3 paper Fig. 6, FlashAttention-2 series */
-    CURVE(ATTN_BWD, 0, 64, 198, 238, 264, 279, 287, 291),
-    CURVE(ATTN_BWD, 0, 128, 214, 260, 291, 310, 318, 322),
-    /* backward, causal: derived (see the header) */
-    CURVE(ATTN_BWD, 1, 64, 129.8, 180.3, 221.8, 247.6, 265.1, 278.4),
-    CURVE(ATTN_BWD, 1, 128, 154.0, 208.5, 253.8, 285.1, 299.0, 325.3),
+    /* FlashAttention (v1), forward + backward combined: both passes at that rate */
+    CURVE(ATTN_FWD, 0, 64, 157, 159, 161, 161, 166, 168),
+    CURVE(ATTN_BWD, 0, 64, 157, 159, 161, 161, 166, 168),
+    CURVE(ATTN_FWD, 0, 128, 127, 127, 128, 131, 137, 139),
+    CURVE(ATTN_BWD, 0, 128, 127, 127, 128, 131, 137, 139),
+    CURVE(ATTN_FWD, 1, 64, 104, 123, 136, 138, 149, 156),
+    CURVE(ATTN_BWD, 1, 64, 104, 123, 136, 138, 149, 156),
+    CURVE(ATTN_FWD, 1, 128, 98, 109, 108, 126, 135, 137),
+    CURVE(ATTN_BWD, 1, 128, 98, 109, 108, 126, 135, 137),
 };
 
 void calib_default_h100(Calib *c) {
     memset(c, 0, sizeof *c);
     snprintf(c->name, sizeof c->name, "builtin-h100-sxm");
     snprintf(c->device, sizeof c->device, "NVIDIA H100 SXM5 80GB (published kernel measurements, not measured here)");
-    snprintf(c->stack, sizeof c->stack, "GEMMs: cuBLAS/cuBLASLt as OpenXLA measured them; attention: FlashAttention-2");
-    snprintf(c->attn_kernel, sizeof c->attn_kernel, "flash-attention-2 (FA2/FA3 papers' H100 charts)");
+    snprintf(c->stack, sizeof c->stack, "PyTorch 2.1 eager as llm-foundry ran it (2023): cuBLAS GEMMs, FlashAttention v1-class attention");
+    snprintf(c->attn_kernel, sizeof c->attn_kernel, "flash-attention-1 fwd+bwd (FA2 paper H100 chart), for MPT's Triton kernel");
     c->peak_flops = H100_PEAK;
     c->hbm_bw = H100_HBM_BW;
     c->kernel_launch_s = KERNEL_LAUNCH_S;

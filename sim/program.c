@@ -98,7 +98,7 @@ static OsStatus build_backward(Prog *p, const ProgSpec *s, uint8_t m, uint16_t k
             OS_CHECK(add_op(p, OP_WAIT, m, 0, 0, 0, ag[g], "wait-params", k));
         }
         OS_CHECK(add_op(p, OP_COMPUTE, m, 1, (uint16_t)g, (uint16_t)G, 0, "bwd", k));
-        OS_CHECK(add_async(p, &rs, m, s->grad_coll_dur[m], "reduce-scatter"));
+        OS_CHECK(add_async(p, &rs, m, s->rs_dur ? s->rs_dur[m] : s->grad_coll_dur[m], "reduce-scatter"));
         *last = rs;
     }
 fail:

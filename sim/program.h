@@ -135,6 +135,8 @@ typedef struct {
     int post;                /* post-balancing: balancer + length gather + all-to-alls */
     const SimTime *grad_coll_dur; /* [P] per module: duration of one gradient collective
                                      (one bucket all-reduce for DDP, one group AG/RS for FSDP) */
+    const SimTime *rs_dur;   /* [P] FSDP: one group's reduce-scatter when it differs from the
+                                all-gather (gradients reduced in another dtype); NULL = the same */
     SimTime clip_dur;        /* gradient-norm all-reduce before the optimizer (0: none) */
     SimTime opt_dur;         /* optimizer step (0: none) */
     double slowdown;         /* compute slowdown while an async collective runs, [0, 1) */

@@ -80,6 +80,7 @@ typedef struct {
     size_t cnt_cap, fill_cap;
     PhaseCost *pc;        /* [D*P] rank r's share of phase p, summed over its micro-batches */
     SimTime gdur[REPLAY_MAX_PHASES]; /* one gradient collective per module */
+    SimTime rsdur[REPLAY_MAX_PHASES]; /* FSDP: one group's reduce-scatter per module */
     uint32_t groups[REPLAY_MAX_PHASES]; /* FSDP groups per module */
     SimTime clip_dur, opt_dur;
     double opt_s, slowdown;
@@ -473,7 +474,7 @@ static OsStatus ensure_prog(Replay *R, uint32_t MB) {
     ProgSpec ps = {.D = R->D, .P = R->P, .M = MB,
                    .fsdp = cfg->setup == SETUP_DDP ? SHARD_DDP : cfg->setup == SETUP_FSDP_GRAD_OP ? SHARD_GRAD_OP : SHARD_FULL,
                    .groups = R->groups, .buckets = cfg->ddp_buckets, .post = cfg->policy->kind == POLICY_POST,
-                   .grad_coll_dur = R->gdur, .clip_dur = R->clip_dur, .opt_dur = R->opt_dur, .slowdown = R->slowdown};
+                   .grad_coll_dur = R->gdur, .rs_dur = R->rsdur, .clip_dur = R->clip_dur, .opt_dur = R->opt_dur, .slowdown = R->slowdown};
     OS_CHECK(prog_create(&R->prog, &ps));
     R->MB = MB;
     size_t need = (size_t)R->D * R->P * MB * 2;
@@ -552,10 +553,12 @@ static OsStatus replay_setup(Replay *R, const ReplayConfig *cfg, Trace *t, Repla
         uint32_t G = cfg->fsdp_groups ? cfg->fsdp_groups : sp->layers;
         if (G > PROG_MAX_GROUPS) G = PROG_MAX_GROUPS;
         R->groups[p] = G;
-        double d;
+        double d, rb = cfg->grad_reduce_bytes ? (double)cfg->grad_reduce_bytes : (double)m->param_bytes;
+        double gbytes = bytes / m->param_bytes * rb; /* the gradients, in their reduction dtype */
         if (cfg->setup != SETUP_DDP) d = net_allgather(cl, bytes / G);
-        else d = (cfg->allreduce == AR_TREE ? net_allreduce_tree : net_allreduce_ring)(cl, bytes / cfg->ddp_buckets);
+        else d = (cfg->allreduce == AR_TREE ? net_allreduce_tree : net_allreduce_ring)(cl, gbytes / cfg->ddp_buckets);
         R->gdur[p] = sim_from_seconds(d);
+        R->rsdur[p] = sim_from_seconds(cfg->setup != SETUP_DDP ? net_reduce_scatter(cl, gbytes / G) : d);
     }
     /* the optimizer step on this GPU's parameters, after the gradient-norm all-reduce (a few
      * bytes: its latency) */

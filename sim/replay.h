@@ -47,6 +47,9 @@ typedef struct {
     uint32_t micro_batch;     /* examples per micro-batch per rank (0: the rank's whole share);
                                  more than a rank holds is clamped to its share (one micro-batch) */
     uint64_t micro_batch_tokens; /* LLM-token budget per micro-batch (0: none); both limits apply */
+    uint32_t grad_reduce_bytes; /* bytes per gradient element reduced (FSDP reduce-scatter, DDP
+                                 all-reduce): 0 = the model's param_bytes; 4 = fp32 reduction, as
+                                 Composer's FSDP mixed precision DEFAULT does */
     int optimizer;            /* charge the optimizer step (AdamW) after the gradients */
     int grad_clip;            /* the gradient-norm all-reduce before it */
     double overlap_slowdown;  /* < 0: the calibration's factor; else this fraction, [0, 1) */

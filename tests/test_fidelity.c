@@ -1,0 +1,127 @@
+/* test_fidelity.c — the fidelity suite (analysis/fidelity.h): reading the runs and collective
+ * tables (errors name file, line and column), rows that cannot be built kept with their
+ * reason, the MAPE by hand, collective bus bandwidths by hand from sim/net's constants, and
+ * the regression guard on the shipped published runs. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analysis/fidelity.h"
+#include "helpers.h"
+
+#define HEAD "model,seq_len,gpus,micro_batch,grad_accum,global_batch,tokens_per_s_per_gpu,sharding,activation_checkpointing\n"
+
+static const char *write_file(const char *name, const char *body) {
+    const char *p = th_tmp(name);
+    FILE *fp = fopen(p, "w");
+    cr_assert_not_null(fp);
+    fputs(body, fp);
+    fclose(fp);
+    return p;
+}
+
+static void bad_runs(const char *body, const char *want1, const char *want2) {
+    const char *p = write_file("bad-runs.csv", body);
+    FidRun *r = NULL;
+    size_t n = 0;
+    os_clear_error();
+    cr_assert_neq(fid_read_runs(&r, &n, p), OS_OK, "accepted: %s", body);
+    cr_assert(strstr(os_last_error(), p), "no path: %s", os_last_error());
+    cr_assert(strstr(os_last_error(), want1), "lacks '%s': %s", want1, os_last_error());
+    if (want2) cr_assert(strstr(os_last_error(), want2), "lacks '%s': %s", want2, os_last_error());
+    free(r);
+}
+
+Test(fidelity, bad_runs_tables_name_line_and_column) {
+    bad_runs("model,seq_len\nmpt-7b,2048\n", "gpus", NULL);
+    bad_runs(HEAD "mpt-7b,2048,8,6,1,48,10643,FULL_SHARD,False\nmpt-7b,abc,8,6,1,48,1,FULL_SHARD,False\n", "line 3",
+             "seq_len");
+    bad_runs(HEAD "mpt-7b,2048,8,6,1,48,10643,HALF_SHARD,False\n", "line 2", "sharding");
+    bad_runs(HEAD "mpt-7b,2048,0,6,1,48,10643,FULL_SHARD,False\n", "line 2", "gpus");
+    bad_runs(HEAD "mpt-7b,2048,8,6,1,48,-5,FULL_SHARD,False\n", "line 2", "tokens_per_s_per_gpu");
+    bad_runs(HEAD, "no rows", NULL);
+}
+
+/* Rows that cannot be built are kept, each with its reason; a good row is predicted. */
+Test(fidelity, unbuildable_rows_are_kept_with_the_reason) {
+    const char *p = write_file("runs.csv", HEAD "mpt-7b,2048,8,6,1,48,10643,FULL_SHARD,False\n"
+                                                "mpt-9b,2048,8,6,1,48,10643,FULL_SHARD,False\n"
+                                                "mpt-7b,2048,8,6,1,50,10643,FULL_SHARD,False\n"
+                                                "orch-84b,2048,8,6,1,48,10643,FULL_SHARD,False\n");
+    FidRun *r = NULL;
+    size_t n = 0;
+    cr_assert_eq(fid_read_runs(&r, &n, p), OS_OK, "%s", os_last_error());
+    cr_assert_eq(n, 4u);
+    Calib c;
+    calib_default_h100(&c);
+    FidOptions o = {.models_dir = NULL, .traces_dir = th_tmp("fid-traces"), .calib = &c, .steps = 1};
+    FidResult res[4];
+    for (size_t i = 0; i < n; i++) cr_assert_eq(fid_predict(&res[i], &r[i], &o), OS_OK, "%s", os_last_error());
+    cr_assert(res[0].ok, "%s", res[0].why);
+    cr_assert_gt(res[0].tps_pred, 1000);
+    cr_assert(fabs(res[0].err - (res[0].tps_pred / 10643 - 1)) < 1e-12);
+    /* the table's MFU convention with our parameter count (no num_params column) */
+    double fpt = 6.0 * res[0].params_ours + 12.0 * 32 * 4096 * 2048;
+    cr_assert(fabs(res[0].mfu_pred - fpt * res[0].tps_pred / c.peak_flops) < 1e-12);
+    cr_assert(!res[1].ok && strstr(res[1].why, "mpt-9b"), "%s", res[1].why);
+    cr_assert(!res[2].ok && strstr(res[2].why, "does not divide"), "%s", res[2].why);
+    cr_assert(!res[3].ok && strstr(res[3].why, "encoders"), "%s", res[3].why);
+    size_t cnt = 0;
+    double m = fid_mape(res, 4, NULL, NULL, &cnt);
+    cr_assert_eq(cnt, 1u);
+    cr_assert(fabs(m - fabs(res[0].err)) < 1e-15);
+    free(r);
+}
+
+Test(fidelity, mape_by_hand) {
+    FidResult r[3];
+    memset(r, 0, sizeof r);
+    r[0].ok = 1, r[0].err = 0.10;
+    r[1].ok = 1, r[1].err = -0.30;
+    r[2].ok = 0, r[2].err = 5; /* not reproducible: not counted */
+    size_t n = 0;
+    cr_assert(fabs(fid_mape(r, 3, NULL, NULL, &n) - 0.20) < 1e-15);
+    cr_assert_eq(n, 2u);
+}
+
+/* Bus bandwidths by hand from sim/net.c's constants (its header cites each). */
+Test(fidelity, collective_busbw_by_hand) {
+    const char *why = NULL;
+    double S = 1073741824.0;
+    /* NVLS all-reduce, one 8-GPU node: t = 83.8 us + 1.75 S / 474 GB/s; busbw = 1.75 S / t */
+    double t = 83.8e-6 + 1.75 * S / 474e9;
+    double bw = fid_coll_busbw("allreduce", 8, 8, S, "nvlink", "default", &why);
+    cr_assert_null(why);
+    cr_assert(fabs(bw - 1.75 * S / t) < 1e-3 * bw, "%g vs %g", bw, 1.75 * S / t);
+    /* ring reduce-scatter, one node: 8.4 us + 7 x 6.1 us + 7/8 S / 358 GB/s */
+    t = 8.4e-6 + 7 * 6.1e-6 + 0.875 * S / 358e9;
+    bw = fid_coll_busbw("reducescatter", 8, 8, S, "nvlink", "ring", &why);
+    cr_assert(fabs(bw - 0.875 * S / t) < 1e-3 * bw);
+    /* all-to-all on 2 nodes: half of each rank's bytes leave the node over its one NIC (50 GB/s):
+     * busbw -> 15/16 x 2 x 50 = 93.75 GB/s for large S */
+    bw = fid_coll_busbw("alltoall", 16, 8, 64 * S, "ib-ndr", "default", &why);
+    cr_assert(bw > 0.99 * 93.75e9 && bw <= 93.75e9, "a2a busbw %g", bw);
+    /* what sim/net does not model is refused with a reason, not guessed */
+    cr_assert(isnan(fid_coll_busbw("allreduce", 16, 8, S, "roce", "default", &why)));
+    cr_assert(why && strstr(why, "RoCE"));
+    cr_assert(isnan(fid_coll_busbw("allreduce", 16, 8, S, "ib-ndr", "nvlstree", &why)));
+    cr_assert(isnan(fid_coll_busbw("broadcast", 16, 8, S, "ib-ndr", "default", &why)));
+}
+
+/* The regression guard on the shipped published runs (deterministic: no host timing). The
+ * bound is the suite's current figure plus a margin, not the issue's 10% target, which the
+ * cost model does not reach (bench/fidelity/README.md says why). */
+#define FIDELITY_GUARD_PCT 20.0
+Test(fidelity, shipped_runs_stay_within_the_guard, .timeout = 240) {
+    char *out = NULL;
+    char args[1024];
+    snprintf(args, sizeof args, "fidelity -q --no-plot -o %s --max-mape %g", th_tmp("fid-guard"), FIDELITY_GUARD_PCT);
+    int rc = th_run(&out, args);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "MAPE of tokens/s/GPU"), "%s", out);
+    cr_assert(strstr(out, "over 53 of 53 runs"), "%s", out);
+    cr_assert(strstr(out, "not reproducible:"), "the collectives table keeps unreproducible rows: %s", out);
+    free(out);
+}
