@@ -8,7 +8,7 @@ DEMO_OUT  ?= demo-out
 DEB_PKGS := cmake make gcc g++ pkg-config zlib1g-dev libhdf5-dev hdf5-tools libgsl-dev \
             libcriterion-dev gnuplot-nox libopenmpi-dev openmpi-bin
 
-.PHONY: all deps build build-test demo test bench clean fuzz readme-figures
+.PHONY: all deps build build-test demo test bench clean fuzz readme-figures fidelity
 
 all: build
 
@@ -48,6 +48,12 @@ readme-figures: build
 	ORCHSIM_PLOT_SIZE=900x600 ./cli/demo.sh $(BUILD)/orchsim $(DEMO_OUT)
 	mkdir -p plots/readme
 	cp $(DEMO_OUT)/plots/*.png plots/readme/
+
+# Every published training run in bench/fidelity/runs/ replayed with its configuration:
+# predicted vs published tokens/s/GPU, MAPE by group, collectives vs nccl-tests, the figure.
+FIDELITY_OUT ?= fidelity-out
+fidelity: build
+	$(BUILD)/orchsim fidelity -o $(FIDELITY_OUT) --json $(FIDELITY_OUT)/fidelity.json
 
 bench: build
 	@echo "benchmarks are in $(BUILD)/bench/; see bench/RESULTS.md for the commands"

@@ -229,17 +229,19 @@ static OsStatus collectives(FILE *fp, const char *path, const char *csv_out, dou
     static const char *const COLLS[] = {"allreduce", "allgather", "reducescatter", "alltoall"};
     static const uint32_t GPUS[] = {8, 16, 64, 256};
     fprintf(fp, "\n# sim/net bus bandwidth, GB/s (8 GPUs per node, InfiniBand NDR, default NCCL algorithm)\n");
+    static const double SIZES_MIB[] = {1, 4, 16, 64, 256, 1024, 4096, 8192};
     fprintf(fp, "%-14s %5s", "collective", "gpus");
-    for (double b = 1048576.0; b <= 8.0 * 1073741824.0; b *= 8) {
+    for (size_t z = 0; z < OS_ARRAY_LEN(SIZES_MIB); z++) {
         char sz[32];
-        size_label(sz, sizeof sz, b);
+        size_label(sz, sizeof sz, SIZES_MIB[z] * 1048576.0);
         fprintf(fp, " %9s", sz);
     }
     fprintf(fp, "\n");
     for (size_t k = 0; k < OS_ARRAY_LEN(COLLS); k++)
         for (size_t g = 0; g < OS_ARRAY_LEN(GPUS); g++) {
             fprintf(fp, "%-14s %5u", COLLS[k], GPUS[g]);
-            for (double b = 1048576.0; b <= 8.0 * 1073741824.0; b *= 8) {
+            for (size_t z = 0; z < OS_ARRAY_LEN(SIZES_MIB); z++) {
+                double b = SIZES_MIB[z] * 1048576.0;
                 const char *why = NULL;
                 double bw = fid_coll_busbw(COLLS[k], GPUS[g], 8, b, "ib-ndr", "default", &why);
                 if (why) fprintf(fp, " %9s", "-");
