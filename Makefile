@@ -48,6 +48,9 @@ readme-figures: build
 	ORCHSIM_PLOT_SIZE=900x600 ./cli/demo.sh $(BUILD)/orchsim $(DEMO_OUT)
 	mkdir -p plots/readme
 	cp $(DEMO_OUT)/plots/*.png plots/readme/
+	$(BUILD)/orchsim fidelity -q --no-plot -o $(FIDELITY_OUT) > /dev/null
+	$(BUILD)/orchsim plot fidelity $(FIDELITY_OUT)/fidelity.csv -o $(FIDELITY_OUT) --size 900x600
+	cp $(FIDELITY_OUT)/fidelity.png plots/readme/
 
 # Every published training run in bench/fidelity/runs/ replayed with its configuration:
 # predicted vs published tokens/s/GPU, MAPE by group, collectives vs nccl-tests, the figure.
