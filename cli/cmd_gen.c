@@ -17,10 +17,11 @@ OsStatus cmd_gen(int argc, char **argv) {
         {"seed", 's', OPT_U64, &seed, "S", "RNG seed: the same seed gives a byte-identical file", 0, 0},
         {"steps", 'n', OPT_U64, &steps, "K", "number of steps (global batches); 8 when neither this nor --examples is given", 1, 1e12},
         {"examples", 0, OPT_U64, &examples, "N", "alternative to --steps: N examples (a multiple of B)", 1, 1e13},
-        {"global-batch", 'b', OPT_U32, &batch, "B", "examples per step", 1, 1 << 30},
+        {"global-batch", 'b', OPT_U32, &batch, "B", "examples per step (at most what the reader takes per step)", 1,
+         TRACE_DEFAULT_MAX_STEP_EXAMPLES},
         {"dp", 'd', OPT_U32, &dp, "D", "data-parallel ranks; each draws B/D examples", 1, 1 << 24},
         {"output", 'o', OPT_STR, &output, "FILE", "output trace (.h5), written atomically", 0, 0},
-        {"chunk-rows", 0, OPT_U32, &chunk, "R", "HDF5 chunk size in rows (0 = 65536)", 0, 1 << 26},
+        {"chunk-rows", 0, OPT_U32, &chunk, "R", "HDF5 chunk size in rows (0 = 65536)", 0, TRACE_MAX_CHUNK_ROWS},
         {"list-profiles", 0, OPT_FLAG, &list, NULL, "list the profiles and exit", 0, 0},
     };
     const CmdHelp help = {

@@ -182,6 +182,7 @@ OsStatus cmd_info(int argc, char **argv) {
     OsStatus st = OS_OK;
     const char *pos[1] = {NULL}, *ratio_spec = NULL;
     int json = 0;
+    uint64_t max_ex = 0, max_it = 0;
     Trace *t = NULL;
     TraceStats *s = NULL;
     uint32_t ratio[TRACE_MAX_MODALITIES];
@@ -189,6 +190,10 @@ OsStatus cmd_info(int argc, char **argv) {
         {"json", 0, OPT_FLAG, &json, NULL, "machine-readable output", 0, 0},
         {"ratio", 'r', OPT_STR, &ratio_spec, "NAME=R,...",
          "projector ratios for LLM tokens (default: the trace's default_ratio)", 0, 0},
+        {"max-step-examples", 0, OPT_U64, &max_ex, "N",
+         "refuse steps of more examples (0: ORCHSIM_MAX_STEP_EXAMPLES, else 2^24)", 0, 1ull << 40},
+        {"max-step-items", 0, OPT_U64, &max_it, "N", "refuse steps of more items (0: ORCHSIM_MAX_STEP_ITEMS, else 2^26)",
+         0, 1ull << 40},
     };
     const CmdHelp help = {
         "info", "orchsim info TRACE.h5 [--json] [--ratio image=4,audio=2]",
@@ -197,7 +202,8 @@ OsStatus cmd_info(int argc, char **argv) {
         "Imbalance: per step and phase, max over ranks / mean over ranks, ranks holding the\n"
         "examples as drawn; reported as the mean and the max over steps."};
     OS_CHECK(opts_parse(specs, OS_ARRAY_LEN(specs), &help, argc, argv, pos, 1, 1, NULL));
-    OS_CHECK(trace_open(&t, pos[0]));
+    TraceLimits lim = {max_ex, max_it};
+    OS_CHECK(trace_open_limits(&t, pos[0], &lim));
     OS_CHECK(parse_ratios(ratio, t, ratio_spec));
     OS_CHECK(trace_stats_compute(&s, t, ratio));
     if (json) print_json(t, s);

@@ -255,6 +255,7 @@ static OsStatus check_layout(hid_t ds, const char *path, const char *obj, size_t
     hid_t dcpl = -1;
     *chunk_rows = 0;
     *deflate = 0;
+    *layout = H5D_LAYOUT_ERROR;
     H5_CHECK(dcpl = H5Dget_create_plist(ds), path, obj, NULL);
     *layout = H5Pget_layout(dcpl);
     if (*layout != H5D_CHUNKED && *layout != H5D_CONTIGUOUS && *layout != H5D_COMPACT)
@@ -309,7 +310,7 @@ OsStatus th5_check_table(hid_t ds, const char *path, Th5Table tb, uint64_t file_
     hsize_t n = 0;
     H5_CHECK(H5Sget_simple_extent_dims(sp, &n, NULL), path, obj, NULL);
     hsize_t crow = 0;
-    H5D_layout_t layout;
+    H5D_layout_t layout = H5D_LAYOUT_ERROR;
     int deflate = 0;
     OS_CHECK(check_layout(ds, path, obj, row, &crow, &layout, &deflate));
     /* rows against storage: what the file can actually hold, before anything trusts n */

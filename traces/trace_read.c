@@ -191,7 +191,7 @@ static OsStatus check_step_rec(const Trace *t, uint64_t row, const TraceStepRec 
     }
     if (r->n_examples > t->lim.max_step_examples) {
         snprintf(field, sizeof field, "/steps[%llu].n_examples", s);
-        OS_FAIL(OS_ERR_RANGE, t->path, field, "raise ORCHSIM_MAX_STEP_EXAMPLES if the step is real",
+        OS_FAIL(OS_ERR_RANGE, t->path, field, "if the step is real, raise the limit: info --max-step-examples or ORCHSIM_MAX_STEP_EXAMPLES",
                 "%u examples in one step exceed the reader's limit of %llu", r->n_examples,
                 (unsigned long long)t->lim.max_step_examples);
     }
@@ -279,7 +279,7 @@ static OsStatus check_steps(Trace *t) {
             uint64_t ni = l->first_item + l->n_items - f->first_item;
             if (ni > t->lim.max_step_items) {
                 snprintf(field, sizeof field, "/steps[%llu]", (unsigned long long)row);
-                OS_FAIL(OS_ERR_RANGE, t->path, field, "raise ORCHSIM_MAX_STEP_ITEMS if the step is real",
+                OS_FAIL(OS_ERR_RANGE, t->path, field, "if the step is real, raise the limit: info --max-step-items or ORCHSIM_MAX_STEP_ITEMS",
                         "%llu items in one step exceed the reader's limit of %llu", (unsigned long long)ni,
                         (unsigned long long)t->lim.max_step_items);
             }

@@ -5,8 +5,8 @@
  *   groups as it needs under caps it searches per dataset; we must produce exactly D groups, so
  *   - the caps are the per-rank means times (1 + slack), one per dimension, and the slack is
  *     searched as OmniBal searches its caps: bisection for the least slack at which a packing
- *     places every example under both caps (doubling up from the least slack any single example
- *     allows, then ISF_BISECT halvings);
+ *     places under both caps every example not itself over a cap (doubling up from 0, then
+ *     ISF_BISECT halvings);
  *   - each packing runs rounds that shuffle the pool (seeded splitmix64 from opt->seed:
  *     deterministic) and first-fit every example into the lowest group with room in both
  *     dimensions;
@@ -36,7 +36,7 @@
 
 #define ISF_SLACK 0.05      /* the first slack tried above the least any example allows */
 #define ISF_SLACK_MAX 64.0  /* caps of 65x the mean hold any step (one group could take all) */
-#define ISF_BISECT 10       /* halvings of the slack bracket: ~0.1% of its width */
+#define ISF_BISECT 8        /* halvings of the slack bracket: 0.4% of its width */
 #define ISF_PROBE_ROUNDS 4  /* rounds per packing while searching (a packing stops when it fits) */
 #define ISF_ROUNDS 16       /* rounds of the final packing at the slack found */
 #define ISF_NONE UINT32_MAX
@@ -129,8 +129,9 @@ typedef struct {
 } Isf;
 
 /* One packing at `slack`: up to `rounds` randomized first-fit rounds. The best round updates
- * s->best when it beats q->best_score; *fits = 1 when a round placed every example under both
- * caps (the packing then stops: more rounds cannot place more). */
+ * s->best when it beats q->best_score; *fits = 1 when a round placed under both caps every
+ * example that is not itself over a cap (OmniBal drops those; here they are leftovers), and
+ * the packing then stops. */
 static OsStatus isf_pack(Isf *q, double slack, uint32_t rounds, int *fits) {
     OsStatus st = OS_OK;
     const StepWork *w = q->w;
@@ -179,7 +180,7 @@ static OsStatus isf_pack(Isf *q, double slack, uint32_t rounds, int *fits) {
         }
         /* First fit. Groups before `lo` cannot take even the smallest pool example in some
          * dimension, so skipping them changes nothing and avoids an O(N D) rescan. */
-        uint32_t lo = 0, nl = 0;
+        uint32_t lo = 0, nl = 0, nfit = 0;
         for (uint32_t k = 0; k < np; k++) {
             uint32_t i = s->pool[k], hit = ISF_NONE;
             if (ref) {
@@ -196,6 +197,7 @@ static OsStatus isf_pack(Isf *q, double slack, uint32_t rounds, int *fits) {
             }
             if (hit == ISF_NONE) {
                 s->pool[nl++] = i; /* leftovers compact into the pool's front (k >= nl) */
+                nfit += v[i] <= capv && c[i] <= capc; /* an oversize example fits nowhere, ever */
                 continue;
             }
             s->group[i] = hit;
@@ -203,7 +205,7 @@ static OsStatus isf_pack(Isf *q, double slack, uint32_t rounds, int *fits) {
             gc[hit] += c[i];
             if (!ref) tree_set(&ff, hit, gv[hit], gc[hit]);
         }
-        if (nl == 0) *fits = 1;
+        if (nfit == 0) *fits = 1; /* every example that can fit under the caps did */
         if (!ref && nl) { /* leftover tree: every group, kept ones included */
             for (uint32_t g = 0; g < L; g++) {
                 lt.t[L + g] = g < D ? gv[g] : INFINITY;
@@ -340,7 +342,7 @@ static OsStatus isf_run(Plan *out, const StepWork *w, PolicyScratch *s, int ref)
     OS_CHECK(POL_GROW(s->kept, s->kept_cap, D));
     Isf q = {w, s, ref, {s->ift, L}, {s->ilt, L}, 0.0, 0.0, INFINITY};
     double *v = s->iv, *c = s->ic;
-    double V = 0.0, C = 0.0, xv = 0.0, xc = 0.0;
+    double V = 0.0, C = 0.0;
     for (uint32_t i = 0; i < N; i++) {
         v[i] = 0.0;
         c[i] = w->ex_cost[i];
@@ -348,20 +350,19 @@ static OsStatus isf_run(Plan *out, const StepWork *w, PolicyScratch *s, int ref)
     }
     for (uint32_t j = 0; j < w->M; j++)
         if (w->it_phase[j] == 0) v[w->it_example[j]] += w->it_cost[j];
-    for (uint32_t i = 0; i < N; i++) {
-        V += v[i];
-        xv = fmax(xv, v[i]);
-        xc = fmax(xc, c[i]);
-    }
+    for (uint32_t i = 0; i < N; i++) V += v[i];
     q.mv = V / D;
     q.mc = C / D;
     if (N == 0) goto done;
-    /* The slack search (OmniBal's cap search): below `lo` no packing can fit (an example is
-     * larger than the cap); double up to the first slack that fits, then bisect. */
-    double lo = fmax(0.0, fmax(norm(xv, q.mv), norm(xc, q.mc)) - 1.0), step = ISF_SLACK, hi = lo + step;
-    int fits = 0;
+    /* The slack search (OmniBal's cap search): from 0, double up to the first slack at which
+     * the packing fits, then bisect between the last that did not and the first that did. */
+    double lo = 0.0, step = ISF_SLACK, hi = step;
+    int fits = 0, first = 1;
     for (;;) {
-        OS_CHECK(isf_pack(&q, hi, ISF_PROBE_ROUNDS, &fits));
+        /* the first probe is the fixed-slack packing isf used to be (ISF_SLACK, ISF_ROUNDS): its
+         * groups are always a candidate, so the search can only improve on them */
+        OS_CHECK(isf_pack(&q, hi, first ? ISF_ROUNDS : ISF_PROBE_ROUNDS, &fits));
+        first = 0;
         if (fits || hi >= ISF_SLACK_MAX) break;
         lo = hi;
         step *= 2.0;

@@ -2,7 +2,9 @@
 # run.sh — build the trace/import fuzzers with clang (libFuzzer + ASan + UBSan) and run each
 # for a bounded time, in fork mode with -ignore_crashes so one crash does not end the run.
 # Needs clang and libclang-rt-dev (Debian: clang-14, libclang-rt-14-dev).
-# usage: traces/fuzz/run.sh [SECONDS_PER_TARGET] [TARGETS]   (default 30 s, "trace import")
+# usage: traces/fuzz/run.sh [SECONDS_PER_TARGET] [TARGETS]   (default 30 s, "trace trace_struct import")
+# Targets: trace (raw bytes as a trace file), trace_struct (bytes as a recipe for a trace built
+#   through the HDF5 API, so checksums hold and orchsim's own checks are reached), import.
 # Keeps: $FUZZ_OUT/corpus_<target>/ (grown corpus, reused by the next run; seeded from the
 #   generator and from traces/fuzz/corpus-*), $FUZZ_OUT/artifacts_<target>/ (crash-*, timeout-*,
 #   oom-* inputs), $FUZZ_OUT/fuzz_<target>.log (libFuzzer's full output).
@@ -10,19 +12,17 @@
 #   $TMPDIR/orchsim-fuzz/, which is removed at the end; libFuzzer's fork-mode temp dirs are its own.
 set -eu
 SECS=${1:-30}
-TARGETS=${2:-"trace import"}
+TARGETS=${2:-"trace trace_struct import"}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${FUZZ_OUT:-$ROOT/build-fuzz}
 CC=${CC:-clang}
-mkdir -p "$OUT/corpus_trace" "$OUT/corpus_import" "$OUT/artifacts_trace" "$OUT/artifacts_import"
+for t in trace trace_struct import; do mkdir -p "$OUT/corpus_$t" "$OUT/artifacts_$t"; done
 H5_CFLAGS=$(pkg-config --cflags hdf5 2>/dev/null || echo -I/usr/include/hdf5/serial)
 H5_LIBS=$(pkg-config --libs hdf5 2>/dev/null || echo "-L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5")
-SRC="$ROOT/base/status.c $ROOT/base/util.c $ROOT/traces/trace.c $ROOT/traces/trace_read.c \
-     $ROOT/traces/trace_write.c $ROOT/traces/trace_check.c $ROOT/traces/h5util.c $ROOT/traces/gen.c \
-     $ROOT/traces/profiles.c $ROOT/traces/import.c"
+SRC="$ROOT/base/status.c $ROOT/base/util.c $(ls "$ROOT"/traces/*.c | tr '\n' ' ')"
 DEFS="-std=c11 -D_GNU_SOURCE -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -I$ROOT $H5_CFLAGS"
 FLAGS="$DEFS -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"
-for t in trace import; do
+for t in trace trace_struct import; do
     $CC $FLAGS "$ROOT/traces/fuzz/fuzz_$t.c" $SRC $H5_LIBS -lz -lgsl -lgslcblas -lm -o "$OUT/fuzz_$t"
 done
 # Seed corpus: small traces from the generator (via a tiny driver), example inputs, and the
@@ -48,6 +48,8 @@ $CC $DEFS "$OUT/mkseed.c" $ROOT/base/status.c $ROOT/base/util.c $ROOT/traces/tra
 for d in "$ROOT"/traces/fuzz/corpus-crashes "$ROOT"/traces/fuzz/corpus-trace; do
     [ -d "$d" ] && cp -n "$d"/* "$OUT/corpus_trace/" 2>/dev/null || true
 done
+[ -d "$ROOT/traces/fuzz/corpus-trace_struct" ] && cp -n "$ROOT"/traces/fuzz/corpus-trace_struct/* "$OUT/corpus_trace_struct/" 2>/dev/null || true
+printf '\0' > "$OUT/corpus_trace_struct/zero" # the all-default recipe: the valid template
 [ -d "$ROOT/traces/fuzz/corpus-import" ] && cp -n "$ROOT"/traces/fuzz/corpus-import/* "$OUT/corpus_import/" 2>/dev/null || true
 printf '{"id": 7, "text": 512, "image": [576, 576], "audio": [1500]}\n{"text": 3}\n' > "$OUT/corpus_import/a.jsonl"
 printf '[{"id": "x1", "text": 512.0, "image": 0, "source": "s"}, {"text": 3, "audio": null}]\n' > "$OUT/corpus_import/b.json"
