@@ -202,7 +202,7 @@ OsStatus cmd_info(int argc, char **argv) {
         "Imbalance: per step and phase, max over ranks / mean over ranks, ranks holding the\n"
         "examples as drawn; reported as the mean and the max over steps."};
     OS_CHECK(opts_parse(specs, OS_ARRAY_LEN(specs), &help, argc, argv, pos, 1, 1, NULL));
-    TraceLimits lim = {max_ex, max_it};
+    TraceLimits lim = {.max_step_examples = max_ex, .max_step_items = max_it};
     OS_CHECK(trace_open_limits(&t, pos[0], &lim));
     OS_CHECK(parse_ratios(ratio, t, ratio_spec));
     OS_CHECK(trace_stats_compute(&s, t, ratio));

@@ -235,12 +235,12 @@ Test(hostile_trace, unwritten_chunks_read_as_zeros) {
 Test(hostile_trace, memory_bomb_step_against_limits) {
     const char *p = valid_file("limits.h5");
     Trace *t = NULL;
-    TraceLimits lim = {2, 0};
+    TraceLimits lim = {.max_step_examples = 2};
     os_clear_error();
     cr_assert_eq(trace_open_limits(&t, p, &lim), OS_ERR_RANGE);
     cr_assert(strstr(os_last_error(), "/steps[0].n_examples: 4 examples in one step exceed the reader's limit of 2"),
               "%s", os_last_error());
-    TraceLimits lim2 = {0, 3};
+    TraceLimits lim2 = {.max_step_items = 3};
     os_clear_error();
     cr_assert_eq(trace_open_limits(&t, p, &lim2), OS_ERR_RANGE);
     cr_assert(strstr(os_last_error(), "4 items in one step exceed the reader's limit of 3"), "%s", os_last_error());

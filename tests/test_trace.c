@@ -442,3 +442,32 @@ Test(trace_bad, modality_ratio_zero) {
     patch_row(p, TH5_MODALITIES, 2, ratio0);
     expect_bad(p, "/modalities[2].default_ratio", "must be >= 1");
 }
+
+/* The read-ahead (small steps served from kept blocks) against direct reads: the same steps,
+ * read in order, backwards and at random, with chunk and block boundaries crossed. */
+Test(trace, read_ahead_matches_direct_reads) {
+    const char *path = th_tmp("ra.h5");
+    write_random(path, 77, 300, 7);
+    Trace *a = NULL, *b = NULL;
+    TraceLimits fast = {.read_ahead_rows = 64}, slow = {.read_ahead_rows = 1};
+    cr_assert_eq(trace_open_limits(&a, path, &fast), OS_OK, "%s", os_last_error());
+    cr_assert_eq(trace_open_limits(&b, path, &slow), OS_OK, "%s", os_last_error());
+    uint64_t n = trace_n_steps(a), x = 12345;
+    for (uint64_t k = 0; k < 3 * n; k++) {
+        uint64_t s = k < n ? k : k < 2 * n ? 2 * n - 1 - k : (x = x * 6364136223846793005ull + 1) >> 33;
+        s %= n;
+        const TraceStep *sa, *sb;
+        cr_assert_eq(trace_read_step(a, s, &sa), OS_OK, "%s", os_last_error());
+        cr_assert_eq(trace_read_step(b, s, &sb), OS_OK, "%s", os_last_error());
+        cr_assert_eq(sa->n_examples, sb->n_examples);
+        cr_assert_eq(sa->n_items, sb->n_items);
+        cr_assert_eq(memcmp(sa->examples, sb->examples, sa->n_examples * sizeof *sa->examples), 0, "step %llu",
+                     (unsigned long long)s);
+        for (uint32_t i = 0; i < sa->n_items; i++) {
+            cr_assert_eq(sa->items[i].length, sb->items[i].length);
+            cr_assert_eq(sa->items[i].modality, sb->items[i].modality);
+        }
+    }
+    trace_close(a);
+    trace_close(b);
+}

@@ -88,6 +88,7 @@ typedef struct Trace Trace;
 typedef struct {
     uint64_t max_step_examples; /* 0 = default (or the environment's) */
     uint64_t max_step_items;
+    uint64_t read_ahead_rows;   /* rows kept per table for small steps: 0 = 16384, 1 = none */
 } TraceLimits;
 
 /* Open and validate the file's structure: format name/version, every dataset present with

@@ -16,6 +16,7 @@
 
 #define READ_STEP_BLOCK 65536u           /* /steps rows checked per block at open */
 #define READ_CHUNK_CACHE (4u << 20)      /* bytes of chunk cache per table: > one chunk */
+#define READ_AHEAD_ROWS 16384u           /* rows read ahead per table for small steps */
 #define HINT_REGEN "regenerate the trace with `orchsim gen` or `orchsim import`"
 
 struct Trace {
@@ -32,6 +33,10 @@ struct Trace {
     TraceModality mod[TRACE_MAX_MODALITIES];
     TraceProvenance prov;
     TraceStep step;    /* reused for every step */
+    /* Read-ahead: a step of a few rows would otherwise cost three HDF5 reads (~30 us each);
+     * rows [ra_start, ra_start + ra_n) of each of /examples, /items, /steps are kept. */
+    unsigned char *ra[TH5_N_TABLES];
+    uint64_t ra_start[TH5_N_TABLES], ra_n[TH5_N_TABLES], ra_rows;
     uint64_t cursor;   /* next step for trace_next_step */
 };
 
@@ -54,6 +59,36 @@ static OsStatus read_rows(Trace *t, Th5Table tb, uint64_t start, uint64_t n, voi
 fail:
     if (ms >= 0) H5Sclose(ms);
     if (fs >= 0) H5Sclose(fs);
+    return st;
+}
+
+static const size_t MEM_ROW[TH5_N_TABLES] = {sizeof(TraceModality), sizeof(TraceExample), sizeof(TraceItem),
+                                             sizeof(TraceStepRec)};
+
+/* read_rows through the read-ahead: a small read is served from the kept block, refilled
+ * from `start` when it does not hold the rows. A refill that fails (a corrupt chunk beyond
+ * the rows asked for) falls back to reading exactly the rows asked for, so errors stay
+ * precise. Reads larger than half the block go straight to HDF5. */
+static OsStatus read_rows_ahead(Trace *t, Th5Table tb, uint64_t start, uint64_t n, void *mem) {
+    OsStatus st = OS_OK;
+    size_t rs = MEM_ROW[tb];
+    if (n == 0) return OS_OK;
+    if (t->ra_rows <= 1 || n > t->ra_rows / 2) return read_rows(t, tb, start, n, mem);
+    if (!(start >= t->ra_start[tb] && start - t->ra_start[tb] + n <= t->ra_n[tb])) {
+        if (!t->ra[tb]) {
+            t->ra[tb] = malloc(rs * t->ra_rows);
+            if (!t->ra[tb]) return read_rows(t, tb, start, n, mem);
+        }
+        uint64_t k = OS_MIN(t->ra_rows, t->rows[tb] - start);
+        t->ra_n[tb] = 0;
+        if (read_rows(t, tb, start, k, t->ra[tb]) != OS_OK) {
+            os_clear_error();
+            return read_rows(t, tb, start, n, mem);
+        }
+        t->ra_start[tb] = start;
+        t->ra_n[tb] = k;
+    }
+    memcpy(mem, t->ra[tb] + (size_t)(start - t->ra_start[tb]) * rs, (size_t)n * rs);
     return st;
 }
 
@@ -328,6 +363,8 @@ OsStatus trace_open_limits(Trace **out, const char *path, const TraceLimits *lim
                                                              : env_limit("ORCHSIM_MAX_STEP_EXAMPLES", TRACE_DEFAULT_MAX_STEP_EXAMPLES);
     t->lim.max_step_items = lim && lim->max_step_items ? lim->max_step_items
                                                        : env_limit("ORCHSIM_MAX_STEP_ITEMS", TRACE_DEFAULT_MAX_STEP_ITEMS);
+    t->ra_rows = lim && lim->read_ahead_rows ? lim->read_ahead_rows : READ_AHEAD_ROWS;
+    if (t->ra_rows > (1u << 20)) t->ra_rows = 1u << 20;
     t->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (t->file < 0) {
         if (os_verbose()) H5Eprint2(H5E_DEFAULT, stderr);
@@ -355,6 +392,7 @@ void trace_close(Trace *t) {
     }
     if (t->file >= 0) H5Fclose(t->file);
     if (t->noted) os_input_drop(t->path);
+    for (int i = 0; i < TH5_N_TABLES; i++) free(t->ra[i]);
     trace_step_free(&t->step);
     free(t);
 }
@@ -446,7 +484,7 @@ OsStatus trace_read_step(Trace *t, uint64_t s, const TraceStep **step) {
     if (s >= t->rows[TH5_STEPS])
         OS_FAIL(OS_ERR_ARG, t->path, "/steps", NULL, "step %llu does not exist (%llu steps)",
                 (unsigned long long)s, (unsigned long long)t->rows[TH5_STEPS]);
-    OS_CHECK(read_rows(t, TH5_STEPS, s, 1, &rec));
+    OS_CHECK(read_rows_ahead(t, TH5_STEPS, s, 1, &rec));
     OS_CHECK(check_step_rec(t, s, &rec)); /* checked at open too; one row is cheap */
     if (trace_step_reserve(b, rec.n_examples, 0) != OS_OK) {
         os_clear_error();
@@ -455,7 +493,7 @@ OsStatus trace_read_step(Trace *t, uint64_t s, const TraceStep **step) {
     }
     b->n_examples = 0;
     b->n_items = 0;
-    OS_CHECK(read_rows(t, TH5_EXAMPLES, rec.first_example, rec.n_examples, b->examples));
+    OS_CHECK(read_rows_ahead(t, TH5_EXAMPLES, rec.first_example, rec.n_examples, b->examples));
     b->n_examples = rec.n_examples;
     OS_CHECK(check_examples(t, rec.first_example, &fi, &ni));
     if (trace_step_reserve(b, 0, ni) != OS_OK) {
@@ -463,7 +501,7 @@ OsStatus trace_read_step(Trace *t, uint64_t s, const TraceStep **step) {
         OS_FAIL(OS_ERR_NOMEM, t->path, "/items", "free memory, or lower ORCHSIM_MAX_STEP_ITEMS",
                 "step %llu: no memory for its %llu items", (unsigned long long)s, (unsigned long long)ni);
     }
-    OS_CHECK(read_rows(t, TH5_ITEMS, fi, ni, b->items));
+    OS_CHECK(read_rows_ahead(t, TH5_ITEMS, fi, ni, b->items));
     b->n_items = (uint32_t)ni;
     OS_CHECK(check_items(t, fi));
     for (uint32_t k = 0; k < b->n_examples; k++) b->examples[k].first_item -= fi;
