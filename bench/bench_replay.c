@@ -2,7 +2,7 @@
  * 84B three-modality model under FSDP at 64..10240 GPUs and 25..100 steps, one core.
  * Baseline in the same run: the smallest configuration (64 GPUs); ratios show how time grows
  * with GPUs and with steps (it must be near-linear in both).
- * Usage: bench_replay [--steps N] [--per-rank K] [--csv] [--policy P] [--tmp DIR] */
+ * Usage: bench_replay [--steps N] [--per-rank K] [--csv] [--policy P] [--groups G] [--tmp DIR] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +18,7 @@ typedef struct {
 } Case;
 
 int main(int argc, char **argv) {
+    uint32_t groups = 0;
     setlinebuf(stdout);
     uint64_t max_steps = 100;
     uint32_t per_rank = 8;
@@ -28,9 +29,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--per-rank") && i + 1 < argc) per_rank = (uint32_t)strtoul(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--policy") && i + 1 < argc) policy = argv[++i];
         else if (!strcmp(argv[i], "--tmp") && i + 1 < argc) tmp = argv[++i];
+        else if (!strcmp(argv[i], "--groups") && i + 1 < argc) groups = (uint32_t)strtoul(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--csv")) csv = 1;
         else {
-            fprintf(stderr, "usage: bench_replay [--steps N] [--per-rank K] [--policy P] [--tmp DIR] [--csv]\n");
+            fprintf(stderr, "usage: bench_replay [--steps N] [--per-rank K] [--policy P] [--groups G] [--tmp DIR] [--csv]\n");
             return 2;
         }
     }
@@ -43,8 +45,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_replay: %s\n", os_last_error()[0] ? os_last_error() : "unknown policy");
         return 1;
     }
-    printf("# bench_replay: orch-84b, FSDP (4 layer groups), recompute, policy %s, tri-modal-mix, %u examples per rank\n",
-           policy, per_rank);
+    printf("# bench_replay: orch-84b, FSDP (%s), recompute, optimizer, overlap slowdown, policy %s, tri-modal-mix, "
+           "%u examples per rank\n", groups ? "fixed layer groups" : "one unit per layer", policy, per_rank);
     printf(csv ? "gpus,steps,events,wall_s,events_per_s,wall_per_step_ms,ratio_vs_64\n"
                : "#  gpus  steps      events   wall s   events/s   ms/step   x(64 GPUs, same steps)\n");
     double base_per_step = 0;
@@ -66,6 +68,7 @@ int main(int argc, char **argv) {
         cfg.model = &model;
         cfg.calib = &calib;
         cfg.recompute = 1;
+        cfg.fsdp_groups = groups; /* 0: one FSDP unit per layer (the default) */
         cfg.policy = policy_find(policy);
         if (trace_open(&t, path) != OS_OK || cluster_init(&cfg.cluster, c->gpus, 8, 1) != OS_OK ||
             replay_run(&sum, &cfg, t, NULL, NULL) != OS_OK) {

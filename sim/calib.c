@@ -346,6 +346,63 @@ double calib_gemm_rate(const Calib *c, double m, double n, double k) {
     return exp(acc) * scale;
 }
 
+void calib_gemm_line(CalibLine *l, const Calib *c, int axis, double a, double b) {
+    memset(l, 0, sizeof *l);
+    l->axis = (uint8_t)axis;
+    l->scale = 1.0;
+    if (c->n_gemm == 0 || c->ax_n[0] == 0) {
+        l->ready = 1;
+        return;
+    }
+    double fixed[2] = {a, b};
+    int dims[2], nd = 0;
+    for (int d = 0; d < 3; d++)
+        if (d != axis) dims[nd++] = d;
+    uint32_t lo[2], hi[2];
+    double w[2];
+    for (int j = 0; j < 2; j++) {
+        int d = dims[j];
+        double q = fixed[j];
+        if (q < c->ax[d][0]) {
+            if (q > 0) l->scale *= q / c->ax[d][0];
+            q = c->ax[d][0];
+        }
+        bracket(c->ax[d], c->ax_n[d], q, &lo[j], &hi[j], &w[j]);
+    }
+    for (uint32_t v = 0; v < c->ax_n[axis]; v++) {
+        double acc = 0;
+        for (int corner = 0; corner < 4; corner++) {
+            double wt = 1;
+            uint32_t id[3];
+            id[axis] = v;
+            for (int j = 0; j < 2; j++) {
+                int up = (corner >> j) & 1;
+                wt *= up ? w[j] : 1 - w[j];
+                id[dims[j]] = up ? hi[j] : lo[j];
+            }
+            if (wt == 0) continue;
+            acc += wt * c->grid_lr[grid_at(c, id[0], id[1], id[2])];
+        }
+        l->lr[v] = acc;
+    }
+    l->ready = 1;
+}
+
+double calib_line_rate(const CalibLine *l, const Calib *c, double x) {
+    if (c->n_gemm == 0 || c->ax_n[0] == 0) return c->peak_flops;
+    int d = l->axis;
+    double scale = l->scale;
+    if (x < c->ax[d][0]) {
+        if (x > 0) scale *= x / c->ax[d][0];
+        x = c->ax[d][0];
+    }
+    uint32_t lo, hi;
+    double w;
+    bracket(c->ax[d], c->ax_n[d], x, &lo, &hi, &w);
+    double lr = w == 0 ? l->lr[lo] : (1 - w) * l->lr[lo] + w * l->lr[hi];
+    return exp(lr) * scale;
+}
+
 /* Rate along one (dir, causal, hdim) curve [a, b) of the sorted rows. */
 static double curve_rate(const CalibAttn *r, uint32_t a, uint32_t b, double len) {
     if (len <= r[a].len) return r[a].rate * (len > 0 ? len / r[a].len : 0); /* partial tiles */

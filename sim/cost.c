@@ -142,6 +142,28 @@ static void weight_gemm(const Calib *c, double M, double K, double N, double *fw
     *bwd += gemm_t(c, M, K, N) + gemm_t(c, K, N, M);
 }
 
+/* The same through the memo's per-weight lines (cost.h CalibLine): identical rates to
+ * rounding, a 1-D lookup each. widx: 0-3 the layer's weights, 4 the LM head, 5-6 the
+ * projector's. */
+static void weight_gemm_m(const CostModel *cm, uint32_t phase, int widx, double M, double K, double N, double *fwd,
+                          double *bwd) {
+    if (!cm->memo || phase > MODEL_MAX_ENC) {
+        weight_gemm(cm->calib, M, K, N, fwd, bwd);
+        return;
+    }
+    const Calib *c = cm->calib;
+    CalibLine *l = cm->memo->gemm[phase][widx];
+    if (!l[0].ready) {
+        calib_gemm_line(&l[0], c, 0, N, K); /* forward: M x N, reduce K */
+        calib_gemm_line(&l[1], c, 0, K, N); /* data gradient: M x K, reduce N */
+        calib_gemm_line(&l[2], c, 2, K, N); /* weight gradient: K x N, reduce M */
+    }
+    double f = 2.0 * M * K * N;
+    if (f <= 0) return;
+    *fwd += f / calib_line_rate(&l[0], c, M);
+    *bwd += f / calib_line_rate(&l[1], c, M) + f / calib_line_rate(&l[2], c, M);
+}
+
 /* Attention FLOPs one unit of len positions executes in one layer's forward. */
 static double attn_exec_flops(const StackSpec *s, double len) {
     return 4.0 * len * len * s->hidden * (s->causal ? 0.5 : 1.0);
@@ -247,13 +269,13 @@ OsStatus cost_phase(PhaseCost *out, const CostModel *cm, uint32_t phase, const u
     /* GEMMs: one layer's, then the head and the projector */
     LayerGemms g = layer_gemms(s);
     double lf = 0, lb = 0, hf = 0, hb = 0;
-    for (int k = 0; k < 4; k++) weight_gemm(c, exec_tok, g.k[k], g.n[k], &lf, &lb);
-    if (s->vocab) weight_gemm(c, exec_tok, s->hidden, s->vocab, &hf, &hb);
+    for (int k = 0; k < 4; k++) weight_gemm_m(cm, phase, k, exec_tok, g.k[k], g.n[k], &lf, &lb);
+    if (s->vocab) weight_gemm_m(cm, phase, 4, exec_tok, s->hidden, s->vocab, &hf, &hb);
     double lh = m->llm.hidden;
     if (enc && proj_out > 0) {
         double in = (double)m->enc[phase].ratio * s->hidden;
-        weight_gemm(c, proj_out, in, lh, &hf, &hb);
-        weight_gemm(c, proj_out, lh, lh, &hf, &hb);
+        weight_gemm_m(cm, phase, 5, proj_out, in, lh, &hf, &hb);
+        weight_gemm_m(cm, phase, 6, proj_out, lh, lh, &hf, &hb);
     }
 
     /* memory-bound kernels */

@@ -94,6 +94,17 @@ const char *calib_get_meta(const Calib *c, const char *key);
  * points; above the grid the largest size's rate; below it the smallest size's time (a
  * launch-bound kernel takes as long as the smallest measured one). Needs calib_validate. */
 double calib_gemm_rate(const Calib *c, double m, double n, double k);
+/* calib_gemm_rate along one axis with the other two fixed: the trilinear interpolation is
+ * separable, so interpolating the fixed dimensions once at every grid value of the varying one
+ * gives the same rates (to rounding) at a 1-D lookup's cost. axis: 0 = m varies, 1 = n, 2 = k;
+ * a, b: the fixed sizes in (m, n, k) order without the varying one. */
+typedef struct {
+    uint8_t axis, ready;
+    double scale;                 /* below-grid factor of the fixed dimensions */
+    double lr[CALIB_MAX_AXIS];    /* log(rate) at the varying axis' grid values */
+} CalibLine;
+void calib_gemm_line(CalibLine *l, const Calib *c, int axis, double a, double b);
+double calib_line_rate(const CalibLine *l, const Calib *c, double x);
 /* Achieved FLOP/s of an attention kernel: power law in length along each measured head-dim
  * curve, then between the two nearest head dims; above the longest length its rate; below the
  * shortest, a rate proportional to length (partial tiles: the shortest's time per sequence). */
@@ -108,9 +119,12 @@ typedef enum { RECOMPUTE_NONE = 0, RECOMPUTE_FULL = 1, RECOMPUTE_SELECTIVE = 2 }
 /* Optional memo of one unit's attention seconds by (phase, length) (direct-mapped): a replay
  * costs ~10^5 units a step and each lookup interpolates. Caller-owned, zeroed. */
 #define COST_MEMO_SLOTS 8192
+#define COST_MEMO_WEIGHTS 7 /* 4 per layer, the LM head, the projector's 2 */
 typedef struct {
     uint64_t key[COST_MEMO_SLOTS]; /* (phase << 32 | length) + 1; 0 = empty */
     double fwd[COST_MEMO_SLOTS], bwd[COST_MEMO_SLOTS]; /* seconds per layer */
+    /* GEMM rates of each weight along its token axis: [phase][weight][fwd, dgrad, wgrad] */
+    CalibLine gemm[MODEL_MAX_ENC + 1][COST_MEMO_WEIGHTS][3];
 } CostMemo;
 
 typedef struct {

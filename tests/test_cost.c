@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "helpers.h"
@@ -539,4 +540,31 @@ Test(calib, bad_files_name_line_and_key) {
     bad_calib("# orchsim calibration v2\npeak_flops = 1e15\nhbm_bw = 3e12\nkernel_launch_s = 2e-6\noverlap_slowdown = 1\n"
               CAL_GEMM CAL_ATTN, "line 5", "outside");
     bad_calib(CAL_HEAD CAL_GEMM CAL_ATTN "what is this\n", "line 11", "cannot read");
+}
+
+/* The memo (per-weight GEMM lines, attention per length) never changes a result: the same
+ * phase costs with and without it, for every preset, both layouts, every recompute mode. */
+Test(cost, memo_changes_nothing) {
+    Calib c;
+    calib_default_h100(&c);
+    CostMemo *memo = calloc(1, sizeof *memo);
+    cr_assert_not_null(memo);
+    uint32_t lens[] = {100, 2000, 513, 7, 4096, 64, 64, 1, 300, 12000};
+    for (uint32_t i = 0; i < model_n_presets(); i++) {
+        const ModelSpec *m = model_preset_at(i);
+        memset(memo, 0, sizeof *memo);
+        for (int rc = 0; rc <= 2; rc++)
+            for (uint32_t p = 0; p < cost_n_phases(m); p++)
+                for (uint32_t n = 1; n <= 10; n += 3) {
+                    CostModel a = {.model = m, .calib = &c, .recompute = rc}, b = a;
+                    b.memo = memo;
+                    PhaseCost x, y;
+                    cr_assert_eq(cost_phase(&x, &a, p, lens, n), OS_OK);
+                    cr_assert_eq(cost_phase(&y, &b, p, lens, n), OS_OK);
+                    cr_assert(close_rel(x.fwd_s, y.fwd_s, 1e-12), "%s p%u: %.17g vs %.17g", m->name, p, x.fwd_s, y.fwd_s);
+                    cr_assert(close_rel(x.bwd_s, y.bwd_s, 1e-12));
+                    cr_assert(close_rel(x.gemm_s, y.gemm_s, 1e-12));
+                }
+    }
+    free(memo);
 }
