@@ -33,7 +33,7 @@ static void write_file(const char *p, const char *body) {
 }
 
 static int tmp_left(const char *path) {
-    char pat[1300];
+    char pat[4200];
     glob_t g;
     snprintf(pat, sizeof pat, "%s.tmp.*", path);
     int rc = glob(pat, 0, NULL, &g);
