@@ -89,28 +89,32 @@ MemTraffic stack_mem_traffic(const StackSpec *s, uint32_t act_bytes) {
     memset(&t, 0, sizeof t);
     double a = act_bytes, h = s->hidden, f = s->ffn, kv = (double)s->kv_heads * (s->hidden / s->heads);
     double V = s->vocab;
-    double fwd = 2 * 2 * h + 2 * 3 * h + (s->gated_mlp ? 3 : 2) * f;
-    double bwd = 2 * 5 * h + 2 * 3 * h + (s->gated_mlp ? 5 : 3) * f;
+    double seq_f = 2 * 2 * h + 2 * 3 * h, seq_b = 2 * 5 * h + 2 * 3 * h; /* norms, residual adds */
+    double fwd = seq_f + (s->gated_mlp ? 3 : 2) * f;
+    double bwd = seq_b + (s->gated_mlp ? 5 : 3) * f;
     uint32_t kf = 5, kb = 2 * 2 + 2 + 1;
     if (s->pos == POS_ROTARY) fwd += 2 * (h + kv), bwd += 2 * (h + kv), kf++, kb++;
     if (s->bias) bwd += (h + 2 * kv) + h + (s->gated_mlp ? 2 : 1) * f + h, kb += 4;
     t.layer_fwd = a * fwd;
     t.layer_bwd = a * bwd;
+    t.layer_seq_fwd = a * seq_f;
+    t.layer_seq_bwd = a * seq_b;
     t.kernels_layer_fwd = kf;
     t.kernels_layer_bwd = kb;
-    double sf = 2 * h, sb = 5 * h; /* final norm */
-    uint32_t ksf = 1, ksb = 2;
-    if (s->vocab) sf += 2 * h, sb += 4 * h, ksf++, ksb++;
-    if (s->pos == POS_LEARNED) sf += 3 * h, sb += 4 * h, ksf++, ksb++;
-    t.stack_fwd = a * sf;
-    t.stack_bwd = a * sb;
+    t.head_fwd = a * 2 * h, t.head_bwd = a * 5 * h; /* final norm */
+    uint32_t kef = 0, keb = 0, khf = 1, khb = 2;
+    if (s->vocab) t.emb_fwd += a * 2 * h, t.emb_bwd += a * 4 * h, kef++, keb++;
+    if (s->pos == POS_LEARNED) t.emb_fwd += a * 3 * h, t.emb_bwd += a * 4 * h, kef++, keb++;
     if (s->vocab) {
         /* the loss's bytes are counted in its own element sizes (fp32 in the eager path) */
-        if (s->loss == LOSS_FUSED) t.stack_fwd += 2 * V, t.stack_bwd += 4 * V, ksf += 1, ksb += 1;
-        else t.stack_fwd += 14 * V, t.stack_bwd += 22 * V, ksf += 3, ksb += 3;
+        if (s->loss == LOSS_FUSED) t.loss_fwd = 2 * V, t.loss_bwd = 4 * V, khf += 1, khb += 1;
+        else t.loss_fwd = 14 * V, t.loss_bwd = 22 * V, khf += 3, khb += 3;
     }
-    t.kernels_stack_fwd = ksf;
-    t.kernels_stack_bwd = ksb;
+    t.stack_fwd = t.emb_fwd + t.head_fwd + t.loss_fwd;
+    t.stack_bwd = t.emb_bwd + t.head_bwd + t.loss_bwd;
+    t.kernels_emb_fwd = kef, t.kernels_emb_bwd = keb;
+    t.kernels_stack_fwd = kef + khf;
+    t.kernels_stack_bwd = keb + khb;
     return t;
 }
 
@@ -204,36 +208,48 @@ fail:
     return st;
 }
 
-/* Paper-convention FLOPs of the real positions (shared by both paths). */
-static void model_flops(PhaseCost *out, const ModelSpec *m, uint32_t phase, const StackSpec *s,
-                        double real_tok, double real_sq, double proj_out, double exec_tok, double attn_exec,
-                        int rc) {
-    double L = s->layers;
-    Flops real = stack_forward_flops(s, real_tok);
-    real.attn = 4.0 * real_sq * s->hidden * L; /* per unit, not over the packed total */
-    double proj = phase < m->n_enc ? 2.0 * proj_out * (double)model_projector_params(m, phase) : 0;
-    Flops ex = stack_forward_flops(s, exec_tok);
-    out->model_flops = 3.0 * (real.linear + proj + real.attn);
-    out->model_flops_noattn = 3.0 * (real.linear + proj);
-    out->causal_flops = 3.0 * (real.linear + proj + real.attn * (s->causal ? 0.5 : 1.0));
-    double head = s->vocab ? 2.0 * exec_tok * s->hidden * (double)s->vocab : 0;
-    double rc_lin = rc == RECOMPUTE_FULL ? ex.linear - head : 0;
+/* Paper-convention FLOPs of the real positions in a slice of the stack (shared by both paths):
+ * `layers` of the layers, the LM head and the projector with `head`. */
+static void model_flops_slice(PhaseCost *out, const ModelSpec *m, uint32_t phase, const StackSpec *s,
+                              const CostSlice *sl, double real_tok, double real_sq, double proj_out, double exec_tok,
+                              double attn_exec, int rc) {
+    double L = sl->layers, lp = (double)stack_layer_params(s);
+    double head_r = s->vocab && sl->head ? 2.0 * real_tok * s->hidden * (double)s->vocab : 0;
+    double head_e = s->vocab && sl->head ? 2.0 * exec_tok * s->hidden * (double)s->vocab : 0;
+    double lin_r = 2.0 * real_tok * lp * L + head_r, lin_e = 2.0 * exec_tok * lp * L + head_e;
+    double att_r = 4.0 * real_sq * s->hidden * L;
+    double proj = phase < m->n_enc && sl->head ? 2.0 * proj_out * (double)model_projector_params(m, phase) : 0;
+    out->model_flops = 3.0 * (lin_r + proj + att_r);
+    out->model_flops_noattn = 3.0 * (lin_r + proj);
+    out->causal_flops = 3.0 * (lin_r + proj + att_r * (s->causal ? 0.5 : 1.0));
+    double rc_lin = rc == RECOMPUTE_FULL ? lin_e - head_e : 0;
     double rc_att = rc != RECOMPUTE_NONE ? L * attn_exec : 0;
-    out->hw_flops = 3.0 * (ex.linear + proj + L * attn_exec) + rc_lin + rc_att;
+    out->hw_flops = 3.0 * (lin_e + proj + L * attn_exec) + rc_lin + rc_att;
 }
 
 /* ---- the fast path --------------------------------------------------------------------- */
 
-OsStatus cost_phase(PhaseCost *out, const CostModel *cm, uint32_t phase, const uint32_t *lens,
-                    uint32_t n) {
+static uint32_t deg(uint32_t d) { return d ? d : 1; }
+
+OsStatus cost_phase(PhaseCost *out, const CostModel *cm, uint32_t phase, const uint32_t *lens, uint32_t n) {
+    return cost_phase_slice(out, cm, phase, lens, n, NULL);
+}
+
+static CostSlice whole(const StackSpec *s) { return (CostSlice){.layers = s->layers, .embed = 1, .head = 1}; }
+
+OsStatus cost_phase_slice(PhaseCost *out, const CostModel *cm, uint32_t phase, const uint32_t *lens, uint32_t n,
+                          const CostSlice *slice) {
     OsStatus st = OS_OK;
     memset(out, 0, sizeof *out);
     OS_CHECK(check_args(cm, phase, lens, n));
     const ModelSpec *m = cm->model;
     const Calib *c = cm->calib;
     const StackSpec *s = phase_stack(m, phase);
+    CostSlice sl = slice ? *slice : whole(s);
+    if (sl.layers > s->layers)
+        OS_FAIL(OS_ERR_ARG, m->name, "slice", NULL, "%u layers of a %u-layer stack", sl.layers, s->layers);
     int enc = phase < m->n_enc, rc = cm->recompute;
-    double L = s->layers;
+    double L = sl.layers, T = deg(cm->tp), C = deg(cm->cp), SPT = cm->sp ? T : 1;
 
     /* real and executed positions */
     double real_tok = 0, real_sq = 0, exec_tok = 0, proj_out = 0, max_len = 0;
@@ -248,45 +264,57 @@ OsStatus cost_phase(PhaseCost *out, const CostModel *cm, uint32_t phase, const u
     out->tokens = (uint64_t)real_tok;
     if (exec_tok == 0) return OS_OK; /* nothing to run: the rank idles through this phase */
     if (cm->layout == ATTN_PADDED) exec_tok = n * max_len;
+    double Mg = exec_tok / C, Pg = proj_out / C; /* this GPU's positions (CP) */
 
-    /* attention, one layer */
+    /* attention, one layer: this GPU's share of the heads (TP) and of the work (CP) */
     double af = 0, ab = 0, attn_exec = 0;
     if (cm->layout == ATTN_PADDED) {
-        attn_unit(cm, phase, max_len, &af, &ab);
-        af *= n, ab *= n;
+        attn_unit(cm, phase, max_len / C, &af, &ab);
+        af *= n * C * C, ab *= n * C * C; /* every unit at the longest length's rate */
         attn_exec = n * attn_exec_flops(s, max_len);
     } else {
         for (uint32_t i = 0; i < n; i++) {
             double e = enc ? cost_item_enc_len(m, phase, lens[i]) : lens[i];
             if (e == 0) continue;
-            double f1, b1;
-            attn_unit(cm, phase, e, &f1, &b1);
-            af += f1, ab += b1;
+            double f1, b1, q = e / C;
+            attn_unit(cm, phase, q, &f1, &b1); /* the kernel runs chunks of len / cp */
+            af += f1 * C * C, ab += b1 * C * C; /* the unit's whole work at that rate */
             attn_exec += attn_exec_flops(s, e);
         }
     }
+    af /= T * C, ab /= T * C;
 
-    /* GEMMs: one layer's, then the head and the projector */
+    /* GEMMs: one layer's (column-parallel QKV and MLP-in, row-parallel O and MLP-out), then the
+     * vocabulary-parallel head and the projector */
     LayerGemms g = layer_gemms(s);
     double lf = 0, lb = 0, hf = 0, hb = 0;
-    for (int k = 0; k < 4; k++) weight_gemm_m(cm, phase, k, exec_tok, g.k[k], g.n[k], &lf, &lb);
-    if (s->vocab) weight_gemm_m(cm, phase, 4, exec_tok, s->hidden, s->vocab, &hf, &hb);
+    for (int k = 0; k < 4; k++) {
+        int row = k == 1 || k == 3;
+        weight_gemm_m(cm, phase, k, Mg, row ? g.k[k] / T : g.k[k], row ? g.n[k] : g.n[k] / T, &lf, &lb);
+    }
+    if (s->vocab && sl.head) weight_gemm_m(cm, phase, 4, Mg, s->hidden, s->vocab / T, &hf, &hb);
     double lh = m->llm.hidden;
-    if (enc && proj_out > 0) {
+    if (enc && Pg > 0 && sl.head) {
         double in = (double)m->enc[phase].ratio * s->hidden;
-        weight_gemm_m(cm, phase, 5, proj_out, in, lh, &hf, &hb);
-        weight_gemm_m(cm, phase, 6, proj_out, lh, lh, &hf, &hb);
+        weight_gemm_m(cm, phase, 5, Pg, in, lh / T, &hf, &hb);
+        weight_gemm_m(cm, phase, 6, Pg, lh / T, lh, &hf, &hb);
     }
 
-    /* memory-bound kernels */
+    /* memory-bound kernels: norms and residual adds over SP's shard, the rest over TP's */
     MemTraffic mt = stack_mem_traffic(s, m->act_bytes);
     double bw = c->hbm_bw, t0 = c->kernel_launch_s;
-    double mlf = exec_tok * mt.layer_fwd / bw + mt.kernels_layer_fwd * t0;
-    double mlb = exec_tok * mt.layer_bwd / bw + mt.kernels_layer_bwd * t0;
-    double msf = exec_tok * mt.stack_fwd / bw + mt.kernels_stack_fwd * t0;
-    double msb = exec_tok * mt.stack_bwd / bw + mt.kernels_stack_bwd * t0;
-    if (enc && proj_out > 0) /* the projector's activation: GELU over llm_hidden per output */
-        msf += proj_out * 2 * lh * m->act_bytes / bw + t0, msb += proj_out * 3 * lh * m->act_bytes / bw + t0;
+    double lay_f = mt.layer_seq_fwd / SPT + (mt.layer_fwd - mt.layer_seq_fwd) / T;
+    double lay_b = mt.layer_seq_bwd / SPT + (mt.layer_bwd - mt.layer_seq_bwd) / T;
+    double mlf = Mg * lay_f / bw + mt.kernels_layer_fwd * t0;
+    double mlb = Mg * lay_b / bw + mt.kernels_layer_bwd * t0;
+    double msf = 0, msb = 0;
+    if (sl.embed) msf += Mg * mt.emb_fwd / SPT / bw + mt.kernels_emb_fwd * t0, msb += Mg * mt.emb_bwd / SPT / bw + mt.kernels_emb_bwd * t0;
+    if (sl.head) {
+        msf += Mg * (mt.head_fwd / SPT + mt.loss_fwd / T) / bw + (mt.kernels_stack_fwd - mt.kernels_emb_fwd) * t0;
+        msb += Mg * (mt.head_bwd / SPT + mt.loss_bwd / T) / bw + (mt.kernels_stack_bwd - mt.kernels_emb_bwd) * t0;
+    }
+    if (enc && Pg > 0 && sl.head) /* the projector's activation: GELU over llm_hidden per output */
+        msf += Pg * 2 * lh / T * m->act_bytes / bw + t0, msb += Pg * 3 * lh / T * m->act_bytes / bw + t0;
 
     double gemm_f = L * lf + hf, gemm_b = L * lb + hb;
     double attn_f = L * af, attn_b = L * ab;
@@ -298,23 +326,31 @@ OsStatus cost_phase(PhaseCost *out, const CostModel *cm, uint32_t phase, const u
     out->gemm_s = gemm_f + gemm_b;
     out->attn_s = attn_f + attn_b;
     out->mem_s = mem_f + mem_b;
-    model_flops(out, m, phase, s, real_tok, real_sq, proj_out, exec_tok, attn_exec, rc);
+    model_flops_slice(out, m, phase, s, &sl, real_tok, real_sq, proj_out, exec_tok, attn_exec, rc);
 fail:
     return st;
 }
 
 /* ---- the slow twin: every kernel of every layer of every pass, one at a time ----------- */
 
-OsStatus cost_phase_ref(PhaseCost *out, const CostModel *cm, uint32_t phase,
-                        const uint32_t *lens, uint32_t n) {
+OsStatus cost_phase_ref(PhaseCost *out, const CostModel *cm, uint32_t phase, const uint32_t *lens, uint32_t n) {
+    return cost_phase_slice_ref(out, cm, phase, lens, n, NULL);
+}
+
+OsStatus cost_phase_slice_ref(PhaseCost *out, const CostModel *cm, uint32_t phase, const uint32_t *lens, uint32_t n,
+                              const CostSlice *slice) {
     OsStatus st = OS_OK;
     memset(out, 0, sizeof *out);
     OS_CHECK(check_args(cm, phase, lens, n));
     const ModelSpec *m = cm->model;
     const Calib *c = cm->calib;
     const StackSpec *s = phase_stack(m, phase);
+    CostSlice sl = slice ? *slice : whole(s);
+    if (sl.layers > s->layers)
+        OS_FAIL(OS_ERR_ARG, m->name, "slice", NULL, "%u layers of a %u-layer stack", sl.layers, s->layers);
     int enc = phase < m->n_enc;
     double h = s->hidden, kvd = (double)s->kv_heads * (s->hidden / s->heads), bw = c->hbm_bw;
+    double T = cm->tp ? cm->tp : 1, C = cm->cp ? cm->cp : 1, SPT = cm->sp ? T : 1;
     uint32_t hd = s->hidden / s->heads;
 
     uint32_t widest = 0;
@@ -328,12 +364,16 @@ OsStatus cost_phase_ref(PhaseCost *out, const CostModel *cm, uint32_t phase,
         if (enc) outs += (lens[i] + m->enc[phase].ratio - 1) / m->enc[phase].ratio;
     }
     out->tokens = real_total;
-    double M = 0; /* rows of every packed GEMM */
+    double M = 0; /* rows of every packed GEMM, all CP ranks together */
     for (uint32_t i = 0; i < n; i++)
         M += cm->layout == ATTN_PADDED ? widest : (enc ? OS_MAX(lens[i], m->enc[phase].pad_to) : lens[i]);
     if (M == 0) return OS_OK;
+    double Mg = M / C, Og = (double)outs / C;
 
-    double gk[4] = {h, h, h, s->ffn}, gn[4] = {h + 2 * kvd, h, (s->gated_mlp ? 2.0 : 1.0) * s->ffn, h};
+    /* (K in, N out) of the layer's weights on this GPU: column-parallel QKV and MLP-in split
+     * N, row-parallel O and MLP-out split K */
+    double gk[4] = {h, h / T, h, s->ffn / T};
+    double gn[4] = {(h + 2 * kvd) / T, h, (s->gated_mlp ? 2.0 : 1.0) * s->ffn / T, h};
     MemTraffic mt = stack_mem_traffic(s, m->act_bytes);
     double attn_exec = 0;
     for (uint32_t i = 0; i < n; i++) {
@@ -346,57 +386,63 @@ OsStatus cost_phase_ref(PhaseCost *out, const CostModel *cm, uint32_t phase,
         if (pass == RECOMP && cm->recompute == RECOMPUTE_NONE) continue;
         int only_attn = pass == RECOMP && cm->recompute == RECOMPUTE_SELECTIVE;
         double tg = 0, ta = 0, tm = 0;
-        for (uint32_t l = 0; l < s->layers; l++) {
+        for (uint32_t l = 0; l < sl.layers; l++) {
             for (int k = 0; k < 4 && !only_attn; k++) {
-                if (pass == BWD) {
-                    double f1 = 2.0 * M * gk[k] * gn[k]; /* dgrad: M x K reduce N; wgrad: K x N reduce M */
-                    tg += f1 / calib_gemm_rate(c, M, gk[k], gn[k]) + f1 / calib_gemm_rate(c, gk[k], gn[k], M);
-                } else {
-                    tg += 2.0 * M * gk[k] * gn[k] / calib_gemm_rate(c, M, gn[k], gk[k]);
-                }
+                double f1 = 2.0 * Mg * gk[k] * gn[k];
+                if (pass == BWD) /* dgrad: M x K reduce N; wgrad: K x N reduce M */
+                    tg += f1 / calib_gemm_rate(c, Mg, gk[k], gn[k]) + f1 / calib_gemm_rate(c, gk[k], gn[k], Mg);
+                else
+                    tg += f1 / calib_gemm_rate(c, Mg, gn[k], gk[k]);
             }
             for (uint32_t i = 0; i < n; i++) {
                 double len = cm->layout == ATTN_PADDED ? widest
                              : enc ? OS_MAX(lens[i], m->enc[phase].pad_to) : lens[i];
                 if (len == 0) continue;
-                double f = 4.0 * len * len * h;
+                double f = 4.0 * len * len * h / (T * C); /* this GPU's heads and chunk pairs */
                 if (s->causal) f /= 2; /* the kernel skips the masked half */
-                if (pass == BWD) ta += 2.5 * f / calib_attn_rate(c, ATTN_BWD, s->causal, hd, len);
-                else ta += f / calib_attn_rate(c, ATTN_FWD, s->causal, hd, len);
+                if (pass == BWD) ta += 2.5 * f / calib_attn_rate(c, ATTN_BWD, s->causal, hd, len / C);
+                else ta += f / calib_attn_rate(c, ATTN_FWD, s->causal, hd, len / C);
             }
             if (!only_attn) {
-                double by = pass == BWD ? mt.layer_bwd : mt.layer_fwd;
+                double seq = pass == BWD ? mt.layer_seq_bwd : mt.layer_seq_fwd;
+                double all = pass == BWD ? mt.layer_bwd : mt.layer_fwd;
                 uint32_t kn = pass == BWD ? mt.kernels_layer_bwd : mt.kernels_layer_fwd;
                 for (uint32_t k = 0; k < kn; k++) tm += c->kernel_launch_s;
-                tm += M * by / bw;
+                tm += Mg * (seq / SPT + (all - seq) / T) / bw;
             }
         }
         if (pass != RECOMP) {
-            if (s->vocab) {
-                double f1 = 2.0 * M * h * s->vocab;
-                if (pass == BWD) tg += f1 / calib_gemm_rate(c, M, h, s->vocab) + f1 / calib_gemm_rate(c, h, s->vocab, M);
-                else tg += f1 / calib_gemm_rate(c, M, s->vocab, h);
+            if (s->vocab && sl.head) {
+                double V = s->vocab / T, f1 = 2.0 * Mg * h * V;
+                if (pass == BWD) tg += f1 / calib_gemm_rate(c, Mg, h, V) + f1 / calib_gemm_rate(c, h, V, Mg);
+                else tg += f1 / calib_gemm_rate(c, Mg, V, h);
             }
-            if (enc && outs) {
+            if (enc && outs && sl.head) {
                 double lh = m->llm.hidden, in = (double)m->enc[phase].ratio * h;
-                double ww[2][2] = {{in, lh}, {lh, lh}};
+                double ww[2][2] = {{in, lh / T}, {lh / T, lh}};
                 for (int q = 0; q < 2; q++) {
-                    double K = ww[q][0], N = ww[q][1], f1 = 2.0 * outs * K * N;
-                    if (pass == BWD) tg += f1 / calib_gemm_rate(c, outs, K, N) + f1 / calib_gemm_rate(c, K, N, outs);
-                    else tg += f1 / calib_gemm_rate(c, outs, N, K);
+                    double K = ww[q][0], N = ww[q][1], f1 = 2.0 * Og * K * N;
+                    if (pass == BWD) tg += f1 / calib_gemm_rate(c, Og, K, N) + f1 / calib_gemm_rate(c, K, N, Og);
+                    else tg += f1 / calib_gemm_rate(c, Og, N, K);
                 }
-                tm += c->kernel_launch_s + outs * (pass == BWD ? 3 : 2) * lh * m->act_bytes / bw;
+                tm += c->kernel_launch_s + Og * (pass == BWD ? 3 : 2) * lh / T * m->act_bytes / bw;
             }
-            double by = pass == BWD ? mt.stack_bwd : mt.stack_fwd;
-            uint32_t kn = pass == BWD ? mt.kernels_stack_bwd : mt.kernels_stack_fwd;
-            for (uint32_t k = 0; k < kn; k++) tm += c->kernel_launch_s;
-            tm += M * by / bw;
+            if (sl.embed) {
+                uint32_t kn = pass == BWD ? mt.kernels_emb_bwd : mt.kernels_emb_fwd;
+                for (uint32_t k = 0; k < kn; k++) tm += c->kernel_launch_s;
+                tm += Mg * (pass == BWD ? mt.emb_bwd : mt.emb_fwd) / SPT / bw;
+            }
+            if (sl.head) {
+                uint32_t kn = pass == BWD ? mt.kernels_stack_bwd - mt.kernels_emb_bwd : mt.kernels_stack_fwd - mt.kernels_emb_fwd;
+                for (uint32_t k = 0; k < kn; k++) tm += c->kernel_launch_s;
+                tm += Mg * (pass == BWD ? mt.head_bwd / SPT + mt.loss_bwd / T : mt.head_fwd / SPT + mt.loss_fwd / T) / bw;
+            }
         }
         if (pass == FWD) out->fwd_s += tg + ta + tm;
         else out->bwd_s += tg + ta + tm;
         out->gemm_s += tg, out->attn_s += ta, out->mem_s += tm;
     }
-    model_flops(out, m, phase, s, (double)real_total, real_sq, (double)outs, M, attn_exec, cm->recompute);
+    model_flops_slice(out, m, phase, s, &sl, (double)real_total, real_sq, (double)outs, M, attn_exec, cm->recompute);
 fail:
     return st;
 }

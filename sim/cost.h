@@ -133,7 +133,23 @@ typedef struct {
     int recompute;          /* RecomputeMode */
     AttnLayout layout;      /* varlen (sum len^2) or padded (b * max_len) */
     CostMemo *memo;         /* may be NULL; never changes results, only speed */
+    /* The GPU's slice of the work (layout.h); 0 reads as 1. Times are one GPU's: TP splits
+     * every weight (Megatron: QKV and MLP-in by columns, O and MLP-out by rows, the LM head
+     * and the loss by vocabulary), attention by heads and the TP-sharded activations; with
+     * sequence parallelism (sp) the norms and residual adds too. CP gives a GPU 1/cp of every
+     * sequence's positions and, with load-balanced chunking, 1/cp of its attention work. The
+     * FLOP counts stay the whole work's (for MFU over all GPUs). */
+    uint32_t tp, cp;
+    int sp;
 } CostModel;
+
+/* A pipeline stage's part of a stack: `layers` of its layers, with the embedding (and
+ * position table) when `embed`, the final norm, LM head and loss (LLM) or the projector
+ * (encoder) when `head`. cost_phase runs the whole stack. */
+typedef struct {
+    uint32_t layers;
+    uint8_t embed, head;
+} CostSlice;
 
 /* Phase numbering: p < model->n_enc is encoder p; p == n_enc is the LLM backbone. */
 static inline uint32_t cost_n_phases(const ModelSpec *m) { return m->n_enc + 1; }
@@ -148,10 +164,15 @@ Flops stack_forward_flops(const StackSpec *s, double n);
 
 /* Memory-bound traffic of a stack per position (cost.c derives each term). */
 typedef struct {
-    double layer_fwd, layer_bwd;   /* bytes per position per layer */
+    double layer_fwd, layer_bwd;   /* bytes per position per layer (the sum of the two parts) */
+    double layer_seq_fwd, layer_seq_bwd; /* norms and residual adds: sequence parallelism shards them */
     double stack_fwd, stack_bwd;   /* bytes per position once per stack (embedding, final norm,
-                                      position table, loss over the vocabulary) */
+                                      position table, loss over the vocabulary): the sum of */
+    double emb_fwd, emb_bwd;       /* the embedding and position table (first stage) */
+    double head_fwd, head_bwd;     /* the final norm (last stage) */
+    double loss_fwd, loss_bwd;     /* the loss over the vocabulary (last stage, vocab-parallel) */
     uint32_t kernels_layer_fwd, kernels_layer_bwd, kernels_stack_fwd, kernels_stack_bwd;
+    uint32_t kernels_emb_fwd, kernels_emb_bwd; /* the first stage's part of kernels_stack_* */
 } MemTraffic;
 MemTraffic stack_mem_traffic(const StackSpec *s, uint32_t act_bytes);
 
@@ -173,10 +194,15 @@ typedef struct {
 
 OsStatus cost_phase(PhaseCost *out, const CostModel *cm, uint32_t phase, const uint32_t *lens,
                     uint32_t n);
+/* The same for a pipeline stage's slice of the stack (NULL = the whole stack). */
+OsStatus cost_phase_slice(PhaseCost *out, const CostModel *cm, uint32_t phase, const uint32_t *lens,
+                          uint32_t n, const CostSlice *slice);
 /* Slow reference twin of cost_phase (STYLE habit 6): walks every layer of every pass and
  * every unit, one kernel at a time. Same results up to rounding; for tests. */
 OsStatus cost_phase_ref(PhaseCost *out, const CostModel *cm, uint32_t phase,
                         const uint32_t *lens, uint32_t n);
+OsStatus cost_phase_slice_ref(PhaseCost *out, const CostModel *cm, uint32_t phase, const uint32_t *lens,
+                              uint32_t n, const CostSlice *slice);
 /* The optimizer step on params_per_gpu parameters (AdamW over fp32 master state, with
  * gradient-norm clipping): bytes per parameter over HBM bandwidth plus its kernels. Seconds. */
 double cost_optimizer_s(const CostModel *cm, double params_per_gpu);

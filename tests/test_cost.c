@@ -336,10 +336,17 @@ Test(cost, fast_path_matches_reference_twin) {
                         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
                         lens[k] = (uint32_t)(x % 3000);
                     }
-                    CostModel cm = {.model = &m, .calib = &c, .recompute = rc, .layout = (AttnLayout)lay};
+                    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                    uint32_t tps[3] = {1, 2, 4}, cps[2] = {1, 2};
+                    CostModel cm = {.model = &m, .calib = &c, .recompute = rc, .layout = (AttnLayout)lay,
+                                    .tp = tps[x % 3], .cp = cps[(x >> 8) % 2], .sp = (int)((x >> 16) % 2)};
+                    const StackSpec *sk = p < m.n_enc ? &m.enc[p].stack : &m.llm;
+                    CostSlice sl = {.layers = 1 + (uint32_t)((x >> 24) % sk->layers), .embed = (uint8_t)((x >> 32) % 2),
+                                    .head = (uint8_t)((x >> 33) % 2)};
+                    const CostSlice *slp = (x >> 34) % 2 ? &sl : NULL;
                     PhaseCost a, b;
-                    cr_assert_eq(cost_phase(&a, &cm, p, lens, n), OS_OK);
-                    cr_assert_eq(cost_phase_ref(&b, &cm, p, lens, n), OS_OK);
+                    cr_assert_eq(cost_phase_slice(&a, &cm, p, lens, n, slp), OS_OK);
+                    cr_assert_eq(cost_phase_slice_ref(&b, &cm, p, lens, n, slp), OS_OK);
                     cr_assert(close_rel(a.fwd_s, b.fwd_s, 1e-9), "%s p%u fwd %g vs %g", m.name, p, a.fwd_s, b.fwd_s);
                     cr_assert(close_rel(a.bwd_s, b.bwd_s, 1e-9), "%s p%u bwd", m.name, p);
                     cr_assert(close_rel(a.model_flops, b.model_flops, 1e-12));
@@ -567,4 +574,47 @@ Test(cost, memo_changes_nothing) {
                 }
     }
     free(memo);
+}
+
+/* Tensor and context parallelism with flat rates: a GPU's GEMM and attention time is the whole
+ * work's over tp (and over cp for CP), its norms and residual adds are split only with
+ * sequence parallelism, and the FLOP counts stay the whole work's. */
+Test(cost, tp_and_cp_split_the_work_by_hand) {
+    const ModelSpec *m = model_preset_find("tiny");
+    Calib c;
+    flat_calib(&c);
+    c.kernel_launch_s = 0;
+    uint32_t lens[] = {12, 20};
+    CostModel one = {.model = m, .calib = &c};
+    PhaseCost w, t2, t2sp, c2;
+    cr_assert_eq(cost_phase(&w, &one, m->n_enc, lens, 2), OS_OK);
+    CostModel tp = one;
+    tp.tp = 2;
+    cr_assert_eq(cost_phase(&t2, &tp, m->n_enc, lens, 2), OS_OK);
+    tp.sp = 1;
+    cr_assert_eq(cost_phase(&t2sp, &tp, m->n_enc, lens, 2), OS_OK);
+    cr_assert(close_rel(t2.gemm_s, w.gemm_s / 2, 1e-12), "%g vs %g", t2.gemm_s, w.gemm_s / 2);
+    cr_assert(close_rel(t2.attn_s, w.attn_s / 2, 1e-12));
+    cr_assert_gt(t2.mem_s, w.mem_s / 2);                     /* norms/residuals replicated */
+    cr_assert(close_rel(t2sp.mem_s, w.mem_s / 2, 1e-12));    /* ... unless sequence-parallel */
+    cr_assert_eq(t2.model_flops, w.model_flops);
+    cr_assert_eq(t2.hw_flops, w.hw_flops);
+    CostModel cp = one;
+    cp.cp = 2;
+    cr_assert_eq(cost_phase(&c2, &cp, m->n_enc, lens, 2), OS_OK);
+    cr_assert(close_rel(c2.gemm_s, w.gemm_s / 2, 1e-12));
+    cr_assert(close_rel(c2.attn_s, w.attn_s / 2, 1e-12)); /* load-balanced chunks: half each */
+    cr_assert(close_rel(c2.mem_s, w.mem_s / 2, 1e-12));
+    /* a pipeline stage's slice: half the layers, no embedding, the head */
+    CostSlice sl = {.layers = 1, .embed = 0, .head = 1};
+    PhaseCost half;
+    cr_assert_eq(cost_phase_slice(&half, &one, m->n_enc, lens, 2, &sl), OS_OK);
+    cr_assert_lt(half.fwd_s, w.fwd_s);
+    CostSlice rest = {.layers = 1, .embed = 1, .head = 0};
+    PhaseCost other;
+    cr_assert_eq(cost_phase_slice(&other, &one, m->n_enc, lens, 2, &rest), OS_OK);
+    /* the two stages add up to the whole stack */
+    cr_assert(close_rel(half.fwd_s + other.fwd_s, w.fwd_s, 1e-12));
+    cr_assert(close_rel(half.bwd_s + other.bwd_s, w.bwd_s, 1e-12));
+    cr_assert(close_rel(half.model_flops + other.model_flops, w.model_flops, 1e-12));
 }
