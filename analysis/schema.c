@@ -82,13 +82,15 @@ static const CsvColumn STEP_COLS[] = {
 };
 
 static const CsvColumn TIMELINE_COLS[] = {
-    {"rank", "count", "DP rank"},
-    {"node", "count", "node of the rank"},
-    {"phase", "-", "image, audio, video, llm, sync or balance"},
+    {"rank", "count", "worker: stage * DP + DP rank (the DP rank without a pipeline)"},
+    {"node", "count", "node of the worker's first GPU"},
+    {"phase", "-", "image, audio, video, llm, sync, balance, optimizer or pipe"},
     {"op", "-", "short op name: fwd, bwd, a2a, allreduce, ..."},
-    {"kind", "-", "compute, comm or idle"},
+    {"kind", "-", "compute, comm or idle (pipeline bubbles are idle)"},
     {"start_s", "s", "span start from the step's start"},
     {"end_s", "s", "span end from the step's start"},
+    {"stage", "count", "pipeline stage (0 without a pipeline)"},
+    {"replica", "count", "DP rank within the stage"},
 };
 
 static const CsvColumn VALIDATE_COLS[] = {
@@ -126,12 +128,12 @@ static const CsvColumn ASSIGN_COLS[] = {
 };
 
 static const CsvSchema SCHEMAS[] = {
-    {"run", "Run-level", RUN_COLS, OS_ARRAY_LEN(RUN_COLS)},
-    {"step", "Step-level", STEP_COLS, OS_ARRAY_LEN(STEP_COLS)},
-    {"timeline", "Timeline", TIMELINE_COLS, OS_ARRAY_LEN(TIMELINE_COLS)},
-    {"validate", "Validate", VALIDATE_COLS, OS_ARRAY_LEN(VALIDATE_COLS)},
-    {"loads", "Per-rank loads", LOADS_COLS, OS_ARRAY_LEN(LOADS_COLS)},
-    {"assignment", "Assignment", ASSIGN_COLS, OS_ARRAY_LEN(ASSIGN_COLS)},
+    {"run", "Run-level", RUN_COLS, OS_ARRAY_LEN(RUN_COLS), 0},
+    {"step", "Step-level", STEP_COLS, OS_ARRAY_LEN(STEP_COLS), 0},
+    {"timeline", "Timeline", TIMELINE_COLS, OS_ARRAY_LEN(TIMELINE_COLS), 7},
+    {"validate", "Validate", VALIDATE_COLS, OS_ARRAY_LEN(VALIDATE_COLS), 0},
+    {"loads", "Per-rank loads", LOADS_COLS, OS_ARRAY_LEN(LOADS_COLS), 0},
+    {"assignment", "Assignment", ASSIGN_COLS, OS_ARRAY_LEN(ASSIGN_COLS), 0},
 };
 
 size_t schema_count(void) { return OS_ARRAY_LEN(SCHEMAS); }
@@ -158,6 +160,7 @@ OsStatus schema_check(const CsvTable *t, const CsvSchema *s) {
     OsStatus st = OS_OK;
     for (size_t i = 0; i < s->n_cols; i++) {
         int c;
+        if (s->n_required && i >= s->n_required) continue;
         OS_CHECK(csv_require(&c, t, s->cols[i].name));
     }
 fail:

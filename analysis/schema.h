@@ -24,6 +24,8 @@ typedef struct {
     const char *title;     /* section title in FORMATS.md */
     const CsvColumn *cols;
     size_t n_cols;
+    size_t n_required;     /* readers need cols[0, n_required); the rest were added later and
+                              older files may lack them (0 = all required) */
 } CsvSchema;
 
 /* The phases a run/step row has columns for, in column order (REPLAY phases map by name). */

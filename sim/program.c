@@ -26,28 +26,43 @@ static OsStatus add_op(Prog *p, OpKind kind, uint8_t tag, uint8_t pass, uint16_t
     return OS_OK;
 }
 
+/* The builder's context: which stage's list is being written and who takes part. */
+typedef struct {
+    uint8_t stage;     /* stage whose DP group runs this list's DP collectives */
+    uint32_t members;  /* its D workers */
+    uint16_t chunk;    /* model chunk of the compute ops written now */
+} Ctx;
+
 /* Returns the new collective's index through *idx. */
-static OsStatus add_coll(Prog *p, uint32_t *idx, int async, uint8_t tag, CollRole role, uint8_t enc,
-                         uint16_t mb, SimTime dur, const char *name) {
+static OsStatus add_coll(Prog *p, const Ctx *x, uint32_t *idx, int async, uint8_t tag, CollRole role,
+                         uint8_t enc, uint16_t mb, SimTime dur, const char *name) {
     OsStatus st = os_grow((void **)&p->colls, &p->cap_colls, p->n_colls + 1, sizeof(Coll));
     if (st != OS_OK) return st;
     p->colls[p->n_colls] = (Coll){.dur = dur, .async = (uint8_t)async, .tag = tag, .role = (uint8_t)role,
-                                  .enc = enc, .mb = mb, .name = name, .waiters = -1, .after = -1};
+                                  .enc = enc, .mb = mb, .stage = x->stage, .members = x->members,
+                                  .name = name, .waiters = -1, .after = -1};
     *idx = (uint32_t)p->n_colls++;
     return OS_OK;
 }
 
-static OsStatus add_sync(Prog *p, uint8_t tag, CollRole role, uint8_t enc, uint16_t mb, SimTime dur,
-                         const char *name) {
+static OsStatus add_sync(Prog *p, const Ctx *x, uint8_t tag, CollRole role, uint8_t enc, uint16_t mb,
+                         SimTime dur, const char *name) {
     uint32_t c;
-    OsStatus st = add_coll(p, &c, 0, tag, role, enc, mb, dur, name);
+    OsStatus st = add_coll(p, x, &c, 0, tag, role, enc, mb, dur, name);
     if (st == OS_OK) st = add_op(p, OP_SYNC, tag, 0, 0, 0, c, name, mb);
     return st;
 }
 
-static OsStatus add_async(Prog *p, uint32_t *c, uint8_t tag, SimTime dur, const char *name) {
-    OsStatus st = add_coll(p, c, 1, tag, COLL_FIXED, 0, 0, dur, name);
+static OsStatus add_async(Prog *p, const Ctx *x, uint32_t *c, uint8_t tag, SimTime dur, const char *name) {
+    OsStatus st = add_coll(p, x, c, 1, tag, COLL_FIXED, 0, 0, dur, name);
     if (st == OS_OK) st = add_op(p, OP_ASYNC, tag, 0, 0, 0, *c, name, 0);
+    return st;
+}
+
+static OsStatus add_compute(Prog *p, const Ctx *x, uint8_t tag, uint8_t pass, uint16_t part, uint16_t nparts,
+                            const char *name, uint16_t mb) {
+    OsStatus st = add_op(p, OP_COMPUTE, tag, pass, part, nparts, 0, name, mb);
+    if (st == OS_OK) p->ops[p->n_ops - 1].chunk = x->chunk;
     return st;
 }
 
@@ -55,15 +70,15 @@ static uint32_t groups_of(const ProgSpec *s, uint8_t m) { return s->groups ? s->
 
 /* Forward pass of module m, micro-batch k: FSDP gathers each layer group's parameters
  * (prefetching the next group on the comm stream while this one computes); DDP just computes. */
-static OsStatus build_forward(Prog *p, const ProgSpec *s, uint8_t m, uint16_t k) {
+static OsStatus build_forward(Prog *p, const Ctx *x, const ProgSpec *s, uint8_t m, uint16_t k) {
     OsStatus st = OS_OK;
-    if (s->fsdp == SHARD_DDP) return add_op(p, OP_COMPUTE, m, 0, 0, 1, 0, "fwd", k);
+    if (s->fsdp == SHARD_DDP || p->S > 1) return add_compute(p, x, m, 0, 0, 1, "fwd", k);
     uint32_t G = groups_of(s, m), ag[PROG_MAX_GROUPS];
-    OS_CHECK(add_async(p, &ag[0], m, s->grad_coll_dur[m], "allgather"));
+    OS_CHECK(add_async(p, x, &ag[0], m, s->grad_coll_dur[m], "allgather"));
     for (uint32_t g = 0; g < G; g++) {
-        if (g + 1 < G) OS_CHECK(add_async(p, &ag[g + 1], m, s->grad_coll_dur[m], "allgather"));
+        if (g + 1 < G) OS_CHECK(add_async(p, x, &ag[g + 1], m, s->grad_coll_dur[m], "allgather"));
         OS_CHECK(add_op(p, OP_WAIT, m, 0, 0, 0, ag[g], "wait-params", k));
-        OS_CHECK(add_op(p, OP_COMPUTE, m, 0, (uint16_t)g, (uint16_t)G, 0, "fwd", k));
+        OS_CHECK(add_compute(p, x, m, 0, (uint16_t)g, (uint16_t)G, "fwd", k));
     }
 fail:
     return st;
@@ -73,34 +88,135 @@ fail:
  * SHARD_GRAD_OP still holds them from the forward; both reduce-scatter a group's gradients as
  * soon as it is done, every micro-batch (PyTorch FSDP without no_sync, as Composer runs it).
  * DDP all-reduces bucket b when its part of the LAST micro-batch's backward completes,
- * overlapping the rest (no_sync before). *last: the last async collective. */
-static OsStatus build_backward(Prog *p, const ProgSpec *s, uint8_t m, uint16_t k, uint32_t *last) {
+ * overlapping the rest (no_sync before). *last: the last async collective. With a pipeline
+ * the gradients are synchronised after the stage's last backward instead (build_stage_sync). */
+static OsStatus build_backward(Prog *p, const Ctx *x, const ProgSpec *s, uint8_t m, uint16_t k, uint32_t *last) {
     OsStatus st = OS_OK;
+    if (p->S > 1) return add_compute(p, x, m, 1, 0, 1, "bwd", k);
     if (s->fsdp == SHARD_DDP) {
         uint32_t B = s->buckets;
-        int sync = k + 1u == (s->M ? s->M : 1u);
-        if (!sync) return add_op(p, OP_COMPUTE, m, 1, 0, 1, 0, "bwd", k);
+        int sync = k + 1u == p->M;
+        if (!sync) return add_compute(p, x, m, 1, 0, 1, "bwd", k);
         for (uint32_t b = 0; b < B; b++) {
             uint32_t c;
-            OS_CHECK(add_op(p, OP_COMPUTE, m, 1, (uint16_t)b, (uint16_t)B, 0, "bwd", k));
-            OS_CHECK(add_async(p, &c, m, s->grad_coll_dur[m], "allreduce"));
+            OS_CHECK(add_compute(p, x, m, 1, (uint16_t)b, (uint16_t)B, "bwd", k));
+            OS_CHECK(add_async(p, x, &c, m, s->grad_coll_dur[m], "allreduce"));
             *last = c;
         }
         return OS_OK;
     }
     uint32_t G = groups_of(s, m), ag[PROG_MAX_GROUPS];
     int regather = s->fsdp == SHARD_FULL;
-    if (regather) OS_CHECK(add_async(p, &ag[G - 1], m, s->grad_coll_dur[m], "allgather"));
+    if (regather) OS_CHECK(add_async(p, x, &ag[G - 1], m, s->grad_coll_dur[m], "allgather"));
     for (uint32_t q = 0; q < G; q++) {
         uint32_t g = G - 1 - q, rs;
         if (regather) {
-            if (g > 0) OS_CHECK(add_async(p, &ag[g - 1], m, s->grad_coll_dur[m], "allgather"));
+            if (g > 0) OS_CHECK(add_async(p, x, &ag[g - 1], m, s->grad_coll_dur[m], "allgather"));
             OS_CHECK(add_op(p, OP_WAIT, m, 0, 0, 0, ag[g], "wait-params", k));
         }
-        OS_CHECK(add_op(p, OP_COMPUTE, m, 1, (uint16_t)g, (uint16_t)G, 0, "bwd", k));
-        OS_CHECK(add_async(p, &rs, m, s->rs_dur ? s->rs_dur[m] : s->grad_coll_dur[m], "reduce-scatter"));
+        OS_CHECK(add_compute(p, x, m, 1, (uint16_t)g, (uint16_t)G, "bwd", k));
+        OS_CHECK(add_async(p, x, &rs, m, s->rs_dur ? s->rs_dur[m] : s->grad_coll_dur[m], "reduce-scatter"));
         *last = rs;
     }
+fail:
+    return st;
+}
+
+/* Does phase m have work on virtual stage v? (No pipeline: everything is on stage 0.) */
+static int on_v(const Prog *p, const ProgSpec *s, uint32_t m, uint32_t v) {
+    if (p->S * p->V == 1) return 1;
+    return s->on_vstage[(size_t)m * p->S * p->V + v] != 0;
+}
+
+/* One micro-batch's forward on virtual stage v: receive the activations (v > 0), run the
+ * encoders placed here (with post-balancing: each behind its all-to-all), the LLM layers
+ * placed here, send the activations on. Post-balancing happens on the first virtual stage. */
+static OsStatus build_vforward(Prog *p, Ctx *x, const ProgSpec *s, uint32_t v, uint16_t k) {
+    OsStatus st = OS_OK;
+    uint32_t SV = p->S * p->V;
+    uint8_t llm = (uint8_t)(p->P - 1), pipe = (uint8_t)PROG_TAG_PIPE(p->P);
+    x->chunk = (uint16_t)(v / p->S);
+    if (v > 0) OS_CHECK(add_op(p, OP_RECV, pipe, 0, 0, 0, (uint32_t)prog_xfer_slot(p, k, v - 1, 0), "recv-act", k));
+    for (uint8_t e = 0; e < llm; e++) {
+        if (!on_v(p, s, e, v)) continue;
+        if (s->post) OS_CHECK(add_sync(p, x, e, COLL_A2A_IN, e, k, 0, "a2a-inputs"));
+        OS_CHECK(build_forward(p, x, s, e, k));
+    }
+    /* encoder outputs (and text) go straight to the rank that runs the example in the LLM */
+    if (s->post && v == 0) OS_CHECK(add_sync(p, x, llm, COLL_A2A_OUT, 0, k, 0, "a2a-embeddings"));
+    if (on_v(p, s, llm, v)) OS_CHECK(build_forward(p, x, s, llm, k));
+    if (v + 1 < SV) OS_CHECK(add_op(p, OP_SEND, pipe, 0, 0, 0, (uint32_t)prog_xfer_slot(p, k, v, 0), "send-act", k));
+fail:
+    return st;
+}
+
+static OsStatus build_vbackward(Prog *p, Ctx *x, const ProgSpec *s, uint32_t v, uint16_t k, uint32_t *last) {
+    OsStatus st = OS_OK;
+    uint32_t SV = p->S * p->V;
+    uint8_t llm = (uint8_t)(p->P - 1), pipe = (uint8_t)PROG_TAG_PIPE(p->P);
+    x->chunk = (uint16_t)(v / p->S);
+    if (v + 1 < SV) OS_CHECK(add_op(p, OP_RECV, pipe, 0, 0, 0, (uint32_t)prog_xfer_slot(p, k, v, 1), "recv-grad", k));
+    if (on_v(p, s, llm, v)) OS_CHECK(build_backward(p, x, s, llm, k, last));
+    if (s->post && v == 0) OS_CHECK(add_sync(p, x, llm, COLL_A2A_GRAD, 0, k, 0, "a2a-grads"));
+    for (int e = (int)llm - 1; e >= 0; e--)
+        if (on_v(p, s, (uint32_t)e, v)) OS_CHECK(build_backward(p, x, s, (uint8_t)e, k, last));
+    if (v > 0) OS_CHECK(add_op(p, OP_SEND, pipe, 0, 0, 0, (uint32_t)prog_xfer_slot(p, k, v - 1, 1), "send-grad", k));
+fail:
+    return st;
+}
+
+/* Megatron-LM's pipeline order for stage st (schedules.py): j-th forward / backward over the
+ * M * V (micro-batch, chunk) pairs. Chunk of the j-th: (j mod S*V) / S (backward: reversed);
+ * micro-batch: (j / (S*V)) * S + j mod S. Warm-up forwards: 1F1B min(S - st - 1, M);
+ * interleaved (S - st - 1) * 2 + (V - 1) * S, or all of them when M == S; then one forward
+ * and one backward in turn; the cool-down backwards. */
+static void pipe_pick(const Prog *p, uint32_t j, int fwd, uint32_t *k, uint32_t *chunk) {
+    uint32_t S = p->S, V = p->V;
+    if (V == 1) {
+        *k = j;
+        *chunk = 0;
+        return;
+    }
+    uint32_t c = (j % (S * V)) / S;
+    *chunk = fwd ? c : V - 1 - c;
+    *k = (j / (S * V)) * S + j % S;
+}
+
+static OsStatus build_stage(Prog *p, const ProgSpec *s, uint32_t stage, uint32_t *last) {
+    OsStatus st = OS_OK;
+    Ctx x = {.stage = (uint8_t)stage, .members = p->D, .chunk = 0};
+    uint32_t S = p->S, V = p->V, M = p->M, total = M * V, warm;
+    if (V == 1) warm = OS_MIN(S - stage - 1, M);
+    else warm = M == S ? total : OS_MIN((S - stage - 1) * 2 + (V - 1) * S, total);
+    uint32_t fj = 0, bj = 0;
+    for (; fj < warm; fj++) {
+        uint32_t k, c;
+        pipe_pick(p, fj, 1, &k, &c);
+        OS_CHECK(build_vforward(p, &x, s, c * S + stage, (uint16_t)k));
+    }
+    while (bj < total) {
+        uint32_t k, c;
+        if (fj < total) {
+            pipe_pick(p, fj++, 1, &k, &c);
+            OS_CHECK(build_vforward(p, &x, s, c * S + stage, (uint16_t)k));
+        }
+        pipe_pick(p, bj++, 0, &k, &c);
+        OS_CHECK(build_vbackward(p, &x, s, c * S + stage, (uint16_t)k, last));
+    }
+fail:
+    return st;
+}
+
+/* A pipeline stage's gradient synchronisation in its DP group, after its last backward: DDP
+ * all-reduces its buckets; SHARD_GRAD_OP (the distributed optimizer) reduce-scatters them.
+ * Megatron-LM runs it after the pipeline flush unless --overlap-grad-reduce. */
+static OsStatus build_stage_sync(Prog *p, const ProgSpec *s, uint32_t stage, uint32_t *last) {
+    OsStatus st = OS_OK;
+    Ctx x = {.stage = (uint8_t)stage, .members = p->D};
+    uint8_t tag_sync = (uint8_t)PROG_TAG_SYNC(p->P);
+    SimTime d = s->stage_grad_dur ? s->stage_grad_dur[stage] : 0;
+    for (uint32_t b = 0; b < s->buckets && p->D > 1; b++)
+        OS_CHECK(add_async(p, &x, last, tag_sync, d, s->fsdp == SHARD_GRAD_OP ? "reduce-scatter" : "allreduce"));
 fail:
     return st;
 }
@@ -109,61 +225,97 @@ OsStatus prog_create(Prog **out, const ProgSpec *s) {
     OsStatus st = OS_OK;
     Prog *p = NULL;
     *out = NULL;
-    uint32_t M = s->M ? s->M : 1, gmax = 0;
-    for (uint32_t m = 0; m < s->P && s->fsdp != SHARD_DDP; m++) gmax = OS_MAX(gmax, groups_of(s, m));
-    if (s->P < 1 || s->P + 3 > PROG_MAX_TAGS || s->D < 1 || M > PROG_MAX_MB || s->fsdp < 0 || s->fsdp > 2 ||
-        (s->fsdp != SHARD_DDP && (gmax < 1 || gmax > PROG_MAX_GROUPS)) ||
-        (s->fsdp == SHARD_DDP && (s->buckets < 1 || s->buckets > 65535)) || !(s->slowdown >= 0 && s->slowdown < 1))
+    uint32_t M = s->M ? s->M : 1, gmax = 0, S = s->S ? s->S : 1, V = s->V ? s->V : 1;
+    for (uint32_t m = 0; m < s->P && s->fsdp != SHARD_DDP && S == 1; m++) gmax = OS_MAX(gmax, groups_of(s, m));
+    if (s->P < 1 || s->P + 4 > PROG_MAX_TAGS || s->D < 1 || M > PROG_MAX_MB || s->fsdp < 0 || s->fsdp > 2 ||
+        (s->fsdp != SHARD_DDP && S == 1 && (gmax < 1 || gmax > PROG_MAX_GROUPS)) ||
+        ((s->fsdp == SHARD_DDP || S > 1) && (s->buckets < 1 || s->buckets > 65535)) ||
+        !(s->slowdown >= 0 && s->slowdown < 1) || S > PROG_MAX_STAGES || (size_t)S * V > 65535 ||
+        (size_t)S * s->D > UINT32_MAX / 2)
         return os_fail(OS_ERR_ARG, "replay", "program", NULL,
-                       "bad program shape (P=%u D=%u M=%u groups<=%u buckets=%u slowdown=%g)", s->P, s->D, M, gmax,
-                       s->buckets, s->slowdown);
-    for (uint32_t m = 0; m < s->P && s->fsdp != SHARD_DDP; m++)
+                       "bad program shape (P=%u D=%u M=%u S=%u V=%u groups<=%u buckets=%u slowdown=%g)", s->P, s->D,
+                       M, S, V, gmax, s->buckets, s->slowdown);
+    for (uint32_t m = 0; m < s->P && s->fsdp != SHARD_DDP && S == 1; m++)
         if (groups_of(s, m) < 1)
             return os_fail(OS_ERR_ARG, "replay", "program", NULL, "module %u has no FSDP group", m);
+    if (S * V > 1) {
+        if (!s->on_vstage)
+            return os_fail(OS_ERR_ARG, "replay", "program", NULL, "a pipeline needs the phases' stage placement");
+        if (s->fsdp == SHARD_FULL)
+            return os_fail(OS_ERR_ARG, "replay", "--setup", "use --setup ddp or fsdp-grad-op (the distributed optimizer) with pp > 1",
+                           "FSDP FULL_SHARD with pipeline parallelism is not modelled");
+        if (V > 1 && M % S != 0)
+            return os_fail(OS_ERR_ARG, "replay", "--parallel",
+                           "choose --micro-batch so that every step has a multiple of pp micro-batches, or vp=1",
+                           "the interleaved schedule needs the micro-batch count (%u) to be a multiple of pp (%u), as "
+                           "Megatron-LM requires", M, S);
+        for (uint32_t e = 0; e + 1 < s->P && s->post; e++)
+            for (uint32_t v = 1; v < S * V; v++)
+                if (s->on_vstage[(size_t)e * S * V + v])
+                    return os_fail(OS_ERR_ARG, "replay", "--pp-layout", "place every encoder on stage 0 for post-balancing",
+                                   "post-balancing with a pipeline rebalances on the first stage; encoder %u runs on "
+                                   "virtual stage %u", e, v);
+    }
     p = calloc(1, sizeof *p);
     ALLOC_CHECK(p);
     p->D = s->D;
     p->P = s->P;
     p->M = M;
+    p->S = S;
+    p->V = V;
+    p->W = S * s->D;
     p->slowdown = s->slowdown;
     p->opt_dur = s->opt_dur;
-    p->ranks = calloc(s->D, sizeof *p->ranks);
+    for (uint32_t q = 0; q < S; q++) p->stage_opt[q] = s->stage_opt_dur ? s->stage_opt_dur[q] : s->opt_dur;
+    p->ranks = calloc(p->W, sizeof *p->ranks);
     ALLOC_CHECK(p->ranks);
-    uint8_t P = (uint8_t)s->P, llm = (uint8_t)(s->P - 1);
+    p->xfers_per_replica = (size_t)M * (S * V - 1) * 2;
+    p->n_xfers = p->xfers_per_replica * s->D;
+    if (p->n_xfers) {
+        p->xfers = calloc(p->n_xfers, sizeof *p->xfers);
+        ALLOC_CHECK(p->xfers);
+    }
+    uint8_t P = (uint8_t)s->P;
     uint8_t tag_sync = (uint8_t)PROG_TAG_SYNC(P), tag_bal = (uint8_t)PROG_TAG_BALANCE(P),
             tag_opt = (uint8_t)PROG_TAG_OPTIM(P);
-    uint32_t last = UINT32_MAX;
+    /* every worker's closing collectives: one object each, in every stage's list */
+    Ctx all = {.stage = PROG_ALL_STAGES, .members = p->W};
+    uint32_t clip = UINT32_MAX, done;
+    if (s->clip_dur > 0) OS_CHECK(add_coll(p, &all, &clip, 0, tag_opt, COLL_FIXED, 0, 0, s->clip_dur, "allreduce-gradnorm"));
+    OS_CHECK(add_coll(p, &all, &done, 0, tag_sync, COLL_FIXED, 0, 0, 0, "step-end"));
     p->lengths_coll = -1;
-    if (s->post) {
-        /* OrchMLLM: every rank gathers all ranks' lengths, then runs the same balancer; the
-         * op charges the planning that precedes the first all-to-all */
-        p->lengths_coll = (int32_t)p->n_colls;
-        OS_CHECK(add_sync(p, tag_bal, COLL_LENGTHS, 0, 0, 0, "allgather-lengths"));
-        OS_CHECK(add_op(p, OP_COMPUTE, tag_bal, 2, 0, 1, 0, "balance", 0));
-    }
-    for (uint32_t k32 = 0; k32 < M; k32++) {
-        uint16_t k = (uint16_t)k32;
-        for (uint8_t e = 0; e < llm; e++) {
-            if (s->post) OS_CHECK(add_sync(p, e, COLL_A2A_IN, e, k, 0, "a2a-inputs"));
-            OS_CHECK(build_forward(p, s, e, k));
+    for (uint32_t q = 0; q < S; q++) {
+        Ctx x = {.stage = (uint8_t)q, .members = p->D};
+        uint32_t last = UINT32_MAX;
+        p->op_begin[q] = p->n_ops;
+        if (s->post && q == 0) {
+            /* OrchMLLM: every rank gathers all ranks' lengths, then runs the same balancer; the
+             * op charges the planning that precedes the first all-to-all */
+            p->lengths_coll = (int32_t)p->n_colls;
+            OS_CHECK(add_sync(p, &x, tag_bal, COLL_LENGTHS, 0, 0, 0, "allgather-lengths"));
+            OS_CHECK(add_op(p, OP_COMPUTE, tag_bal, 2, 0, 1, 0, "balance", 0));
         }
-        /* encoder outputs (and text) go straight to the rank that runs the example in the LLM */
-        if (s->post) OS_CHECK(add_sync(p, llm, COLL_A2A_OUT, 0, k, 0, "a2a-embeddings"));
-        OS_CHECK(build_forward(p, s, llm, k));
-        OS_CHECK(build_backward(p, s, llm, k, &last));
-        if (s->post) OS_CHECK(add_sync(p, llm, COLL_A2A_GRAD, 0, k, 0, "a2a-grads"));
-        for (int e = (int)llm - 1; e >= 0; e--) OS_CHECK(build_backward(p, s, (uint8_t)e, k, &last));
+        OS_CHECK(build_stage(p, s, q, &last));
+        if (S > 1) OS_CHECK(build_stage_sync(p, s, q, &last));
+        p->final_wait_op[q] = (uint32_t)p->n_ops;
+        if (last == UINT32_MAX) { /* one DDP rank: nothing to wait for; a free marker collective */
+            OS_CHECK(add_async(p, &x, &last, tag_sync, 0, "grads-done"));
+            p->final_wait_op[q] = (uint32_t)p->n_ops;
+        }
+        OS_CHECK(add_op(p, OP_WAIT, tag_sync, 0, 0, 0, last, "wait-grads", 0));
+        if (clip != UINT32_MAX) OS_CHECK(add_op(p, OP_SYNC, tag_opt, 0, 0, 0, clip, "allreduce-gradnorm", 0));
+        if (p->stage_opt[q] > 0) OS_CHECK(add_op(p, OP_COMPUTE, tag_opt, 3, 0, 1, 0, "optimizer", 0));
+        if (S > 1 && s->fsdp == SHARD_GRAD_OP && p->D > 1) {
+            /* the distributed optimizer gathers the updated parameter shards back */
+            uint32_t ag = 0;
+            for (uint32_t b = 0; b < s->buckets; b++)
+                OS_CHECK(add_async(p, &x, &ag, tag_opt, s->stage_ag_dur ? s->stage_ag_dur[q] : 0, "allgather-params"));
+            OS_CHECK(add_op(p, OP_WAIT, tag_opt, 0, 0, 0, ag, "wait-params", 0));
+        }
+        OS_CHECK(add_op(p, OP_SYNC, tag_sync, 0, 0, 0, done, "step-end", 0));
     }
-    p->final_wait_op = (uint32_t)p->n_ops;
-    if (last == UINT32_MAX) { /* one DDP rank: nothing to wait for; a free marker collective */
-        OS_CHECK(add_async(p, &last, tag_sync, 0, "grads-done"));
-        p->final_wait_op = (uint32_t)p->n_ops;
-    }
-    OS_CHECK(add_op(p, OP_WAIT, tag_sync, 0, 0, 0, last, "wait-grads", 0));
-    if (s->clip_dur > 0) OS_CHECK(add_sync(p, tag_opt, COLL_FIXED, 0, 0, s->clip_dur, "allreduce-gradnorm"));
-    if (s->opt_dur > 0) OS_CHECK(add_op(p, OP_COMPUTE, tag_opt, 3, 0, 1, 0, "optimizer", 0));
-    OS_CHECK(add_sync(p, tag_sync, COLL_FIXED, 0, 0, 0, "step-end"));
-    p->local_end = calloc((size_t)s->D * p->n_colls, sizeof *p->local_end);
+    p->op_begin[S] = p->n_ops;
+    p->local_end = calloc((size_t)p->W * p->n_colls, sizeof *p->local_end);
     ALLOC_CHECK(p->local_end);
     *out = p;
     return OS_OK;
@@ -178,6 +330,7 @@ void prog_destroy(Prog *p) {
     free(p->colls);
     free(p->ranks);
     free(p->local_end);
+    free(p->xfers);
     free(p->spans);
     free(p);
 }
@@ -193,10 +346,10 @@ static void span(Prog *p, uint32_t r, uint8_t tag, uint8_t kind, const char *nam
     p->spans[p->n_spans++] = (Span){.rank = r, .tag = tag, .kind = kind, .name = name, .start = a, .end = b};
 }
 
-static SimTime compute_dur(const Prog *p, uint32_t r, const Op *op) {
+static SimTime compute_dur(const Prog *p, const RankRun *r, const Op *op) {
     if (op->pass == 2) return p->balance_dur;
-    if (op->pass == 3) return p->opt_dur;
-    SimTime total = p->dur[(((size_t)r * p->P + op->tag) * p->M + op->mb) * 2 + op->pass];
+    if (op->pass == 3) return p->stage_opt[r->stage];
+    SimTime total = p->dur[((((size_t)r->rank * p->P + op->tag) * p->M + op->mb) * p->V + op->chunk) * 2 + op->pass];
     SimTime base = total / op->nparts;
     /* the last part takes the remainder, so the parts add up to the pass exactly */
     return op->part + 1u == op->nparts ? total - base * (op->nparts - 1) : base;
@@ -232,12 +385,12 @@ static void comp_schedule(Prog *p, RankRun *r) {
     if (r->comp_ev == 0) p->err = OS_ERR_NOMEM;
 }
 
-/* The comm stream started or stopped a collective at `now`: every rank's op in flight changes
- * speed (all DP ranks are members of every collective, so all of them see it). */
-static void comm_changed(Prog *p, SimTime now) {
-    double rate = p->comm_active > 0 ? 1.0 - p->slowdown : 1.0;
+/* A stage's comm stream started or stopped a collective at `now`: every op in flight on that
+ * stage's workers changes speed (all of them are members of its DP collectives). */
+static void comm_changed(Prog *p, uint32_t stage, SimTime now) {
+    double rate = p->comm_active[stage] > 0 ? 1.0 - p->slowdown : 1.0;
     for (uint32_t i = 0; i < p->D; i++) {
-        RankRun *r = &p->ranks[i];
+        RankRun *r = &p->ranks[(size_t)stage * p->D + i];
         if (!r->computing || r->comp_rate == rate) continue;
         r->comp_rem -= (double)(now - r->comp_t0) * r->comp_rate;
         if (r->comp_rem < 0) r->comp_rem = 0;
@@ -252,8 +405,8 @@ static void on_coll_start(Engine *e, EventId id, void *data) {
     (void)id;
     Coll *c = data;
     Prog *p = c->prog;
-    p->comm_active++;
-    comm_changed(p, engine_now(e));
+    p->comm_active[c->stage]++;
+    comm_changed(p, c->stage, engine_now(e));
 }
 
 static void wake(Prog *p, RankRun *r, const Coll *c) {
@@ -291,8 +444,8 @@ static void on_coll_done(Engine *e, EventId id, void *data) {
     Coll *c = data;
     Prog *p = c->prog;
     if (c->async && p->slowdown > 0 && c->end > c->start) {
-        p->comm_active--;
-        comm_changed(p, engine_now(e));
+        p->comm_active[c->stage]--;
+        comm_changed(p, c->stage, engine_now(e));
     }
     /* wake in rank order (the list is LIFO): deterministic and readable timelines */
     int32_t head = c->waiters;
@@ -312,6 +465,32 @@ static void on_coll_done(Engine *e, EventId id, void *data) {
     }
 }
 
+/* A pipeline receive completes: until the sender issued the message the worker sat in the
+ * bubble (idle), after that it waited for the bytes (comm). */
+static void on_xfer_arrived(Engine *e, EventId id, void *data) {
+    (void)e;
+    (void)id;
+    RankRun *r = data;
+    Prog *p = r->prog;
+    const Op *op = &p->ops[r->pc];
+    Xfer *x = prog_xfer(p, r->replica, op->coll);
+    SimTime arrive = x->sent + x->dur, from = r->wait_since, tx = x->sent > from ? x->sent : from;
+    if (tx > from) {
+        r->idle += tx - from;
+        r->tag_idle[op->tag] += tx - from;
+        span(p, r->rank, op->tag, 2, "bubble", from, tx);
+    }
+    if (arrive > tx) {
+        r->comm += arrive - tx;
+        r->tag_comm[op->tag] += arrive - tx;
+        span(p, r->rank, op->tag, 1, op->name, tx, arrive);
+    }
+    x->waiter = -1;
+    r->t = arrive;
+    r->pc++;
+    advance(r);
+}
+
 static void park(Prog *p, RankRun *r, Coll *c) {
     r->wait_since = r->t;
     r->next_waiter = c->waiters;
@@ -325,19 +504,20 @@ static void schedule(Prog *p, SimTime t, EventFn *fn, void *data) {
 
 static void advance(RankRun *r) {
     Prog *p = r->prog;
-    while (r->pc < p->n_ops) {
+    size_t end = p->op_begin[r->stage + 1];
+    while (r->pc < end) {
         const Op *op = &p->ops[r->pc];
         Coll *c = &p->colls[op->coll];
         switch ((OpKind)op->kind) {
         case OP_COMPUTE: {
-            SimTime d = compute_dur(p, r->rank, op);
+            SimTime d = compute_dur(p, r, op);
             if (d > 0 && p->slowdown > 0 && op->pass != 2) {
                 /* GPU work beside the comm stream: its end moves with the collectives */
                 r->computing = 1;
                 r->comp_full = d;
                 r->comp_rem = (double)d;
                 r->comp_t0 = r->comp_start = r->t;
-                r->comp_rate = p->comm_active > 0 ? 1.0 - p->slowdown : 1.0;
+                r->comp_rate = p->comm_active[r->stage] > 0 ? 1.0 - p->slowdown : 1.0;
                 comp_schedule(p, r);
                 return;
             }
@@ -355,7 +535,7 @@ static void advance(RankRun *r) {
         case OP_SYNC:
             park(p, r, c);
             if (r->t > c->max_arr || c->arrived == 0) c->max_arr = r->t;
-            if (++c->arrived == p->D) {
+            if (++c->arrived == c->members) {
                 c->start = c->max_arr;
                 if (c->after >= 0) { /* every member passed colls[after]: its end is known */
                     SimTime ready = p->colls[c->after].end + c->after_delay;
@@ -370,25 +550,45 @@ static void advance(RankRun *r) {
             r->local_tail = OS_MAX(r->t, r->local_tail) + c->dur;
             p->local_end[(size_t)r->rank * p->n_colls + op->coll] = r->local_tail;
             if (r->t > c->max_arr || c->arrived == 0) c->max_arr = r->t;
-            if (++c->arrived == p->D) {
-                /* every member issued every earlier collective too, so comm_tail is final */
-                c->start = OS_MAX(c->max_arr, p->comm_tail);
+            if (++c->arrived == c->members) {
+                /* every member issued every earlier collective too, so the tail is final */
+                c->start = OS_MAX(c->max_arr, p->comm_tail[c->stage]);
                 c->end = c->start + c->dur;
                 c->known = 1;
-                p->comm_tail = c->end;
+                p->comm_tail[c->stage] = c->end;
                 if (p->slowdown > 0 && c->end > c->start) schedule(p, c->start, on_coll_start, c);
                 schedule(p, c->end, on_coll_done, c);
             }
             r->pc++;
             continue;
         case OP_WAIT:
-            if (r->pc == p->final_wait_op) r->final_wait_at = r->t;
+            if (r->pc == p->final_wait_op[r->stage]) r->final_wait_at = r->t;
             if (c->known && c->end <= r->t) {
                 r->pc++;
                 continue;
             }
             park(p, r, c);
             return;
+        case OP_SEND: {
+            /* eager: the message leaves now and arrives dur later; a receiver already parked
+             * on it wakes then */
+            Xfer *x = prog_xfer(p, r->replica, op->coll);
+            x->sent = r->t;
+            if (x->waiter >= 0) schedule(p, x->sent + x->dur, on_xfer_arrived, &p->ranks[x->waiter]);
+            r->pc++;
+            continue;
+        }
+        case OP_RECV: {
+            Xfer *x = prog_xfer(p, r->replica, op->coll);
+            if (x->sent >= 0 && x->sent + x->dur <= r->t) {
+                r->pc++;
+                continue;
+            }
+            r->wait_since = r->t;
+            x->waiter = (int32_t)r->rank;
+            if (x->sent >= 0) schedule(p, x->sent + x->dur, on_xfer_arrived, r);
+            return;
+        }
         }
     }
 }
@@ -398,12 +598,14 @@ OsStatus prog_run_step(Prog *p, Engine *e, SimTime start, const SimTime *dur, Si
     p->dur = dur;
     p->balance_dur = balance_dur;
     p->engine = e;
-    p->comm_tail = start;
     p->step_start = start;
     p->err = OS_OK;
     p->record = record;
     p->n_spans = 0;
-    p->comm_active = 0;
+    for (uint32_t q = 0; q < p->S; q++) {
+        p->comm_tail[q] = start;
+        p->comm_active[q] = 0;
+    }
     for (size_t i = 0; i < p->n_colls; i++) {
         Coll *c = &p->colls[i];
         c->arrived = 0;
@@ -413,25 +615,32 @@ OsStatus prog_run_step(Prog *p, Engine *e, SimTime start, const SimTime *dur, Si
         c->waiters = -1;
         c->prog = p;
     }
-    for (uint32_t r = 0; r < p->D; r++) {
-        RankRun *rr = &p->ranks[r];
+    for (size_t i = 0; i < p->n_xfers; i++) {
+        p->xfers[i].sent = -1;
+        p->xfers[i].waiter = -1;
+    }
+    for (uint32_t w = 0; w < p->W; w++) {
+        RankRun *rr = &p->ranks[w];
         memset(rr, 0, sizeof *rr);
-        rr->rank = r;
+        rr->rank = w;
+        rr->stage = w / p->D;
+        rr->replica = w % p->D;
+        rr->pc = (uint32_t)p->op_begin[rr->stage];
         rr->t = start;
         rr->local_tail = start;
         rr->next_waiter = -1;
         rr->prog = p;
     }
-    for (uint32_t r = 0; r < p->D; r++) advance(&p->ranks[r]);
+    for (uint32_t w = 0; w < p->W; w++) advance(&p->ranks[w]);
     OsStatus st = engine_run(e);
     if (st != OS_OK) return st;
     if (p->err != OS_OK) return os_fail(p->err, "replay", "engine", NULL, "out of memory while simulating");
     SimTime mx = start;
-    for (uint32_t r = 0; r < p->D; r++) {
-        const RankRun *rr = &p->ranks[r];
-        if (rr->pc != p->n_ops)
-            return os_fail(OS_ERR_INTERNAL, "replay", "engine", NULL, "rank %u stopped at op %u of %zu",
-                           r, rr->pc, p->n_ops);
+    for (uint32_t w = 0; w < p->W; w++) {
+        const RankRun *rr = &p->ranks[w];
+        if (rr->pc != p->op_begin[rr->stage + 1])
+            return os_fail(OS_ERR_INTERNAL, "replay", "engine", NULL, "worker %u (stage %u) stopped at op %u of %zu",
+                           w, rr->stage, rr->pc, p->op_begin[rr->stage + 1]);
         if (rr->t > mx) mx = rr->t;
     }
     *end = mx;
@@ -455,25 +664,30 @@ OsStatus prog_write_timeline(const Prog *p, const char *json_path, const char *c
     /* Chrome trace event format: complete events ("ph":"X", ts/dur in microseconds), one
      * process per node and one thread per DP rank, plus name metadata ("ph":"M"). */
     fprintf(js.fp, "{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n");
-    uint32_t nodes = (p->D + dp_per_node - 1) / dp_per_node;
+    uint32_t nodes = (p->W + dp_per_node - 1) / dp_per_node;
     int first = 1;
     for (uint32_t n = 0; n < nodes; n++) {
         fprintf(js.fp, "%s{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":%u,\"tid\":0,\"args\":{\"name\":\"node %u\"}}",
                 first ? "" : ",\n", n, n);
         first = 0;
     }
-    for (uint32_t r = 0; r < p->D; r++)
-        fprintf(js.fp, ",\n{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%u,\"tid\":%u,\"args\":{\"name\":\"dp rank %u\"}}",
-                r / dp_per_node, r, r);
-    fprintf(cs.fp, "rank,node,phase,op,kind,start_s,end_s\n");
+    for (uint32_t r = 0; r < p->W; r++) {
+        if (p->S == 1)
+            fprintf(js.fp, ",\n{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%u,\"tid\":%u,\"args\":{\"name\":\"dp rank %u\"}}",
+                    r / dp_per_node, r, r);
+        else
+            fprintf(js.fp, ",\n{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%u,\"tid\":%u,\"args\":{\"name\":\"stage %u dp rank %u\"}}",
+                    r / dp_per_node, r, r / p->D, r % p->D);
+    }
+    fprintf(cs.fp, "rank,node,phase,op,kind,start_s,end_s,stage,replica\n");
     for (size_t i = 0; i < p->n_spans; i++) {
         const Span *s = &p->spans[i];
         double ts = (double)(s->start - p->step_start) * 1e-3, du = (double)(s->end - s->start) * 1e-3;
         fprintf(js.fp, ",\n{\"name\":\"%s %s\",\"cat\":\"%s\",\"ph\":\"X\",\"ts\":%.3f,\"dur\":%.3f,\"pid\":%u,\"tid\":%u}",
                 tag_names[s->tag], s->name, KIND_NAMES[s->kind], ts, du, s->rank / dp_per_node, s->rank);
-        fprintf(cs.fp, "%u,%u,%s,%s,%s,%.9f,%.9f\n", s->rank, s->rank / dp_per_node, tag_names[s->tag], s->name,
+        fprintf(cs.fp, "%u,%u,%s,%s,%s,%.9f,%.9f,%u,%u\n", s->rank, s->rank / dp_per_node, tag_names[s->tag], s->name,
                 KIND_NAMES[s->kind], (double)(s->start - p->step_start) * 1e-9,
-                (double)(s->end - p->step_start) * 1e-9);
+                (double)(s->end - p->step_start) * 1e-9, s->rank / p->D, s->rank % p->D);
     }
     fprintf(js.fp, "\n]}\n");
     js_open = 0;

@@ -9,6 +9,15 @@
  *   barrier — built from the training setup; executing one step on the engine with busy/idle/
  *   comm accounting per rank and per phase; compute slowed by a factor while an asynchronous
  *   collective runs beside it (NCCL kernels take SMs and HBM bandwidth); timeline spans.
+ *   With a pipeline (S stages x V chunks) every worker (stage, replica) runs its stage's list:
+ *   Megatron-LM's 1F1B order (warm-up forwards, one-forward-one-backward, cool-down) or its
+ *   interleaved order over V chunks, activations and gradients passed to the neighbouring
+ *   virtual stage by eager sends (the receiver waits: bubble idle until the sender issued it,
+ *   transfer comm after), each stage's gradients synchronised in its own DP group after its
+ *   last backward (DDP all-reduce; SHARD_GRAD_OP = the distributed optimizer: reduce-scatter,
+ *   optimizer on the shard, parameter all-gather), the gradient norm over every worker.
+ *   Source: Narayanan et al. 2021 (arXiv 2104.04473) §2.2; Megatron-LM schedules.py
+ *   (forward_backward_pipelining_with/without_interleaving).
  * Does not: compute costs (replay.c fills durations) or decide placements (policies).
  * Time: SimTime ns. Accounting invariant: for every rank, busy + idle + comm = step time.
  * idle = time lost to other ranks (arriving late at a collective); comm = exposed
@@ -21,17 +30,24 @@
 
 #include "sim/engine.h"
 
-/* Tags for accounting: 0..P-1 are the phases; then these three. */
+/* Tags for accounting: 0..P-1 are the phases; then these four. PIPE is the pipeline: waiting
+ * for a neighbouring stage's activations or gradients (the bubble) and the transfers. */
 #define PROG_TAG_SYNC(P) (P)
 #define PROG_TAG_BALANCE(P) ((P) + 1)
 #define PROG_TAG_OPTIM(P) ((P) + 2)
-#define PROG_MAX_TAGS 8
+#define PROG_TAG_PIPE(P) ((P) + 3)
+#define PROG_MAX_TAGS 10
+#define PROG_ALL_STAGES 255 /* a collective of every worker (the step-end barrier) */
 #define PROG_MAX_MB 4096 /* micro-batches per step */
 #define PROG_MAX_GROUPS 1024 /* FSDP layer groups per module */
+#define PROG_MAX_STAGES 254 /* pipeline stages (stage ids fit a byte beside PROG_ALL_STAGES) */
 
 typedef enum { SHARD_DDP = 0, SHARD_FULL = 1, SHARD_GRAD_OP = 2 } ShardMode;
 
-typedef enum { OP_COMPUTE = 0, OP_SYNC, OP_ASYNC, OP_WAIT } OpKind;
+/* OP_SEND / OP_RECV: a pipeline transfer to / from the neighbouring virtual stage of the same
+ * replica. Sends are eager (isend: the sender goes on, the bytes arrive dur later); a receive
+ * waits until they have arrived. */
+typedef enum { OP_COMPUTE = 0, OP_SYNC, OP_ASYNC, OP_WAIT, OP_SEND, OP_RECV } OpKind;
 
 typedef struct {
     uint8_t kind;   /* OpKind */
@@ -40,7 +56,9 @@ typedef struct {
     uint16_t part;  /* COMPUTE: this op is part `part` of `nparts` of the pass */
     uint16_t nparts;
     uint16_t mb;    /* COMPUTE: micro-batch */
-    uint32_t coll;  /* SYNC/ASYNC/WAIT: collective index */
+    uint16_t chunk; /* COMPUTE: model chunk (interleaved pipelines; 0 otherwise) */
+    uint32_t coll;  /* SYNC/ASYNC/WAIT: collective index; SEND/RECV: transfer slot (the
+                       replica's transfer is slot + replica * xfers_per_replica) */
     const char *name; /* "fwd", "bwd", "a2a-in", "allreduce", ... (static string) */
 } Op;
 
@@ -53,6 +71,8 @@ typedef struct {
     uint8_t role;      /* CollRole */
     uint8_t enc;       /* COLL_A2A_IN: encoder index */
     uint16_t mb;       /* A2A roles: micro-batch */
+    uint8_t stage;     /* the pipeline stage whose workers take part, or PROG_ALL_STAGES */
+    uint32_t members;  /* workers taking part */
     const char *name;
     /* per-step state */
     uint32_t arrived;
@@ -68,12 +88,20 @@ typedef struct {
     SimTime after_delay;
 } Coll;
 
+/* One pipeline transfer of one replica (activations forward or gradients backward). */
+typedef struct {
+    SimTime dur;         /* set per step by the caller */
+    SimTime sent;        /* when the sender issued it, or -1 */
+    int32_t waiter;      /* the receiving worker parked on it, or -1 */
+} Xfer;
+
 typedef struct {
     uint32_t pc;
     SimTime t;           /* == engine now whenever the rank is advanced */
     SimTime wait_since;
     int32_t next_waiter;
-    uint32_t rank;
+    uint32_t rank;       /* worker index: stage * D + replica */
+    uint32_t stage, replica;
     SimTime busy, idle, comm;
     SimTime tag_busy[PROG_MAX_TAGS], tag_idle[PROG_MAX_TAGS], tag_comm[PROG_MAX_TAGS];
     SimTime final_wait_at; /* when the rank reached the end-of-step gradient wait */
@@ -97,26 +125,32 @@ typedef struct {
 } Span;
 
 typedef struct Prog {
-    uint32_t D, P, M;        /* ranks, phases, micro-batches per step */
+    uint32_t D, P, M;        /* data-parallel replicas, phases, micro-batches per step */
+    uint32_t S, V, W;        /* pipeline stages, model chunks per stage, workers = S * D */
     double slowdown;         /* [0, 1): compute speed lost while an async collective runs */
-    int comm_active;         /* async collectives running now */
-    Op *ops;
+    int comm_active[PROG_MAX_STAGES]; /* async collectives running now, per stage's DP group */
+    Op *ops;                 /* every stage's ops: stage s's are [op_begin[s], op_begin[s+1]) */
     size_t n_ops, cap_ops;
+    size_t op_begin[PROG_MAX_STAGES + 1];
+    Xfer *xfers;             /* [D * xfers_per_replica] pipeline transfers */
+    size_t n_xfers, xfers_per_replica;
     Coll *colls;
     size_t n_colls, cap_colls;
-    uint32_t final_wait_op;  /* index of the end-of-step WAIT on the last gradient collective */
+    uint32_t final_wait_op[PROG_MAX_STAGES]; /* each stage's end-of-step WAIT on its last
+                                gradient collective (op index) */
     int32_t lengths_coll;    /* the length all-gather of post-balancing, or -1 */
     /* per-step inputs */
-    const SimTime *dur;      /* [D * P * M * 2] compute time of rank r, phase p, micro-batch k,
-                                pass (fwd/bwd): dur[((r * P + p) * M + k) * 2 + pass] */
+    const SimTime *dur;      /* [W * P * M * V * 2] compute time of worker w, phase p, micro-batch
+                                k, chunk c, pass: dur[(((w * P + p) * M + k) * V + c) * 2 + pass] */
     SimTime balance_dur;     /* balancer op, same on every rank */
     SimTime opt_dur;         /* optimizer step, same on every rank (set once) */
+    SimTime stage_opt[PROG_MAX_STAGES]; /* the optimizer step of each stage's workers */
     /* per-step execution */
-    RankRun *ranks;          /* [D] */
-    SimTime *local_end;      /* [D * n_colls] end of async collective c had no peer been late:
+    RankRun *ranks;          /* [W] */
+    SimTime *local_end;      /* [W * n_colls] end of async collective c had no peer been late:
                                 waiting past it is idle (peers), up to it is exposed comm */
     Engine *engine;          /* borrowed */
-    SimTime comm_tail;       /* when the comm stream's last collective ends */
+    SimTime comm_tail[PROG_MAX_STAGES]; /* when each stage group's comm stream is free */
     SimTime step_start;
     OsStatus err;
     /* timeline recording (when record != 0) */
@@ -126,8 +160,16 @@ typedef struct Prog {
 } Prog;
 
 typedef struct {
-    uint32_t D, P;           /* ranks, phases (P-1 encoders then the LLM) */
+    uint32_t D, P;           /* replicas, phases (P-1 encoders then the LLM) */
     uint32_t M;              /* micro-batches per step (>= 1; 0 is read as 1) */
+    /* pipeline (S = 1: none, the whole model on every worker) */
+    uint32_t S, V;           /* stages, model chunks per stage (V > 1: interleaved 1F1B) */
+    const uint8_t *on_vstage;/* [P * S * V] 1 when phase p has work on virtual stage v
+                                (v = chunk * S + stage); NULL with S = V = 1 */
+    const SimTime *stage_grad_dur; /* [S] one gradient bucket's collective of a stage's DP group */
+    const SimTime *stage_ag_dur;   /* [S] SHARD_GRAD_OP: one bucket's parameter all-gather after
+                                      the optimizer (the distributed optimizer's) */
+    const SimTime *stage_opt_dur;  /* [S] the optimizer step on a stage's parameters */
     int fsdp;                /* ShardMode: 0 DDP buckets, 1 FSDP FULL_SHARD, 2 SHARD_GRAD_OP */
     const uint32_t *groups;  /* [P] FSDP layer groups per module (NULL: `group` for all) */
     uint32_t group;          /* FSDP layer groups per module when groups is NULL */
@@ -145,14 +187,26 @@ typedef struct {
 OsStatus prog_create(Prog **out, const ProgSpec *spec);
 void prog_destroy(Prog *p);
 
-/* Run one step starting at `start` on engine e (empty queue). dur: [D*P*M*2]. Coll durations
- * of roles other than COLL_FIXED must be set by the caller before. On return every rank's
+/* Run one step starting at `start` on engine e (empty queue). dur: [W*P*M*V*2]. Coll durations
+ * of roles other than COLL_FIXED, and every pipeline transfer's (prog_xfer), must be set by the
+ * caller before. On return every rank's
  * accounting is filled and the step end is max over ranks of t. */
 OsStatus prog_run_step(Prog *p, Engine *e, SimTime start, const SimTime *dur, SimTime balance_dur,
                        int record, SimTime *end);
+/* Transfer slot of a pipeline message: micro-batch k between virtual stages v and v + 1
+ * (dir 0: activations v -> v+1, dir 1: gradients v+1 -> v). */
+static inline size_t prog_xfer_slot(const Prog *p, uint32_t k, uint32_t v, int dir) {
+    return ((size_t)k * (p->S * p->V - 1) + v) * 2 + (size_t)dir;
+}
+
+/* The transfer of replica d in slot `slot`, whose dur the caller sets each step. */
+static inline Xfer *prog_xfer(Prog *p, uint32_t d, size_t slot) {
+    return &p->xfers[(size_t)d * p->xfers_per_replica + slot];
+}
 
 /* Write recorded spans: Chrome trace JSON (Perfetto / chrome://tracing) and a CSV beside it.
- * tag_names: [P+3] names for tags. node_of: DP rank -> node. */
+ * tag_names: [P+4] names for tags. One track per worker (stage, replica); node of a worker:
+ * replica / dp_per_node within its stage's nodes. */
 OsStatus prog_write_timeline(const Prog *p, const char *json_path, const char *csv_path,
                              const char *const *tag_names, uint32_t dp_per_node);
 

@@ -505,7 +505,7 @@ static OsStatus replay_setup(Replay *R, const ReplayConfig *cfg, Trace *t, Repla
     if (!cfg->policy) OS_FAIL(OS_ERR_ARG, "replay", "--policy", NULL, "no policy given");
     OS_CHECK(cluster_validate(cl));
     OS_CHECK(model_validate(m, m->name));
-    if (R->P > REPLAY_MAX_PHASES || R->P + 3 > PROG_MAX_TAGS)
+    if (R->P > REPLAY_MAX_PHASES || R->P + 4 > PROG_MAX_TAGS)
         OS_FAIL(OS_ERR_ARG, m->name, "encoders", NULL, "too many encoders (%u)", m->n_enc);
     for (uint32_t p = 0; p < R->P; p++) cost_unit_prepare(&R->unit[p], &R->cm, p);
     map_modalities(R, t);
@@ -654,6 +654,7 @@ OsStatus replay_run(ReplaySummary *sum, const ReplayConfig *cfg, Trace *t, Repla
             names[PROG_TAG_SYNC(R.P)] = "sync";
             names[PROG_TAG_BALANCE(R.P)] = "balance";
             names[PROG_TAG_OPTIM(R.P)] = "optimizer";
+            names[PROG_TAG_PIPE(R.P)] = "pipe";
             char csv[4200];
             size_t L = strlen(cfg->timeline_path);
             if (L > 5 && !strcmp(cfg->timeline_path + L - 5, ".json"))

@@ -337,11 +337,12 @@ Test(schema, run_level_columns_as_briefed) {
     for (size_t i = 0; i < s->n_cols; i++) cr_assert_str_eq(runtable_field(i)->name, s->cols[i].name);
     /* timeline and validate headers as briefed */
     const CsvSchema *tl = schema_find("timeline"), *va = schema_find("validate");
-    const char *tln[] = {"rank", "node", "phase", "op", "kind", "start_s", "end_s"};
+    const char *tln[] = {"rank", "node", "phase", "op", "kind", "start_s", "end_s", "stage", "replica"};
     const char *van[] = {"step", "policy", "measured_s", "predicted_s", "error_frac", "mfu_measured"};
-    cr_assert_eq(tl->n_cols, 7);
+    cr_assert_eq(tl->n_cols, 9); /* the seven briefed, then the pipeline's two (optional on input) */
+    cr_assert_eq(tl->n_required, 7);
     cr_assert_eq(va->n_cols, 6);
-    for (int i = 0; i < 7; i++) cr_assert_str_eq(tl->cols[i].name, tln[i]);
+    for (int i = 0; i < 9; i++) cr_assert_str_eq(tl->cols[i].name, tln[i]);
     for (int i = 0; i < 6; i++) cr_assert_str_eq(va->cols[i].name, van[i]);
     /* step-level: 18 fixed columns then 5 per phase, image/audio/video/llm */
     const CsvSchema *st = schema_find("step");

@@ -4,6 +4,7 @@
  * the last micro-batch), the optimizer op, and the compute slowdown beside a running
  * collective, to the nanosecond. */
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/status.h"
@@ -106,4 +107,111 @@ Test(program, bad_shapes_are_refused) {
     s.group = 0;
     cr_assert_eq(prog_create(&p, &s), OS_ERR_ARG);
     cr_assert_null(p);
+}
+
+/* ---- pipelines --------------------------------------------------------------------------- */
+
+/* D replicas, one phase (the LLM), S stages x V chunks, M micro-batches; every (stage, chunk,
+ * micro-batch) takes f forward and b backward; transfers take x; no gradient sync, optimizer or
+ * clip. Returns the step time; the durations array is freed. */
+static SimTime run_pipe(uint32_t D, uint32_t S, uint32_t V, uint32_t M, SimTime f, SimTime b, SimTime x,
+                        Prog **out) {
+    uint8_t on[64];
+    for (uint32_t v = 0; v < S * V; v++) on[v] = 1;
+    SimTime grad[1] = {0}, sgrad[16] = {0};
+    ProgSpec s = {.D = D, .P = 1, .M = M, .S = S, .V = V, .on_vstage = on, .fsdp = SHARD_DDP, .buckets = 1,
+                  .grad_coll_dur = grad, .stage_grad_dur = sgrad};
+    Prog *p = NULL;
+    os_clear_error();
+    cr_assert_eq(prog_create(&p, &s), OS_OK, "%s", os_last_error());
+    size_t n = (size_t)p->W * M * V * 2;
+    SimTime *dur = malloc(n * sizeof *dur);
+    for (size_t i = 0; i < n; i++) dur[i] = i % 2 ? b : f;
+    for (size_t i = 0; i < p->n_xfers; i++) p->xfers[i].dur = x;
+    Engine *e = NULL;
+    cr_assert_eq(engine_create(&e, ENGINE_HEAP, 64), OS_OK);
+    SimTime end = 0;
+    os_clear_error();
+    cr_assert_eq(prog_run_step(p, e, 0, dur, 0, 0, &end), OS_OK, "%s", os_last_error());
+    for (uint32_t w = 0; w < p->W; w++) {
+        const RankRun *rr = &p->ranks[w];
+        cr_assert_eq(rr->busy + rr->idle + rr->comm, rr->t, "worker %u: busy + idle + comm != its end", w);
+        cr_assert_eq(rr->busy, (SimTime)M * V * (f + b), "worker %u computes every (micro-batch, chunk)", w);
+    }
+    engine_destroy(e);
+    free(dur);
+    *out = p;
+    return end;
+}
+
+/* 1F1B (Narayanan et al. 2021 §2.2.1): the step takes (M + S - 1)(f + b); every stage idles the
+ * bubble (S - 1)(f + b), a fraction (S - 1) / (M + S - 1) of the step. */
+Test(program, one_f_one_b_bubble) {
+    const uint32_t cases[][3] = {{4, 8, 1}, {4, 4, 2}, {8, 32, 1}, {2, 1, 3}, {3, 7, 1}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        uint32_t S = cases[c][0], M = cases[c][1], D = cases[c][2];
+        Prog *p = NULL;
+        SimTime f = 1000, b = 2000;
+        SimTime end = run_pipe(D, S, 1, M, f, b, 0, &p);
+        cr_assert_eq(end, (SimTime)(M + S - 1) * (f + b), "S=%u M=%u: %lld", S, M, (long long)end);
+        for (uint32_t w = 0; w < p->W; w++) {
+            double bubble = (double)p->ranks[w].idle / (double)end;
+            cr_assert_float_eq(bubble, (double)(S - 1) / (M + S - 1), 1e-9, "S=%u M=%u worker %u", S, M, w);
+        }
+        prog_destroy(p);
+    }
+}
+
+/* Interleaved 1F1B with V chunks of 1/V of the work: the bubble shrinks V-fold,
+ * step = M (f + b) + (S - 1)(f + b) / V (Narayanan et al. 2021 §2.2.2). */
+Test(program, interleaved_bubble) {
+    const uint32_t cases[][3] = {{4, 8, 2}, {4, 4, 2}, {2, 8, 4}, {4, 16, 4}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        uint32_t S = cases[c][0], M = cases[c][1], V = cases[c][2];
+        Prog *p = NULL;
+        SimTime f = 1000 * 4, b = 2000 * 4; /* whole-model times; a chunk takes 1/V */
+        SimTime end = run_pipe(1, S, V, M, f / V, b / V, 0, &p);
+        SimTime want = (SimTime)M * (f + b) + (SimTime)(S - 1) * (f + b) / V;
+        cr_assert_eq(end, want, "S=%u M=%u V=%u: %lld, want %lld", S, M, V, (long long)end, (long long)want);
+        prog_destroy(p);
+    }
+}
+
+/* Transfers: with 1F1B and a transfer of x each way the first forward reaches the last stage
+ * (S - 1)(f + x) after the start, and the critical path crosses 2 (S - 1) transfers; the
+ * waiting splits into bubble (idle) and transfer (comm), each worker's adding up. */
+Test(program, pipeline_transfers_on_the_critical_path) {
+    Prog *p = NULL;
+    SimTime f = 1000, b = 2000, x = 100;
+    uint32_t S = 4, M = 8;
+    SimTime end = run_pipe(2, S, 1, M, f, b, x, &p);
+    cr_assert(end >= (SimTime)(M + S - 1) * (f + b) + 2 * (S - 1) * x, "%lld", (long long)end);
+    SimTime comm = 0;
+    for (uint32_t w = 0; w < p->W; w++) comm += p->ranks[w].comm;
+    cr_assert(comm > 0);
+    prog_destroy(p);
+}
+
+/* Refusals, each naming why: FULL_SHARD with a pipeline, an interleaved schedule whose
+ * micro-batch count is not a multiple of pp, a pipeline without its placement. */
+Test(program, pipeline_refusals) {
+    uint8_t on[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+    SimTime grad[1] = {0};
+    ProgSpec s = {.D = 2, .P = 1, .M = 6, .S = 4, .V = 2, .on_vstage = on, .fsdp = SHARD_DDP, .buckets = 1,
+                  .grad_coll_dur = grad};
+    Prog *p = NULL;
+    os_clear_error();
+    cr_assert_eq(prog_create(&p, &s), OS_ERR_ARG);
+    cr_assert(strstr(os_last_error(), "multiple of pp"), "%s", os_last_error());
+    s.M = 8;
+    s.fsdp = SHARD_FULL;
+    os_clear_error(); /* the record keeps the first error */
+    cr_assert_eq(prog_create(&p, &s), OS_ERR_ARG);
+    cr_assert(strstr(os_last_error(), "FULL_SHARD"), "%s", os_last_error());
+    s.fsdp = SHARD_DDP;
+    s.on_vstage = NULL;
+    cr_assert_eq(prog_create(&p, &s), OS_ERR_ARG);
+    s.on_vstage = on;
+    cr_assert_eq(prog_create(&p, &s), OS_OK, "%s", os_last_error());
+    prog_destroy(p);
 }
