@@ -569,7 +569,9 @@ OsStatus import_run_opts(const ImportConfig *cfg, const ImportOptions *opt, Impo
         uint64_t keep = (uint64_t)d.all.n_examples - sum->dropped;
         for (uint64_t k = 0; k < keep; k++) {
             const TraceExample *e = &d.all.examples[perm[k]];
-            OS_CHECK(trace_step_push(&d.step, e->text, e->id, d.all.items + e->first_item, e->n_items));
+            /* no items at all: items is NULL, and NULL + 0 is undefined (UBSan, fuzz_import) */
+            const TraceItem *its = e->n_items ? d.all.items + e->first_item : NULL;
+            OS_CHECK(trace_step_push(&d.step, e->text, e->id, its, e->n_items));
             if (d.step.n_examples == B) OS_CHECK(flush_step(&d));
         }
     }
