@@ -245,6 +245,11 @@ Test(outputs_cli, output_equal_to_input_is_refused) {
     cr_assert(fgets(buf, sizeof buf, r));
     fclose(r);
     cr_assert_str_eq(buf, "{\"text\": 1}\n", "import replaced its own input");
+    /* the same through stdin: `import - -o a.jsonl < a.jsonl` */
+    snprintf(args, sizeof args, "import - -o %s -b 1 -d 1 < %s", in, in);
+    cr_assert_neq(th_run(&out, args), 0);
+    cr_assert(strstr(out, "is also an input"), "%s", out);
+    free(out);
 }
 
 Test(outputs_cli, dash_is_stdout) {

@@ -520,10 +520,9 @@ OsStatus import_run_opts(const ImportConfig *cfg, const ImportOptions *opt, Impo
     ALLOC_CHECK(rd);
     c.rd = rd;
     OS_CHECK(open_input(rd, cfg->input, shown));
-    if (strcmp(cfg->input, "-") != 0) {
-        os_input_note(cfg->input); /* -o may not replace it */
-        noted = 1;
-    }
+    /* -o may not replace the input (for "-", whatever file stdin is redirected from) */
+    os_input_note(strcmp(cfg->input, "-") ? cfg->input : "/dev/stdin");
+    noted = 1;
     /* a UTF-8 byte-order mark (Windows editors, some exporters) is not part of the data */
     if (import_peek(&c) == 0xef) {
         import_get(&c);
@@ -588,7 +587,7 @@ fail:
     free(row.items);
     if (rd && rd->gz) gzclose(rd->gz);
     free(rd);
-    if (noted) os_input_drop(cfg->input);
+    if (noted) os_input_drop(strcmp(cfg->input, "-") ? cfg->input : "/dev/stdin");
     trace_step_free(&d.step);
     trace_step_free(&d.all);
     return st;
