@@ -56,6 +56,7 @@ OsStatus fid_read_runs(FidRun **runs, size_t *n, const char *path) {
     int c_mfu = csv_col(t, "mfu_pct"), c_hfu = csv_col(t, "hfu_pct"), c_np = csv_col(t, "num_params");
     int c_gpn = csv_col(t, "gpus_per_node"), c_tp = csv_col(t, "tp"), c_peak = csv_col(t, "peak_tflops");
     int c_mp = csv_col(t, "mp_mode");
+    int c_pp = csv_col(t, "pp"), c_cp = csv_col(t, "cp"), c_vp = csv_col(t, "vp");
     size_t rows = csv_n_rows(t);
     if (rows == 0) OS_FAIL(OS_ERR_FORMAT, path, NULL, "one row per published run", "no rows");
     r = calloc(rows, sizeof *r);
@@ -76,6 +77,10 @@ OsStatus fid_read_runs(FidRun **runs, size_t *n, const char *path) {
         x->gpus_per_node = 8, x->tp = 1;
         if (c_gpn >= 0 && *csv_str(t, i, (size_t)c_gpn)) OS_CHECK(col_u32(&x->gpus_per_node, t, i, c_gpn, 1, "gpus_per_node"));
         if (c_tp >= 0 && *csv_str(t, i, (size_t)c_tp)) OS_CHECK(col_u32(&x->tp, t, i, c_tp, 1, "tp"));
+        x->pp = x->cp = x->vp = 1;
+        if (c_pp >= 0 && *csv_str(t, i, (size_t)c_pp)) OS_CHECK(col_u32(&x->pp, t, i, c_pp, 1, "pp"));
+        if (c_cp >= 0 && *csv_str(t, i, (size_t)c_cp)) OS_CHECK(col_u32(&x->cp, t, i, c_cp, 1, "cp"));
+        if (c_vp >= 0 && *csv_str(t, i, (size_t)c_vp)) OS_CHECK(col_u32(&x->vp, t, i, c_vp, 1, "vp"));
         OS_CHECK(csv_num(&x->tps_pub, t, i, (size_t)c_tps));
         snprintf(f, sizeof f, "line %zu: column tokens_per_s_per_gpu", x->line);
         if (!(x->tps_pub > 0)) OS_FAIL(OS_ERR_FORMAT, path, f, NULL, "must be a positive number");
@@ -84,7 +89,10 @@ OsStatus fid_read_runs(FidRun **runs, size_t *n, const char *path) {
         if (!strcmp(sh, "FULL_SHARD")) x->setup = SETUP_FSDP;
         else if (!strcmp(sh, "SHARD_GRAD_OP")) x->setup = SETUP_FSDP_GRAD_OP;
         else if (!strcmp(sh, "NO_SHARD") || !strcmp(sh, "DDP")) x->setup = SETUP_DDP;
-        else OS_FAIL(OS_ERR_FORMAT, path, f, "FULL_SHARD, SHARD_GRAD_OP or NO_SHARD", "'%s' is not a sharding strategy", sh);
+        /* Megatron-LM's distributed optimizer (ZeRO-1 over DP): bf16 weights whole, gradients
+         * reduce-scattered, parameters all-gathered after the step — SHARD_GRAD_OP's collectives */
+        else if (!strcmp(sh, "DIST_OPT")) x->setup = SETUP_FSDP_GRAD_OP;
+        else OS_FAIL(OS_ERR_FORMAT, path, f, "FULL_SHARD, SHARD_GRAD_OP, NO_SHARD or DIST_OPT", "'%s' is not a sharding strategy", sh);
         snprintf(x->sharding, sizeof x->sharding, "%s", sh);
         x->ckpt = truthy(csv_str(t, i, (size_t)c_ckpt));
         x->reduce_bytes = 4;
@@ -228,9 +236,10 @@ OsStatus fid_predict(FidResult *res, const FidRun *run, const FidOptions *o) {
     /* the benchmark sets max_seq_len to its sequence length (the learned position table) */
     if (m.max_seq < run->seq_len || m.llm.pos == POS_LEARNED) m.max_seq = run->seq_len;
     res->params_ours = (double)model_params(&m);
-    uint32_t dp = run->gpus / (run->tp ? run->tp : 1);
-    if (run->tp == 0 || run->gpus % run->tp || dp == 0) {
-        why(res, "%s", "tp does not divide the GPU count");
+    uint64_t mp = (uint64_t)(run->tp ? run->tp : 1) * (run->pp ? run->pp : 1) * (run->cp ? run->cp : 1);
+    uint32_t dp = (uint32_t)(run->gpus / mp);
+    if (run->tp == 0 || run->gpus % mp || dp == 0) {
+        why(res, "%s", "tp x pp x cp does not divide the GPU count");
         return OS_OK;
     }
     if (run->global_batch % dp) {
@@ -252,7 +261,9 @@ OsStatus fid_predict(FidResult *res, const FidRun *run, const FidOptions *o) {
     c.policy = policy_find("none");
     c.balancer_cost_s = 0;
     os_clear_error();
-    if (cluster_init(&c.cluster, run->gpus, run->gpus_per_node, run->tp) != OS_OK) {
+    c.par.tp = run->tp, c.par.pp = run->pp ? run->pp : 1, c.par.cp = run->cp ? run->cp : 1;
+    c.par.vp = run->vp ? run->vp : 1;
+    if (cluster_init_parallel(&c.cluster, run->gpus, run->gpus_per_node, c.par.tp, c.par.pp, c.par.cp) != OS_OK) {
         why(res, "cluster: %s", last_error_short());
         goto fail;
     }

@@ -27,6 +27,8 @@ typedef struct {
     uint32_t seq_len, gpus, micro_batch, grad_accum, global_batch;
     uint32_t gpus_per_node;   /* optional column, default 8 */
     uint32_t tp;              /* optional column, default 1 */
+    uint32_t pp, cp, vp;      /* optional columns, default 1: pipeline stages, context
+                                 parallelism, model chunks per stage (interleaved 1F1B) */
     TrainSetup setup;         /* from `sharding`: FULL_SHARD, SHARD_GRAD_OP, NO_SHARD (DDP) */
     char sharding[24];
     int ckpt;                 /* activation_checkpointing: full recomputation */

@@ -14,7 +14,7 @@ typedef struct {
     RunSeries series; /* per-step values for the confidence intervals */
     int phase_col[REPLAY_MAX_PHASES];
     FILE *csv, *json, *loads, *assign;
-    uint32_t dp_per_node, tp;
+    uint32_t dp_per_node;
     const char *policy;
     uint32_t P;
     char names[REPLAY_MAX_PHASES][32];
@@ -30,7 +30,7 @@ static OsStatus on_step(const StepResult *r, void *user) {
         fputs(s->n ? ",\n" : "", s->json);
         simout_step_json(s->json, s->policy, r, s->P, (const char(*)[32])s->names);
     }
-    if (s->loads) simout_loads_csv_rows(s->loads, s->policy, r, (const char(*)[32])s->names, s->dp_per_node, s->tp);
+    if (s->loads) simout_loads_csv_rows(s->loads, s->policy, r, (const char(*)[32])s->names, s->dp_per_node);
     if (s->assign) simout_assign_csv_rows(s->assign, s->policy, r, (const char(*)[32])s->names);
     s->n++;
     return OS_OK;
@@ -120,7 +120,6 @@ OsStatus cmd_replay(int argc, char **argv) {
         sink.json = fj.fp;
     }
     sink.dp_per_node = cfg.cluster.dp_per_node;
-    sink.tp = cfg.cluster.tp;
     sink.policy = policy;
     sink.P = replay_phase_names(sink.names, cfg.model);
     OS_CHECK(runtable_phase_cols(sink.phase_col, &sink.P, cfg.model));

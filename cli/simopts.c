@@ -28,7 +28,12 @@ void simopts_specs(OptSpec *s, SimOpts *o) {
         {"model", 'm', OPT_STR, &o->model, "NAME|FILE", "model preset or preset file (see sim/README-models.md)", 0, 0},
         {"gpus", 'g', OPT_U32, &o->gpus, "N", "GPUs in the simulated cluster (0: the trace's DP x TP)", 0, 1 << 24},
         {"gpus-per-node", 0, OPT_U32, &o->gpus_per_node, "N", "GPUs per node", 1, 1024},
-        {"tp", 0, OPT_U32, &o->tp, "N", "tensor-parallel size (DP = GPUs / TP)", 1, 1024},
+        {"tp", 0, OPT_U32, &o->tp, "N", "tensor-parallel size (DP = GPUs / TP); the same as --parallel tp=N", 1, 1024},
+        {"parallel", 0, OPT_STR, &o->parallel, "tp=T,pp=P,cp=C[,vp=V]", "parallel layout, DP = GPUs / (T*P*C); GPUs in Megatron-LM's order: TP innermost, then CP, DP, PP; vp > 1: interleaved 1F1B with V chunks per stage", 0, 0},
+        {"pp-layout", 0, OPT_STR, &o->pp_layout, "MOD=STAGE,...", "pipeline stage of each encoder and its projector (default: stage 0, with the embedding)", 0, 0},
+        {"allow-cross-node-tp", 0, OPT_FLAG, &o->allow_cross_node_tp, NULL, "allow a TP group larger than a node (its collectives then cross the NICs)", 0, 0},
+        {"tp-overlap", 0, OPT_FLAG, &o->tp_overlap, NULL, "hide TP collectives behind the GEMMs (Megatron --tp-comm-overlap); default: exposed", 0, 0},
+        {"no-sequence-parallel", 0, OPT_FLAG, &o->no_sp, NULL, "TP without sequence parallelism: all-reduces instead of all-gather + reduce-scatter, norms replicated", 0, 0},
         {"setup", 0, OPT_STR, &o->setup, "ddp|fsdp|fsdp-grad-op", "training setup: DDP all-reduce, FSDP FULL_SHARD (ZeRO-3) or SHARD_GRAD_OP (ZeRO-2) per layer group", 0, 0},
         {"allreduce", 0, OPT_STR, &o->allreduce, "ring|tree", "DDP all-reduce algorithm", 0, 0},
         {"steps", 'n', OPT_U64, &o->steps, "K", "replay at most K steps (0: all)", 0, 0},
@@ -106,14 +111,32 @@ OsStatus simopts_resolve(ReplayConfig *cfg, SimOpts *o, Trace *t) {
     cfg->popt.cap_llm_tokens = o->cap_tokens;
     cfg->popt.cap_enc_positions = o->cap_positions;
     cfg->popt.seed = o->seed;
+    Layout *L = &cfg->par;
+    layout_init(L);
+    if (o->parallel) {
+        OS_CHECK(layout_parse(L, o->parallel));
+        if (o->tp != 1 && o->tp != L->tp)
+            OS_FAIL(OS_ERR_ARG, "--tp", NULL, "give TP once, in --parallel", "--tp %u and --parallel tp=%u disagree", o->tp,
+                    L->tp);
+    } else L->tp = o->tp;
+    if (o->pp_layout) OS_CHECK(layout_parse_placement(L, &o->model_spec, o->pp_layout));
+    L->allow_cross_node_tp = o->allow_cross_node_tp;
+    L->tp_overlap = o->tp_overlap;
+    if (o->no_sp) L->sp = 0;
     uint32_t gpus = o->gpus;
+    uint64_t mp = (uint64_t)L->tp * L->pp * L->cp;
     if (gpus == 0) {
         if (trace_n_steps(t) == 0) OS_FAIL(OS_ERR_FORMAT, trace_path(t), "/steps", NULL, "the trace has no steps");
         const TraceStep *s0;
         OS_CHECK(trace_read_step(t, 0, &s0));
-        gpus = s0->dp * o->tp;
+        if ((uint64_t)s0->dp * mp > (1u << 24))
+            OS_FAIL(OS_ERR_ARG, "--parallel", NULL, "give --gpus", "the trace's DP %u x %llu is too many GPUs", s0->dp,
+                    (unsigned long long)mp);
+        gpus = (uint32_t)(s0->dp * mp);
     }
-    OS_CHECK(cluster_init(&cfg->cluster, gpus, o->gpus_per_node, o->tp));
+    /* the layout's own checks first: their errors name --parallel / --pp-layout */
+    OS_CHECK(layout_resolve(L, gpus, o->gpus_per_node, &o->model_spec));
+    OS_CHECK(cluster_init_parallel(&cfg->cluster, gpus, o->gpus_per_node, L->tp, L->pp, L->cp));
     Cluster *c = &cfg->cluster;
     if (o->intra_gbps >= 0) c->intra_bw = o->intra_gbps * 1e9;
     if (o->inter_gbps >= 0) c->inter_bw = o->inter_gbps * 1e9;
@@ -154,9 +177,15 @@ void simopts_announce(FILE *fp, const SimOpts *o, const ReplayConfig *cfg, const
     const Cluster *c = &cfg->cluster;
     fprintf(fp, "# trace: %s\n", trace);
     fprintf(fp, "# model: %s (%.2fB parameters)\n", cfg->model->name, (double)model_params(cfg->model) / 1e9);
-    fprintf(fp, "# cluster: %u GPUs = %u nodes x %u, TP %u, DP %u; NVLink %.0f GB/s, NIC %.0f GB/s per GPU; peak %.1f TFLOP/s\n",
-            c->gpus, c->nodes, c->gpus_per_node, c->tp, c->dp, c->intra_bw / 1e9, c->inter_bw / 1e9,
+    fprintf(fp, "# cluster: %u GPUs = %u nodes x %u, TP %u, PP %u, CP %u, DP %u; NVLink %.0f GB/s, NIC %.0f GB/s per GPU; peak %.1f TFLOP/s\n",
+            c->gpus, c->nodes, c->gpus_per_node, c->tp, c->pp, c->cp, c->dp, c->intra_bw / 1e9, c->inter_bw / 1e9,
             c->peak_flops / 1e12);
+    if (c->tp * c->pp * c->cp > 1) {
+        char lay[128];
+        layout_describe(lay, sizeof lay, &cfg->par);
+        fprintf(fp, "# layout: %s; GPUs in Megatron-LM's order (TP innermost, then CP, DP, PP); TP collectives %s; "
+                    "balancing policies act on DP\n", lay, cfg->par.tp_overlap ? "overlapped with GEMMs" : "exposed");
+    }
     static const char *const RC[] = {"off", "full", "selective"};
     char mb[96] = "whole share";
     if (cfg->micro_batch && cfg->micro_batch_tokens)

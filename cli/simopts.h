@@ -16,9 +16,11 @@
 
 typedef struct {
     const char *model, *setup, *allreduce, *calibration, *objective, *recompute_mode, *grad_reduce;
+    const char *parallel, *pp_layout;
     uint32_t gpus, gpus_per_node, tp, fsdp_groups, ddp_buckets, micro_batch;
     uint64_t steps, skip, cap_tokens, cap_positions, seed, micro_batch_tokens;
     int recompute, padded, regroup, quiet, no_optimizer;
+    int allow_cross_node_tp, tp_overlap, no_sp;
     double intra_gbps, inter_gbps, intra_lat_us, inter_lat_us, peak_tflops, mem_gb, balancer_cost_s;
     double overlap_slowdown;
     /* resolved */
@@ -26,11 +28,12 @@ typedef struct {
     Calib calib;
 } SimOpts;
 
-#define SIMOPTS_N 31
+#define SIMOPTS_N 36
 void simopts_init(SimOpts *o);
 /* Fill specs[0..SIMOPTS_N) with the shared rows pointing into o. */
 void simopts_specs(OptSpec *specs, SimOpts *o);
-/* Resolve into cfg (policy left as cfg's default); gpus == 0 means "the trace's DP x TP". */
+/* Resolve into cfg (policy left as cfg's default); gpus == 0 means "the trace's DP x TP x PP x
+ * CP". The layout (--parallel, --pp-layout, ...) is resolved against the cluster and model. */
 OsStatus simopts_resolve(ReplayConfig *cfg, SimOpts *o, Trace *t);
 /* "# key: value" lines describing what was resolved (stderr unless quiet). */
 void simopts_announce(FILE *fp, const SimOpts *o, const ReplayConfig *cfg, const char *trace);

@@ -67,7 +67,7 @@ void simout_loads_csv_header(FILE *fp) { schema_write_header(fp, schema_find("lo
 void simout_assign_csv_header(FILE *fp) { schema_write_header(fp, schema_find("assignment")); }
 
 void simout_loads_csv_rows(FILE *fp, const char *policy, const StepResult *r, const char (*phase_name)[32],
-                           uint32_t dp_per_node, uint32_t tp) {
+                           uint32_t dp_per_node) {
     const StepWork *w = r->work;
     const Plan *pl = r->plan;
     /* units per (rank, phase), counted from the plan in one pass; the cost record has the
@@ -87,8 +87,8 @@ void simout_loads_csv_rows(FILE *fp, const char *policy, const StepResult *r, co
             if (units) csv_put_u64(fp, units[k], 0);
             else csv_put_f64(fp, NAN, 0); /* out of memory: the count is left empty, not wrong */
             csv_put_u64(fp, c->tokens, 0);
-            csv_put_f64(fp, c->fwd_s / tp, 0);
-            csv_put_f64(fp, c->bwd_s / tp, 0);
+            csv_put_f64(fp, c->fwd_s, 0); /* one GPU's (the cost model prices the TP x CP slice) */
+            csv_put_f64(fp, c->bwd_s, 0);
             csv_end_row(fp);
         }
     free(units);
@@ -125,15 +125,30 @@ void simout_summary(FILE *fp, const char *policy, const ReplaySummary *s) {
     fprintf(fp, "  %-12s %-22s %s\n", "phase", "imbalance (max/mean)", "idle share of phase");
     for (uint32_t p = 0; p < s->P; p++)
         fprintf(fp, "  %-12s %-22.3f %.1f%%\n", s->phase_name[p], s->phase_imbalance[p], 100 * s->phase_idle_frac[p]);
+    if (s->layout[0]) fprintf(fp, "  layout       %s\n", s->layout);
+    if (s->tp_comm_s_per_step > 0 || s->cp_comm_s_per_step > 0)
+        fprintf(fp, "  TP/CP comm   %.2f ms TP + %.2f ms CP exposed per GPU per step (inside busy)\n",
+                1e3 * s->tp_comm_s_per_step, 1e3 * s->cp_comm_s_per_step);
+    if (s->bubble_s_per_step > 0 || s->p2p_s_per_step > 0)
+        fprintf(fp, "  pipeline     bubble %.2f ms (%.1f%% of the step), stage-to-stage transfers %.2f ms per GPU per step\n",
+                1e3 * s->bubble_s_per_step, s->step_mean_s > 0 ? 100 * s->bubble_s_per_step / s->step_mean_s : 0.0,
+                1e3 * s->p2p_s_per_step);
     fprintf(fp, "  rebalancing  %.3g GB intra-node + %.3g GB inter-node per step; all-to-all %.2f ms/step; balancer %.3f ms/step\n",
             s->bytes_intra_per_step / 1e9, s->bytes_inter_per_step / 1e9, 1e3 * s->a2a_s_per_step,
             1e3 * s->balancer_s_per_step);
     if (s->long_examples)
         fprintf(fp, "  warning      %llu examples/items exceed the model's max length (flagged, still replayed)\n",
                 (unsigned long long)s->long_examples);
- if (s->needs_recompute)
-        fprintf(fp, "  warning      %llu examples need more activation memory than a GPU has unless --recompute is on\n",
-                (unsigned long long)s->needs_recompute);
+    if (s->needs_recompute)
+        fprintf(fp, "  warning      %llu examples (with a pipeline: stage-steps) need more activation memory than a GPU "
+                    "has unless --recompute is on\n", (unsigned long long)s->needs_recompute);
+    if (s->mb_below_pp)
+        fprintf(fp, "  warning      %llu steps had fewer micro-batches than pipeline stages: 1F1B never reaches its steady "
+                    "state (set --micro-batch so that each rank runs >= pp micro-batches)\n",
+                (unsigned long long)s->mb_below_pp);
+    if (s->mb_clamped)
+        fprintf(fp, "  note         %llu steps: --micro-batch exceeded a rank's share, which ran as one micro-batch\n",
+                (unsigned long long)s->mb_clamped);
     fprintf(fp, "  simulator    %llu events in %.3f s of host time (%.3g events/s); calibration: %s\n",
             (unsigned long long)s->events, s->wall_s, s->wall_s > 0 ? (double)s->events / s->wall_s : 0.0,
             s->calib_name);

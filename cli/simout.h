@@ -22,7 +22,7 @@ void simout_step_json(FILE *fp, const char *policy, const StepResult *r, uint32_
  * one step, from the detail a StepResult borrows during the replay callback. */
 void simout_loads_csv_header(FILE *fp);
 void simout_loads_csv_rows(FILE *fp, const char *policy, const StepResult *r, const char (*phase_name)[32],
-                           uint32_t dp_per_node, uint32_t tp);
+                           uint32_t dp_per_node);
 void simout_assign_csv_header(FILE *fp);
 void simout_assign_csv_rows(FILE *fp, const char *policy, const StepResult *r, const char (*phase_name)[32]);
 /* Human summary of one replay. */

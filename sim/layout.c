@@ -86,6 +86,10 @@ OsStatus layout_resolve(Layout *l, uint32_t gpus, uint32_t gpn, const ModelSpec 
     if (l->tp <= gpn && gpn % l->tp)
         OS_FAIL(OS_ERR_ARG, "--parallel tp", NULL, "TP groups pack inside nodes: tp must divide the GPUs per node",
                 "tp %u does not divide %u GPUs per node", l->tp, gpn);
+    uint64_t tc = (uint64_t)l->tp * l->cp;
+    if (tc <= gpn ? gpn % tc != 0 : tc % gpn != 0)
+        OS_FAIL(OS_ERR_ARG, "--parallel cp", NULL, "a TP x CP group fills a node evenly: tp x cp divides the GPUs per node or is a multiple of it",
+                "tp %u x cp %u = %llu vs %u GPUs per node", l->tp, l->cp, (unsigned long long)tc, gpn);
     if (l->vp > 1 && l->pp == 1)
         OS_FAIL(OS_ERR_ARG, "--parallel vp", NULL, "interleaving needs pp > 1", "vp %u with pp 1", l->vp);
     uint64_t nv = (uint64_t)l->pp * l->vp;

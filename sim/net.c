@@ -59,21 +59,30 @@ OsStatus cluster_validate(const Cluster *c) {
     if (c->gpus % c->gpus_per_node != 0)
         OS_FAIL(OS_ERR_ARG, "cluster", "gpus", "use a multiple of gpus_per_node",
                 "%u GPUs do not fill whole nodes of %u", c->gpus, c->gpus_per_node);
+    if (c->pp == 0 || c->cp == 0)
+        OS_FAIL(OS_ERR_ARG, "cluster", c->pp == 0 ? "pp" : "cp", "use 1 for none", "is 0");
+    uint64_t mp = (uint64_t)c->tp * c->pp * c->cp, tc = (uint64_t)c->tp * c->cp;
     if (c->gpus % c->tp != 0)
         OS_FAIL(OS_ERR_ARG, "cluster", "tp", "tp must divide the GPU count",
                 "%u GPUs do not split into TP groups of %u", c->gpus, c->tp);
+    if (c->gpus % mp != 0)
+        OS_FAIL(OS_ERR_ARG, "cluster", "tp*pp*cp", "tp * pp * cp must divide the GPU count",
+                "%u GPUs do not split into model replicas of %llu", c->gpus, (unsigned long long)mp);
     if (c->gpus_per_node % c->tp != 0 && c->tp % c->gpus_per_node != 0)
         OS_FAIL(OS_ERR_ARG, "cluster", "tp",
                 "tp must divide gpus_per_node or be a multiple of it (TP groups pack in nodes)",
                 "tp %u vs %u GPUs per node", c->tp, c->gpus_per_node);
-    uint32_t dpn = c->gpus_per_node / c->tp;
+    if (c->gpus_per_node % tc != 0 && tc % c->gpus_per_node != 0)
+        OS_FAIL(OS_ERR_ARG, "cluster", "tp*cp",
+                "tp * cp must divide gpus_per_node or be a multiple of it (TP x CP groups pack in nodes)",
+                "tp * cp = %llu vs %u GPUs per node", (unsigned long long)tc, c->gpus_per_node);
+    uint32_t dpn = (uint32_t)(c->gpus_per_node / tc);
     if (dpn == 0) dpn = 1;
-    if (c->nodes != c->gpus / c->gpus_per_node || c->dp != c->gpus / c->tp ||
-        c->dp_per_node != dpn)
+    if (c->nodes != c->gpus / c->gpus_per_node || c->dp != c->gpus / mp || c->dp_per_node != dpn)
         OS_FAIL(OS_ERR_ARG, "cluster", "nodes/dp/dp_per_node",
                 "set them with cluster_init, then override only link figures",
-                "derived counts disagree with gpus=%u gpus_per_node=%u tp=%u", c->gpus,
-                c->gpus_per_node, c->tp);
+                "derived counts disagree with gpus=%u gpus_per_node=%u tp=%u pp=%u cp=%u", c->gpus,
+                c->gpus_per_node, c->tp, c->pp, c->cp);
     if (!(c->intra_bw > 0) || !isfinite(c->intra_bw))
         OS_FAIL(OS_ERR_ARG, "cluster", "intra_bw", hint_bw, "intra_bw is %g", c->intra_bw);
     if (!(c->inter_bw > 0) || !isfinite(c->inter_bw))
@@ -97,6 +106,11 @@ fail:
 }
 
 OsStatus cluster_init(Cluster *c, uint32_t gpus, uint32_t gpus_per_node, uint32_t tp) {
+    return cluster_init_parallel(c, gpus, gpus_per_node, tp, 1, 1);
+}
+
+OsStatus cluster_init_parallel(Cluster *c, uint32_t gpus, uint32_t gpus_per_node, uint32_t tp, uint32_t pp,
+                               uint32_t cp) {
     OsStatus st = OS_OK;
     memset(c, 0, sizeof *c);
     /* Fewer GPUs than a node holds: one partial node of `gpus` GPUs. */
@@ -104,9 +118,12 @@ OsStatus cluster_init(Cluster *c, uint32_t gpus, uint32_t gpus_per_node, uint32_
     c->gpus = gpus;
     c->gpus_per_node = gpus_per_node;
     c->tp = tp;
+    c->pp = pp;
+    c->cp = cp;
     c->nodes = gpus_per_node ? gpus / gpus_per_node : 0;
-    c->dp = tp ? gpus / tp : 0;
-    c->dp_per_node = (tp && gpus_per_node / tp) ? gpus_per_node / tp : 1;
+    uint64_t mp = (uint64_t)tp * pp * cp, tc = (uint64_t)tp * cp;
+    c->dp = mp ? (uint32_t)(gpus / mp) : 0;
+    c->dp_per_node = (tc && gpus_per_node / tc) ? (uint32_t)(gpus_per_node / tc) : 1;
     c->peak_flops = NET_H100_PEAK_FLOPS;
     c->mem_bytes = NET_H100_MEM_BYTES;
     c->intra_bw = NET_NVLINK4_BW;
@@ -122,11 +139,37 @@ fail:
 
 uint32_t cluster_node_of(const Cluster *c, uint32_t d) { return d / c->dp_per_node; }
 
+Cluster cluster_grad_group(const Cluster *c) {
+    Cluster g = *c;
+    uint32_t n = c->dp * c->cp, per = c->tp <= c->gpus_per_node ? c->gpus_per_node / c->tp : 1;
+    g.dp = n;
+    g.dp_per_node = per < n ? per : n;
+    if (g.dp_per_node == 0) g.dp_per_node = 1;
+    return g;
+}
+
+Cluster cluster_tp_group(const Cluster *c) {
+    Cluster g = *c;
+    g.dp = c->tp;
+    g.dp_per_node = c->tp <= c->gpus_per_node ? c->tp : c->gpus_per_node;
+    g.tp = 1;
+    return g;
+}
+
+double net_p2p(const Cluster *c, double bytes, int cross_node) {
+    if (bytes <= 0) return 0.0;
+    if (cross_node) return c->base_lat + c->inter_lat + bytes / (c->inter_bw * NET_NIC_EFF);
+    return c->base_lat + c->intra_lat + bytes / (c->intra_bw * NET_RING_NVLINK_EFF);
+}
+
 /* ---- collectives over the DP group --------------------------------------------------------- */
 
 /* Node groups the DP ranks occupy: nodes when TP groups pack inside nodes, else one per DP
  * rank (a DP rank that spans several nodes shares none with another rank). */
-static uint32_t dp_nodes(const Cluster *c) { return c->dp / c->dp_per_node; }
+static uint32_t dp_nodes(const Cluster *c) {
+    uint32_t per = c->dp_per_node ? c->dp_per_node : 1;
+    return (c->dp + per - 1) / per; /* a group smaller than a node's share sits in one node */
+}
 
 /* Achieved ring bus bandwidth of one DP group (the GPUs at one TP index, one per DP rank):
  * NVLink's inside a node; across nodes the group's members in a node each drive their own NIC

@@ -16,7 +16,11 @@
 
 typedef struct {
     uint32_t gpus, gpus_per_node, nodes, tp, dp;
-    uint32_t dp_per_node;   /* DP ranks whose GPUs sit in one node: gpus_per_node / tp, >= 1 */
+    uint32_t pp, cp;        /* pipeline stages and context-parallel degree (1: none); DP =
+                               GPUs / (tp * pp * cp). GPUs in Megatron-LM's order: TP innermost,
+                               then CP, DP, PP (layout.h) */
+    uint32_t dp_per_node;   /* DP replicas of one stage whose GPUs sit in one node:
+                               gpus_per_node / (tp * cp), >= 1 */
     double peak_flops;      /* per GPU, FLOP/s */
     double mem_bytes;       /* per GPU HBM, bytes */
     double intra_bw;        /* NVLink, bytes/s per direction per GPU */
@@ -31,7 +35,25 @@ typedef struct {
  * (or gpus < gpus_per_node: one partial node), gpus % tp == 0, tp divides gpus_per_node or is
  * a multiple of it, bandwidths > 0. */
 OsStatus cluster_init(Cluster *c, uint32_t gpus, uint32_t gpus_per_node, uint32_t tp);
+/* The same with pipeline and context parallelism: tp * cp must divide gpus_per_node or be a
+ * multiple of it, tp * pp * cp must divide gpus. */
+OsStatus cluster_init_parallel(Cluster *c, uint32_t gpus, uint32_t gpus_per_node, uint32_t tp, uint32_t pp,
+                               uint32_t cp);
 OsStatus cluster_validate(const Cluster *c);
+/* Views of one parallel group for the collective functions below, which read a view's dp as
+ * the group's size and dp_per_node as how many of its members share a node (a view is not a
+ * cluster: cluster_validate refuses it):
+ *  - the gradient group of a stage: its dp * cp GPUs at one TP index (Megatron reduces
+ *    gradients over DP x CP), gpus_per_node / tp of them per node;
+ *  - the TP group: tp GPUs, inside a node unless tp > gpus_per_node; tp of the view is 1 (each
+ *    member moves the whole message). */
+Cluster cluster_grad_group(const Cluster *c);
+Cluster cluster_tp_group(const Cluster *c);
+/* Node of global GPU rank g. */
+static inline uint32_t cluster_node_of_gpu(const Cluster *c, uint64_t g) { return (uint32_t)(g / c->gpus_per_node); }
+/* One point-to-point message of `bytes` (NCCL send/recv): baseLat + a link step + bytes over
+ * the achieved NVLink rate, or over one NIC when cross_node. Seconds. */
+double net_p2p(const Cluster *c, double bytes, int cross_node);
 /* Node that DP rank d's GPUs live in (TP groups are packed inside nodes): d / dp_per_node.
  * When tp > gpus_per_node a DP rank spans tp / gpus_per_node nodes and this is the index of
  * its group of nodes: no two DP ranks then share a node, which is what the costs need. */

@@ -26,6 +26,7 @@
 
 void replay_config_init(ReplayConfig *c) {
     memset(c, 0, sizeof *c);
+    layout_init(&c->par);
     c->setup = SETUP_FSDP;
     c->allreduce = AR_RING;
     c->layout = ATTN_VARLEN;
@@ -70,6 +71,19 @@ typedef struct {
     int enc_of_mod[TRACE_MAX_MODALITIES]; /* trace modality -> encoder index (-1: text/none) */
     Prog *prog;
     Engine *engine;
+    /* the parallel layout: S stages x V chunks (SV virtual stages), W = S * D workers */
+    Layout L;
+    uint32_t S, V, SV, W;
+    uint8_t on_v[REPLAY_MAX_PHASES * LAYOUT_MAX_VSTAGES]; /* phase p has work on virtual stage v */
+    CostSlice slice[REPLAY_MAX_PHASES * LAYOUT_MAX_VSTAGES]; /* what of phase p's stack runs there */
+    uint32_t first_v[REPLAY_MAX_PHASES];   /* virtual stage where phase p's tokens enter */
+    SimTime sgrad[PROG_MAX_STAGES], sag[PROG_MAX_STAGES], sopt[PROG_MAX_STAGES];
+    double stage_free[PROG_MAX_STAGES];    /* bytes per GPU left for activations, per stage */
+    double stage_layers[PROG_MAX_STAGES];  /* LLM layers per stage (all its chunks) */
+    Cluster G, T;          /* views: the gradient group (DP x CP) and the TP group */
+    double act_layer_token, act_layer_floor; /* activation bytes per LLM token per layer per GPU */
+    double *mb_tok;        /* [D * MB] LLM tokens of replica r's micro-batch k */
+    size_t mb_tok_cap;
     NetScratch *net;
     PolicyScratch *pol;
     OsArena arena;
@@ -84,7 +98,7 @@ typedef struct {
     uint32_t groups[REPLAY_MAX_PHASES]; /* FSDP groups per module */
     SimTime clip_dur, opt_dur;
     double opt_s, slowdown;
-    double act_per_token; /* activation bytes per LLM token per GPU kept for backward */
+    double act_per_token; /* activation bytes per LLM token per GPU kept for backward (all layers) */
     double act_floor_per_token; /* the same with full recomputation: the floor */
     uint64_t needs_recompute; /* examples whose activations fit only with recomputation */
     double mem_free;      /* bytes per GPU left for activations */
@@ -232,14 +246,56 @@ static uint32_t pack_microbatches(Replay *R, const StepWork *w, StepBufs *b, con
 
 static OsStatus grow_u32(uint32_t **p, size_t *cap, size_t n) { return os_grow((void **)p, cap, n, sizeof **p); }
 
-/* Bucket unit lengths by (phase, rank, micro-batch) and cost every rank's share of every phase
- * micro-batch by micro-batch. */
-static OsStatus cost_ranks(Replay *R, const StepWork *w, StepBufs *b, const Plan *pl, uint32_t MB) {
+/* TP and CP communication of one slice of a phase for one micro-batch, seconds exposed on the
+ * compute stream. TP with sequence parallelism (Korthikanti et al. 2022 §4.2.2): per layer, an
+ * all-gather before and a reduce-scatter after attention and the MLP, in forward and again in
+ * backward (and in the recomputed forward); without it two all-reduces each way (Shoeybi et al.
+ * 2019 §3). The message is the micro-batch's whole activation (tokens / cp x hidden x bytes),
+ * over the TP group (NVLink inside a node). Megatron's --tp-comm-overlap pipelines these with
+ * the GEMMs: then only what exceeds the slice's GEMM time shows. CP: ring attention passes the
+ * key/value blocks (cp - 1) times per layer forward and K/V plus their gradients backward
+ * (Megatron-Core's load-balanced ring), overlapped with the attention kernel: only the excess
+ * shows. Embedding and loss all-reduces of vocabulary parallelism are not charged. */
+static void par_comm(const Replay *R, uint32_t p, const PhaseCost *one, double layers, double *tf, double *tb,
+                     double *cf, double *cb) {
+    const ModelSpec *m = R->m;
+    const StackSpec *st = p < m->n_enc ? &m->enc[p].stack : &m->llm;
+    const Layout *L = &R->L;
+    double tok = (double)one->tokens / L->cp, full = R->cfg->recompute == RECOMPUTE_FULL;
+    *tf = *tb = *cf = *cb = 0;
+    if (L->tp > 1 && tok > 0) {
+        double bytes = tok * st->hidden * m->act_bytes;
+        double per = L->sp ? net_allgather(&R->T, bytes) + net_reduce_scatter(&R->T, bytes)
+                           : net_allreduce_ring(&R->T, bytes);
+        *tf = 2 * per * layers;
+        *tb = 2 * per * layers * (1 + full);
+        if (L->tp_overlap) {
+            double tot = *tf + *tb, shown = OS_MAX(0.0, tot - one->gemm_s);
+            *tf *= tot > 0 ? shown / tot : 0;
+            *tb *= tot > 0 ? shown / tot : 0;
+        }
+    }
+    if (L->cp > 1 && tok > 0) {
+        double kv = (double)st->kv_heads * ((double)st->hidden / st->heads) / L->tp;
+        int cross = (uint64_t)L->tp * L->cp > R->cl->gpus_per_node;
+        double step = net_p2p(R->cl, 2.0 * tok * kv * m->act_bytes, cross);
+        double attn_f = one->attn_s / 3.5, attn_b = one->attn_s - attn_f; /* backward = 2.5 forward */
+        *cf = OS_MAX(0.0, (L->cp - 1) * step * layers - attn_f);
+        *cb = OS_MAX(0.0, 2.0 * (L->cp - 1) * step * layers - attn_b);
+    }
+}
+
+/* Bucket unit lengths by (phase, rank, micro-batch) and cost every worker's share of every
+ * phase micro-batch by micro-batch: each virtual stage prices its slice of the stack (cost.h,
+ * one GPU of the TP x CP group) plus its exposed TP/CP communication. R->pc gets the DP rank's
+ * totals (times as the mean stage's, FLOPs and tokens whole). */
+static OsStatus cost_ranks(Replay *R, const StepWork *w, StepBufs *b, const Plan *pl, uint32_t MB, StepResult *res) {
     OsStatus st = OS_OK;
-    uint32_t D = R->D, P = R->P, llm = P - 1;
+    uint32_t D = R->D, P = R->P, llm = P - 1, S = R->S, V = R->V, SV = R->SV;
     size_t PDM = (size_t)P * D * MB;
     OS_CHECK(grow_u32(&R->cnt, &R->cnt_cap, PDM + 1));
     OS_CHECK(grow_u32(&R->fill, &R->fill_cap, PDM));
+    OS_CHECK(os_grow((void **)&R->mb_tok, &R->mb_tok_cap, (size_t)D * MB, sizeof *R->mb_tok));
 #define KEY(p, r, k) ((((size_t)(p) * D + (r)) * MB) + (k))
     memset(R->cnt, 0, (PDM + 1) * sizeof *R->cnt);
     for (uint32_t i = 0; i < w->N; i++) R->cnt[KEY(llm, pl->ex_rank[i], b->ex_mb[i]) + 1]++;
@@ -250,7 +306,7 @@ static OsStatus cost_ranks(Replay *R, const StepWork *w, StepBufs *b, const Plan
     for (uint32_t i = 0; i < w->N; i++) b->lens[R->fill[KEY(llm, pl->ex_rank[i], b->ex_mb[i])]++] = w->ex_tokens[i];
     for (uint32_t j = 0; j < w->M; j++)
         b->lens[R->fill[KEY(w->it_phase[j], pl->it_rank[j], b->ex_mb[w->it_example[j]])]++] = w->it_len[j];
-    double tp = (double)R->cl->tp;
+    double tp_comm = 0, cp_comm = 0;
     for (uint32_t p = 0; p < P; p++)
         for (uint32_t r = 0; r < D; r++) {
             PhaseCost *c = &R->pc[(size_t)r * P + p];
@@ -258,24 +314,84 @@ static OsStatus cost_ranks(Replay *R, const StepWork *w, StepBufs *b, const Plan
             for (uint32_t k = 0; k < MB; k++) {
                 size_t key = KEY(p, r, k);
                 uint32_t n = R->cnt[key + 1] - R->cnt[key];
-                PhaseCost one;
-                if (n == 0) memset(&one, 0, sizeof one);
-                else OS_CHECK(cost_phase(&one, &R->cm, p, b->lens + R->cnt[key], n));
-                /* TP splits every GEMM and attention head group over tp GPUs; TP's own
-                 * communication is not modelled (a documented simplification). */
-                size_t d = (((size_t)r * P + p) * MB + k) * 2;
-                R->dur[d + 0] = sim_from_seconds(one.fwd_s / tp);
-                R->dur[d + 1] = sim_from_seconds(one.bwd_s / tp);
-                c->fwd_s += one.fwd_s, c->bwd_s += one.bwd_s;
-                c->gemm_s += one.gemm_s, c->attn_s += one.attn_s, c->mem_s += one.mem_s;
-                c->model_flops += one.model_flops, c->model_flops_noattn += one.model_flops_noattn;
-                c->causal_flops += one.causal_flops, c->hw_flops += one.hw_flops;
-                c->tokens += one.tokens;
+                const uint32_t *lens = b->lens + R->cnt[key];
+                if (p == llm) {
+                    double t = 0;
+                    for (uint32_t u = 0; u < n; u++) t += lens[u];
+                    R->mb_tok[(size_t)r * MB + k] = t;
+                }
+                for (uint32_t v = 0; v < SV; v++) {
+                    if (!R->on_v[p * SV + v]) continue;
+                    const CostSlice *sl = SV == 1 ? NULL : &R->slice[p * SV + v];
+                    PhaseCost one;
+                    if (n == 0) memset(&one, 0, sizeof one);
+                    else OS_CHECK(cost_phase_slice(&one, &R->cm, p, lens, n, sl));
+                    double layers = sl ? sl->layers : (p < llm ? R->m->enc[p].stack.layers : R->m->llm.layers);
+                    double tf, tb, cf, cb;
+                    par_comm(R, p, &one, layers, &tf, &tb, &cf, &cb);
+                    size_t wk = (size_t)(v % S) * D + r;
+                    size_t d = ((((wk * P + p) * MB + k) * V) + v / S) * 2;
+                    R->dur[d + 0] = sim_from_seconds(one.fwd_s + tf + cf);
+                    R->dur[d + 1] = sim_from_seconds(one.bwd_s + tb + cb);
+                    tp_comm += tf + tb;
+                    cp_comm += cf + cb;
+                    c->fwd_s += (one.fwd_s + tf + cf) / S, c->bwd_s += (one.bwd_s + tb + cb) / S;
+                    c->gemm_s += one.gemm_s / S, c->attn_s += one.attn_s / S, c->mem_s += one.mem_s / S;
+                    c->model_flops += one.model_flops, c->model_flops_noattn += one.model_flops_noattn;
+                    c->causal_flops += one.causal_flops, c->hw_flops += one.hw_flops;
+                    if (v == R->first_v[p]) c->tokens += one.tokens;
+                }
             }
         }
 #undef KEY
+    res->tp_comm_s = tp_comm / R->W;
+    res->cp_comm_s = cp_comm / R->W;
 fail:
     return st;
+}
+
+/* Pipeline transfers of this step: replica r's micro-batch k crossing from virtual stage v to
+ * v + 1 carries its activations (tokens / cp x hidden x bytes, split over the tp GPUs: with
+ * sequence parallelism each holds 1/tp, else Megatron's scatter-gather sends 1/tp each), and the
+ * same bytes of gradients back; over NVLink when both GPUs share a node, else one NIC. And the
+ * activation memory the stages hold: a stage keeps layout_inflight micro-batches of its layers. */
+static OsStatus pipe_step(Replay *R, uint32_t MB, StepResult *res) {
+    uint32_t D = R->D, S = R->S, SV = R->SV;
+    const Layout *L = &R->L;
+    double per_tok = (double)R->m->llm.hidden * R->m->act_bytes / L->cp / L->tp;
+    double group = (double)L->tp * L->cp;
+    double peak = 0;
+    double most = 0; /* the largest micro-batch of any replica */
+    for (size_t i = 0; i < (size_t)D * MB; i++) most = OS_MAX(most, R->mb_tok[i]);
+    for (uint32_t q = 0; q < S; q++) {
+        double in = layout_inflight(L, q, MB), held = in * most * R->act_layer_token * R->stage_layers[q];
+        double floor_ = in * most * R->act_layer_floor * R->stage_layers[q];
+        peak = OS_MAX(peak, held);
+        /* without a pipeline build_work checks every example against the memory already */
+        if (S > 1 && floor_ > R->stage_free[q]) {
+            char hint[200];
+            snprintf(hint, sizeof hint, "use more stages or TP/CP (--parallel), smaller micro-batches (--micro-batch, "
+                                        "--micro-batch-tokens), or a smaller --model");
+            return os_fail(OS_ERR_RANGE, R->m->name, "memory", hint,
+                           "pipeline stage %u holds %.1f micro-batches of %.0f LLM tokens in flight: their activations "
+                           "need %.1f GB per GPU even with recomputation, %.1f GB are left after the model state",
+                           q, in, most, floor_ / 1e9, R->stage_free[q] / 1e9);
+        }
+        if (S > 1 && held > R->stage_free[q]) R->needs_recompute++;
+    }
+    res->act_bytes_peak = peak;
+    for (uint32_t r = 0; r < D && SV > 1; r++)
+        for (uint32_t k = 0; k < MB; k++) {
+            double bytes = R->mb_tok[(size_t)r * MB + k] * per_tok;
+            for (uint32_t v = 0; v + 1 < SV; v++) {
+                uint64_t g0 = (uint64_t)group * (r + (uint64_t)D * (v % S)), g1 = (uint64_t)group * (r + (uint64_t)D * ((v + 1) % S));
+                int cross = cluster_node_of_gpu(R->cl, g0) != cluster_node_of_gpu(R->cl, g1);
+                SimTime d = sim_from_seconds(net_p2p(R->cl, bytes, cross));
+                prog_xfer(R->prog, r, prog_xfer_slot(R->prog, k, v, 0))->dur = d;
+                prog_xfer(R->prog, r, prog_xfer_slot(R->prog, k, v, 1))->dur = d;
+            }
+        }
+    return OS_OK;
 }
 
 /* Byte lists of the rebalancing moves and their cost, per micro-batch. */
@@ -357,47 +473,53 @@ static SimTime plan_overlap(Replay *R, const Plan *pl, const StepResult *res, in
 }
 
 static void step_results(Replay *R, const StepWork *w, StepResult *res, SimTime start, SimTime end) {
-    uint32_t D = R->D, P = R->P;
+    uint32_t D = R->D, P = R->P, W = R->W;
     const Prog *pg = R->prog;
     res->step_s = sim_to_seconds(end - start);
-    double busy = 0, idle = 0, comm = 0;
+    double busy = 0, idle = 0, comm = 0, slowed = 0, bubble = 0, p2p = 0;
     SimTime last_wait = start;
-    for (uint32_t r = 0; r < D; r++) {
-        const RankRun *rr = &pg->ranks[r];
+    uint8_t pipe = (uint8_t)PROG_TAG_PIPE(P);
+    for (uint32_t k = 0; k < W; k++) {
+        const RankRun *rr = &pg->ranks[k];
         busy += sim_to_seconds(rr->busy);
         idle += sim_to_seconds(rr->idle);
         comm += sim_to_seconds(rr->comm);
+        slowed += sim_to_seconds(rr->slowed);
+        bubble += sim_to_seconds(rr->tag_idle[pipe]);
+        p2p += sim_to_seconds(rr->tag_comm[pipe]);
         if (rr->final_wait_at > last_wait) last_wait = rr->final_wait_at;
     }
-    double slowed = 0;
-    for (uint32_t r = 0; r < D; r++) slowed += sim_to_seconds(pg->ranks[r].slowed);
-    res->busy_s = busy / D;
-    res->idle_s = idle / D;
-    res->comm_s = comm / D;
-    res->slowed_s = slowed / D;
+    res->busy_s = busy / W;
+    res->idle_s = idle / W;
+    res->comm_s = comm / W;
+    res->slowed_s = slowed / W;
+    res->bubble_s = bubble / W;
+    res->p2p_s = p2p / W;
     res->grad_sync_s = sim_to_seconds(end - last_wait);
     res->optimizer_s = R->opt_s;
     for (size_t k = 0; k < (size_t)D * P; k++) {
-        res->gemm_s += R->pc[k].gemm_s / R->cl->tp / D;
-        res->attn_s += R->pc[k].attn_s / R->cl->tp / D;
-        res->mem_s += R->pc[k].mem_s / R->cl->tp / D;
+        res->gemm_s += R->pc[k].gemm_s / D;
+        res->attn_s += R->pc[k].attn_s / D;
+        res->mem_s += R->pc[k].mem_s / D;
     }
     for (uint32_t p = 0; p < P; p++) {
         double mx = 0, sum = 0, idle_frac = 0, big = 0;
         for (uint32_t r = 0; r < D; r++) {
             const PhaseCost *c = &R->pc[(size_t)r * P + p];
-            double t = (c->fwd_s + c->bwd_s) / R->cl->tp;
+            double t = c->fwd_s + c->bwd_s;
             sum += t;
             if (t > mx) mx = t;
-            const RankRun *rr = &pg->ranks[r];
-            SimTime span = rr->tag_busy[p] + rr->tag_idle[p] + rr->tag_comm[p];
-            if (span > 0) idle_frac += (double)rr->tag_idle[p] / (double)span;
             res->model_flops += c->model_flops;
             res->model_flops_noattn += c->model_flops_noattn;
             res->causal_flops += c->causal_flops;
             res->hw_flops += c->hw_flops;
             if (p == P - 1) res->llm_tokens += c->tokens;
             else res->enc_positions[p] += c->tokens;
+        }
+        for (uint32_t k = 0; k < W; k++) {
+            const RankRun *rr = &pg->ranks[k];
+            SimTime span = rr->tag_busy[p] + rr->tag_idle[p] + rr->tag_comm[p];
+            if (span > 0) idle_frac += (double)rr->tag_idle[p] / (double)span;
         }
         /* the oracle: no placement beats the mean load or the largest unit run alone */
         uint32_t big_len = 0;
@@ -408,14 +530,14 @@ static void step_results(Replay *R, const StepWork *w, StepResult *res, SimTime 
             if (w->it_phase[j] == p && w->it_cost[j] > big_w) big_w = w->it_cost[j], big_len = w->it_len[j];
         if (big_w >= 0) {
             PhaseCost one;
-            if (cost_phase(&one, &R->cm, p, &big_len, 1) == OS_OK) big = (one.fwd_s + one.bwd_s) / R->cl->tp;
+            if (cost_phase(&one, &R->cm, p, &big_len, 1) == OS_OK) big = (one.fwd_s + one.bwd_s) / R->S;
         }
         double mean = sum / D;
         res->phase_max_s[p] = mx;
         res->phase_mean_s[p] = mean;
         res->phase_oracle_s[p] = OS_MAX(mean, big);
         res->phase_imbalance[p] = mean > 0 ? mx / mean : 1.0;
-        res->phase_idle_frac[p] = idle_frac / D;
+        res->phase_idle_frac[p] = idle_frac / W;
     }
     double denom = res->step_s * R->cl->gpus * R->cl->peak_flops;
     if (denom > 0) {
@@ -461,6 +583,7 @@ static void replay_free(Replay *R) {
     free(R->memo);
     free(R->cnt);
     free(R->fill);
+    free(R->mb_tok);
 }
 
 /* The step program for MB micro-batches (rebuilt when a step needs another count), and room
@@ -471,19 +594,120 @@ static OsStatus ensure_prog(Replay *R, uint32_t MB) {
     const ReplayConfig *cfg = R->cfg;
     prog_destroy(R->prog);
     R->prog = NULL;
-    ProgSpec ps = {.D = R->D, .P = R->P, .M = MB,
+    ProgSpec ps = {.D = R->D, .P = R->P, .M = MB, .S = R->S, .V = R->V, .on_vstage = R->on_v,
+                   .stage_grad_dur = R->sgrad, .stage_ag_dur = R->sag, .stage_opt_dur = R->sopt,
                    .fsdp = cfg->setup == SETUP_DDP ? SHARD_DDP : cfg->setup == SETUP_FSDP_GRAD_OP ? SHARD_GRAD_OP : SHARD_FULL,
                    .groups = R->groups, .buckets = cfg->ddp_buckets, .post = cfg->policy->kind == POLICY_POST,
                    .grad_coll_dur = R->gdur, .rs_dur = R->rsdur, .clip_dur = R->clip_dur, .opt_dur = R->opt_dur, .slowdown = R->slowdown};
     OS_CHECK(prog_create(&R->prog, &ps));
     R->MB = MB;
-    size_t need = (size_t)R->D * R->P * MB * 2;
+    size_t need = (size_t)R->W * R->P * MB * R->V * 2;
     if (need > R->dur_cap) {
         SimTime *d = realloc(R->dur, need * sizeof *d);
         ALLOC_CHECK(d);
         R->dur = d;
         R->dur_cap = need;
     }
+fail:
+    return st;
+}
+
+/* Resolve the layout against the cluster and the model: which phase runs where, each stage's
+ * slice, parameters, memory, gradient collectives and optimizer step. */
+static OsStatus setup_layout(Replay *R, ReplaySummary *sum) {
+    OsStatus st = OS_OK;
+    const ReplayConfig *cfg = R->cfg;
+    const ModelSpec *m = R->m;
+    const Cluster *cl = R->cl;
+    R->L = cfg->par;
+    Layout *L = &R->L;
+    if (L->tp == 1 && L->pp == 1 && L->cp == 1) L->tp = cl->tp; /* the pure-DP default: the cluster's TP */
+    if (L->vp == 0) L->vp = 1;
+    if (L->tp != cl->tp || L->pp != cl->pp || L->cp != cl->cp)
+        OS_FAIL(OS_ERR_ARG, "replay", "--parallel", "build the cluster with cluster_init_parallel from the layout",
+                "the cluster has tp %u pp %u cp %u, the layout tp %u pp %u cp %u", cl->tp, cl->pp, cl->cp, L->tp, L->pp, L->cp);
+    OS_CHECK(layout_resolve(L, cl->gpus, cl->gpus_per_node, m));
+    if (L->pp > PROG_MAX_STAGES)
+        OS_FAIL(OS_ERR_ARG, "--parallel pp", NULL, NULL, "at most %d pipeline stages", PROG_MAX_STAGES);
+    layout_describe(sum->layout, sizeof sum->layout, L);
+    R->S = L->pp;
+    R->V = L->vp;
+    R->SV = L->n_vstages;
+    R->W = R->S * R->D;
+    R->cm.tp = L->tp;
+    R->cm.cp = L->cp;
+    R->cm.sp = L->sp;
+    R->G = cluster_grad_group(cl);
+    R->T = cluster_tp_group(cl);
+    uint32_t P = R->P, SV = R->SV, llm = P - 1;
+    memset(R->on_v, 0, sizeof R->on_v);
+    for (uint32_t e = 0; e < m->n_enc; e++) {
+        uint32_t v = layout_enc_vstage(L, e);
+        R->on_v[e * SV + v] = 1;
+        R->slice[e * SV + v] = (CostSlice){.layers = m->enc[e].stack.layers, .embed = 1, .head = 1};
+        R->first_v[e] = v;
+    }
+    R->first_v[llm] = 0;
+    for (uint32_t v = 0; v < SV; v++) {
+        R->slice[llm * SV + v] = (CostSlice){.layers = L->layer0[v + 1] - L->layer0[v], .embed = v == 0, .head = v + 1 == SV};
+        R->on_v[llm * SV + v] = 1;
+    }
+    /* model state per GPU on the fullest stage: DDP replicates it; FSDP FULL_SHARD shards it over
+     * the gradient group (DP x CP); SHARD_GRAD_OP (and Megatron's distributed optimizer) keeps
+     * the bf16 weights whole and shards the rest; TP splits every matrix */
+    double shard = (double)R->G.dp, worst_state = 0;
+    for (uint32_t q = 0; q < R->S; q++) {
+        double params = 0;
+        if (R->S == 1) params = (double)model_params(m);
+        else
+            for (uint32_t c = 0; c < R->V; c++) params += (double)layout_vstage_params(L, m, layout_vstage(L, q, c));
+        double state = params * STATE_BYTES_PER_PARAM / L->tp / (cfg->setup == SETUP_DDP ? 1 : shard);
+        if (cfg->setup == SETUP_FSDP_GRAD_OP)
+            state = params / L->tp * (m->param_bytes + (STATE_BYTES_PER_PARAM - m->param_bytes) / shard);
+        worst_state = OS_MAX(worst_state, state);
+        if (state >= cl->mem_bytes) {
+            char hint[200];
+            snprintf(hint, sizeof hint, "%s", cfg->setup != SETUP_FSDP || R->S > 1
+                                                  ? "use --setup fsdp, more --parallel tp/pp, or a smaller --model"
+                                                  : "use more GPUs (--gpus N --regroup), more --parallel tp/pp, or a smaller --model");
+            char what[64] = "";
+            if (R->S > 1) snprintf(what, sizeof what, " on pipeline stage %u", q);
+            OS_FAIL(OS_ERR_RANGE, m->name, "memory", hint,
+                    "weights + gradients + Adam states need %.1f GB per GPU%s under %s, the GPU has %.1f GB", state / 1e9,
+                    what, replay_setup_name(cfg->setup), cl->mem_bytes / 1e9);
+        }
+        R->stage_free[q] = cl->mem_bytes - state;
+        R->stage_layers[q] = 0;
+        for (uint32_t c = 0; c < R->V; c++) {
+            uint32_t v = layout_vstage(L, q, c);
+            R->stage_layers[q] += L->layer0[v + 1] - L->layer0[v];
+        }
+        /* a stage's gradient buckets (pipelines: synchronised after its last backward), the
+         * distributed optimizer's parameter all-gather, and its optimizer step */
+        double rb = cfg->grad_reduce_bytes ? (double)cfg->grad_reduce_bytes : (double)m->param_bytes;
+        double B = cfg->ddp_buckets;
+        if (cfg->setup == SETUP_DDP)
+            R->sgrad[q] = sim_from_seconds((cfg->allreduce == AR_TREE ? net_allreduce_tree : net_allreduce_ring)(&R->G, params * rb / B));
+        else R->sgrad[q] = sim_from_seconds(net_reduce_scatter(&R->G, params * rb / B));
+        R->sag[q] = sim_from_seconds(net_allgather(&R->G, params * m->param_bytes / B));
+        double per_gpu = params / L->tp / (cfg->setup == SETUP_DDP ? 1 : shard);
+        double os_ = cfg->optimizer ? cost_optimizer_s(&R->cm, per_gpu) : 0;
+        R->sopt[q] = sim_from_seconds(os_);
+        if (os_ > R->opt_s) R->opt_s = os_;
+    }
+    sum->state_bytes_per_gpu = worst_state;
+    R->opt_dur = R->sopt[0];
+    R->mem_free = R->stage_free[0];
+    for (uint32_t q = 1; q < R->S; q++) R->mem_free = OS_MIN(R->mem_free, R->stage_free[q]);
+    /* activations kept for backward, per LLM token per layer on one GPU (TP and CP split them) */
+    R->act_layer_token = (cfg->recompute ? ACT_BYTES_RECOMPUTE_H : ACT_BYTES_PER_TOKEN_LAYER_H) * (double)m->llm.hidden /
+                         L->tp / L->cp;
+    R->act_layer_floor = ACT_BYTES_RECOMPUTE_H * (double)m->llm.hidden / L->tp / L->cp;
+    double most_layers = 0;
+    for (uint32_t q = 0; q < R->S; q++) most_layers = OS_MAX(most_layers, R->stage_layers[q]);
+    /* the per-example checks (build_work): one example alone on the fullest stage */
+    R->act_per_token = R->act_layer_token * most_layers;
+    R->act_floor_per_token = R->act_layer_floor * most_layers;
 fail:
     return st;
 }
@@ -507,30 +731,10 @@ static OsStatus replay_setup(Replay *R, const ReplayConfig *cfg, Trace *t, Repla
     OS_CHECK(model_validate(m, m->name));
     if (R->P > REPLAY_MAX_PHASES || R->P + 4 > PROG_MAX_TAGS)
         OS_FAIL(OS_ERR_ARG, m->name, "encoders", NULL, "too many encoders (%u)", m->n_enc);
+    OS_CHECK(setup_layout(R, sum));
     for (uint32_t p = 0; p < R->P; p++) cost_unit_prepare(&R->unit[p], &R->cm, p);
     map_modalities(R, t);
     R->trace = t;
-
-    /* model state per GPU: FSDP shards it over DP (SHARD_GRAD_OP keeps the bf16 weights whole
-     * between forward and backward), TP over tp */
-    double params = (double)model_params(m);
-    double state = params * STATE_BYTES_PER_PARAM / cl->tp / (cfg->setup == SETUP_DDP ? 1 : cl->dp);
-    if (cfg->setup == SETUP_FSDP_GRAD_OP)
-        state = params / cl->tp * (m->param_bytes + (STATE_BYTES_PER_PARAM - m->param_bytes) / cl->dp);
-    sum->state_bytes_per_gpu = state;
-    if (state >= cl->mem_bytes) {
-        char hint[160];
-        snprintf(hint, sizeof hint, "%s", cfg->setup != SETUP_FSDP
-                                              ? "use --setup fsdp, a larger --tp, or a smaller --model"
-                                              : "use more GPUs (--gpus N --regroup), a larger --tp, or a smaller --model");
-        OS_FAIL(OS_ERR_RANGE, m->name, "memory", hint,
-                "weights + gradients + Adam states need %.1f GB per GPU under %s, the GPU has %.1f GB", state / 1e9,
-                replay_setup_name(cfg->setup), cl->mem_bytes / 1e9);
-    }
-    R->mem_free = cl->mem_bytes - state;
-    R->act_per_token = (cfg->recompute ? ACT_BYTES_RECOMPUTE_H : ACT_BYTES_PER_TOKEN_LAYER_H) *
-                       (double)m->llm.hidden * m->llm.layers / cl->tp;
-    R->act_floor_per_token = ACT_BYTES_RECOMPUTE_H * (double)m->llm.hidden * m->llm.layers / cl->tp;
 
     /* the trace's DP against the cluster's */
     if (trace_n_steps(t) > 0 && !cfg->regroup) {
@@ -539,14 +743,14 @@ static OsStatus replay_setup(Replay *R, const ReplayConfig *cfg, Trace *t, Repla
         if (s0->dp != cl->dp) {
             char hint[200];
             snprintf(hint, sizeof hint, "add --regroup to re-deal each global batch of %u examples to DP %u, "
-                                        "or choose --gpus/--tp so that DP = %u", s0->n_examples, cl->dp, s0->dp);
+                                        "or choose --gpus/--parallel so that DP = %u", s0->n_examples, cl->dp, s0->dp);
             OS_FAIL(OS_ERR_ARG, trace_path(t), "/steps.dp", hint, "the trace was drawn for DP %u but the cluster has DP %u",
                     s0->dp, cl->dp);
         }
     }
 
-    /* gradient collectives: one FSDP layer group's all-gather (a reduce-scatter costs the same)
-     * or one DDP bucket's all-reduce, per module */
+    /* no pipeline: gradient collectives per module, one FSDP layer group's all-gather (a
+     * reduce-scatter costs the same) or one DDP bucket's all-reduce, over the gradient group */
     for (uint32_t p = 0; p < R->P; p++) {
         const StackSpec *sp = p < m->n_enc ? &m->enc[p].stack : &m->llm;
         double bytes = module_params(m, p) * m->param_bytes;
@@ -555,27 +759,25 @@ static OsStatus replay_setup(Replay *R, const ReplayConfig *cfg, Trace *t, Repla
         R->groups[p] = G;
         double d, rb = cfg->grad_reduce_bytes ? (double)cfg->grad_reduce_bytes : (double)m->param_bytes;
         double gbytes = bytes / m->param_bytes * rb; /* the gradients, in their reduction dtype */
-        if (cfg->setup != SETUP_DDP) d = net_allgather(cl, bytes / G);
-        else d = (cfg->allreduce == AR_TREE ? net_allreduce_tree : net_allreduce_ring)(cl, gbytes / cfg->ddp_buckets);
+        if (cfg->setup != SETUP_DDP) d = net_allgather(&R->G, bytes / G);
+        else d = (cfg->allreduce == AR_TREE ? net_allreduce_tree : net_allreduce_ring)(&R->G, gbytes / cfg->ddp_buckets);
         R->gdur[p] = sim_from_seconds(d);
-        R->rsdur[p] = sim_from_seconds(cfg->setup != SETUP_DDP ? net_reduce_scatter(cl, gbytes / G) : d);
+        R->rsdur[p] = sim_from_seconds(cfg->setup != SETUP_DDP ? net_reduce_scatter(&R->G, gbytes / G) : d);
     }
-    /* the optimizer step on this GPU's parameters, after the gradient-norm all-reduce (a few
-     * bytes: its latency) */
-    double per_gpu = params / cl->tp / (cfg->setup == SETUP_DDP ? 1 : cl->dp);
-    R->opt_s = cfg->optimizer ? cost_optimizer_s(&R->cm, per_gpu) : 0;
-    R->opt_dur = sim_from_seconds(R->opt_s);
-    R->clip_dur = cfg->grad_clip && cl->dp > 1 ? sim_from_seconds(net_allreduce_ring(cl, 4.0 * cl->tp)) : 0;
+    /* the gradient-norm all-reduce before the optimizer (a few bytes: its latency) */
+    R->clip_dur = cfg->grad_clip && R->W > 1 && (R->G.dp > 1 || R->S > 1)
+                      ? sim_from_seconds(net_allreduce_ring(&R->G, 4.0 * cl->tp) + (R->S > 1 ? cl->base_lat : 0))
+                      : 0;
     R->slowdown = cfg->overlap_slowdown >= 0 ? cfg->overlap_slowdown : cfg->calib->overlap_slowdown;
     if (!(R->slowdown >= 0 && R->slowdown < 1))
         OS_FAIL(OS_ERR_ARG, "replay", "overlap slowdown", "a fraction in [0, 1)", "%g", R->slowdown);
-    OS_CHECK(engine_create(&R->engine, cfg->engine_kind, (size_t)R->D * 2 + 64));
+    OS_CHECK(engine_create(&R->engine, cfg->engine_kind, (size_t)R->W * 2 + 64));
     OS_CHECK(net_scratch_create(&R->net, cl));
     OS_CHECK(policy_scratch_create(&R->pol));
     os_arena_init(&R->arena);
     R->pc = calloc((size_t)R->D * R->P, sizeof *R->pc);
     ALLOC_CHECK(R->pc);
-    OS_CHECK(ensure_prog(R, 1));
+    OS_CHECK(ensure_prog(R, R->V > 1 ? R->S : 1));
 fail:
     return st;
 }
@@ -631,8 +833,13 @@ OsStatus replay_run(ReplaySummary *sum, const ReplayConfig *cfg, Trace *t, Repla
         uint32_t MB = pack_microbatches(&R, &w, &b, &pl, &clamped);
         sum->mb_clamped += (uint64_t)clamped;
         res.micro_batches = MB;
+        /* the interleaved schedule runs a multiple of pp micro-batches (Megatron-LM requires
+         * it): a step with fewer runs empty ones at the end, as ranks with fewer already do */
+        if (R.V > 1 && MB % R.S) MB += R.S - MB % R.S;
         OS_CHECK(ensure_prog(&R, MB));
-        OS_CHECK(cost_ranks(&R, &w, &b, &pl, MB));
+        if (MB < R.S) sum->mb_below_pp++;
+        OS_CHECK(cost_ranks(&R, &w, &b, &pl, MB, &res));
+        OS_CHECK(pipe_step(&R, MB, &res));
         if (cfg->policy->kind == POLICY_POST) OS_CHECK(cost_moves(&R, &w, &b, &pl, MB, &res));
         SimTime bal = cfg->policy->kind != POLICY_POST ? 0 : plan_overlap(&R, &pl, &res, cfg->balancer_cost_s >= 0);
         SimTime end;
@@ -684,6 +891,11 @@ OsStatus replay_run(ReplaySummary *sum, const ReplayConfig *cfg, Trace *t, Repla
         sum->optimizer_s_per_step += res.optimizer_s;
         sum->slowed_s_per_step += res.slowed_s;
         sum->grad_sync_s_per_step += res.grad_sync_s;
+        sum->tp_comm_s_per_step += res.tp_comm_s;
+        sum->cp_comm_s_per_step += res.cp_comm_s;
+        sum->bubble_s_per_step += res.bubble_s;
+        sum->p2p_s_per_step += res.p2p_s;
+        sum->act_bytes_peak = OS_MAX(sum->act_bytes_peak, res.act_bytes_peak);
         sum->bytes_intra_per_step += (double)res.bytes_intra;
         sum->bytes_inter_per_step += (double)res.bytes_inter;
         sum->a2a_s_per_step += res.a2a_s;
@@ -713,6 +925,10 @@ OsStatus replay_run(ReplaySummary *sum, const ReplayConfig *cfg, Trace *t, Repla
     sum->optimizer_s_per_step /= dn;
     sum->slowed_s_per_step /= dn;
     sum->grad_sync_s_per_step /= dn;
+    sum->tp_comm_s_per_step /= dn;
+    sum->cp_comm_s_per_step /= dn;
+    sum->bubble_s_per_step /= dn;
+    sum->p2p_s_per_step /= dn;
     sum->bytes_intra_per_step /= dn;
     sum->bytes_inter_per_step /= dn;
     sum->a2a_s_per_step /= dn;

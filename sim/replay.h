@@ -14,6 +14,7 @@
 
 #include "sim/cost.h"
 #include "sim/engine.h"
+#include "sim/layout.h"
 #include "sim/model.h"
 #include "sim/net.h"
 #include "sim/policy.h"
@@ -32,7 +33,9 @@ typedef enum { AR_RING = 0, AR_TREE = 1 } AllReduceAlgo;
 typedef struct {
     const ModelSpec *model;   /* borrowed */
     const Calib *calib;       /* borrowed */
-    Cluster cluster;
+    Cluster cluster;          /* its tp, pp, cp must be the layout's (cluster_init_parallel) */
+    Layout par;               /* tp, pp, cp, vp, sequence parallelism, TP overlap, encoder
+                                 placement; tp = pp = cp = 1 (the default) takes the cluster's tp */
     TrainSetup setup;
     AllReduceAlgo allreduce;
     int recompute;            /* RecomputeMode (cost.h) */
@@ -88,13 +91,21 @@ typedef struct {
     double balancer_s;                       /* measured (thread CPU) time of the policy function, or
                                                 cfg->balancer_cost_s when that is >= 0 */
     uint32_t micro_batches;                  /* per rank this step (the most any rank needed) */
+    double tp_comm_s, cp_comm_s;             /* mean worker's exposed TP (sequence-parallel
+                                                all-gathers / reduce-scatters, or all-reduces)
+                                                and CP (ring KV passes) time, inside busy_s */
+    double bubble_s, p2p_s;                  /* mean worker's pipeline bubble (idle) and waiting
+                                                on stage-to-stage transfers (comm) */
+    double act_bytes_peak;                   /* activations held at once on the fullest GPU */
     double gemm_s, attn_s, mem_s;            /* mean over ranks of compute seconds by kind (/tp) */
     double optimizer_s;                      /* the optimizer step, per GPU */
     double slowed_s;                         /* mean over ranks of compute time lost to the overlap
                                                 slowdown (inside busy_s) */
     /* The step's detail, borrowed: valid only inside the ReplayStepFn callback. */
     uint32_t D, P;
-    const PhaseCost *rank_phase;             /* [D*P] rank r's share of phase p, one GPU (not /tp) */
+    const PhaseCost *rank_phase;             /* [D*P] DP rank r's share of phase p on one GPU (its
+                                                TP x CP slice; with a pipeline, the mean stage's):
+                                                times per GPU, FLOPs and tokens the rank's whole */
     const StepWork *work;                    /* the step's units as the policy saw them */
     const Plan *plan;                        /* the policy's answer */
     const TraceStep *trace_step;             /* the trace rows (example ids) */
@@ -116,13 +127,19 @@ typedef struct {
     double gemm_s_per_step, attn_s_per_step, mem_s_per_step; /* mean rank, by kind */
     double optimizer_s_per_step, slowed_s_per_step, grad_sync_s_per_step;
     uint64_t mb_clamped;                     /* steps where --micro-batch exceeded a rank's share */
+    uint64_t mb_below_pp;                    /* steps with fewer micro-batches than stages (1F1B
+                                                then never reaches its steady state) */
+    double tp_comm_s_per_step, cp_comm_s_per_step, bubble_s_per_step, p2p_s_per_step;
+    double act_bytes_peak;                   /* the most activation bytes one GPU held */
+    char layout[96];                         /* "tp 8, pp 16 (1F1B), cp 1, dp 128" */
     uint64_t events;                         /* engine events processed */
     double wall_s;                           /* host time the replay took */
     char calib_name[128];                    /* which calibration was used */
     uint64_t long_examples;                  /* examples/items longer than the model's limits */
     uint64_t needs_recompute;                /* examples whose activations fit one GPU only with
                                                 --recompute (flagged, still replayed) */
-    double state_bytes_per_gpu;              /* weights + grads + Adam states per GPU */
+    double state_bytes_per_gpu;              /* weights + grads + Adam states per GPU (the
+                                                fullest pipeline stage's) */
 } ReplaySummary;
 
 /* "ddp", "fsdp", "fsdp-grad-op". */
