@@ -22,7 +22,7 @@ static OsStatus add_op(Prog *p, OpKind kind, uint8_t tag, uint8_t pass, uint16_t
     OsStatus st = os_grow((void **)&p->ops, &p->cap_ops, p->n_ops + 1, sizeof(Op));
     if (st != OS_OK) return st;
     p->ops[p->n_ops++] = (Op){.kind = (uint8_t)kind, .tag = tag, .pass = pass, .part = part,
-                              .nparts = nparts, .mb = mb, .coll = coll, .name = name};
+                              .nparts = nparts, .mb = mb, .coll = coll, .name = name, .idle_tag = tag};
     return OS_OK;
 }
 
@@ -303,7 +303,12 @@ OsStatus prog_create(Prog **out, const ProgSpec *s) {
             p->final_wait_op[q] = (uint32_t)p->n_ops;
         }
         OS_CHECK(add_op(p, OP_WAIT, tag_sync, 0, 0, 0, last, "wait-grads", 0));
-        if (clip != UINT32_MAX) OS_CHECK(add_op(p, OP_SYNC, tag_opt, 0, 0, 0, clip, "allreduce-gradnorm", 0));
+        /* with a pipeline the first barrier of every stage is where the flush waits */
+        uint8_t flush = (uint8_t)(S > 1 ? PROG_TAG_PIPE(P) : 0);
+        if (clip != UINT32_MAX) {
+            OS_CHECK(add_op(p, OP_SYNC, tag_opt, 0, 0, 0, clip, "allreduce-gradnorm", 0));
+            if (S > 1) p->ops[p->n_ops - 1].idle_tag = flush;
+        }
         if (p->stage_opt[q] > 0) OS_CHECK(add_op(p, OP_COMPUTE, tag_opt, 3, 0, 1, 0, "optimizer", 0));
         if (S > 1 && s->fsdp == SHARD_GRAD_OP && p->D > 1) {
             /* the distributed optimizer gathers the updated parameter shards back */
@@ -313,6 +318,7 @@ OsStatus prog_create(Prog **out, const ProgSpec *s) {
             OS_CHECK(add_op(p, OP_WAIT, tag_opt, 0, 0, 0, ag, "wait-params", 0));
         }
         OS_CHECK(add_op(p, OP_SYNC, tag_sync, 0, 0, 0, done, "step-end", 0));
+        if (S > 1) p->ops[p->n_ops - 1].idle_tag = flush;
     }
     p->op_begin[S] = p->n_ops;
     p->local_end = calloc((size_t)p->W * p->n_colls, sizeof *p->local_end);
@@ -426,8 +432,8 @@ static void wake(Prog *p, RankRun *r, const Coll *c) {
     }
     SimTime idle = wait_end - from;
     r->idle += idle;
-    r->tag_idle[op->tag] += idle;
-    span(p, r->rank, op->tag, 2, "idle", from, wait_end);
+    r->tag_idle[op->idle_tag] += idle;
+    span(p, r->rank, op->idle_tag, 2, op->idle_tag == PROG_TAG_PIPE(p->P) ? "bubble" : "idle", from, wait_end);
     if (op->kind == OP_SYNC) {
         SimTime d = c->end - c->start;
         r->comm += d;

@@ -57,6 +57,8 @@ typedef struct {
     uint16_t nparts;
     uint16_t mb;    /* COMPUTE: micro-batch */
     uint16_t chunk; /* COMPUTE: model chunk (interleaved pipelines; 0 otherwise) */
+    uint8_t idle_tag; /* SYNC/WAIT: the tag waiting here is charged to (tag, except at a
+                         pipeline's all-stage barriers, where waiting is the flush: PIPE) */
     uint32_t coll;  /* SYNC/ASYNC/WAIT: collective index; SEND/RECV: transfer slot (the
                        replica's transfer is slot + replica * xfers_per_replica) */
     const char *name; /* "fwd", "bwd", "a2a-in", "allreduce", ... (static string) */

@@ -11,39 +11,12 @@
 #include "helpers.h"
 #include "sim/replay.h"
 
-static const TraceModality MODS[3] = {
-    {"text", "token", 1}, {"image", "patch", 4}, {"audio", "frame", 2}};
+typedef ThEx Ex;
 
-typedef struct {
-    uint32_t text;
-    uint32_t n_img, img_len;
-    uint32_t n_aud, aud_len;
-} Ex;
-
-/* One trace, `steps` copies of the same global batch ex[n] drawn for DP dp. */
 static const char *write_trace(const char *name, const Ex *ex, uint32_t n, uint32_t dp, uint32_t steps) {
-    const char *path = th_tmp(name);
-    TraceWriter *w = NULL;
-    TraceProvenance prov = {"test", "test_replay"};
-    cr_assert_eq(trace_writer_create(&w, path, MODS, 3, &prov, 0), OS_OK, "%s", os_last_error());
-    TraceStep s;
-    trace_step_init(&s);
-    for (uint32_t k = 0; k < steps; k++) {
-        s.n_examples = s.n_items = 0;
-        s.dp = dp;
-        s.index = k;
-        for (uint32_t i = 0; i < n; i++) {
-            TraceItem it[16];
-            uint32_t m = 0;
-            for (uint32_t a = 0; a < ex[i].n_img; a++) it[m++] = (TraceItem){ex[i].img_len, 1};
-            for (uint32_t a = 0; a < ex[i].n_aud; a++) it[m++] = (TraceItem){ex[i].aud_len, 2};
-            cr_assert_eq(trace_step_push(&s, ex[i].text, i, it, m), OS_OK);
-        }
-        cr_assert_eq(trace_writer_add_step(w, &s), OS_OK, "%s", os_last_error());
-    }
-    trace_step_free(&s);
-    cr_assert_eq(trace_writer_close(w), OS_OK, "%s", os_last_error());
-    return path;
+    const char *p = th_write_trace(name, ex, n, dp, steps);
+    cr_assert_not_null(p, "%s", os_last_error());
+    return p;
 }
 
 typedef struct {
