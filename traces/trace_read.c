@@ -36,7 +36,7 @@ struct Trace {
     /* Read-ahead: a step of a few rows would otherwise cost three HDF5 reads (~30 us each);
      * rows [ra_start, ra_start + ra_n) of each of /examples, /items, /steps are kept. */
     unsigned char *ra[TH5_N_TABLES];
-    uint64_t ra_start[TH5_N_TABLES], ra_n[TH5_N_TABLES], ra_rows;
+    uint64_t ra_start[TH5_N_TABLES], ra_n[TH5_N_TABLES], ra_next[TH5_N_TABLES], ra_rows;
     uint64_t cursor;   /* next step for trace_next_step */
 };
 
@@ -65,16 +65,21 @@ fail:
 static const size_t MEM_ROW[TH5_N_TABLES] = {sizeof(TraceModality), sizeof(TraceExample), sizeof(TraceItem),
                                              sizeof(TraceStepRec)};
 
-/* read_rows through the read-ahead: a small read is served from the kept block, refilled
- * from `start` when it does not hold the rows. A refill that fails (a corrupt chunk beyond
- * the rows asked for) falls back to reading exactly the rows asked for, so errors stay
- * precise. Reads larger than half the block go straight to HDF5. */
+/* read_rows through the read-ahead: a small read inside the kept block is a copy; a small
+ * read that continues the last one (a sequential stream: steps in order, or a step's first
+ * then last example) refills the block from its start; any other read (random access) reads
+ * exactly its rows, so hopping around costs one HDF5 read, never a block. A refill that fails
+ * (a corrupt chunk beyond the rows asked for) falls back to reading exactly the rows asked
+ * for, so errors stay precise. Reads larger than half the block go straight to HDF5. */
 static OsStatus read_rows_ahead(Trace *t, Th5Table tb, uint64_t start, uint64_t n, void *mem) {
     OsStatus st = OS_OK;
     size_t rs = MEM_ROW[tb];
     if (n == 0) return OS_OK;
-    if (t->ra_rows <= 1 || n > t->ra_rows / 2) return read_rows(t, tb, start, n, mem);
-    if (!(start >= t->ra_start[tb] && start - t->ra_start[tb] + n <= t->ra_n[tb])) {
+    int inside = start >= t->ra_start[tb] && start - t->ra_start[tb] + n <= t->ra_n[tb];
+    int stream = start == t->ra_next[tb] || (start >= t->ra_start[tb] && start <= t->ra_start[tb] + t->ra_n[tb]);
+    t->ra_next[tb] = start + n;
+    if (!inside && (t->ra_rows <= 1 || n > t->ra_rows / 2 || !stream)) return read_rows(t, tb, start, n, mem);
+    if (!inside) {
         if (!t->ra[tb]) {
             t->ra[tb] = malloc(rs * t->ra_rows);
             if (!t->ra[tb]) return read_rows(t, tb, start, n, mem);
@@ -240,27 +245,6 @@ fail:
     return st;
 }
 
-/* Read the example rows at the given row numbers (a point selection, one HDF5 call). */
-static OsStatus read_points(Trace *t, const hsize_t *rows, size_t n, TraceExample *out) {
-    OsStatus st = OS_OK;
-    hid_t fs = -1, ms = -1;
-    hsize_t cnt = n;
-    const char *obj = "/examples";
-    if (!n) return OS_OK;
-    H5_CHECK(fs = H5Dget_space(t->ds[TH5_EXAMPLES]), t->path, obj, NULL);
-    H5_CHECK(H5Sselect_elements(fs, H5S_SELECT_SET, n, rows), t->path, obj, NULL);
-    H5_CHECK(ms = H5Screate_simple(1, &cnt, NULL), t->path, obj, NULL);
-    if (H5Dread(t->ds[TH5_EXAMPLES], t->mtype[TH5_EXAMPLES], ms, fs, H5P_DEFAULT, out) < 0) {
-        if (os_verbose()) H5Eprint2(H5E_DEFAULT, stderr);
-        OS_FAIL(OS_ERR_FORMAT, t->path, obj, "the file is truncated or corrupt: " HINT_REGEN,
-                "cannot read the steps' first and last examples (checksum or decompression error)");
-    }
-fail:
-    if (ms >= 0) H5Sclose(ms);
-    if (fs >= 0) H5Sclose(fs);
-    return st;
-}
-
 /* Every /steps row, in blocks; plus the work bound: the steps together may reference at most
  * the rows /examples holds, and (from each step's first and last example, whose items are
  * contiguous when read) at most the rows /items holds. A file cannot make a pass read more
@@ -268,21 +252,17 @@ fail:
 static OsStatus check_steps(Trace *t) {
     OsStatus st = OS_OK;
     TraceStepRec *buf = NULL;
-    hsize_t *pts = NULL;
     TraceExample *ex = NULL;
     uint64_t n = t->rows[TH5_STEPS], sum_ex = 0, sum_it = 0, rows_it = t->rows[TH5_ITEMS];
     char field[80];
     size_t blk = (size_t)(n < READ_STEP_BLOCK ? (n ? n : 1) : READ_STEP_BLOCK);
     if (n == 0) OS_FAIL(OS_ERR_FORMAT, t->path, "/steps", HINT_REGEN, "0 rows (a trace needs at least one step)");
     buf = malloc(sizeof *buf * blk);
-    pts = malloc(sizeof *pts * 2 * blk);
     ex = malloc(sizeof *ex * 2 * blk);
     ALLOC_CHECK(buf);
-    ALLOC_CHECK(pts);
     ALLOC_CHECK(ex);
     for (uint64_t b = 0; b < n; b += READ_STEP_BLOCK) {
         uint64_t k = OS_MIN((uint64_t)READ_STEP_BLOCK, n - b);
-        size_t np = 0;
         OS_CHECK(read_rows(t, TH5_STEPS, b, k, buf));
         for (uint64_t i = 0; i < k; i++) {
             OS_CHECK(check_step_rec(t, b + i, &buf[i]));
@@ -292,10 +272,11 @@ static OsStatus check_steps(Trace *t) {
                         "steps 0..%llu reference %llu examples, but /examples holds %llu rows (the steps overlap)",
                         (unsigned long long)(b + i), (unsigned long long)sum_ex,
                         (unsigned long long)t->rows[TH5_EXAMPLES]);
-            pts[np++] = buf[i].first_example;
-            pts[np++] = buf[i].first_example + buf[i].n_examples - 1;
+            /* its first and last example (a sequential stream when steps are in order: the
+             * read-ahead serves them; out of order, one small read each, no block) */
+            OS_CHECK(read_rows_ahead(t, TH5_EXAMPLES, buf[i].first_example, 1, &ex[2 * i]));
+            OS_CHECK(read_rows_ahead(t, TH5_EXAMPLES, buf[i].first_example + buf[i].n_examples - 1, 1, &ex[2 * i + 1]));
         }
-        OS_CHECK(read_points(t, pts, np, ex));
         for (uint64_t i = 0; i < k; i++) {
             const TraceExample *f = &ex[2 * i], *l = &ex[2 * i + 1];
             uint64_t row = b + i, lrow = buf[i].first_example + buf[i].n_examples - 1;
@@ -327,7 +308,6 @@ static OsStatus check_steps(Trace *t) {
     }
 fail:
     free(ex);
-    free(pts);
     free(buf);
     return st;
 }
