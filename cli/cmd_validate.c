@@ -4,11 +4,13 @@
  * asked in a child process (exec/run.h: the parent must not initialise CUDA before it forks
  * the workers); --gpus against the devices present (unless --emulate); the model preset;
  * every one of the K steps prepared exactly as the workers will (exec/stepsrc.h: preset
- * limits, modalities, the policy's plan verified on the CPU) with the busiest rank's memory
- * estimate (exec/budget.h) against the device; the prediction (replay_run on one node of N
- * GPUs, the same policy, model and calibration); then the run (exec/run.h: one process per
- * GPU over NCCL, or under mpirun one MPI rank per GPU; --emulate: every rank one after
- * another on GPU 0 with the collectives modelled, exec/emucomm.h), one table row per step
+ * limits, modalities, the policy's plan verified on the CPU) with the executor's device
+ * memory replayed step by step (exec/memplan.h: every buffer grows to its rank's worst step
+ * and never shrinks, so under --emulate GPU 0 holds the sum over ranks of each rank's worst
+ * step) against the device; the prediction (replay_run on one node of N GPUs, the same
+ * policy, model and calibration); then the run (exec/run.h: one process per GPU over NCCL,
+ * one rank without NCCL, or under mpirun one MPI rank per GPU; --emulate: every rank one
+ * after another on GPU 0 with the collectives modelled, exec/emucomm.h), one table row per step
  * (exec/valreport.h: measured, predicted, signed error, MFU, per-rank per-phase times, each
  * column labelled measured or modelled), MAPE at the end, --csv through OsOutFile. */
 #include <math.h>
@@ -18,8 +20,9 @@
 
 #include "cli/commands.h"
 #include "cli/opts.h"
-#include "exec/budget.h"
+#include "exec/memplan.h"
 #include "exec/emucomm.h"
+#include "exec/gpumod.h"
 #include "exec/run.h"
 #include "exec/stepsrc.h"
 #include "exec/valreport.h"
@@ -32,56 +35,52 @@
 #include "sim/replay.h"
 #include "traces/trace.h"
 
-/* Prepare every step the run will execute; fail on the first that cannot run. With emu
- * (--emulate), also model each step's collectives on cluster cl into emu[k]. */
+/* Prepare every step the run will execute; fail on the first that cannot run, or whose
+ * memory (replayed with the executor's own growth rule, exec/memplan.h) would not fit. With
+ * emu (--emulate), also model each step's collectives on cluster cl into emu[k]. */
 static OsStatus check_steps(const char *trace, const ModelSpec *m, const Policy *pol, const PolicyOptions *popt,
                             const Calib *calib, const Cluster *cl, uint64_t steps, double mem_bytes,
-                            ExecEmuComm *emu) {
+                            ExecEmuComm *emu, int emulate, ExecMemCount *peak) {
     OsStatus st = OS_OK;
     ExecStepSource *src = NULL;
     NetScratch *ns = NULL;
+    ExecMemTrack *mt = NULL;
     ExecStep s;
+    /* one tracker per device: --emulate and one rank hold every rank on GPU 0 (LOCAL), NCCL
+     * runs hold one rank per GPU */
+    const uint32_t D = cl->dp, ntr = emulate || D == 1 ? 1 : D;
+    const int attn = getenv("ORCHSIM_ATTN") && !strcmp(getenv("ORCHSIM_ATTN"), "cublas") ? EXEC_ATTN_CUBLAS : EXEC_ATTN_FUSED;
+    memset(peak, 0, sizeof *peak);
+    ALLOC_CHECK(mt = calloc(ntr, sizeof *mt));
+    for (uint32_t d = 0; d < ntr; d++) OS_CHECK(exec_mem_track_init(&mt[d], m, D, ntr == 1, d, (ExecAttnImpl)attn));
     OS_CHECK(exec_src_create(&src, trace, m, pol, popt, calib, cl->dp, cl->dp_per_node));
     if (steps > exec_src_n_steps(src))
         OS_FAIL(OS_ERR_ARG, trace, "--steps", "ask for fewer steps", "%llu steps asked, the trace has %llu",
                 (unsigned long long)steps, (unsigned long long)exec_src_n_steps(src));
     if (emu) OS_CHECK(net_scratch_create(&ns, cl));
     for (uint64_t k = 0; k < steps; k++) {
-        ExecBudget b;
         OS_CHECK(exec_src_step(src, k, &s));
-        exec_budget(&b, m, s.max_llm_rows, s.max_enc_rows, s.longest_seq, s.longest_item);
-        if (emu) {
-            /* --emulate holds every rank's activations on GPU 0 (one weight and gradient copy,
-             * one scratch): sum the ranks' activations, each sized from its own rows */
-            double act = 0;
-            for (uint32_t d = 0; d < cl->dp; d++) {
-                ExecBudget r;
-                uint64_t enc[MODEL_MAX_ENC];
-                for (uint32_t e = 0; e < m->n_enc; e++) enc[e] = s.xp->enc_rows[e][d];
-                exec_budget(&r, m, s.xp->llm_rows[d], enc, s.longest_seq, s.longest_item);
-                act += r.activations;
-            }
-            b.total += act - b.activations;
-            b.activations = act;
-            /* every emulated rank also keeps its own logits and their gradient (fp32 + bf16 per
-             * token per vocabulary entry, exec/budget.h), which exec_budget counted once */
-            double logits = 0, once = (double)s.max_llm_rows * m->llm.vocab * (4.0 + 2.0);
-            for (uint32_t d = 0; d < cl->dp; d++) logits += (double)s.xp->llm_rows[d] * m->llm.vocab * (4.0 + 2.0);
-            b.scratch += logits - once;
-            b.total += logits - once;
+        for (uint32_t d = 0; d < ntr; d++) {
+            ExecMemCount b;
+            OS_CHECK(exec_mem_track_step(&mt[d], m, s.xp, s.ex_id));
+            exec_mem_track_count(&mt[d], &b);
+            if (b.total > peak->total) *peak = b;
+            if (b.total > mem_bytes * (1.0 - EXEC_MEM_MARGIN))
+                OS_FAIL(OS_ERR_RANGE, m->name, "memory",
+                        ntr == 1 && D > 1 ? "use a trace with a smaller global batch (orchsim gen --global-batch), or a smaller preset"
+                                          : "use a smaller preset, more --gpus, or a policy with caps",
+                        "by step %llu %s needs %.2f GB (weights %.2f + grads %.2f + activations %.2f + index %.2f + "
+                        "scratch %.2f + relays %.2f: every buffer grown to its worst step so far), the GPU has "
+                        "%.2f GB (%.0f%% kept for CUDA/cuBLAS/NCCL)",
+                        (unsigned long long)k, ntr == 1 && D > 1 ? "GPU 0 holding every rank (--emulate)" : "a rank's GPU",
+                        b.total / 1e9, b.weights / 1e9, b.grads / 1e9, b.activations / 1e9, b.index / 1e9,
+                        b.scratch / 1e9, b.relay / 1e9, mem_bytes / 1e9, EXEC_MEM_MARGIN * 100);
         }
-        if (b.total > mem_bytes * (1.0 - EXEC_BUDGET_MARGIN))
-            OS_FAIL(OS_ERR_RANGE, m->name, "memory",
-                    emu ? "use a trace with a smaller global batch (orchsim gen --global-batch), or a smaller preset"
-                        : "use a smaller preset, more --gpus, or a policy with caps",
-                    "step %llu needs about %.2f GB on %s (weights %.2f + grads %.2f + activations "
-                    "%.2f + scratch %.2f), the GPU has %.2f GB (%.0f%% kept for CUDA/NCCL)",
-                    (unsigned long long)k, b.total / 1e9, emu ? "GPU 0 holding every rank (--emulate)" : "its busiest rank",
-                    b.weights / 1e9, b.grads / 1e9, b.activations / 1e9,
-                    b.scratch / 1e9, mem_bytes / 1e9, EXEC_BUDGET_MARGIN * 100);
         if (emu) OS_CHECK(exec_emu_comm(&emu[k], s.xp, m, cl, ns));
     }
 fail:
+    for (uint32_t d = 0; mt && d < ntr; d++) exec_mem_track_free(&mt[d]);
+    free(mt);
     net_scratch_destroy(ns);
     exec_src_destroy(src);
     return st;
@@ -167,7 +166,7 @@ OsStatus cmd_validate(int argc, char **argv) {
     const char *policy = "post", *model = "mini-tri", *calibration = NULL, *csv = NULL;
     uint32_t gpus = 1, warmup = 1;
     uint64_t steps = 4;
-    double timeout = 600;
+    double timeout = 60, setup_timeout = 120;
     int emulate = 0;
     const char *pos[1] = {NULL};
     const OptSpec specs[] = {
@@ -180,11 +179,13 @@ OsStatus cmd_validate(int argc, char **argv) {
         {"calibration", 'c', OPT_STR, &calibration, "FILE", "calibration for the prediction (default: built-in H100 estimate)", 0, 0},
         {"csv", 0, OPT_STR, &csv, "FILE", "per-step measured/predicted table (validate schema, analysis/FORMATS.md)", 0, 0},
         {"timeout", 't', OPT_F64, &timeout, "S", "seconds any step may take before workers are killed", 1, 86400},
+        {"setup-timeout", 0, OPT_F64, &setup_timeout, "S", "seconds for setup (devices, NCCL) and the warm-up runs", 1, 86400},
     };
     const CmdHelp help = {
         "validate", "orchsim validate TRACE --gpus N --policy P --model M --steps K [options]",
         "run a trace on real GPUs and compare measured step times with the simulator's",
-        "Runs one process per GPU (NCCL), or one MPI rank per GPU under mpirun, and prints per\n"
+        "Runs one process per GPU (NCCL; one rank runs without NCCL), or one MPI rank per GPU\n"
+        "under mpirun, and prints per\n"
         "step the measured step time (CUDA events, max over ranks), the simulator's prediction\n"
         "for the same step, the signed error and the measured MFU, then per-rank per-phase\n"
         "times, and the MAPE over steps. Every column is labelled measured or modelled.\n"
@@ -202,6 +203,7 @@ OsStatus cmd_validate(int argc, char **argv) {
     int under_mpi, root;
     Pred pred = {NULL, NULL, 0, 0};
     ExecEmuComm *emu = NULL;
+    ExecMemCount peak;
     ValRun vr;
     OsOutFile out;
     int out_open = 0;
@@ -216,6 +218,8 @@ OsStatus cmd_validate(int argc, char **argv) {
     under_mpi = exec_under_mpi(&mrank, &msize);
     root = !under_mpi || mrank == 0;
     OS_CHECK(exec_run_probe(&pr, under_mpi, 60));
+    if (pr.n_dev <= 0 && pr.module_error) /* the loader's line: the file, what failed, the hint */
+        OS_FAIL(OS_ERR_NODEV, "validate", NULL, NULL, "%s", pr.why);
     if (pr.n_dev <= 0)
         OS_FAIL(OS_ERR_NODEV, "validate", NULL, "run it on a machine with an NVIDIA GPU", "no CUDA device (%s)", pr.why);
     if (under_mpi) {
@@ -243,11 +247,11 @@ OsStatus cmd_validate(int argc, char **argv) {
     if (calib.inter_bw > 0) cl.inter_bw = calib.inter_bw;
     OS_CHECK(cluster_validate(&cl));
     if (emulate) ALLOC_CHECK(emu = calloc(steps, sizeof *emu));
-    OS_CHECK(check_steps(pos[0], &m, pol, &popt, &calib, &cl, steps, pr.info.mem_bytes, emu));
+    OS_CHECK(check_steps(pos[0], &m, pol, &popt, &calib, &cl, steps, pr.info.mem_bytes, emu, emulate, &peak));
 
     ExecRunConfig rc = {.trace = pos[0], .model = &m, .policy = pol, .popt = popt, .calib = &calib, .D = gpus,
                         .dp_per_node = cl.dp_per_node, .steps = steps, .warmup = warmup, .timeout_s = timeout,
-                        .emulate = emulate, .n_dev = pr.n_dev, .seed = 1};
+                        .setup_timeout_s = setup_timeout, .emulate = emulate, .n_dev = pr.n_dev, .seed = 1};
     vr.tab = (ExecValTable){.D = gpus, .P = m.n_enc + 1, .emulate = emulate, .policy = pol->name,
                             .peak_flops = cl.peak_flops};
     for (uint32_t p = 0; p < m.n_enc; p++) snprintf(vr.tab.phase[p], sizeof vr.tab.phase[p], "%s", m.enc[p].modality);
@@ -271,14 +275,18 @@ OsStatus cmd_validate(int argc, char **argv) {
         if (emulate)
             printf("# run: --emulate, %u ranks one after another on GPU 0 (%s, %d present); collectives modelled on "
                    "one node of %u GPUs (net.h)\n", gpus, pr.info.name, pr.n_dev, gpus);
+        else if (gpus == 1 && !under_mpi)
+            printf("# run: 1 rank, one process on GPU 0 (%s), no NCCL: nothing crosses ranks\n", pr.info.name);
         else
             printf("# run: %u rank(s), one %s per GPU (%s), NCCL all-to-all moves and one gradient all-reduce\n", gpus,
                    under_mpi ? "MPI rank" : "process", pr.info.name);
+        printf("# memory: %.2f GB of device buffers on %s by the last step (exec/memplan.h, the executor's own "
+               "count), of %.2f GB\n", peak.total / 1e9, emulate ? "GPU 0" : "the fullest GPU", pr.info.mem_bytes / 1e9);
         printf("# prediction: replay_run on %u GPUs, %u per node, DDP with one gradient all-reduce, balancer time not "
                "charged (the run prepares plans on the host, untimed); calibration: %s%s\n", gpus, cl.gpus_per_node,
                calib.name, calibration ? "" : " (built-in estimate: run `orchsim calibrate` on this GPU)");
-        printf("# MFU: paper convention (replay's model FLOPs) over %.1f TFLOP/s per GPU; timeout %.0f s per step\n",
-               cl.peak_flops / 1e12, timeout);
+        printf("# MFU: paper convention (replay's model FLOPs) over %.1f TFLOP/s per GPU; timeout %.0f s per step, "
+               "%.0f s for setup\n", cl.peak_flops / 1e12, timeout, setup_timeout);
         exec_val_print_header(stdout, &vr.tab);
     }
     if (under_mpi) OS_CHECK(exec_run_mpi(&rc, on_step, &vr));

@@ -25,6 +25,8 @@ static const Command COMMANDS[] = {
     {"plot", cmd_plot, "draw paper-style figures (throughput, MFU, timelines, imbalance CDFs, ...)"},
     {"calibrate", cmd_calibrate, "measure achieved GEMM/attention rates on this GPU for the cost model"},
     {"validate", cmd_validate, "run a trace on real GPUs: measured vs predicted step times"},
+    {"selftest", cmd_selftest, "check the GPU backend: kernels, executor vs float64, memory estimate, NCCL"},
+    {"doctor", cmd_doctor, "print the GPU module, driver, runtime, cuBLAS, NCCL and devices found"},
     {"fidelity", cmd_fidelity, "replay published training runs and collectives: predicted vs published"},
 };
 

@@ -3,11 +3,13 @@
 #include <stdlib.h>
 
 #include "exec/attn.h"
+#include "exec/flash.cuh"
 #include "exec/gemm.cuh"
 #include "exec/kernels/kernels.cuh"
 
 extern "C" OsStatus exec_st_attention(double *worst);
 extern "C" OsStatus exec_st_attn_backward(double *worst);
+extern "C" OsStatus exec_st_flash_twin(double *worst);
 
 /* Every GEMM's operands come from exec/gemm.h (tested on the CPU against plain loops). */
 OsStatus exec_attn_forward(bf16 *att, const bf16 *qkv, int n, int nh, int nkv, int hd,
@@ -213,5 +215,71 @@ fail:
     if (h) cublasDestroy(h);
     cudaFree(dq), cudaFree(dg), cudaFree(dd), cudaFree(dS), cudaFree(dP), cudaFree(dP16), cudaFree(dS16);
     free(hq), free(ho), free(got), free(ref), free(hb);
+    return st;
+}
+
+// the fused kernels against this slow twin ------------------------------------------------------
+
+/* One sequence of 100 rows (two tiles, a partial one), GQA 4 heads in 2 groups, head dim 64,
+ * both masks: the fused forward and backward (exec/flash.cu) against the cuBLAS path above. */
+extern "C" OsStatus exec_st_flash_twin(double *worst) {
+    OsStatus st = OS_OK;
+    const int n = 100, nh = 4, nkv = 2, hd = 64, ld = (nh + 2 * nkv) * hd;
+    const size_t nq = (size_t)n * ld, no = (size_t)n * nh * hd;
+    const uint64_t len = (uint64_t)n;
+    bf16 *hb = NULL, *dq = NULL, *dd = NULL, *a1 = NULL, *a2 = NULL, *g1 = NULL, *g2 = NULL, *P = NULL, *dS16 = NULL;
+    float *S = NULL, *dPf = NULL, *lse = NULL, *dqa = NULL, *dv = NULL, *got = NULL;
+    double *ref = NULL;
+    ExecFlashTile ht[8], *dt = NULL;
+    cublasHandle_t h = NULL;
+    uint32_t nt = 0;
+    *worst = INFINITY;
+    hb = (bf16 *)malloc(nq * 2), got = (float *)malloc(nq * 4), ref = (double *)malloc(nq * 8);
+    ALLOC_CHECK(hb && got && ref);
+    CUDA_CHECK(cudaMalloc(&dq, nq * 2));
+    CUDA_CHECK(cudaMalloc(&dd, no * 2));
+    CUDA_CHECK(cudaMalloc(&a1, no * 2));
+    CUDA_CHECK(cudaMalloc(&a2, no * 2));
+    CUDA_CHECK(cudaMalloc(&g1, nq * 2));
+    CUDA_CHECK(cudaMalloc(&g2, nq * 2));
+    CUDA_CHECK(cudaMalloc(&S, (size_t)n * n * 4));
+    CUDA_CHECK(cudaMalloc(&dPf, (size_t)n * n * 4));
+    CUDA_CHECK(cudaMalloc(&P, (size_t)n * n * 2));
+    CUDA_CHECK(cudaMalloc(&dS16, (size_t)n * n * 2));
+    CUDA_CHECK(cudaMalloc(&lse, (size_t)nh * n * 4));
+    CUDA_CHECK(cudaMalloc(&dqa, no * 4));
+    CUDA_CHECK(cudaMalloc(&dv, (size_t)nh * n * 4));
+    CUDA_CHECK(cudaMalloc(&dt, sizeof ht));
+    CUBLAS_CHECK(cublasCreate(&h));
+    for (size_t i = 0; i < nq; i++) hb[i] = __float2bfloat16(2.0f * exec_test_value(41, i));
+    CUDA_CHECK(cudaMemcpy(dq, hb, nq * 2, cudaMemcpyHostToDevice));
+    for (size_t i = 0; i < no; i++) hb[i] = __float2bfloat16(exec_test_value(42, i));
+    CUDA_CHECK(cudaMemcpy(dd, hb, no * 2, cudaMemcpyHostToDevice));
+    *worst = 0;
+    for (int causal = 0; causal < 2; causal++) {
+        nt = exec_flash_tiles(ht, ht + 4, &len, 1, causal);
+        CUDA_CHECK(cudaMemcpy(dt, ht, sizeof ht, cudaMemcpyHostToDevice));
+        OS_CHECK(exec_attn_forward(a1, dq, n, nh, nkv, hd, causal, S, P, h, 0));
+        OS_CHECK(exec_flash_forward(a2, lse, dq, dt, nt, n, nh, nkv, hd, causal, 0));
+        CUDA_CHECK(cudaMemset(g1, 0, nq * 2));
+        CUDA_CHECK(cudaMemset(g2, 0, nq * 2));
+        OS_CHECK(exec_attn_backward(g1, dd, dq, n, nh, nkv, hd, causal, S, P, dPf, dS16, h, 0));
+        OS_CHECK(exec_flash_backward(g2, dqa, dv, dd, dq, a2, lse, dt + 4, nt, n, nh, nkv, hd, causal, 0));
+        CUDA_CHECK(cudaDeviceSynchronize());
+        for (int pass = 0; pass < 2; pass++) {
+            const size_t cnt = pass ? nq : no;
+            CUDA_CHECK(cudaMemcpy(hb, pass ? g1 : a1, cnt * 2, cudaMemcpyDeviceToHost));
+            for (size_t i = 0; i < cnt; i++) ref[i] = __bfloat162float(hb[i]);
+            CUDA_CHECK(cudaMemcpy(hb, pass ? g2 : a2, cnt * 2, cudaMemcpyDeviceToHost));
+            for (size_t i = 0; i < cnt; i++) got[i] = __bfloat162float(hb[i]);
+            *worst = fmax(*worst, exec_worst(got, ref, cnt, 3e-2, 3e-2));
+        }
+    }
+fail:
+    if (h) cublasDestroy(h);
+    cudaFree(dq), cudaFree(dd), cudaFree(a1), cudaFree(a2), cudaFree(g1), cudaFree(g2), cudaFree(S), cudaFree(dPf);
+    cudaFree(P), cudaFree(dS16), cudaFree(lse), cudaFree(dqa), cudaFree(dv), cudaFree(dt);
+    free(hb), free(got), free(ref);
+    if (st != OS_OK) *worst = INFINITY;
     return st;
 }

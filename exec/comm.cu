@@ -4,10 +4,15 @@
 
 #include "exec/comm.cuh"
 
+extern "C" {
+#include "exec/memplan.h"
+}
+
 struct ExecComm {
     int local;
     uint32_t D, rank; /* rank: NCCL only */
     ncclComm_t nc;    /* borrowed */
+    const ExecNccl *N; /* borrowed */
     cudaStream_t s;   /* borrowed */
     uint32_t n_local;
     char **mid, **out;       /* [n_local] relay buffers of a two-stage route */
@@ -44,12 +49,13 @@ fail:
     return st;
 }
 
-OsStatus exec_comm_create_nccl(ExecComm **out, ncclComm_t nc, uint32_t rank, uint32_t D, cudaStream_t s) {
+OsStatus exec_comm_create_nccl(ExecComm **out, const ExecNccl *N, ncclComm_t nc, uint32_t rank, uint32_t D,
+                               cudaStream_t s) {
     OsStatus st = OS_OK;
     *out = NULL;
     if (rank >= D) OS_FAIL(OS_ERR_ARG, "exec comm", "rank", NULL, "rank %u of %u", rank, D);
     OS_CHECK(comm_alloc(out, 1));
-    (*out)->D = D, (*out)->rank = rank, (*out)->nc = nc, (*out)->s = s;
+    (*out)->D = D, (*out)->rank = rank, (*out)->nc = nc, (*out)->s = s, (*out)->N = N;
 fail:
     return st;
 }
@@ -65,17 +71,34 @@ void exec_comm_destroy(ExecComm *c) {
     free(c);
 }
 
-/* Grow a device buffer (synchronising first: the old one may be in use on the stream). */
-static OsStatus grow(char **p, size_t *cap, size_t bytes, cudaStream_t s) {
+/* Grow a device buffer. Only called from exec_comm_reserve, before a step's first move, with
+ * the stream idle (the executor synchronised it): nothing pending can read the old one. */
+static OsStatus grow(char **p, size_t *cap, size_t bytes, double *grown) {
     OsStatus st = OS_OK;
     if (bytes <= *cap) return OS_OK;
-    CUDA_CHECK(cudaStreamSynchronize(s));
     CUDA_CHECK(cudaFree(*p));
+    *grown -= (double)*cap;
     *p = NULL, *cap = 0;
     CUDA_CHECK(cudaMalloc((void **)p, bytes));
     *cap = bytes;
+    *grown += (double)bytes;
 fail:
     return st;
+}
+
+OsStatus exec_comm_reserve(ExecComm *c, uint32_t k, size_t mid, size_t out, double *grown) {
+    OsStatus st = OS_OK;
+    if (k >= c->n_local) OS_FAIL(OS_ERR_INTERNAL, "exec comm", "local rank", NULL, "%u of %u", k, c->n_local);
+    OS_CHECK(grow(&c->mid[k], &c->mid_cap[k], mid, grown));
+    OS_CHECK(grow(&c->out[k], &c->out_cap[k], out, grown));
+fail:
+    return st;
+}
+
+double exec_comm_relay_bytes(const ExecComm *c) {
+    double b = 0;
+    for (uint32_t k = 0; k < c->n_local; k++) b += (double)c->mid_cap[k] + (double)c->out_cap[k];
+    return b;
 }
 
 /* One stage. Local: every (s, d) block is a device copy. NCCL: this rank's sends and receives
@@ -101,23 +124,23 @@ static OsStatus move_stage(ExecComm *c, const ExecMove *m, char *const *recv, co
         if (self)
             CUDA_CHECK(cudaMemcpyAsync(recv[0] + m->recv_off[me * D1 + me] * rb, send[0] + m->send_off[me * D1 + me] * rb,
                                        self * rb, cudaMemcpyDeviceToDevice, c->s));
-        NCCL_CHECK(ncclGroupStart());
+        NCCL_CHECK(c->N->GroupStart());
         grouped = 1;
         for (uint32_t p = 0; p < D; p++) {
             if (p == me) continue;
             uint64_t out = m->vol[(size_t)me * D + p], in = m->vol[(size_t)p * D + me];
             if (out)
-                NCCL_CHECK(ncclSend(send[0] + m->send_off[me * D1 + p] * rb, out * rb, ncclUint8, (int)p, c->nc, c->s));
+                NCCL_CHECK(c->N->Send(send[0] + m->send_off[me * D1 + p] * rb, out * rb, ncclUint8, (int)p, c->nc, c->s));
             if (in)
-                NCCL_CHECK(ncclRecv(recv[0] + m->recv_off[me * D1 + p] * rb, in * rb, ncclUint8, (int)p, c->nc, c->s));
+                NCCL_CHECK(c->N->Recv(recv[0] + m->recv_off[me * D1 + p] * rb, in * rb, ncclUint8, (int)p, c->nc, c->s));
         }
         grouped = 0;
-        NCCL_CHECK(ncclGroupEnd());
+        NCCL_CHECK(c->N->GroupEnd());
     }
 fail:
     /* a group left open would hold this thread's later NCCL calls back (they would join it);
      * the caller aborts the communicator after any failure (mllm.h) */
-    if (grouped) (void)ncclGroupEnd();
+    if (grouped) (void)c->N->GroupEnd();
     return st;
 }
 
@@ -127,12 +150,13 @@ OsStatus exec_comm_route(ExecComm *c, const ExecRoute *r, void *const *recv, con
     if (r->stages == 1) return move_stage(c, &r->st[0], (char *const *)recv, (const char *const *)send, rb);
     {
         const ExecMove *a = &r->st[0], *b = &r->st[1];
-        const uint32_t D = a->D;
-        const size_t D1 = (size_t)D + 1;
         for (uint32_t k = 0; k < c->n_local; k++) {
             uint32_t d = exec_comm_rank(c, k);
-            OS_CHECK(grow(&c->mid[k], &c->mid_cap[k], a->recv_off[d * D1 + D] * rb + 1, c->s));
-            OS_CHECK(grow(&c->out[k], &c->out_cap[k], b->send_off[d * D1 + D] * rb + 1, c->s));
+            size_t mid, out;
+            exec_route_relay_bytes(r, d, rb, &mid, &out);
+            if (c->mid_cap[k] < mid || c->out_cap[k] < out)
+                OS_FAIL(OS_ERR_INTERNAL, "exec comm", "relay", NULL, "rank %u: relays of %zu/%zu bytes reserved, %zu/%zu needed",
+                        d, c->mid_cap[k], c->out_cap[k], mid, out);
         }
         OS_CHECK(move_stage(c, a, c->mid, (const char *const *)send, rb));
         /* the relay: unit u sits at a->recv_pos[u] on rank a->dst[u], leaves from b->send_pos[u] */
@@ -156,7 +180,7 @@ OsStatus exec_comm_grad_sync(ExecComm *c, float *g, uint64_t n, bf16 *w, uint64_
     OsStatus st = OS_OK;
     if (c->local || c->D == 1) return OS_OK; /* one shared gradient buffer holds the sum already */
     if (!fsdp) {
-        NCCL_CHECK(ncclAllReduce(g, g, n, ncclFloat, ncclSum, c->nc, c->s));
+        NCCL_CHECK(c->N->AllReduce(g, g, n, ncclFloat, ncclSum, c->nc, c->s));
         return OS_OK;
     }
     if (n % c->D || nw % c->D)
@@ -164,8 +188,8 @@ OsStatus exec_comm_grad_sync(ExecComm *c, float *g, uint64_t n, bf16 *w, uint64_
                 (unsigned long long)n, (unsigned long long)nw, c->D);
     {
         size_t gc = n / c->D, wc = nw / c->D;
-        NCCL_CHECK(ncclReduceScatter(g, g + c->rank * gc, gc, ncclFloat, ncclSum, c->nc, c->s));
-        NCCL_CHECK(ncclAllGather(w + c->rank * wc, w, wc, ncclBfloat16, c->nc, c->s));
+        NCCL_CHECK(c->N->ReduceScatter(g, g + c->rank * gc, gc, ncclFloat, ncclSum, c->nc, c->s));
+        NCCL_CHECK(c->N->AllGather(w + c->rank * wc, w, wc, ncclBfloat16, c->nc, c->s));
     }
 fail:
     return st;

@@ -26,17 +26,26 @@ typedef struct ExecComm ExecComm;
 
 /* D local ranks on the current device, work on stream s (borrowed). */
 OsStatus exec_comm_create_local(ExecComm **out, uint32_t D, cudaStream_t s);
-/* Rank `rank` of D over an initialised communicator (borrowed: the caller destroys or aborts it). */
-OsStatus exec_comm_create_nccl(ExecComm **out, ncclComm_t nc, uint32_t rank, uint32_t D, cudaStream_t s);
+/* Rank `rank` of D over an initialised communicator (borrowed: the caller destroys or aborts
+ * it); N: the loaded NCCL (nccl_dl.cuh, borrowed). */
+OsStatus exec_comm_create_nccl(ExecComm **out, const ExecNccl *N, ncclComm_t nc, uint32_t rank, uint32_t D,
+                               cudaStream_t s);
 void exec_comm_destroy(ExecComm *c); /* NULL-safe; synchronises the stream first */
 uint32_t exec_comm_n_local(const ExecComm *c);           /* D (local) or 1 (NCCL) */
 uint32_t exec_comm_rank(const ExecComm *c, uint32_t k);  /* global rank of local rank k */
 int exec_comm_is_local(const ExecComm *c);
 
+/* Make local rank k's relay buffers at least mid / out bytes (exec_route_relay_bytes of every
+ * route of the step, memplan.h): called before the step's first move, when the stream is
+ * idle, so that no buffer is freed under a pending copy or NCCL call. *grown += bytes newly
+ * allocated (the executor's count). */
+OsStatus exec_comm_reserve(ExecComm *c, uint32_t k, size_t mid, size_t out, double *grown);
+/* Relay bytes held (all local ranks). */
+double exec_comm_relay_bytes(const ExecComm *c);
 /* Move route r: send[k] (laid out as r->st[0]'s send side of local rank k) -> recv[k] (the
- * last stage's receive side); row_bytes bytes per row. The relay of a node-wise route is
- * one cudaMemcpyAsync per unit: launch-bound for thousands of small units (a segment-copy
- * kernel, rows.cu, is the known fix). */
+ * last stage's receive side); row_bytes bytes per row; a node-wise route needs its relays
+ * reserved. The relay is one cudaMemcpyAsync per unit: launch-bound for thousands of small
+ * units (a segment-copy kernel, rows.cu, is the known fix). */
 OsStatus exec_comm_route(ExecComm *c, const ExecRoute *r, void *const *recv, const void *const *send,
                          size_t row_bytes);
 /* Sum the gradients over the ranks (see above); n, nw: elements, multiples of D for fsdp. */

@@ -1,9 +1,11 @@
 /* mllm.cu — see mllm.h. Layout of the work: host index lists per rank (rankidx.h), one
- * device block of activations per rank carved per step (grown, never shrunk: no allocation in
- * steady state), one shared backward scratch (the local ranks run one after another on one
- * stream), one stream, events around every phase. */
+ * device block of activations per rank laid out by exec/memplan.h and carved per step (grown,
+ * never shrunk: no allocation in steady state), one shared backward scratch (the local ranks
+ * run one after another on one stream), one stream, events around every phase. Every
+ * cudaMalloc goes through dev_grow, which keeps the executor's own byte count. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "exec/attn.h"
 #include "exec/comm.cuh"
@@ -15,9 +17,6 @@ extern "C" {
 #include "exec/rankidx.h"
 #include "base/util.h"
 }
-
-#define ALIGN 256
-static size_t al(size_t b) { return (b + ALIGN - 1) / ALIGN * ALIGN; }
 
 /* event slots (start/end pairs): compute per phase, moves before phase p, the inverse moves
  * of encoder e's embeddings, the whole step */
@@ -34,7 +33,7 @@ typedef struct {
     ExecRankIdx idx;
     uint64_t *dblk;  /* device copy of idx.blk */
     size_t dblk_cap; /* bytes */
-    char *act;       /* device activation block */
+    char *act;       /* device activation block (memplan.h ExecRankLayout) */
     size_t act_cap;
     /* carved per step */
     bf16 *in_send[MODEL_MAX_ENC], *merged[MODEL_MAX_ENC], *z1[MODEL_MAX_ENC], *g1[MODEL_MAX_ENC];
@@ -52,29 +51,48 @@ struct ExecMllm {
     ModelSpec m;
     uint64_t seed;
     uint32_t E, n_mod, D;
-    ExecStackLayout L[MODEL_MAX_ENC + 1];
-    ExecProjLayout PL[MODEL_MAX_ENC];
-    uint64_t off[2 * MODEL_MAX_ENC + 1], total; /* flat offsets (elements); total padded to D */
+    ExecMemModel mm;        /* layouts and flat offsets (memplan.h) */
+    ExecAttnImpl impl;
+    const ExecStackLayout *L;  /* = mm.L */
+    const ExecProjLayout *PL;  /* = mm.PL */
+    const uint64_t *off;       /* = mm.off */
+    uint64_t total;            /* = mm.total */
     bf16 *w;
     float *g;
     cudaStream_t s;
     cublasHandle_t h;
+    const ExecNccl *N;
     ncclComm_t nc;
     int nccl, failed;
+    double wait_s;             /* longest stream wait (polling NCCL's async error), <= 0: none */
     ExecComm *comm;
     char *scratch;
     size_t scratch_cap;
     StackScratch sc;
+    ExecFlashTile *htiles;     /* host tile lists, [2 max_tiles] */
+    size_t htiles_cap;         /* entries */
     uint32_t n_local;
     Rank *r;
     float *hloss;
     size_t hloss_cap;
     cudaEvent_t sync_ev[2];
+    ExecMemCount held;         /* the allocator's count: weights, grads, act, index, scratch */
+    ExecRoute inv[MODEL_MAX_ENC];
 };
 
 uint32_t exec_mllm_n_local(const ExecMllm *x) { return x ? x->n_local : 0; }
 void exec_mllm_mark_failed(ExecMllm *x) {
     if (x) x->failed = 1;
+}
+void exec_mllm_set_wait(ExecMllm *x, double seconds) {
+    if (x) x->wait_s = seconds;
+}
+void exec_mllm_mem(const ExecMllm *x, ExecMemCount *out) {
+    memset(out, 0, sizeof *out);
+    if (!x) return;
+    *out = x->held;
+    out->relay = x->comm ? exec_comm_relay_bytes(x->comm) : 0;
+    out->total = out->weights + out->grads + out->activations + out->index + out->scratch + out->relay;
 }
 
 /* ---- weights ------------------------------------------------------------------------------- */
@@ -88,16 +106,25 @@ __global__ void init_proj_kernel(bf16 *w, uint64_t seed, uint32_t module, ExecPr
         w[e] = __float2bfloat16(exec_proj_param(seed, module, &P, e));
 }
 
-static OsStatus grow(char **p, size_t *cap, size_t bytes, cudaStream_t s) {
+/* Grow a device buffer to `bytes` (exactly: memplan.h replays this rule), keeping *count.
+ * The stream is synchronised first: the old block may still be read on it. */
+static OsStatus dev_grow(char **p, size_t *cap, size_t bytes, double *count, cudaStream_t s) {
     OsStatus st = OS_OK;
     if (bytes <= *cap) return OS_OK;
-    CUDA_CHECK(cudaStreamSynchronize(s)); /* the old block may still be read on the stream */
+    CUDA_CHECK(cudaStreamSynchronize(s));
     CUDA_CHECK(cudaFree(*p));
+    *count -= (double)*cap;
     *p = NULL, *cap = 0;
     CUDA_CHECK(cudaMalloc((void **)p, bytes));
     *cap = bytes;
+    *count += (double)bytes;
 fail:
     return st;
+}
+
+static ExecAttnImpl env_impl(void) {
+    const char *e = getenv("ORCHSIM_ATTN");
+    return e && !strcmp(e, "cublas") ? EXEC_ATTN_CUBLAS : EXEC_ATTN_FUSED;
 }
 
 static OsStatus mllm_alloc(ExecMllm **out, const ModelSpec *m, uint64_t seed, uint32_t D, uint32_t n_local,
@@ -110,6 +137,9 @@ static OsStatus mllm_alloc(ExecMllm **out, const ModelSpec *m, uint64_t seed, ui
                 m->llm.vocab, D);
     ALLOC_CHECK(x = (ExecMllm *)calloc(1, sizeof *x));
     x->m = *m, x->seed = seed, x->E = m->n_enc, x->n_mod = exec_n_modules(m), x->D = D, x->n_local = n_local;
+    x->impl = env_impl(), x->wait_s = 60;
+    exec_mem_model(&x->mm, m, D, x->impl);
+    x->L = x->mm.L, x->PL = x->mm.PL, x->off = x->mm.off, x->total = x->mm.total;
     ALLOC_CHECK(x->r = (Rank *)calloc(n_local, sizeof *x->r));
     for (uint32_t k = 0; k < n_local; k++) exec_rank_idx_init(&x->r[k].idx);
     CUDA_CHECK(cudaSetDevice(device));
@@ -120,22 +150,10 @@ static OsStatus mllm_alloc(ExecMllm **out, const ModelSpec *m, uint64_t seed, ui
         for (int e = 0; e < 2 * EV_N; e++) CUDA_CHECK(cudaEventCreate(&x->r[k].ev[e]));
     CUDA_CHECK(cudaEventCreate(&x->sync_ev[0]));
     CUDA_CHECK(cudaEventCreate(&x->sync_ev[1]));
-    for (uint32_t k = 0; k < x->n_mod; k++) {
-        x->off[k] = x->total;
-        if (k <= x->E) {
-            exec_stack_layout(&x->L[k], k < x->E ? &m->enc[k].stack : &m->llm);
-            x->total += x->L[k].total;
-        } else {
-            const EncoderSpec *e = &m->enc[k - x->E - 1];
-            exec_proj_layout(&x->PL[k - x->E - 1], e->stack.hidden, m->llm.hidden, e->ratio);
-            x->total += x->PL[k - x->E - 1].total;
-        }
-        /* each module's start 128-element aligned: GEMM operands want 16-byte alignment */
-        x->total = (x->total + 127) / 128 * 128;
-    }
-    x->total = (x->total + D - 1) / D * D; /* FSDP splits the flat buffers evenly */
     CUDA_CHECK(cudaMalloc((void **)&x->w, x->total * sizeof(bf16)));
+    x->held.weights = (double)x->total * sizeof(bf16);
     CUDA_CHECK(cudaMalloc((void **)&x->g, x->total * sizeof(float)));
+    x->held.grads = (double)x->total * sizeof(float);
     CUDA_CHECK(cudaMemsetAsync(x->w, 0, x->total * sizeof(bf16), x->s));
     CUDA_CHECK(cudaMemsetAsync(x->g, 0, x->total * sizeof(float), x->s));
     for (uint32_t k = 0; k < x->n_mod; k++) {
@@ -149,6 +167,13 @@ static OsStatus mllm_alloc(ExecMllm **out, const ModelSpec *m, uint64_t seed, ui
 fail:
     exec_mllm_destroy(x);
     return st;
+}
+
+OsStatus exec_mllm_set_attn(ExecMllm *x, ExecAttnImpl impl) {
+    if (!x) return os_fail(OS_ERR_ARG, "exec mllm", "attention", NULL, "no executor");
+    x->impl = impl;
+    exec_mem_model(&x->mm, &x->m, x->D, impl); /* same flat layout; only the fused flags change */
+    return OS_OK;
 }
 
 OsStatus exec_mllm_create_local(ExecMllm **out, const ModelSpec *m, uint64_t seed, uint32_t D, int device) {
@@ -165,9 +190,11 @@ fail:
 OsStatus exec_nccl_id(void *blob, size_t cap, size_t *len) {
     OsStatus st = OS_OK;
     ncclUniqueId id;
+    const ExecNccl *N = NULL;
     *len = 0;
     if (cap < sizeof id) OS_FAIL(OS_ERR_INTERNAL, "nccl", "unique id", NULL, "%zu bytes of room, %zu needed", cap, sizeof id);
-    NCCL_CHECK(ncclGetUniqueId(&id));
+    OS_CHECK(exec_nccl(&N));
+    NCCL_CHECK(N->GetUniqueId(&id));
     memcpy(blob, &id, sizeof id);
     *len = sizeof id;
 fail:
@@ -179,13 +206,15 @@ OsStatus exec_mllm_create_nccl(ExecMllm **out, const ModelSpec *m, uint64_t seed
     OsStatus st = OS_OK;
     ncclUniqueId uid;
     ExecMllm *x = NULL;
+    const ExecNccl *N = NULL;
     *out = NULL;
     if (id_len != sizeof uid) OS_FAIL(OS_ERR_INTERNAL, "nccl", "unique id", NULL, "%zu bytes, %zu expected", id_len, sizeof uid);
     memcpy(&uid, id, sizeof uid);
+    OS_CHECK(exec_nccl(&N));
     OS_CHECK(mllm_alloc(&x, m, seed, D, 1, device));
-    x->nccl = 1;
-    NCCL_CHECK(ncclCommInitRank(&x->nc, (int)D, uid, (int)rank));
-    OS_CHECK(exec_comm_create_nccl(&x->comm, x->nc, rank, D, x->s));
+    x->nccl = 1, x->N = N;
+    NCCL_CHECK(N->CommInitRank(&x->nc, (int)D, uid, (int)rank));
+    OS_CHECK(exec_comm_create_nccl(&x->comm, N, x->nc, rank, D, x->s));
     *out = x;
     return OS_OK;
 fail:
@@ -199,9 +228,9 @@ void exec_mllm_destroy(ExecMllm *x) {
     /* failed: abort first (peers must not wait for this rank, and an NCCL kernel stuck on
      * the stream only returns once the communicator is aborted), then drain the stream;
      * otherwise drain first, so that no operation is pending when the communicator goes */
-    if (x->nc && x->failed) (void)ncclCommAbort(x->nc), x->nc = NULL;
+    if (x->nc && x->failed) (void)x->N->CommAbort(x->nc), x->nc = NULL;
     if (x->s) (void)cudaStreamSynchronize(x->s);
-    if (x->nc) (void)ncclCommDestroy(x->nc);
+    if (x->nc) (void)x->N->CommDestroy(x->nc);
     exec_comm_destroy(x->comm);
     for (uint32_t k = 0; x->r && k < x->n_local; k++) {
         Rank *r = &x->r[k];
@@ -212,11 +241,46 @@ void exec_mllm_destroy(ExecMllm *x) {
     }
     for (int e = 0; e < 2; e++)
         if (x->sync_ev[e]) (void)cudaEventDestroy(x->sync_ev[e]);
+    for (uint32_t e = 0; e < MODEL_MAX_ENC; e++) exec_route_free(&x->inv[e]);
     (void)cudaFree(x->w), (void)cudaFree(x->g), (void)cudaFree(x->scratch);
     if (x->h) (void)cublasDestroy(x->h);
     if (x->s) (void)cudaStreamDestroy(x->s);
-    free(x->r), free(x->hloss);
+    free(x->r), free(x->hloss), free(x->htiles);
     free(x);
+}
+
+/* Wait for the stream. With a communicator, poll instead of blocking: NCCL's asynchronous error
+ * (a dead peer, a network failure) fails this rank with NCCL's reason at once, and a stream
+ * that does not finish within wait_s fails it with OS_ERR_TIMEOUT; either way the
+ * communicator is marked for abort, so that the peers do not hang on this rank either. */
+static OsStatus wait_stream(ExecMllm *x, const char *what) {
+    OsStatus st = OS_OK;
+    double t0 = os_now();
+    if (!x->nc) {
+        CUDA_CHECK(cudaStreamSynchronize(x->s));
+        return OS_OK;
+    }
+    for (;;) {
+        cudaError_t e = cudaStreamQuery(x->s);
+        if (e == cudaSuccess) break;
+        if (e != cudaErrorNotReady) CUDA_CHECK(e);
+        ncclResult_t ar = ncclSuccess;
+        NCCL_CHECK(x->N->CommGetAsyncError(x->nc, &ar));
+        if (ar != ncclSuccess && ar != ncclInProgress) {
+            const char *last = x->N->GetLastError ? x->N->GetLastError(x->nc) : "";
+            OS_FAIL(OS_ERR_NCCL, "nccl", "ncclCommGetAsyncError", "a peer failed or the network broke; NCCL_DEBUG=WARN "
+                    "says more", "asynchronous error during %s: %s%s%s", what, exec_nccl_strerror(ar),
+                    last && *last ? ": " : "", last ? last : "");
+        }
+        if (x->wait_s > 0 && os_now() - t0 > x->wait_s)
+            OS_FAIL(OS_ERR_TIMEOUT, "nccl", what, "a peer is stuck or gone; raise --timeout if the step is just slow",
+                    "the stream did not finish within %.3g s", x->wait_s);
+        struct timespec ts = {0, 200000}; /* 0.2 ms: small against any step */
+        nanosleep(&ts, NULL);
+    }
+fail:
+    if (st != OS_OK) x->failed = 1;
+    return st;
 }
 
 OsStatus exec_mllm_zero_grads(ExecMllm *x) {
@@ -232,7 +296,7 @@ OsStatus exec_mllm_grads(ExecMllm *x, uint32_t k, float *out, uint64_t n) {
     if (k >= x->n_mod || n > have)
         OS_FAIL(OS_ERR_ARG, "exec mllm", "module", NULL, "module %u of %u, %llu of %llu elements", k, x->n_mod,
                 (unsigned long long)n, (unsigned long long)have);
-    CUDA_CHECK(cudaStreamSynchronize(x->s));
+    OS_CHECK(wait_stream(x, "a gradient copy"));
     CUDA_CHECK(cudaMemcpy(out, x->g + x->off[k], n * sizeof(float), cudaMemcpyDeviceToHost));
 fail:
     return st;
@@ -240,48 +304,37 @@ fail:
 
 /* ---- per-step buffers ------------------------------------------------------------------------ */
 
-/* Bytes (carve = 0) or carve (carve = 1) rank r's block for its index. */
-static size_t rank_layout(ExecMllm *x, Rank *r, int carve) {
-    const ExecRankIdx *ix = &r->idx;
-    const size_t Hl = x->m.llm.hidden, V = x->m.llm.vocab;
+/* Point rank r's arrays into its block, laid out as lay. */
+static void rank_carve(ExecMllm *x, Rank *r, const ExecRankLayout *lay) {
     char *p = r->act;
-    size_t b = 0;
-#define TAKE(ptr, type, n)                                     \
-    do {                                                       \
-        if (carve) ptr = (type *)(p + b);                      \
-        b += al((size_t)(n) * sizeof(type) + 1);               \
-    } while (0)
+    const ExecRankIdx *ix = &r->idx;
     for (uint32_t e = 0; e < x->E; e++) {
-        size_t He = x->L[e].H, R = x->PL[e].r, tok = ix->enc_tok[e];
-        TAKE(r->in_send[e], bf16, ix->in_send_rows[e] * He);
-        TAKE(r->merged[e], bf16, tok * R * He);
-        TAKE(r->z1[e], bf16, tok * Hl);
-        TAKE(r->g1[e], bf16, tok * Hl);
-        TAKE(r->proj[e], bf16, tok * Hl);
-        TAKE(r->emb_send[e], bf16, ix->emb_send_rows[e] * Hl);
-        TAKE(r->emb_recv[e], bf16, ix->emb_recv_rows[e] * Hl);
-        TAKE(r->dg1[e], bf16, tok * Hl);
-        TAKE(r->dmerged[e], bf16, tok * R * He);
-        TAKE(r->denc[e], bf16, ix->enc_rows[e] * He);
-        if (carve) exec_stack_acts_carve(&r->enc[e], &x->L[e], (int)ix->enc_rows[e], p + b);
-        b += al(exec_stack_acts_bytes(&x->L[e], (int)ix->enc_rows[e]));
+        r->in_send[e] = (bf16 *)(p + lay->in_send[e]);
+        r->merged[e] = (bf16 *)(p + lay->merged[e]);
+        r->z1[e] = (bf16 *)(p + lay->z1[e]);
+        r->g1[e] = (bf16 *)(p + lay->g1[e]);
+        r->proj[e] = (bf16 *)(p + lay->proj[e]);
+        r->emb_send[e] = (bf16 *)(p + lay->emb_send[e]);
+        r->emb_recv[e] = (bf16 *)(p + lay->emb_recv[e]);
+        r->dg1[e] = (bf16 *)(p + lay->dg1[e]);
+        r->dmerged[e] = (bf16 *)(p + lay->dmerged[e]);
+        r->denc[e] = (bf16 *)(p + lay->denc[e]);
+        exec_stack_acts_carve(&r->enc[e], &lay->enc_acts[e], (int)ix->enc_rows[e], x->mm.fused[e], p + lay->enc[e]);
     }
-    size_t T = ix->llm_rows;
-    TAKE(r->text_send, int, ix->text_send_rows);
-    TAKE(r->text_recv, int, ix->text_recv_rows);
-    TAKE(r->ids, int, T + 1);
-    TAKE(r->labels, int, T);
-    TAKE(r->next_same, int, T);
-    TAKE(r->logits, float, T * V);
-    TAKE(r->loss, float, T);
-    TAKE(r->dlogits, bf16, T * V);
-    TAKE(r->dout, bf16, T * Hl);
-    if (carve) exec_stack_acts_carve(&r->llm, &x->L[x->E], (int)T, p + b);
-    b += al(exec_stack_acts_bytes(&x->L[x->E], (int)T));
-#undef TAKE
-    return b;
+    r->text_send = (int *)(p + lay->text_send);
+    r->text_recv = (int *)(p + lay->text_recv);
+    r->ids = (int *)(p + lay->ids);
+    r->labels = (int *)(p + lay->labels);
+    r->next_same = (int *)(p + lay->next_same);
+    r->logits = (float *)(p + lay->logits);
+    r->loss = (float *)(p + lay->loss);
+    r->dlogits = (bf16 *)(p + lay->dlogits);
+    r->dout = (bf16 *)(p + lay->dout);
+    exec_stack_acts_carve(&r->llm, &lay->llm_acts, (int)ix->llm_rows, x->mm.fused[x->E], p + lay->llm);
 }
 
+/* Index lists, blocks, scratch and relays of step sp (inverse routes in x->inv), all grown
+ * before the step's first move (memplan.h replays exactly this). */
 static OsStatus prepare(ExecMllm *x, const ExecStepPlan *sp, const uint64_t *ex_id) {
     OsStatus st = OS_OK;
     uint64_t rows = 1;
@@ -289,7 +342,9 @@ static OsStatus prepare(ExecMllm *x, const ExecStepPlan *sp, const uint64_t *ex_
     for (uint32_t k = 0; k < x->n_local; k++) {
         Rank *r = &x->r[k];
         ExecRankIdx *ix = &r->idx;
-        OS_CHECK(exec_rank_idx_build(ix, sp, &x->m, ex_id, exec_comm_rank(x->comm, k)));
+        ExecRankLayout lay;
+        const uint32_t d = exec_comm_rank(x->comm, k);
+        OS_CHECK(exec_rank_idx_build(ix, sp, &x->m, ex_id, d));
         for (uint32_t e = 0; e < x->E; e++) {
             rows = OS_MAX(rows, ix->enc_rows[e]);
             longest = OS_MAX(longest, ix->enc_longest[e]);
@@ -298,20 +353,42 @@ static OsStatus prepare(ExecMllm *x, const ExecStepPlan *sp, const uint64_t *ex_
         longest = OS_MAX(longest, ix->llm_longest);
         if (ix->llm_rows >= (uint64_t)INT32_MAX || rows >= (uint64_t)INT32_MAX)
             OS_FAIL(OS_ERR_RANGE, "exec mllm", "rows", "use more ranks", "%llu rows on one rank", (unsigned long long)rows);
-        OS_CHECK(grow(&r->act, &r->act_cap, rank_layout(x, r, 0), x->s));
-        rank_layout(x, r, 1);
-        OS_CHECK(grow((char **)&r->dblk, &r->dblk_cap, ix->n_blk * sizeof(uint64_t) + 8, x->s));
+        exec_rank_layout(&lay, &x->mm, ix);
+        OS_CHECK(dev_grow(&r->act, &r->act_cap, lay.total, &x->held.activations, x->s));
+        rank_carve(x, r, &lay);
+        OS_CHECK(dev_grow((char **)&r->dblk, &r->dblk_cap, exec_rank_idx_bytes(ix), &x->held.index, x->s));
         CUDA_CHECK(cudaMemcpyAsync(r->dblk, ix->blk, ix->n_blk * sizeof(uint64_t), cudaMemcpyHostToDevice, x->s));
         CUDA_CHECK(cudaMemcpyAsync(r->next_same, ix->next_same, ix->llm_rows * sizeof(int), cudaMemcpyHostToDevice, x->s));
         /* the host blocks are pageable and rebuilt next step: finish the copies first */
         CUDA_CHECK(cudaStreamSynchronize(x->s));
+        {
+            /* relays of every route this rank moves in the step (stream idle here) */
+            size_t mid = 0, out = 0, a, b;
+            const size_t hl = (size_t)x->m.llm.hidden * sizeof(bf16);
+            for (uint32_t e = 0; e < x->E; e++) {
+                exec_route_relay_bytes(&sp->in[e], d, (size_t)x->L[e].H * sizeof(bf16), &a, &b);
+                mid = OS_MAX(mid, a), out = OS_MAX(out, b);
+                exec_route_relay_bytes(&sp->emb[e], d, hl, &a, &b);
+                mid = OS_MAX(mid, a), out = OS_MAX(out, b);
+                exec_route_relay_bytes(&x->inv[e], d, hl, &a, &b);
+                mid = OS_MAX(mid, a), out = OS_MAX(out, b);
+            }
+            exec_route_relay_bytes(&sp->text, d, sizeof(int32_t), &a, &b);
+            mid = OS_MAX(mid, a), out = OS_MAX(out, b);
+            double ignored = 0; /* relays are counted by the comm layer itself */
+            OS_CHECK(exec_comm_reserve(x->comm, k, mid, out, &ignored));
+        }
     }
     {
-        size_t need = exec_stack_scratch_bytes(x->L, (int)x->E + 1, (int)rows, (int)longest);
-        if (need > x->scratch_cap) {
-            OS_CHECK(grow(&x->scratch, &x->scratch_cap, need, x->s));
+        ExecScratchLayout lay;
+        exec_scratch_layout(&lay, &x->mm, rows, longest);
+        OS_CHECK(dev_grow(&x->scratch, &x->scratch_cap, lay.total, &x->held.scratch, x->s));
+        if (x->htiles_cap < 2 * lay.max_tiles) {
+            void *p = x->htiles;
+            OS_CHECK(os_grow(&p, &x->htiles_cap, 2 * lay.max_tiles, sizeof *x->htiles));
+            x->htiles = (ExecFlashTile *)p;
         }
-        exec_stack_scratch_carve(&x->sc, x->L, (int)x->E + 1, (int)rows, (int)longest, x->scratch);
+        exec_stack_scratch_carve(&x->sc, &lay, x->scratch, x->htiles);
     }
 fail:
     return st;
@@ -446,14 +523,16 @@ OsStatus exec_mllm_step(ExecMllm *x, const ExecStepPlan *sp, const uint64_t *ex_
     OsStatus st = OS_OK;
     const uint32_t E = x->E, P = E + 1, nl = x->n_local;
     void *send[64], *recv[64];
-    ExecRoute inv[MODEL_MAX_ENC];
-    memset(inv, 0, sizeof inv);
+    ExecRoute *inv = x->inv;
     if (nl > 64) OS_FAIL(OS_ERR_RANGE, "exec mllm", "local ranks", "use --gpus <= 64 with --emulate", "%u", nl);
     if (sp->D != x->D || sp->E != E)
         OS_FAIL(OS_ERR_INTERNAL, "exec mllm", "plan", NULL, "plan for %u ranks / %u encoders, executor %u / %u", sp->D,
                 sp->E, x->D, E);
-    OS_CHECK(prepare(x, sp, ex_id));
-    for (uint32_t e = 0; e < E; e++) OS_CHECK(exec_route_inverse(&inv[e], &sp->emb[e]));
+    for (uint32_t e = 0; e < E; e++) {
+        exec_route_free(&inv[e]);
+        OS_CHECK(exec_route_inverse(&inv[e], &sp->emb[e]));
+    }
+    OS_CHECK(prepare(x, sp, ex_id)); /* after the inverses: their relays are reserved too */
     for (uint32_t k = 0; k < nl; k++) {
         memset(x->r[k].ev_used, 0, sizeof x->r[k].ev_used);
         OS_CHECK(ev_begin(x, &x->r[k], EV_STEP));
@@ -508,7 +587,7 @@ OsStatus exec_mllm_step(ExecMllm *x, const ExecStepPlan *sp, const uint64_t *ex_
         }
     }
     for (uint32_t k = 0; k < nl; k++) OS_CHECK(ev_end(x, &x->r[k], EV_STEP));
-    CUDA_CHECK(cudaStreamSynchronize(x->s));
+    OS_CHECK(wait_stream(x, "the step"));
     /* read the events and the loss */
     for (uint32_t k = 0; k < nl; k++) {
         Rank *r = &x->r[k], *r0 = &x->r[0];
@@ -532,7 +611,6 @@ OsStatus exec_mllm_step(ExecMllm *x, const ExecStepPlan *sp, const uint64_t *ex_
     }
     if (st != OS_OK) goto fail;
 fail:
-    for (uint32_t e = 0; e < E; e++) exec_route_free(&inv[e]);
     if (st != OS_OK) x->failed = 1;
     return st;
 }
@@ -544,7 +622,7 @@ OsStatus exec_mllm_grad_sync(ExecMllm *x, int fsdp, double *secs) {
     CUDA_CHECK(cudaEventRecord(x->sync_ev[0], x->s));
     OS_CHECK(exec_comm_grad_sync(x->comm, x->g, x->total, x->w, x->total, fsdp));
     CUDA_CHECK(cudaEventRecord(x->sync_ev[1], x->s));
-    CUDA_CHECK(cudaStreamSynchronize(x->s));
+    OS_CHECK(wait_stream(x, "the gradient sync"));
     *secs = ev_secs(x->sync_ev[0], x->sync_ev[1], &st);
 fail:
     if (st != OS_OK) x->failed = 1;

@@ -12,10 +12,18 @@
  *   phase and move; cuBLAS bf16 GEMMs with fp32 accumulation for every matrix product.
  * Two ways to hold ranks: NCCL (this process is one rank of D, one GPU each: validate) or
  *   LOCAL (all D ranks in this process on one device, sharing one weight and gradient copy,
- *   each with its own activations: the equality tests and --emulate).
+ *   each with its own activations: the equality tests, --emulate, and one rank, which never
+ *   touches NCCL).
+ * Attention: the fused variable-length kernels (exec/flash.h: one launch per layer for all
+ *   sequences) where the head dim allows, else (or with exec_mllm_set_attn) the per-sequence
+ *   cuBLAS twin (exec/attn.h). Device memory: exactly exec/memplan.h's buffers, counted by
+ *   the executor's own allocator (exec_mllm_mem). Waiting for the stream polls NCCL's
+ *   asynchronous error and a deadline (exec_mllm_set_wait), so a dead peer fails this rank
+ *   with NCCL's reason instead of hanging it.
  * Does not: apply an optimizer (gradients accumulate until exec_mllm_zero_grads, as ref.h),
  *   recompute activations, or overlap communication with compute.
- * Without ORCHSIM_HAVE_CUDA every call returns OS_ERR_NODEV (mllm_nocuda.c).
+ * The code is in the GPU module (exec/mllm.cu); these functions load it (gpumod.h) and fail
+ * with its error (OS_ERR_NODEV) when it cannot be loaded.
  * Times: seconds. Letters: D ranks, P phases (encoders, then the LLM). */
 #ifndef OS_EXEC_MLLM_H
 #define OS_EXEC_MLLM_H
@@ -23,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "exec/memplan.h"
 #include "exec/plan.h"
 #include "base/status.h"
 #include "sim/model.h"
@@ -70,5 +79,12 @@ OsStatus exec_mllm_grad_sync(ExecMllm *x, int fsdp, double *secs);
 OsStatus exec_mllm_zero_grads(ExecMllm *x);
 /* Copy module k's gradients (params.h numbering; n elements) to the host. */
 OsStatus exec_mllm_grads(ExecMllm *x, uint32_t module, float *out, uint64_t n);
+/* The attention path of every later step (default EXEC_ATTN_FUSED; $ORCHSIM_ATTN=cublas at
+ * creation picks the twin). Grows nothing: the next step's scratch follows. */
+OsStatus exec_mllm_set_attn(ExecMllm *x, ExecAttnImpl impl);
+/* Longest wait, seconds, for the stream to finish a step or a sync (default 60; <= 0: none). */
+void exec_mllm_set_wait(ExecMllm *x, double seconds);
+/* Device bytes the executor holds now, by kind (its allocator's own count). */
+void exec_mllm_mem(const ExecMllm *x, ExecMemCount *out);
 
 #endif

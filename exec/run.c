@@ -15,14 +15,16 @@
 
 /* ---- the device probe -------------------------------------------------------------------- */
 
-/* v[0] = devices, v[1] = 1 when info follows (else the reason's text follows), v[2..]: bytes */
-#define PROBE_BYTES ((EXEC_REPORT_VALUES - 2) * sizeof(double))
+/* v[0] = devices, v[1] = 1 when info follows (else the reason's text follows), v[2] = 1 for a
+ * module error, v[3..]: bytes */
+#define PROBE_BYTES ((EXEC_REPORT_VALUES - 3) * sizeof(double))
 _Static_assert(sizeof(ExecDeviceInfo) <= PROBE_BYTES, "device info must fit one report");
 
 static void probe_here(ExecRunProbe *out) {
     memset(out, 0, sizeof *out);
     if (exec_gpu_count(&out->n_dev, out->why, sizeof out->why) != OS_OK || out->n_dev <= 0) {
         out->n_dev = 0;
+        out->module_error = exec_gpu_module_error();
         if (!out->why[0]) snprintf(out->why, sizeof out->why, "no device visible");
     } else if (exec_gpu_info(&out->info, 0) != OS_OK) {
         out->n_dev = 0;
@@ -41,8 +43,9 @@ static OsStatus probe_body(ExecWorker *w, void *user) {
     r.n = EXEC_REPORT_VALUES;
     r.v[0] = pr.n_dev;
     r.v[1] = pr.n_dev > 0;
-    if (pr.n_dev > 0) memcpy(&r.v[2], &pr.info, sizeof pr.info);
-    else memcpy(&r.v[2], pr.why, OS_MIN(sizeof pr.why, PROBE_BYTES));
+    r.v[2] = pr.module_error;
+    if (pr.n_dev > 0) memcpy(&r.v[3], &pr.info, sizeof pr.info);
+    else memcpy(&r.v[3], pr.why, OS_MIN(sizeof pr.why, PROBE_BYTES));
     OS_CHECK(exec_worker_report(w, &r));
 fail:
     return st;
@@ -61,8 +64,9 @@ OsStatus exec_run_probe(ExecRunProbe *out, int in_process, double timeout_s) {
     OS_CHECK(exec_pool_collect(p, &r, 1, timeout_s));
     OS_CHECK(exec_pool_finish(p, timeout_s));
     out->n_dev = (int)r.v[0];
-    if (r.v[1] != 0) memcpy(&out->info, &r.v[2], sizeof out->info);
-    else memcpy(out->why, &r.v[2], OS_MIN(sizeof out->why, PROBE_BYTES));
+    out->module_error = r.v[2] != 0;
+    if (r.v[1] != 0) memcpy(&out->info, &r.v[3], sizeof out->info);
+    else memcpy(out->why, &r.v[3], OS_MIN(sizeof out->why, PROBE_BYTES));
     out->why[sizeof out->why - 1] = '\0';
     out->info.name[sizeof out->info.name - 1] = '\0';
 fail:
@@ -114,6 +118,9 @@ OsStatus exec_run_body(ExecWorker *w, void *user) {
     OS_CHECK(exec_src_create(&src, c->trace, c->model, c->policy, &c->popt, c->calib, c->D, c->dp_per_node));
     if (c->emulate) {
         OS_CHECK(exec_mllm_create_local(&x, c->model, c->seed, c->D, 0));
+    } else if (c->D == 1) {
+        /* one rank: nothing to exchange, so no NCCL (never started, never loaded) */
+        OS_CHECK(exec_mllm_create_local(&x, c->model, c->seed, 1, device_of(me, c->n_dev)));
     } else {
         /* worker 0 makes the NCCL id; [0, 8) carries its length so every worker sends and
          * receives the same number of bytes (worker.h) without knowing NCCL's id size */
@@ -132,6 +139,9 @@ OsStatus exec_run_body(ExecWorker *w, void *user) {
                     (unsigned long long)len);
         OS_CHECK(exec_mllm_create_nccl(&x, c->model, c->seed, c->D, me, device_of(me, c->n_dev), blob + 8, len));
     }
+    /* the executor gives up on a stream a little before the parent's watchdog would fire, so the
+     * rank's own reason (NCCL's asynchronous error, or which wait) reaches the parent */
+    exec_mllm_set_wait(x, c->timeout_s > 2 ? c->timeout_s * 0.9 : c->timeout_s);
     /* warm-up: cuBLAS heuristics, lazy kernel loading and NCCL connections are paid here */
     for (uint32_t i = 0; i < c->warmup && c->steps; i++) OS_CHECK(run_step(x, src, c, 0, t, &sync));
     OS_CHECK(exec_mllm_zero_grads(x));
@@ -198,7 +208,7 @@ OsStatus exec_run(const ExecRunConfig *c, ExecWorkerFn *body, ExecRunStepFn *on_
     ALLOC_CHECK(byrank = calloc(D, sizeof *byrank));
     ALLOC_CHECK(seen = calloc(D, 1));
     OS_CHECK(exec_pool_start(&p, W, body, (void *)c));
-    OS_CHECK(exec_pool_collect(p, buf, 1, c->timeout_s * (1.0 + c->warmup)));
+    OS_CHECK(exec_pool_collect(p, buf, 1, c->setup_timeout_s > 0 ? c->setup_timeout_s : c->timeout_s * (1.0 + c->warmup)));
     for (uint32_t k = 0; k < W; k++)
         if (buf[k].step != EXEC_RUN_READY)
             OS_FAIL(OS_ERR_INTERNAL, "validate", "report", NULL, "worker %u reported step %llu before it was ready", k,

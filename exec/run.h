@@ -5,13 +5,16 @@
  *   CUDA context inherited from its parent); the GPU body: set the device, the NCCL id from
  *   worker 0 (worker.h's broadcast, or MPI_Bcast under mpirun), exec_mllm_create_nccl (one
  *   rank per process) or exec_mllm_create_local (--emulate: all ranks in one process, one
- *   after another on GPU 0), W untimed warm-up runs of the first step, then per step the
+ *   after another on GPU 0; and one rank, which never loads NCCL), W untimed warm-up runs of the first step, then per step the
  *   same plan every worker builds (exec/stepsrc.h), exec_mllm_step + the gradient sync, and
  *   one report per rank (exec/validate.h's v[] layout: CUDA-event seconds); on any
  *   CUDA/cuBLAS/NCCL failure the executor aborts its communicator (mllm.h) and the body
  *   returns the error, which worker.h sends up and the parent turns into one line naming
- *   the rank. The parent: fork the workers, wait for "ready" (setup + warm-up, bounded by
- *   --timeout x (1 + W)), then per step collect (bounded by --timeout), order the reports by
+ *   the rank; inside a worker the executor waits at most the step timeout for its stream,
+ *   polling NCCL's asynchronous error (mllm.h), so a dead peer fails the rank with NCCL's
+ *   reason before the watchdog. The parent: fork the workers, wait for "ready" (setup +
+ *   warm-up, bounded by --setup-timeout), then per step collect (bounded by --timeout, 60 s
+ *   by default: a whole GPU check has minutes, not hours), order the reports by
  *   rank, check them, and call on_step; under mpirun the same body runs as this process's
  *   rank and MPI rank 0 calls on_step.
  * Does not: predict, print or write anything (cli/cmd_validate.c, exec/valreport.h).
@@ -39,7 +42,8 @@ typedef struct {
     uint32_t dp_per_node;     /* ranks per node (plan.h's node-wise routes) */
     uint64_t steps;           /* trace steps 0 .. steps-1 */
     uint32_t warmup;          /* untimed runs of step 0 first */
-    double timeout_s;         /* per step (the watchdog); setup + warm-up get (1 + warmup) x */
+    double timeout_s;         /* per step (the watchdog) */
+    double setup_timeout_s;   /* setup + warm-up (0: timeout_s x (1 + warmup)) */
     int emulate;              /* one worker, all D ranks local on GPU 0 */
     int n_dev;                /* CUDA devices this process sees (from the probe) */
     uint64_t seed;            /* weights; the data of step k is seeded from seed and k */
@@ -54,7 +58,8 @@ typedef OsStatus ExecRunStepFn(uint64_t step, const ExecReport *rep, uint32_t D,
  * itself could not run. */
 typedef struct {
     int n_dev;
-    char why[256];
+    int module_error;    /* 1: the GPU module (or a library it needs) could not be loaded */
+    char why[512];
     ExecDeviceInfo info; /* of device 0 when n_dev > 0 */
 } ExecRunProbe;
 OsStatus exec_run_probe(ExecRunProbe *out, int in_process, double timeout_s);

@@ -1,30 +1,304 @@
-/* selftest.c — the registry of GPU kernel self-tests (kernels.h): one row per kernel file.
- * Empty without CUDA, so tests/test_exec_gpu.c still builds and skips. */
+/* selftest.c — see selftest.h. */
+#include "exec/selftest.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exec/flash.h"
+#include "exec/gpu.h"
+#include "exec/gpumod.h"
 #include "exec/kernels.h"
+#include "exec/params.h"
+#include "exec/tol.h"
+#include "base/util.h"
 
-#include <stddef.h>
+typedef void CheckFn(ExecCheck *c);
 
-#ifdef ORCHSIM_HAVE_CUDA
-ExecSelftestFn exec_st_rmsnorm, exec_st_softmax, exec_st_act, exec_st_attention, exec_st_xent, exec_st_rows,
-    exec_st_step, exec_st_attn_backward;
-static const ExecSelftest SELFTESTS[] = {
-    {"rmsnorm", exec_st_rmsnorm},     /* exec/kernels/rmsnorm.cu */
-    {"softmax", exec_st_softmax},     /* exec/kernels/softmax.cu, causal and not */
-    {"act", exec_st_act},             /* exec/kernels/act.cu: GELU, SwiGLU */
-    {"attention", exec_st_attention}, /* exec/attn.cu: cuBLAS QK^T, softmax, PV with GQA */
-    {"xent", exec_st_xent},           /* exec/kernels/xent.cu: fused loss + dlogits */
-    {"rows", exec_st_rows},           /* exec/kernels/rows.cu: segment copies, embedding */
-    {"step", exec_st_step},           /* exec/kernels/step.cu: inputs, ids, labels, text rows */
-    {"attn_backward", exec_st_attn_backward}, /* exec/attn.cu: backward vs double reference */
+static void set(ExecCheck *c, ExecCheckResult r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set(ExecCheck *c, ExecCheckResult r, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    c->res = r;
+    vsnprintf(c->detail, sizeof c->detail, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- the algorithm on the CPU ------------------------------------------------------------ */
+
+typedef struct {
+    int nseq;
+    uint64_t len[4];
+    int nh, nkv, hd;
+} Shape;
+static const Shape CPU_SHAPES[] = {
+    {1, {1}, 2, 1, 8}, {3, {1, 37, 2}, 4, 2, 16}, {3, {63, 64, 65}, 2, 2, 16}, {2, {130, 7}, 4, 1, 24},
 };
-int exec_selftest_count(void) { return (int)(sizeof SELFTESTS / sizeof SELFTESTS[0]); }
-const ExecSelftest *exec_selftest_at(int i) {
-    return i >= 0 && i < exec_selftest_count() ? &SELFTESTS[i] : NULL;
+
+static float cval(uint64_t seed, uint64_t i) { return exec_bf16_round(exec_uniform(exec_hash3(seed, i, 77))); }
+
+/* worst over the shapes and both masks, forward (bwd = 0) or backward */
+static int cpu_flash(double *worst, int bwd) {
+    *worst = 0;
+    for (size_t s = 0; s < OS_ARRAY_LEN(CPU_SHAPES); s++)
+        for (int causal = 0; causal < 2; causal++) {
+            const Shape *sh = &CPU_SHAPES[s];
+            uint64_t T = 0;
+            for (int q = 0; q < sh->nseq; q++) T += sh->len[q];
+            const size_t ld = (size_t)(sh->nh + 2 * sh->nkv) * sh->hd, ldo = (size_t)sh->nh * sh->hd;
+            float *qkv = malloc(T * ld * 4), *att = malloc(T * ldo * 4), *lse = malloc((size_t)sh->nh * T * 4);
+            float *dout = malloc(T * ldo * 4), *dqkv = calloc(T * ld, 4);
+            double *ref = malloc(T * ld * 8);
+            ExecFlashTile *f = malloc(exec_flash_max_tiles(T) * sizeof *f), *b = malloc(exec_flash_max_tiles(T) * sizeof *b);
+            int ok = qkv && att && lse && dout && dqkv && ref && f && b;
+            if (ok) {
+                for (size_t i = 0; i < T * ld; i++) qkv[i] = 2.0f * cval(1, i);
+                for (size_t i = 0; i < T * ldo; i++) dout[i] = cval(2, i);
+                uint32_t n = exec_flash_tiles(f, b, sh->len, (uint32_t)sh->nseq, causal);
+                exec_flash_forward_cpu(att, lse, qkv, f, n, T, sh->nh, sh->nkv, sh->hd, causal, NULL);
+                if (!bwd) {
+                    exec_attn_ref_forward(ref, qkv, sh->len, (uint32_t)sh->nseq, sh->nh, sh->nkv, sh->hd, causal);
+                    *worst = fmax(*worst, exec_worst(att, ref, T * ldo, 1e-2, 1e-2));
+                } else {
+                    exec_flash_backward_cpu(dqkv, dout, qkv, att, lse, b, n, T, sh->nh, sh->nkv, sh->hd, causal, NULL);
+                    exec_attn_ref_backward(ref, dout, qkv, sh->len, (uint32_t)sh->nseq, sh->nh, sh->nkv, sh->hd, causal);
+                    *worst = fmax(*worst, exec_worst(dqkv, ref, T * ld, 3e-2, 3e-2));
+                }
+            }
+            free(qkv), free(att), free(lse), free(dout), free(dqkv), free(ref), free(f), free(b);
+            if (!ok) return 0;
+        }
+    return 1;
 }
-#else
-int exec_selftest_count(void) { return 0; }
-const ExecSelftest *exec_selftest_at(int i) {
-    (void)i;
-    return NULL;
+
+static void ck_cpu_fwd(ExecCheck *c) {
+    double w;
+    if (!cpu_flash(&w, 0)) return set(c, EXEC_CHECK_FAIL, "out of memory");
+    set(c, w <= 1 ? EXEC_CHECK_PASS : EXEC_CHECK_FAIL,
+        "tiled emulation vs float64: worst %.3g (<= 1; atol = rtol = 1e-2), %zu shapes x 2 masks, lengths 1..130",
+        w, OS_ARRAY_LEN(CPU_SHAPES));
 }
-#endif
+static void ck_cpu_bwd(ExecCheck *c) {
+    double w;
+    if (!cpu_flash(&w, 1)) return set(c, EXEC_CHECK_FAIL, "out of memory");
+    set(c, w <= 1 ? EXEC_CHECK_PASS : EXEC_CHECK_FAIL,
+        "tiled emulation vs float64: worst %.3g (<= 1; atol = rtol = 3e-2), dQ dK dV with GQA", w);
+}
+static void ck_cpu_work(ExecCheck *c) {
+    uint64_t len[10];
+    for (int i = 0; i < 10; i++) len[i] = 64;
+    uint64_t packed = 640, a = exec_flash_pairs(len, 10, 0), b = exec_flash_pairs(&packed, 1, 0);
+    set(c, a == 10 && b == 100 ? EXEC_CHECK_PASS : EXEC_CHECK_FAIL,
+        "10 sequences of 64: %llu tile pairs (sum len^2), one packed 640: %llu ((sum len)^2)", (unsigned long long)a,
+        (unsigned long long)b);
+}
+
+/* ---- module and device ------------------------------------------------------------------- */
+
+static int g_probed, g_ndev;
+static char g_why[512];
+
+/* 1 when a device is there; else c is a SKIP with the reason. */
+static int need_device(ExecCheck *c) {
+    if (!g_probed) {
+        g_probed = 1;
+        if (exec_gpu_count(&g_ndev, g_why, sizeof g_why) != OS_OK || g_ndev <= 0) {
+            g_ndev = 0;
+            if (!g_why[0]) snprintf(g_why, sizeof g_why, "%s", os_last_error());
+        }
+        os_clear_error();
+    }
+    if (g_ndev > 0) return 1;
+    set(c, EXEC_CHECK_SKIP, "%s: %s", exec_gpu_module_error() ? "GPU module not loaded" : "no CUDA device", g_why);
+    return 0;
+}
+
+static void ck_module(ExecCheck *c) {
+    const ExecGpuApi *g = NULL;
+    if (exec_gpu_api(&g) != OS_OK) {
+        set(c, EXEC_CHECK_SKIP, "GPU module not loaded: %s", os_last_error());
+        os_clear_error();
+        return;
+    }
+    set(c, EXEC_CHECK_PASS, "%s (%s)", exec_gpu_module_path(), g->build);
+}
+
+static void ck_device(ExecCheck *c) {
+    ExecDeviceInfo i;
+    if (!need_device(c)) return;
+    if (exec_gpu_info(&i, 0) != OS_OK) {
+        set(c, EXEC_CHECK_FAIL, "%s", os_last_error());
+        os_clear_error();
+        return;
+    }
+    set(c, EXEC_CHECK_PASS, "%d x %s, cc %d.%d, %d SMs, %.1f GiB, CUDA driver %d runtime %d, cuBLAS %d, NCCL %d",
+        g_ndev, i.name, i.cc_major, i.cc_minor, i.sms, i.mem_bytes / 1073741824.0, i.driver_version,
+        i.runtime_version, i.cublas_version, i.nccl_version);
+}
+
+/* ---- the executor ------------------------------------------------------------------------ */
+
+static ExecExecCheck g_pol;
+static int g_pol_ok;
+
+static void exec_check(ExecCheck *c, uint32_t D, const char *const *pols, int n, ExecAttnImpl impl) {
+    ExecExecCheck r;
+    if (!need_device(c)) return;
+    if (exec_selftest_executor(&r, D, pols, n, impl) != OS_OK) {
+        set(c, EXEC_CHECK_FAIL, "%s", os_last_error());
+        os_clear_error();
+        return;
+    }
+    int ok = r.loss_rel <= 2e-2 && r.grad_rel < 5e-2 && r.policy_rel < 3e-2;
+    set(c, ok ? EXEC_CHECK_PASS : EXEC_CHECK_FAIL,
+        "tiny, %u rank(s), %s attention: loss rel err %.3g (<= 0.02), worst module gradient rel L2 %.3g (< 0.05)%s",
+        D, impl == EXEC_ATTN_FUSED ? "fused" : "cuBLAS twin", r.loss_rel, r.grad_rel, n > 1 ? ", policies below" : "");
+    if (n > 1) {
+        size_t l = strlen(c->detail);
+        snprintf(c->detail + l, sizeof c->detail - l, "; none/post/post-node gradients rel L2 %.3g (< 0.03)",
+                 r.policy_rel);
+        g_pol = r, g_pol_ok = 1;
+    }
+}
+
+static void ck_exec_fused(ExecCheck *c) {
+    const char *p[] = {"none"};
+    exec_check(c, 1, p, 1, EXEC_ATTN_FUSED);
+}
+static void ck_exec_twin(ExecCheck *c) {
+    const char *p[] = {"none"};
+    exec_check(c, 1, p, 1, EXEC_ATTN_CUBLAS);
+}
+static void ck_exec_policies(ExecCheck *c) {
+    const char *p[] = {"none", "post", "post-node"};
+    exec_check(c, 4, p, 3, EXEC_ATTN_FUSED);
+}
+static void ck_memory(ExecCheck *c) {
+    if (!need_device(c)) return;
+    if (!g_pol_ok) return set(c, EXEC_CHECK_SKIP, "the executor:policies check did not run");
+    const ExecMemCount *h = &g_pol.held, *e = &g_pol.estimate;
+    int ok = h->weights == e->weights && h->grads == e->grads && h->activations == e->activations &&
+             h->index == e->index && h->scratch == e->scratch && h->relay == e->relay;
+    set(c, ok ? EXEC_CHECK_PASS : EXEC_CHECK_FAIL,
+        "4 local ranks after 3 plans: allocated %.0f B (act %.0f, index %.0f, scratch %.0f, relay %.0f), "
+        "estimate %.0f B (act %.0f, index %.0f, scratch %.0f, relay %.0f)",
+        h->total, h->activations, h->index, h->scratch, h->relay, e->total, e->activations, e->index, e->scratch,
+        e->relay);
+}
+
+static void ck_nccl(ExecCheck *c) {
+    const ExecGpuApi *g = NULL;
+    double worst = INFINITY;
+    char why[512] = "";
+    if (!need_device(c)) return;
+    if (exec_gpu_api(&g) != OS_OK) return set(c, EXEC_CHECK_SKIP, "%s", os_last_error());
+    OsStatus st = g->nccl_smoke(&worst, why, sizeof why);
+    if (st == OS_ERR_NODEV) {
+        set(c, EXEC_CHECK_SKIP, "NCCL cannot start here: %s", why[0] ? why : os_last_error());
+    } else if (st != OS_OK) {
+        set(c, EXEC_CHECK_FAIL, "%s", os_has_error() ? os_last_error() : g->last_error());
+    } else {
+        set(c, worst == 0 ? EXEC_CHECK_PASS : EXEC_CHECK_FAIL,
+            "1-rank communicator, all-reduce of 1024 floats exact (worst %g), async error polled", worst);
+    }
+    os_clear_error();
+}
+
+/* ---- the registry ------------------------------------------------------------------------ */
+
+typedef struct {
+    const char *name;
+    CheckFn *fn; /* NULL: the module's kernel self-tests, one check each */
+} CheckRow;
+
+static const CheckRow CHECKS[] = {
+    {"cpu:flash_forward", ck_cpu_fwd},
+    {"cpu:flash_backward", ck_cpu_bwd},
+    {"cpu:flash_work", ck_cpu_work},
+    {"module", ck_module},
+    {"device", ck_device},
+    {"kernel:", NULL},
+    {"executor:tiny_fused", ck_exec_fused},
+    {"executor:tiny_cublas_twin", ck_exec_twin},
+    {"executor:policies_4_ranks", ck_exec_policies},
+    {"memory:allocated_vs_estimate", ck_memory},
+    {"nccl:one_rank", ck_nccl},
+};
+
+static int wanted(const char *name, const char *only) { return !only || !*only || strstr(name, only); }
+
+static void emit(ExecCheckCounts *n, ExecCheck *c, double t0, ExecCheckSink *sink, void *user) {
+    c->secs = os_now() - t0;
+    if (n) {
+        if (c->res == EXEC_CHECK_PASS) n->pass++;
+        else if (c->res == EXEC_CHECK_FAIL) n->fail++;
+        else n->skip++;
+    }
+    if (sink) sink(c, user);
+}
+
+static void kernel_checks(ExecCheckCounts *n, const char *only, ExecCheckSink *sink, void *user, int run) {
+    ExecCheck c;
+    int k = exec_selftest_count();
+    if (k == 0) {
+        memset(&c, 0, sizeof c);
+        snprintf(c.name, sizeof c.name, "kernel:*");
+        if (!wanted(c.name, only)) return;
+        double t0 = os_now();
+        if (run && need_device(&c)) set(&c, EXEC_CHECK_FAIL, "the module lists no kernel self-test");
+        else if (!run) c.res = EXEC_CHECK_SKIP, snprintf(c.detail, sizeof c.detail, "load the GPU module to list them");
+        emit(n, &c, t0, sink, user);
+        return;
+    }
+    for (int i = 0; i < k; i++) {
+        const ExecSelftest *t = exec_selftest_at(i);
+        memset(&c, 0, sizeof c);
+        snprintf(c.name, sizeof c.name, "kernel:%s", t->name);
+        if (!wanted(c.name, only)) continue;
+        double t0 = os_now(), worst = INFINITY;
+        if (run && need_device(&c)) {
+            OsStatus st = t->fn(&worst);
+            if (st != OS_OK) set(&c, EXEC_CHECK_FAIL, "%s", os_last_error());
+            else
+                set(&c, worst <= 1 ? EXEC_CHECK_PASS : EXEC_CHECK_FAIL,
+                    "worst |gpu-ref|/(atol+rtol|ref|) %.3g (<= 1)", worst);
+            os_clear_error();
+        }
+        emit(n, &c, t0, sink, user);
+    }
+}
+
+void exec_selftest_run(ExecCheckCounts *out, const char *only, ExecCheckSink *sink, void *user) {
+    memset(out, 0, sizeof *out);
+    for (size_t i = 0; i < OS_ARRAY_LEN(CHECKS); i++) {
+        if (!CHECKS[i].fn) {
+            kernel_checks(out, only, sink, user, 1);
+            continue;
+        }
+        if (!wanted(CHECKS[i].name, only)) continue;
+        ExecCheck c;
+        memset(&c, 0, sizeof c);
+        snprintf(c.name, sizeof c.name, "%s", CHECKS[i].name);
+        double t0 = os_now();
+        os_clear_error();
+        CHECKS[i].fn(&c);
+        emit(out, &c, t0, sink, user);
+    }
+    os_clear_error();
+}
+
+void exec_selftest_list(ExecCheckSink *sink, void *user) {
+    for (size_t i = 0; i < OS_ARRAY_LEN(CHECKS); i++) {
+        if (!CHECKS[i].fn) {
+            kernel_checks(NULL, NULL, sink, user, 0);
+            continue;
+        }
+        ExecCheck c;
+        memset(&c, 0, sizeof c);
+        snprintf(c.name, sizeof c.name, "%s", CHECKS[i].name);
+        if (sink) sink(&c, user);
+    }
+    os_clear_error();
+}

@@ -2,14 +2,11 @@
  * y = x W^T is C(out x T) = W^T(op) x, dx = dy W is C(in x T) = W dy, dW = dy^T x is
  * C(in x out) = x dy^T(op). */
 #include "exec/attn.h"
+#include "exec/flash.cuh"
 #include "exec/gemm.cuh"
 #include "exec/kernels/kernels.cuh"
 #include "exec/stack.cuh"
 
-#define ALIGN 256
-
-static size_t al(size_t b) { return (b + ALIGN - 1) / ALIGN * ALIGN; }
-static size_t zmax(size_t a, size_t b) { return a > b ? a : b; }
 
 /* The operand order and leading dimensions come from exec/gemm.h (tested on the CPU). */
 OsStatus exec_mm_forward(void *y, cudaDataType yt, const bf16 *x, const bf16 *W, int T, int in, int out,
@@ -34,71 +31,61 @@ OsStatus exec_mm_backward_w(float *dW, const bf16 *dy, const bf16 *x, int T, int
 
 /* ---- blocks -------------------------------------------------------------------------------- */
 
-size_t exec_stack_acts_bytes(const ExecStackLayout *L, int T) {
-    size_t t = (size_t)T, H = L->H, nl = L->layers;
-    size_t b = al((nl + 1) * t * H * 2);
-    b += nl * (al(t * H * 2) * 4 + al(t * L->qkv_rows * 2) + al(t * L->up_rows * 2) + al(t * L->F * 2));
-    b += nl * 2 * al(t * 4);
-    b += al(t * H * 2) + al(t * 4);
-    return b;
-}
-
-void exec_stack_acts_carve(StackActs *a, const ExecStackLayout *L, int T, void *base) {
+void exec_stack_acts_carve(StackActs *a, const ExecActsLayout *lay, int T, int fused, void *base) {
     char *p = (char *)base;
-    size_t t = (size_t)T, H = L->H, nl = L->layers;
-#define TAKE(ptr, type, n)             \
-    do {                               \
-        ptr = (type *)p;               \
-        p += al((size_t)(n) * sizeof(type)); \
-    } while (0)
-    a->T = T;
-    TAKE(a->x, bf16, (nl + 1) * t * H);
-    /* per-layer arrays: one region each, layer l at l * stride (strides are aligned) */
-    TAKE(a->n1, bf16, nl * t * H);
-    TAKE(a->att, bf16, nl * t * H);
-    TAKE(a->xm, bf16, nl * t * H);
-    TAKE(a->n2, bf16, nl * t * H);
-    TAKE(a->qkv, bf16, nl * t * L->qkv_rows);
-    TAKE(a->u, bf16, nl * t * L->up_rows);
-    TAKE(a->h, bf16, nl * t * L->F);
-    TAKE(a->r1, float, nl * t);
-    TAKE(a->r2, float, nl * t);
-    TAKE(a->out, bf16, t * H);
-    TAKE(a->rf, float, t);
-#undef TAKE
+    a->T = T, a->fused = fused;
+    a->x = (bf16 *)(p + lay->x);
+    a->n1 = (bf16 *)(p + lay->n1);
+    a->att = (bf16 *)(p + lay->att);
+    a->xm = (bf16 *)(p + lay->xm);
+    a->n2 = (bf16 *)(p + lay->n2);
+    a->qkv = (bf16 *)(p + lay->qkv);
+    a->u = (bf16 *)(p + lay->u);
+    a->h = (bf16 *)(p + lay->h);
+    a->r1 = (float *)(p + lay->r1);
+    a->r2 = (float *)(p + lay->r2);
+    a->out = (bf16 *)(p + lay->out);
+    a->rf = (float *)(p + lay->rf);
+    a->lse = fused ? (float *)(p + lay->lse) : NULL;
 }
 
-static void widest(const ExecStackLayout *L, int nL, size_t *H, size_t *F, size_t *qkv, size_t *up, size_t *att) {
-    *H = *F = *qkv = *up = *att = 1;
-    for (int k = 0; k < nL; k++) {
-        *H = zmax(*H, (size_t)L[k].H), *F = zmax(*F, (size_t)L[k].F);
-        *qkv = zmax(*qkv, (size_t)L[k].qkv_rows), *up = zmax(*up, (size_t)L[k].up_rows);
-        *att = zmax(*att, (size_t)L[k].nh * L[k].hd);
-    }
-}
-
-size_t exec_stack_scratch_bytes(const ExecStackLayout *L, int nL, int T, int n) {
-    size_t H, F, qkv, up, att, t = (size_t)(T > 0 ? T : 1), nn = (size_t)(n > 0 ? n : 1) * (n > 0 ? n : 1);
-    widest(L, nL, &H, &F, &qkv, &up, &att);
-    return 3 * al(t * H * 2) + al(t * F * 2) + al(t * up * 2) + al(t * att * 2) + al(t * qkv * 2) +
-           2 * al(nn * 4) + 2 * al(nn * 2);
-}
-
-void exec_stack_scratch_carve(StackScratch *s, const ExecStackLayout *L, int nL, int T, int n, void *base) {
-    size_t H, F, qkv, up, att, t = (size_t)(T > 0 ? T : 1), nn = (size_t)(n > 0 ? n : 1) * (n > 0 ? n : 1);
+void exec_stack_scratch_carve(StackScratch *s, const ExecScratchLayout *lay, void *base, ExecFlashTile *host_tiles) {
     char *p = (char *)base;
-    widest(L, nL, &H, &F, &qkv, &up, &att);
-    s->dx = (bf16 *)p, p += al(t * H * 2);
-    s->dxm = (bf16 *)p, p += al(t * H * 2);
-    s->dn = (bf16 *)p, p += al(t * H * 2);
-    s->dh = (bf16 *)p, p += al(t * F * 2);
-    s->du = (bf16 *)p, p += al(t * up * 2);
-    s->datt = (bf16 *)p, p += al(t * att * 2);
-    s->dqkv = (bf16 *)p, p += al(t * qkv * 2);
-    s->S = (float *)p, p += al(nn * 4);
-    s->dP = (float *)p, p += al(nn * 4);
-    s->P = (bf16 *)p, p += al(nn * 2);
-    s->dS = (bf16 *)p;
+    s->dx = (bf16 *)(p + lay->dx);
+    s->dxm = (bf16 *)(p + lay->dxm);
+    s->dn = (bf16 *)(p + lay->dn);
+    s->dh = (bf16 *)(p + lay->dh);
+    s->du = (bf16 *)(p + lay->du);
+    s->datt = (bf16 *)(p + lay->datt);
+    s->dqkv = (bf16 *)(p + lay->dqkv);
+    s->S = (float *)(p + lay->S);
+    s->dP = (float *)(p + lay->dP);
+    s->P = (bf16 *)(p + lay->P);
+    s->dS = (bf16 *)(p + lay->dS);
+    s->dq = (float *)(p + lay->dq);
+    s->dvec = (float *)(p + lay->dvec);
+    s->tiles = (ExecFlashTile *)(p + lay->tiles);
+    s->max_tiles = lay->max_tiles;
+    s->host_tiles = host_tiles;
+}
+
+/* The tile lists of this stack's sequences, on the device (forward at tiles[0..], backward at
+ * tiles[max_tiles..]). */
+static OsStatus upload_tiles(uint32_t *n, StackScratch *sc, const uint64_t *len, int nseq, int causal,
+                             cudaStream_t s) {
+    OsStatus st = OS_OK;
+    uint64_t T = 0;
+    for (int q = 0; q < nseq; q++) T += len[q];
+    if (exec_flash_max_tiles(T) > sc->max_tiles)
+        OS_FAIL(OS_ERR_INTERNAL, "exec stack", "tiles", NULL, "%llu rows need more than %llu tiles",
+                (unsigned long long)T, (unsigned long long)sc->max_tiles);
+    *n = exec_flash_tiles(sc->host_tiles, sc->host_tiles + sc->max_tiles, len, (uint32_t)nseq, causal);
+    /* pageable source: the copy is staged before the call returns, the buffer can be reused */
+    CUDA_CHECK(cudaMemcpyAsync(sc->tiles, sc->host_tiles, *n * sizeof(ExecFlashTile), cudaMemcpyHostToDevice, s));
+    CUDA_CHECK(cudaMemcpyAsync(sc->tiles + sc->max_tiles, sc->host_tiles + sc->max_tiles,
+                               *n * sizeof(ExecFlashTile), cudaMemcpyHostToDevice, s));
+fail:
+    return st;
 }
 
 /* ---- forward / backward ---------------------------------------------------------------------- */
@@ -109,8 +96,10 @@ OsStatus exec_stack_forward(StackActs *a, const bf16 *W, const ExecStackLayout *
     const int T = a->T, H = (int)L->H, F = (int)L->F, nh = (int)L->nh, nkv = (int)L->nkv, hd = (int)L->hd;
     const int ldq = (int)L->qkv_rows, ldo = nh * hd;
     const size_t TH = (size_t)T * H;
+    uint32_t ntiles = 0;
     if (T <= 0) return OS_OK;
     CUBLAS_CHECK(cublasSetStream(h, s));
+    if (a->fused) OS_CHECK(upload_tiles(&ntiles, sc, len, nseq, (int)L->causal, s));
     for (uint32_t l = 0; l < L->layers; l++) {
         const bf16 *Wl = W + l * L->layer_size;
         bf16 *x = a->x + l * TH, *xn = a->x + (l + 1) * TH;
@@ -119,12 +108,17 @@ OsStatus exec_stack_forward(StackActs *a, const bf16 *W, const ExecStackLayout *
         bf16 *hh = a->h + l * (size_t)T * F;
         OS_CHECK(k_rmsnorm_forward(n1, a->r1 + (size_t)l * T, x, Wl + L->off[EXEC_T_ATTN_NORM], T, H, s));
         OS_CHECK(exec_mm_forward(qkv, CUDA_R_16BF, n1, Wl + L->off[EXEC_T_QKV], T, H, ldq, 0.0f, h));
-        size_t t0 = 0;
-        for (int q = 0; q < nseq; q++) {
-            if (len[q]) /* attention inside each sequence only (DESIGN.md §2) */
-                OS_CHECK(exec_attn_forward(att + t0 * ldo, qkv + t0 * ldq, (int)len[q], nh, nkv, hd, (int)L->causal,
-                                           sc->S, sc->P, h, s));
-            t0 += len[q];
+        if (a->fused) { /* one launch for every sequence; attention stays inside each (DESIGN.md §2) */
+            OS_CHECK(exec_flash_forward(att, a->lse + (size_t)l * nh * T, qkv, sc->tiles, ntiles, T, nh, nkv, hd,
+                                        (int)L->causal, s));
+        } else {
+            size_t t0 = 0;
+            for (int q = 0; q < nseq; q++) {
+                if (len[q])
+                    OS_CHECK(exec_attn_forward(att + t0 * ldo, qkv + t0 * ldq, (int)len[q], nh, nkv, hd,
+                                               (int)L->causal, sc->S, sc->P, h, s));
+                t0 += len[q];
+            }
         }
         /* xm = x + att Wo^T: the residual first, then the GEMM with beta = 1 */
         CUDA_CHECK(cudaMemcpyAsync(xm, x, TH * sizeof(bf16), cudaMemcpyDeviceToDevice, s));
@@ -148,8 +142,10 @@ OsStatus exec_stack_backward(float *dW, const bf16 *W, const ExecStackLayout *L,
     const int T = a->T, H = (int)L->H, F = (int)L->F, nh = (int)L->nh, nkv = (int)L->nkv, hd = (int)L->hd;
     const int ldq = (int)L->qkv_rows, ldo = nh * hd, up = (int)L->up_rows;
     const size_t TH = (size_t)T * H;
+    uint32_t ntiles = 0;
     if (T <= 0) return OS_OK;
     CUBLAS_CHECK(cublasSetStream(h, s));
+    if (a->fused) OS_CHECK(upload_tiles(&ntiles, sc, len, nseq, (int)L->causal, s));
     /* final norm: dx = d x_L */
     OS_CHECK(k_rmsnorm_backward(sc->dx, dW + L->final_norm, NULL, dout, a->x + L->layers * TH, W + L->final_norm,
                                 a->rf, T, H, s));
@@ -172,12 +168,17 @@ OsStatus exec_stack_backward(float *dW, const bf16 *W, const ExecStackLayout *L,
         OS_CHECK(exec_mm_backward_x(sc->datt, sc->dxm, Wl + L->off[EXEC_T_O], T, ldo, H, 0.0f, h));
         OS_CHECK(exec_mm_backward_w(dWl + L->off[EXEC_T_O], sc->dxm, att, T, ldo, H, h));
         CUDA_CHECK(cudaMemsetAsync(sc->dqkv, 0, (size_t)T * ldq * sizeof(bf16), s));
-        size_t t0 = 0;
-        for (int q = 0; q < nseq; q++) {
-            if (len[q])
-                OS_CHECK(exec_attn_backward(sc->dqkv + t0 * ldq, sc->datt + t0 * ldo, qkv + t0 * ldq, (int)len[q], nh,
-                                            nkv, hd, (int)L->causal, sc->S, sc->P, sc->dP, sc->dS, h, s));
-            t0 += len[q];
+        if (a->fused) {
+            OS_CHECK(exec_flash_backward(sc->dqkv, sc->dq, sc->dvec, sc->datt, qkv, att, a->lse + (size_t)l * nh * T,
+                                         sc->tiles + sc->max_tiles, ntiles, T, nh, nkv, hd, (int)L->causal, s));
+        } else {
+            size_t t0 = 0;
+            for (int q = 0; q < nseq; q++) {
+                if (len[q])
+                    OS_CHECK(exec_attn_backward(sc->dqkv + t0 * ldq, sc->datt + t0 * ldo, qkv + t0 * ldq, (int)len[q],
+                                                nh, nkv, hd, (int)L->causal, sc->S, sc->P, sc->dP, sc->dS, h, s));
+                t0 += len[q];
+            }
         }
         OS_CHECK(exec_mm_backward_x(sc->dn, sc->dqkv, Wl + L->off[EXEC_T_QKV], T, H, ldq, 0.0f, h));
         OS_CHECK(exec_mm_backward_w(dWl + L->off[EXEC_T_QKV], sc->dqkv, n1, T, H, ldq, h));

@@ -18,22 +18,7 @@
 
 #include "base/util.h"
 
-#ifdef ORCHSIM_HAVE_MPI
-#include <mpi.h>
-/* STYLE.md habit 3: MPI_CHECK names the call and MPI's own message. */
-#define MPI_CHECK(call)                                                                    \
-    do {                                                                                   \
-        int m_ = (call);                                                                   \
-        if (m_ != MPI_SUCCESS) {                                                           \
-            char s_[MPI_MAX_ERROR_STRING];                                                 \
-            int l_ = 0;                                                                    \
-            MPI_Error_string(m_, s_, &l_);                                                 \
-            st = os_fail(OS_ERR_MPI, "mpi", #call, "check the mpirun command line",        \
-                         "%s (%s:%d)", s_, __FILE__, __LINE__);                            \
-            goto fail;                                                                     \
-        }                                                                                  \
-    } while (0)
-#endif
+#include "exec/mpimod.h"
 
 enum { MSG_BLOB = 1, MSG_REPORT = 2, MSG_ERROR = 3 };
 #define MSG_TEXT_MAX 1024
@@ -113,12 +98,10 @@ OsStatus exec_worker_bcast(ExecWorker *w, void *blob, size_t n) {
     if (n == 0 || n > EXEC_BLOB_MAX)
         OS_FAIL(OS_ERR_ARG, "worker", "bcast", NULL, "blob of %zu bytes (1..%d)", n, EXEC_BLOB_MAX);
     if (w->mpi) {
-#ifdef ORCHSIM_HAVE_MPI
-        MPI_CHECK(MPI_Bcast(blob, (int)n, MPI_BYTE, 0, MPI_COMM_WORLD));
+        const ExecMpiApi *mp = NULL;
+        OS_CHECK(exec_mpi_api(&mp));
+        OS_CHECK(mp->bcast(blob, n, 0));
         return OS_OK;
-#else
-        OS_FAIL(OS_ERR_NODEV, "worker", "bcast", NULL, "built without MPI");
-#endif
     }
     if (w->index == 0) {
         if (send_msg(w->up, MSG_BLOB, blob, (uint32_t)n))
@@ -141,15 +124,13 @@ OsStatus exec_worker_report(ExecWorker *w, const ExecReport *r) {
     ExecReport *all = NULL; /* MPI rank 0: [count] */
     c.worker = w->index;
     if (w->mpi) {
-#ifdef ORCHSIM_HAVE_MPI
         /* collective: every rank reports once per call, rank 0 hands all of them to the sink */
+        const ExecMpiApi *mp = NULL;
+        OS_CHECK(exec_mpi_api(&mp));
         if (w->index == 0) ALLOC_CHECK(all = malloc((size_t)w->count * sizeof *all));
-        MPI_CHECK(MPI_Gather(&c, (int)sizeof c, MPI_BYTE, all, (int)sizeof c, MPI_BYTE, 0, MPI_COMM_WORLD));
+        OS_CHECK(mp->gather(&c, sizeof c, all, 0));
         for (uint32_t k = 0; all && k < w->count; k++) OS_CHECK(w->sink(&all[k], w->sink_user));
         goto fail;
-#else
-        OS_FAIL(OS_ERR_NODEV, "worker", "report", NULL, "built without MPI");
-#endif
     }
     if (send_msg(w->up, MSG_REPORT, &c, sizeof c))
         OS_FAIL(OS_ERR_IO, "worker", "pipe", NULL, "worker %u: sending a report: %s", w->index, strerror(errno));
@@ -409,12 +390,11 @@ int exec_under_mpi(uint32_t *rank, uint32_t *size) {
 
 OsStatus exec_worker_mpi(ExecWorkerFn *fn, void *user, ExecReportSink *sink, void *sink_user) {
     OsStatus st = OS_OK;
-#ifdef ORCHSIM_HAVE_MPI
+    const ExecMpiApi *mp = NULL;
     int rank = 0, size = 0, inited = 0;
-    MPI_CHECK(MPI_Init(NULL, NULL));
+    OS_CHECK(exec_mpi_api(&mp));
+    OS_CHECK(mp->init(&rank, &size));
     inited = 1;
-    MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
-    MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size));
     {
         ExecWorker w = {(uint32_t)rank, (uint32_t)size, -1, -1, 1, sink, sink_user};
         st = fn(&w, user);
@@ -422,16 +402,9 @@ OsStatus exec_worker_mpi(ExecWorkerFn *fn, void *user, ExecReportSink *sink, voi
     if (st != OS_OK) {
         /* the body has aborted its NCCL communicator; take the other MPI ranks down too */
         fprintf(stderr, "orchsim: error: rank %d: %s\n", rank, os_last_error());
-        MPI_Abort(MPI_COMM_WORLD, 1);
+        mp->abort(1);
     }
 fail:
-    if (inited) MPI_Finalize();
+    if (inited) (void)mp->finalize();
     return st;
-#else
-    (void)fn, (void)user, (void)sink, (void)sink_user;
-    OS_FAIL(OS_ERR_NODEV, "worker", "mpirun", "rebuild where MPI is found, or run without mpirun",
-            "this orchsim was built without MPI");
-fail:
-    return st;
-#endif
 }

@@ -1,8 +1,8 @@
 /* worker.h — one process per GPU rank: start them, hear from them, stop them when they hang.
  * Implements: fork N workers that each run a body function (ExecWorkerFn) with a handle; a
  *   one-blob broadcast from worker 0 to the others (the NCCL unique id) relayed by the parent
- *   through pipes, or MPI_Bcast when started by mpirun (OMPI_COMM_WORLD_SIZE set, MPI built
- *   in); fixed-size per-step reports (per-phase seconds) sent up a pipe; a per-collect
+ *   through pipes, or MPI_Bcast when started by mpirun (OMPI_COMM_WORLD_SIZE set; MPI comes
+ *   from the MPI module, exec/mpimod.h, loaded on demand); fixed-size per-step reports (per-phase seconds) sent up a pipe; a per-collect
  *   watchdog: when any worker overruns, every worker is killed (SIGKILL) and the call returns
  *   OS_ERR_TIMEOUT naming the ranks still silent; a failing worker sends its error text and
  *   exits non-zero, the parent kills the rest and returns that status naming the rank.
@@ -19,7 +19,7 @@
 
 #include "base/status.h"
 
-#define EXEC_REPORT_VALUES 40 /* room for 2 x (MODEL_MAX_ENC + 1) phases + moves + sync */
+#define EXEC_REPORT_VALUES 96 /* room for 3 x (MODEL_MAX_ENC + 1) phases + sync + step + loss, or the probe's 512-byte reason */
 #define EXEC_BLOB_MAX 256     /* NCCL_UNIQUE_ID_BYTES is 128 */
 
 /* One report: what worker `worker` measured for DP rank `rank` in step `step`. The meaning of
@@ -62,7 +62,8 @@ void exec_pool_destroy(ExecPool *p);
  * environment, and the body runs in this process (exec_worker_mpi). */
 int exec_under_mpi(uint32_t *rank, uint32_t *size);
 /* Run fn as MPI rank `rank` of `size` (MPI_Init/Finalize around it); reports are gathered to
- * MPI rank 0 and handed to sink there. OS_ERR_NODEV when MPI is not built in. */
+ * MPI rank 0 and handed to sink there. OS_ERR_NODEV (naming the file) when the MPI module
+ * cannot be loaded. */
 typedef OsStatus ExecReportSink(const ExecReport *r, void *user);
 OsStatus exec_worker_mpi(ExecWorkerFn *fn, void *user, ExecReportSink *sink, void *sink_user);
 
