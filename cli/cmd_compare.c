@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "analysis/baseline.h"
 #include "analysis/runtable.h"
 #include "cli/commands.h"
 #include "cli/simopts.h"
@@ -82,8 +83,9 @@ OsStatus cmd_compare(int argc, char **argv) {
     SimOpts so;
     simopts_init(&so);
     const char *policies = NULL, *csv = NULL, *json = NULL, *steps_dir = NULL, *tl_dir = NULL;
-    int no_progress = 0;
-    OptSpec specs[SIMOPTS_N + 8];
+    const char *baseline = NULL, *base_par = NULL;
+    int no_progress = 0, base_padded = 0;
+    OptSpec specs[SIMOPTS_N + 11];
     simopts_specs(specs, &so);
     size_t ns = SIMOPTS_N;
     specs[ns++] = (OptSpec){"policies", 'p', OPT_STR, &policies, "LIST", "comma-separated policies, or 'all' (default: all)", 0, 0};
@@ -92,6 +94,9 @@ OsStatus cmd_compare(int argc, char **argv) {
     specs[ns++] = (OptSpec){"steps-dir", 0, OPT_STR, &steps_dir, "DIR", "also write DIR/steps_<policy>.csv (step-level)", 0, 0};
     specs[ns++] = (OptSpec){"timeline-dir", 0, OPT_STR, &tl_dir, "DIR", "also write DIR/timeline_<policy>.json/.csv of the first step", 0, 0};
     specs[ns++] = (OptSpec){"no-progress", 0, OPT_FLAG, &no_progress, NULL, "no progress bar on stderr", 0, 0};
+    specs[ns++] = (OptSpec){"baseline", 0, OPT_STR, &baseline, "megatron", "add the row a Megatron-LM user would run: TP x PP (x CP) x DP, packed sequences, no rebalancing, the distributed optimizer", 0, 0};
+    specs[ns++] = (OptSpec){"baseline-parallel", 0, OPT_STR, &base_par, "tp=T,pp=P,cp=C", "the baseline's layout (default: the smallest TP, then PP, that fits)", 0, 0};
+    specs[ns++] = (OptSpec){"baseline-padded", 0, OPT_FLAG, &base_padded, NULL, "the baseline pads each micro-batch to its longest sequence instead of packing", 0, 0};
     static char details[4096];
     size_t dl = (size_t)snprintf(details, sizeof details, "policies:\n");
     for (uint32_t i = 0; i < policy_count() && dl < sizeof details; i++)
@@ -109,9 +114,11 @@ OsStatus cmd_compare(int argc, char **argv) {
     char *list = NULL, *names[CMP_MAX_POLICIES];
     int np = 0;
     Trace *t = NULL;
-    RunRow rows[CMP_MAX_POLICIES];
-    ReplaySummary sums[CMP_MAX_POLICIES];
-    char pols[CMP_MAX_POLICIES][64];
+    RunRow rows[CMP_MAX_POLICIES + 1];
+    ReplaySummary sums[CMP_MAX_POLICIES + 1];
+    char pols[CMP_MAX_POLICIES + 1][64];
+    ReplayConfig bcfg;
+    char bdesc[256] = "";
     CmpSink sink;
     memset(&sink, 0, sizeof sink);
     OsOutFile fc, fj, fs;
@@ -131,6 +138,11 @@ OsStatus cmd_compare(int argc, char **argv) {
         np = opts_split(list, names, CMP_MAX_POLICIES);
     }
     if (np == 0) OS_FAIL(OS_ERR_ARG, "--policies", NULL, "e.g. --policies none,lpt,post", "empty list");
+    if (baseline && strcmp(baseline, "megatron"))
+        OS_FAIL(OS_ERR_ARG, "--baseline", baseline, "the one baseline is 'megatron'", "unknown baseline");
+    if ((base_par || base_padded) && !baseline)
+        OS_FAIL(OS_ERR_ARG, base_par ? "--baseline-parallel" : "--baseline-padded", NULL, "add --baseline megatron",
+                "only applies to the baseline row");
     for (int i = 0; i < np; i++) {
         if (!strcmp(names[i], "oracle"))
             OS_FAIL(OS_ERR_ARG, "--policies", "oracle", "leave it out: every table shows the oracle row",
@@ -193,13 +205,45 @@ OsStatus cmd_compare(int argc, char **argv) {
             oracle_mfu = sink.oracle_s > 0 ? sink.model_flops / (sink.oracle_s * cfg.cluster.gpus * cfg.cluster.peak_flops) : 0;
         }
     }
-    runtable_speedups(rows, (size_t)np);
-    print_table(rows, (size_t)np, sums, (const char(*)[64])pols, oracle_s, oracle_tps, oracle_mfu);
+    int nrows = np;
+    if (baseline) {
+        /* Megatron-LM's row: its own layout on the same GPUs, the same trace, no rebalancing */
+        OS_CHECK(baseline_megatron(&bcfg, &cfg, t, base_par, base_padded, bdesc, sizeof bdesc));
+        bcfg.progress = !no_progress;
+        fprintf(stderr, "# baseline megatron: %s; %s sequences, policy none, distributed optimizer, micro-batch %u examples%s\n",
+                bdesc, base_padded ? "padded" : "packed", bcfg.micro_batch, bcfg.micro_batch_tokens ? " (and the token budget)" : "");
+        snprintf(pols[np], sizeof pols[np], "megatron");
+        sink.n = 0;
+        run_series_free(&sink.series);
+        OS_CHECK(runtable_phase_cols(sink.phase_col, &sink.P, bcfg.model));
+        sink.oracle_s = sink.tokens = sink.model_flops = 0;
+        sink.policy = "megatron";
+        sink.P = replay_phase_names(sink.names, bcfg.model);
+        sink.csv = NULL;
+        OS_CHECK(replay_run(&sums[np], &bcfg, t, on_step, &sink));
+        runrow_init(&rows[np]);
+        OS_CHECK(runrow_fill(&rows[np], &sums[np], &bcfg, "megatron", bcfg.model->name, "dist-opt", sink.series.step_s,
+                             sink.n));
+        OS_CHECK(runrow_add_cis(&rows[np], &sink.series));
+        nrows++;
+    }
+    runtable_speedups(rows, (size_t)nrows);
+    for (int i = 0; baseline && i < np; i++) /* the baseline's speedup over `none`, if it ran */
+        if (!strcmp(pols[i], "none") && rows[i].tokens_per_s > 0)
+            rows[np].speedup_vs_none = rows[np].tokens_per_s / rows[i].tokens_per_s;
+    print_table(rows, (size_t)nrows, sums, (const char(*)[64])pols, oracle_s, oracle_tps, oracle_mfu);
+    if (baseline) {
+        printf("\nmegatron = %s, %s sequences, no rebalancing, distributed optimizer (the cost model is the same\n"
+               "for every row). Throughput against it:", bdesc, base_padded ? "padded" : "packed");
+        for (int i = 0; i < np; i++)
+            printf(" %s %.2fx%s", pols[i], rows[np].tokens_per_s > 0 ? rows[i].tokens_per_s / rows[np].tokens_per_s : 0.0,
+                   i + 1 < np ? "," : "\n");
+    }
     if (csv) {
         OS_CHECK(os_outfile_open(&fc, csv, 1));
         c_open = 1;
         runtable_write_header(fc.fp);
-        for (int i = 0; i < np; i++) runtable_write_row(fc.fp, &rows[i]);
+        for (int i = 0; i < nrows; i++) runtable_write_row(fc.fp, &rows[i]);
         c_open = 0;
         OS_CHECK(os_outfile_commit(&fc));
     }
@@ -209,7 +253,7 @@ OsStatus cmd_compare(int argc, char **argv) {
         fprintf(fj.fp, "{\"trace\":\"%s\",\"model\":\"%s\",\"gpus\":%u,\"dp\":%u,\"oracle\":{\"step_mean_s\":%.9g,"
                        "\"tokens_per_s\":%.9g,\"mfu\":%.6g},\"runs\":[\n",
                 pos[0], cfg.model->name, cfg.cluster.gpus, cfg.cluster.dp, oracle_s, oracle_tps, oracle_mfu);
-        for (int i = 0; i < np; i++) {
+        for (int i = 0; i < nrows; i++) {
             const RunRow *r = &rows[i];
             fprintf(fj.fp, "%s{\"policy\":\"%s\",\"steps\":%llu,\"step_mean_s\":%.9g,\"step_ci95_s\":",
                     i ? ",\n" : "", pols[i], (unsigned long long)r->steps, r->step_mean_s);

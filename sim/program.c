@@ -72,7 +72,7 @@ static uint32_t groups_of(const ProgSpec *s, uint8_t m) { return s->groups ? s->
  * (prefetching the next group on the comm stream while this one computes); DDP just computes. */
 static OsStatus build_forward(Prog *p, const Ctx *x, const ProgSpec *s, uint8_t m, uint16_t k) {
     OsStatus st = OS_OK;
-    if (s->fsdp == SHARD_DDP || p->S > 1) return add_compute(p, x, m, 0, 0, 1, "fwd", k);
+    if (s->fsdp == SHARD_DDP || p->staged) return add_compute(p, x, m, 0, 0, 1, "fwd", k);
     uint32_t G = groups_of(s, m), ag[PROG_MAX_GROUPS];
     OS_CHECK(add_async(p, x, &ag[0], m, s->grad_coll_dur[m], "allgather"));
     for (uint32_t g = 0; g < G; g++) {
@@ -92,7 +92,7 @@ fail:
  * the gradients are synchronised after the stage's last backward instead (build_stage_sync). */
 static OsStatus build_backward(Prog *p, const Ctx *x, const ProgSpec *s, uint8_t m, uint16_t k, uint32_t *last) {
     OsStatus st = OS_OK;
-    if (p->S > 1) return add_compute(p, x, m, 1, 0, 1, "bwd", k);
+    if (p->staged) return add_compute(p, x, m, 1, 0, 1, "bwd", k);
     if (s->fsdp == SHARD_DDP) {
         uint32_t B = s->buckets;
         int sync = k + 1u == p->M;
@@ -229,7 +229,7 @@ OsStatus prog_create(Prog **out, const ProgSpec *s) {
     for (uint32_t m = 0; m < s->P && s->fsdp != SHARD_DDP && S == 1; m++) gmax = OS_MAX(gmax, groups_of(s, m));
     if (s->P < 1 || s->P + 4 > PROG_MAX_TAGS || s->D < 1 || M > PROG_MAX_MB || s->fsdp < 0 || s->fsdp > 2 ||
         (s->fsdp != SHARD_DDP && S == 1 && (gmax < 1 || gmax > PROG_MAX_GROUPS)) ||
-        ((s->fsdp == SHARD_DDP || S > 1) && (s->buckets < 1 || s->buckets > 65535)) ||
+        ((s->fsdp == SHARD_DDP || S > 1 || s->stage_sync) && (s->buckets < 1 || s->buckets > 65535)) ||
         !(s->slowdown >= 0 && s->slowdown < 1) || S > PROG_MAX_STAGES || (size_t)S * V > 65535 ||
         (size_t)S * s->D > UINT32_MAX / 2)
         return os_fail(OS_ERR_ARG, "replay", "program", NULL,
@@ -238,6 +238,9 @@ OsStatus prog_create(Prog **out, const ProgSpec *s) {
     for (uint32_t m = 0; m < s->P && s->fsdp != SHARD_DDP && S == 1; m++)
         if (groups_of(s, m) < 1)
             return os_fail(OS_ERR_ARG, "replay", "program", NULL, "module %u has no FSDP group", m);
+    if (s->stage_sync && s->fsdp == SHARD_FULL)
+        return os_fail(OS_ERR_ARG, "replay", "--setup", "use --setup ddp or fsdp-grad-op (the distributed optimizer)",
+                       "FULL_SHARD re-gathers parameters per layer: it has no end-of-backward gradient sync");
     if (S * V > 1) {
         if (!s->on_vstage)
             return os_fail(OS_ERR_ARG, "replay", "program", NULL, "a pipeline needs the phases' stage placement");
@@ -264,6 +267,7 @@ OsStatus prog_create(Prog **out, const ProgSpec *s) {
     p->S = S;
     p->V = V;
     p->W = S * s->D;
+    p->staged = S > 1 || s->stage_sync;
     p->slowdown = s->slowdown;
     p->opt_dur = s->opt_dur;
     for (uint32_t q = 0; q < S; q++) p->stage_opt[q] = s->stage_opt_dur ? s->stage_opt_dur[q] : s->opt_dur;
@@ -296,7 +300,7 @@ OsStatus prog_create(Prog **out, const ProgSpec *s) {
             OS_CHECK(add_op(p, OP_COMPUTE, tag_bal, 2, 0, 1, 0, "balance", 0));
         }
         OS_CHECK(build_stage(p, s, q, &last));
-        if (S > 1) OS_CHECK(build_stage_sync(p, s, q, &last));
+        if (p->staged) OS_CHECK(build_stage_sync(p, s, q, &last));
         p->final_wait_op[q] = (uint32_t)p->n_ops;
         if (last == UINT32_MAX) { /* one DDP rank: nothing to wait for; a free marker collective */
             OS_CHECK(add_async(p, &x, &last, tag_sync, 0, "grads-done"));
@@ -310,7 +314,7 @@ OsStatus prog_create(Prog **out, const ProgSpec *s) {
             if (S > 1) p->ops[p->n_ops - 1].idle_tag = flush;
         }
         if (p->stage_opt[q] > 0) OS_CHECK(add_op(p, OP_COMPUTE, tag_opt, 3, 0, 1, 0, "optimizer", 0));
-        if (S > 1 && s->fsdp == SHARD_GRAD_OP && p->D > 1) {
+        if (p->staged && s->fsdp == SHARD_GRAD_OP && p->D > 1) {
             /* the distributed optimizer gathers the updated parameter shards back */
             uint32_t ag = 0;
             for (uint32_t b = 0; b < s->buckets; b++)

@@ -129,6 +129,8 @@ typedef struct {
 typedef struct Prog {
     uint32_t D, P, M;        /* data-parallel replicas, phases, micro-batches per step */
     uint32_t S, V, W;        /* pipeline stages, model chunks per stage, workers = S * D */
+    int staged;              /* gradients synchronised per stage after its last backward (always
+                                with S > 1; ProgSpec.stage_sync asks for it without a pipeline) */
     double slowdown;         /* [0, 1): compute speed lost while an async collective runs */
     int comm_active[PROG_MAX_STAGES]; /* async collectives running now, per stage's DP group */
     Op *ops;                 /* every stage's ops: stage s's are [op_begin[s], op_begin[s+1]) */
@@ -172,6 +174,9 @@ typedef struct {
     const SimTime *stage_ag_dur;   /* [S] SHARD_GRAD_OP: one bucket's parameter all-gather after
                                       the optimizer (the distributed optimizer's) */
     const SimTime *stage_opt_dur;  /* [S] the optimizer step on a stage's parameters */
+    int stage_sync;          /* S = 1 too: Megatron-LM's gradient sync after the last backward
+                                (DDP all-reduce, or the distributed optimizer's reduce-scatter +
+                                parameter all-gather), no per-layer FSDP collectives */
     int fsdp;                /* ShardMode: 0 DDP buckets, 1 FSDP FULL_SHARD, 2 SHARD_GRAD_OP */
     const uint32_t *groups;  /* [P] FSDP layer groups per module (NULL: `group` for all) */
     uint32_t group;          /* FSDP layer groups per module when groups is NULL */

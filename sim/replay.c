@@ -596,6 +596,7 @@ static OsStatus ensure_prog(Replay *R, uint32_t MB) {
     R->prog = NULL;
     ProgSpec ps = {.D = R->D, .P = R->P, .M = MB, .S = R->S, .V = R->V, .on_vstage = R->on_v,
                    .stage_grad_dur = R->sgrad, .stage_ag_dur = R->sag, .stage_opt_dur = R->sopt,
+                   .stage_sync = cfg->grad_sync_end,
                    .fsdp = cfg->setup == SETUP_DDP ? SHARD_DDP : cfg->setup == SETUP_FSDP_GRAD_OP ? SHARD_GRAD_OP : SHARD_FULL,
                    .groups = R->groups, .buckets = cfg->ddp_buckets, .post = cfg->policy->kind == POLICY_POST,
                    .grad_coll_dur = R->gdur, .rs_dur = R->rsdur, .clip_dur = R->clip_dur, .opt_dur = R->opt_dur, .slowdown = R->slowdown};

@@ -57,6 +57,9 @@ typedef struct {
     int grad_clip;            /* the gradient-norm all-reduce before it */
     double overlap_slowdown;  /* < 0: the calibration's factor; else this fraction, [0, 1) */
     uint32_t ddp_buckets;     /* DDP: gradient buckets per module, all-reduced as backward ends */
+    int grad_sync_end;        /* Megatron-LM's gradient sync after the last backward even without
+                                 a pipeline (DDP all-reduce or, with fsdp-grad-op, the distributed
+                                 optimizer) instead of PyTorch DDP/FSDP's in-backward collectives */
     const char *timeline_path;/* Chrome trace JSON of one step, or NULL */
     uint64_t timeline_step;   /* which replayed step (0-based within the replay) goes there */
     int progress;             /* progress bar on stderr */

@@ -215,3 +215,43 @@ Test(parallel, fewer_micro_batches_than_stages_is_warned) {
     cr_assert(strstr(out, "--setup"), "%s", out);
     free(out);
 }
+
+/* The Megatron-LM baseline row: the smallest layout that fits (tp 1, pp 1 for a tiny model),
+ * its own row in compare's table and CSV; a layout can be forced; bad baseline options are named. */
+Test(parallel, compare_has_a_megatron_row) {
+    make_trace();
+    char args[4096], *out = NULL, csv[1024];
+    snprintf(csv, sizeof csv, "%s", th_tmp("base.csv"));
+    snprintf(args, sizeof args, "compare %s --model tiny --no-progress --gpus 8 --regroup --policies none,post --baseline megatron --csv %s",
+             g_trace, csv);
+    int rc = th_run(&out, args);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "\nmegatron "), "%s", out);
+    cr_assert(strstr(out, "baseline megatron: tp 1, pp 1"), "%s", out);
+    cr_assert(strstr(out, "Throughput against it: none"), "%s", out);
+    free(out);
+    FILE *fp = fopen(csv, "r");
+    cr_assert_not_null(fp);
+    char line[8192];
+    int rows = 0, mega = 0;
+    while (fgets(line, sizeof line, fp)) rows++, mega += strncmp(line, "megatron,", 9) == 0;
+    fclose(fp);
+    cr_assert_eq(rows, 4, "header + none + post + megatron");
+    cr_assert_eq(mega, 1);
+    snprintf(args, sizeof args, "compare %s --model tiny --no-progress --gpus 8 --regroup --policies none --baseline megatron --baseline-parallel tp=2,pp=2",
+             g_trace);
+    rc = th_run(&out, args);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "tp 2 + sequence parallel, pp 2 (1F1B)"), "%s", out);
+    free(out);
+    snprintf(args, sizeof args, "compare %s --model tiny --no-progress --gpus 8 --regroup --baseline megatron --baseline-parallel tp=3", g_trace);
+    rc = th_run(&out, args);
+    cr_assert_neq(rc, 0);
+    cr_assert(strstr(out, "--baseline-parallel"), "%s", out);
+    free(out);
+    snprintf(args, sizeof args, "compare %s --model tiny --no-progress --gpus 8 --regroup --baseline deepspeed", g_trace);
+    rc = th_run(&out, args);
+    cr_assert_neq(rc, 0);
+    cr_assert(strstr(out, "--baseline"), "%s", out);
+    free(out);
+}
