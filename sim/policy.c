@@ -9,6 +9,10 @@
 
 #include "sim/balance/policy_internal.h"
 
+/* equal-count's entry point (sim/balance/policy_equal_count.c); its prototype belongs with the
+ * others in policy_internal.h, declared here until that header takes it. */
+OsStatus balance_equal_count(Plan *out, const StepWork *w, PolicyScratch *s);
+
 /* One row per policy (STYLE habit 5): help, `compare --policy all` and "did you mean" read it. */
 static const Policy POLICIES[] = {
     {"none", "as drawn: every rank keeps its mini-batch (Megatron-LM baseline)", POLICY_PRE,
@@ -19,6 +23,8 @@ static const Policy POLICIES[] = {
      balance_lpt, 0},
     {"kk", "pre: Karmarkar-Karp differencing on the LLM cost at the loader (verl)", POLICY_PRE,
      balance_kk, 0},
+    {"equal-count", "pre: LPT on the LLM cost, every rank floor/ceil(N/D) examples (LLaVA)",
+     POLICY_PRE, balance_equal_count, 0},
     {"isf", "pre: OmniBal ISF, randomized 2-D first fit on vision and LLM cost", POLICY_PRE,
      balance_isf, 0},
     {"post", "OrchMLLM post-balancing: LPT per phase (each encoder, then the LLM)", POLICY_POST,

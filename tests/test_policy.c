@@ -131,9 +131,9 @@ static int cmp_dbl(const void *a, const void *b) {
 /* ---- registry ------------------------------------------------------------------------------- */
 
 Test(policy, registry) {
-    const char *want[] = {"none", "sorted", "lpt", "kk", "isf", "post", "post-enc", "post-node"};
-    cr_assert_eq(policy_count(), 8u);
-    for (uint32_t i = 0; i < 8; i++) {
+    const char *want[] = {"none", "sorted", "lpt", "kk", "equal-count", "isf", "post", "post-enc", "post-node"};
+    cr_assert_eq(policy_count(), 9u);
+    for (uint32_t i = 0; i < 9; i++) {
         const Policy *p = policy_find(want[i]);
         cr_assert_not_null(p, "%s", want[i]);
         cr_assert_not_null(p->fn);
@@ -141,7 +141,7 @@ Test(policy, registry) {
         for (uint32_t j = 0; j < policy_count(); j++)
             if (j != i) cr_assert_str_neq(policy_at(i)->name, policy_at(j)->name);
     }
-    cr_assert_null(policy_at(8));
+    cr_assert_null(policy_at(9));
     cr_assert_null(policy_find("bogus"));
     cr_assert_str_eq(policy_suggest("pots"), "post");
     cr_assert_str_eq(policy_suggest("lpq"), "lpt");
@@ -149,6 +149,8 @@ Test(policy, registry) {
     cr_assert_null(policy_suggest("zzzzzzzzzz"));
     cr_assert_eq(policy_find("post")->kind, POLICY_POST);
     cr_assert_eq(policy_find("isf")->kind, POLICY_PRE);
+    cr_assert_eq(policy_find("equal-count")->kind, POLICY_PRE);
+    cr_assert_str_eq(policy_suggest("equal_count"), "equal-count");
 }
 
 /* ---- every policy: valid, deterministic, above the oracle ----------------------------------- */
@@ -814,4 +816,179 @@ Test(policy, post_node_moves_nothing_across_balanced_nodes) {
     plan_free(&pp);
     plan_free(&pn);
     gen_free(&g);
+}
+
+/* ---- equal-count (LLaVA split_to_even_chunks) against its exhaustive twin ------------------ */
+
+/* brute.c: the optimum over the assignments with floor/ceil(n/D) units per bin. Declared here:
+ * it is the twin of balance_equal_count, and neither has a public header. */
+OsStatus part_brute_count(uint32_t *bin, double *max_load, const double *w, uint32_t n, uint32_t D);
+
+/* A step of N examples (any N, not only multiples of D) with encoder items, drawn
+ * round-robin-ish by gen_step: gen_step's D x ceil(N/D) step cut to its first N examples. */
+static void gen_n(Gen *g, uint32_t D, uint32_t N, uint64_t seed) {
+    gen_step(g, D, (N + D - 1) / D, 2, 0, seed);
+    uint32_t M = 0;
+    while (M < g->w.M && g->it_example[M] < N) M++; /* items are in example order */
+    g->w.N = N;
+    g->w.M = M;
+}
+
+/* Counts floor/ceil, items with their example, home = LLM rank; returns the max LLM load. */
+static double check_equal_count(const Plan *p, const StepWork *w) {
+    uint32_t *cnt = calloc(w->D, sizeof *cnt), q = w->N / w->D;
+    double *load = malloc(w->D * sizeof *load);
+    cr_assert_eq(plan_check(p, w, "equal-count"), OS_OK, "%s", os_last_error());
+    for (uint32_t i = 0; i < w->N; i++) {
+        cr_assert_eq(p->home[i], p->ex_rank[i], "example %u", i);
+        cnt[p->ex_rank[i]]++;
+    }
+    uint32_t ceil_ranks = 0;
+    for (uint32_t r = 0; r < w->D; r++) {
+        cr_assert(cnt[r] == q || cnt[r] == q + 1, "rank %u holds %u examples (N %u, D %u)", r, cnt[r], w->N, w->D);
+        ceil_ranks += cnt[r] == q + 1;
+    }
+    cr_assert_eq(ceil_ranks, w->N % w->D);
+    for (uint32_t j = 0; j < w->M; j++) cr_assert_eq(p->it_rank[j], p->ex_rank[w->it_example[j]], "item %u", j);
+    cr_assert_eq(p->hierarchical, 0);
+    double mx = phase_loads(load, p, w, w->P - 1);
+    free(cnt);
+    free(load);
+    return mx;
+}
+
+Test(policy, equal_count_by_hand) {
+    /* LLM costs 10, 1, 1, 1 into 2 ranks: lpt puts all three 1s beside nothing ({10} {1,1,1});
+     * with two examples each: 10 -> r0, 1 -> r1, 1 -> r1 (full), 1 -> r0 (the only room). */
+    double c[4] = {10, 1, 1, 1};
+    uint32_t t[4] = {1, 1, 1, 1};
+    Gen g;
+    text_only(&g, c, t, 4, 2);
+    Plan p;
+    plan_alloc(&p, &g.w);
+    cr_assert_eq(run("lpt", &p, &g.w), OS_OK);
+    uint32_t lpt[4] = {0, 1, 1, 1};
+    cr_assert_arr_eq(p.home, lpt, sizeof lpt);
+    cr_assert_eq(run("equal-count", &p, &g.w), OS_OK, "%s", os_last_error());
+    uint32_t want[4] = {0, 1, 1, 0};
+    cr_assert_arr_eq(p.home, want, sizeof want);
+    cr_assert_float_eq(check_equal_count(&p, &g.w), 11.0, 1e-12);
+    plan_free(&p);
+    gen_free(&g);
+    /* N = 5, D = 2: one rank may hold 3. Costs 10, 1, 1, 1, 1 (equal costs: lower example
+     * first): 10 -> r0; ex 1 -> r1; ex 2 -> r1 (1 < 10; r1 at 2 = floor, the extra still free);
+     * ex 3 -> r1 (2 < 10, now 3: the extra is taken); ex 4 -> r0. */
+    double c5[6] = {10, 1, 1, 1, 1, 0};
+    uint32_t t5[6] = {1, 1, 1, 1, 1, 1};
+    gen_n(&g, 2, 5, 9);
+    memcpy(g.ex_cost, c5, 5 * sizeof *c5);
+    memcpy(g.ex_tokens, t5, 5 * sizeof *t5);
+    plan_alloc(&p, &g.w);
+    cr_assert_eq(run("equal-count", &p, &g.w), OS_OK, "%s", os_last_error());
+    uint32_t want5[5] = {0, 1, 1, 1, 0};
+    cr_assert_arr_eq(p.home, want5, sizeof want5);
+    cr_assert_float_eq(check_equal_count(&p, &g.w), 11.0, 1e-12);
+    plan_free(&p);
+    gen_free(&g);
+    /* ties: equal costs go to ranks 0, 1, 2, 0, 1, 2 (lower example first, lower rank first) */
+    double c6[6] = {2, 2, 2, 2, 2, 2};
+    uint32_t t6[6] = {1, 1, 1, 1, 1, 1};
+    text_only(&g, c6, t6, 6, 3);
+    plan_alloc(&p, &g.w);
+    cr_assert_eq(run("equal-count", &p, &g.w), OS_OK);
+    uint32_t want6[6] = {0, 1, 2, 0, 1, 2};
+    cr_assert_arr_eq(p.home, want6, sizeof want6);
+    plan_free(&p);
+    gen_free(&g);
+    /* The bound is tight at N = 3D (LPT's classic instance padded with zeros): D = 2,
+     * {3,3,2,2,2,0}: {3,2,2} = 7 against {3,3,0} {2,2,2} = 6, 7/6 = 4/3 - 1/6; D = 3,
+     * {5,5,4,4,3,3,3,0,0}: {5,3,3} = 11 against {5,4,0} {5,4,0} {3,3,3} = 9, 11/9 = 4/3 - 1/9. */
+    static const double tight2[6] = {3, 3, 2, 2, 2, 0}, tight3[9] = {5, 5, 4, 4, 3, 3, 3, 0, 0};
+    static const struct {
+        const double *c;
+        uint32_t N, D;
+        double got, opt;
+    } tight[] = {{tight2, 6, 2, 7, 6}, {tight3, 9, 3, 11, 9}};
+    for (size_t k = 0; k < 2; k++) {
+        uint32_t ones[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1}, bin[9];
+        double opt = 0;
+        text_only(&g, tight[k].c, ones, tight[k].N, tight[k].D);
+        plan_alloc(&p, &g.w);
+        cr_assert_eq(run("equal-count", &p, &g.w), OS_OK);
+        cr_assert_float_eq(check_equal_count(&p, &g.w), tight[k].got, 1e-12);
+        cr_assert_eq(part_brute_count(bin, &opt, tight[k].c, tight[k].N, tight[k].D), OS_OK);
+        cr_assert_float_eq(opt, tight[k].opt, 1e-12);
+        cr_assert_float_eq(tight[k].got / opt, 4.0 / 3.0 - 1.0 / (3.0 * tight[k].D), 1e-12);
+        plan_free(&p);
+        gen_free(&g);
+    }
+}
+
+Test(policy, equal_count_vs_brute_random_small) {
+    /* (D, largest N): D^N <= 2^22 for the exhaustive twin */
+    static const uint32_t shapes[][2] = {{1, 6}, {2, 12}, {3, 10}, {4, 9}, {5, 8}, {6, 7}, {8, 6}};
+    double worst = 1.0;
+    uint64_t seed = 1;
+    for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
+        uint32_t D = shapes[sh][0];
+        for (uint32_t N = 1; N <= shapes[sh][1]; N++) {
+            int reps = D == 1 ? 1 : N >= 9 ? 4 : 12;
+            for (int rep = 0; rep < reps; rep++, seed++) {
+                Gen g;
+                gen_n(&g, D, N, seed);
+                int kind = (int)(seed % 4);
+                for (uint32_t i = 0; i < N; i++) { /* gen_step's a*S + c*S^2, small integers (ties), a heavy tail */
+                    if (kind == 1) g.ex_cost[i] = (double)(rnd() % 10);
+                    if (kind == 2) g.ex_cost[i] = (double)(1 + rnd() % 1000);
+                    if (kind == 3) g.ex_cost[i] = (rnd() % 5 ? 1.0 : 40.0) * (double)(1 + rnd() % 7);
+                }
+                Plan a, b;
+                plan_alloc(&a, &g.w);
+                plan_alloc(&b, &g.w);
+                cr_assert_eq(run("equal-count", &a, &g.w), OS_OK, "%s", os_last_error());
+                cr_assert_eq(run("equal-count", &b, &g.w), OS_OK);
+                cr_assert_arr_eq(a.home, b.home, N * sizeof *a.home, "not deterministic");
+                double mx = check_equal_count(&a, &g.w);
+                uint32_t bin[16];
+                double opt = 0;
+                cr_assert_eq(part_brute_count(bin, &opt, g.ex_cost, N, D), OS_OK, "%s", os_last_error());
+                /* the twin's answer meets the counts and is no worse than the policy's */
+                uint32_t cnt[16] = {0};
+                for (uint32_t i = 0; i < N; i++) cnt[bin[i]]++;
+                for (uint32_t r = 0; r < D; r++) cr_assert(cnt[r] == N / D || cnt[r] == N / D + 1);
+                double eps = 1e-12 * (1 + opt);
+                cr_assert_geq(mx, opt - eps, "policy %g below the exhaustive optimum %g", mx, opt);
+                cr_assert_leq(mx, (4.0 / 3.0 - 1.0 / (3.0 * D)) * opt + eps,
+                              "D %u N %u kind %d: equal-count %g vs optimum %g", D, N, kind, mx, opt);
+                if (opt > 0) worst = fmax(worst, mx / opt);
+                plan_free(&a);
+                plan_free(&b);
+                gen_free(&g);
+            }
+        }
+    }
+    cr_assert_lt(worst, 4.0 / 3.0);
+}
+
+Test(policy, equal_count_large_counts_and_balance) {
+    /* N not a multiple of D, and D > N: counts hold, the load stays near LPT's */
+    uint32_t cases[][2] = {{64, 1000}, {256, 4099}, {16, 7}, {2560, 20480}, {4, 0}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        Gen g;
+        gen_n(&g, cases[k][0], cases[k][1], 77 + k);
+        Plan p, l;
+        plan_alloc(&p, &g.w);
+        plan_alloc(&l, &g.w);
+        cr_assert_eq(run("equal-count", &p, &g.w), OS_OK, "%s", os_last_error());
+        cr_assert_eq(run("lpt", &l, &g.w), OS_OK);
+        double mx = check_equal_count(&p, &g.w);
+        double *load = malloc(g.w.D * sizeof *load);
+        double ml = phase_loads(load, &l, &g.w, g.w.P - 1), lb = policy_oracle_phase(&g.w, g.w.P - 1);
+        free(load);
+        cr_assert_geq(mx, lb * (1 - 1e-12));
+        if (g.w.N >= 4 * g.w.D) cr_assert_leq(mx, 1.05 * ml, "D %u N %u: %g vs lpt %g", g.w.D, g.w.N, mx, ml);
+        plan_free(&p);
+        plan_free(&l);
+        gen_free(&g);
+    }
 }
