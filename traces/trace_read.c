@@ -245,6 +245,13 @@ fail:
     return st;
 }
 
+/* qsort has no context argument in C11: the block being sorted (single-threaded reader). */
+static const TraceStepRec *g_sort_steps;
+static int by_first_example(const void *a, const void *b) {
+    uint64_t x = g_sort_steps[*(const uint32_t *)a].first_example, y = g_sort_steps[*(const uint32_t *)b].first_example;
+    return x < y ? -1 : x > y;
+}
+
 /* Every /steps row, in blocks; plus the work bound: the steps together may reference at most
  * the rows /examples holds, and (from each step's first and last example, whose items are
  * contiguous when read) at most the rows /items holds. A file cannot make a pass read more
@@ -253,14 +260,17 @@ static OsStatus check_steps(Trace *t) {
     OsStatus st = OS_OK;
     TraceStepRec *buf = NULL;
     TraceExample *ex = NULL;
+    uint32_t *ord = NULL;
     uint64_t n = t->rows[TH5_STEPS], sum_ex = 0, sum_it = 0, rows_it = t->rows[TH5_ITEMS];
     char field[80];
     size_t blk = (size_t)(n < READ_STEP_BLOCK ? (n ? n : 1) : READ_STEP_BLOCK);
     if (n == 0) OS_FAIL(OS_ERR_FORMAT, t->path, "/steps", HINT_REGEN, "0 rows (a trace needs at least one step)");
     buf = malloc(sizeof *buf * blk);
     ex = malloc(sizeof *ex * 2 * blk);
+    ord = malloc(sizeof *ord * blk);
     ALLOC_CHECK(buf);
     ALLOC_CHECK(ex);
+    ALLOC_CHECK(ord);
     for (uint64_t b = 0; b < n; b += READ_STEP_BLOCK) {
         uint64_t k = OS_MIN((uint64_t)READ_STEP_BLOCK, n - b);
         OS_CHECK(read_rows(t, TH5_STEPS, b, k, buf));
@@ -272,8 +282,14 @@ static OsStatus check_steps(Trace *t) {
                         "steps 0..%llu reference %llu examples, but /examples holds %llu rows (the steps overlap)",
                         (unsigned long long)(b + i), (unsigned long long)sum_ex,
                         (unsigned long long)t->rows[TH5_EXAMPLES]);
-            /* its first and last example (a sequential stream when steps are in order: the
-             * read-ahead serves them; out of order, one small read each, no block) */
+        }
+        /* each step's first and last example, visited in example order so that the reads
+         * form one sequential stream the read-ahead serves, however the steps are ordered */
+        for (uint64_t i = 0; i < k; i++) ord[i] = (uint32_t)i;
+        g_sort_steps = buf;
+        qsort(ord, (size_t)k, sizeof *ord, by_first_example);
+        for (uint64_t j = 0; j < k; j++) {
+            uint32_t i = ord[j];
             OS_CHECK(read_rows_ahead(t, TH5_EXAMPLES, buf[i].first_example, 1, &ex[2 * i]));
             OS_CHECK(read_rows_ahead(t, TH5_EXAMPLES, buf[i].first_example + buf[i].n_examples - 1, 1, &ex[2 * i + 1]));
         }
@@ -307,6 +323,7 @@ static OsStatus check_steps(Trace *t) {
         }
     }
 fail:
+    free(ord);
     free(ex);
     free(buf);
     return st;
