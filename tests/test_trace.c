@@ -447,7 +447,7 @@ Test(trace_bad, modality_ratio_zero) {
  * read in order, backwards and at random, with chunk and block boundaries crossed. */
 Test(trace, read_ahead_matches_direct_reads) {
     const char *path = th_tmp("ra.h5");
-    write_random(path, 77, 300, 7);
+    write_random(path, 77, 120, 13); /* 13-row chunks, 64-row blocks: both boundaries crossed */
     Trace *a = NULL, *b = NULL;
     TraceLimits fast = {.read_ahead_rows = 64}, slow = {.read_ahead_rows = 1};
     cr_assert_eq(trace_open_limits(&a, path, &fast), OS_OK, "%s", os_last_error());
