@@ -252,6 +252,8 @@ OsStatus sweep_run_point(RunRow *row, RunSeries *series, const SweepPoint *p, co
     if (o->balancer_cost_s >= 0.0) cfg.balancer_cost_s = o->balancer_cost_s;
     cfg.recompute = o->recompute;
     cfg.layout = o->padded ? ATTN_PADDED : ATTN_VARLEN;
+    /* the balancers aim at what the time model charges */
+    cfg.popt.objective = o->padded ? OBJ_PADDED : OBJ_COST;
     OS_CHECK(runtable_phase_cols(col.phase_col, &col.P, m));
     OS_CHECK(trace_open(&t, o->trace_path));
     OS_CHECK(replay_run(&sum, &cfg, t, collect_step, &col));

@@ -10,7 +10,7 @@ void simopts_init(SimOpts *o) {
     o->model = "orch-84b";
     o->setup = "fsdp";
     o->allreduce = "ring";
-    o->objective = "cost";
+    o->objective = NULL; /* the time model's: padded with --padded, else cost */
     o->gpus_per_node = 8;
     o->tp = 1;
     o->fsdp_groups = 0;
@@ -47,7 +47,7 @@ void simopts_specs(OptSpec *s, SimOpts *o) {
         {"regroup", 0, OPT_FLAG, &o->regroup, NULL, "re-deal each global batch to the cluster's DP when the trace's differs", 0, 0},
         {"fsdp-groups", 0, OPT_U32, &o->fsdp_groups, "G", "FSDP layer groups per module (0: one per transformer layer)", 0, 1024},
         {"ddp-buckets", 0, OPT_U32, &o->ddp_buckets, "B", "DDP gradient buckets per module", 1, 1024},
-        {"objective", 0, OPT_STR, &o->objective, "cost|linear|quadratic|padded", "post-balancing objective per unit", 0, 0},
+        {"objective", 0, OPT_STR, &o->objective, "cost|linear|quadratic|padded", "balancing objective per unit (default: what the time model charges: padded with --padded, else cost)", 0, 0},
         {"cap-tokens", 0, OPT_U64, &o->cap_tokens, "N", "per-rank max LLM tokens for post-balancing (0: none)", 0, 0},
         {"cap-positions", 0, OPT_U64, &o->cap_positions, "N", "per-rank max encoder positions per phase (0: none)", 0, 0},
         {"intra-bw", 0, OPT_F64_AUTO, &o->intra_gbps, "GB/s|auto", "NVLink bandwidth per GPU per direction (auto: calibration's, else H100 450)", 1, 1e5},
@@ -106,7 +106,8 @@ OsStatus simopts_resolve(ReplayConfig *cfg, SimOpts *o, Trace *t) {
     cfg->setup = (TrainSetup)v;
     OS_CHECK(pick(&v, "--allreduce", o->allreduce, ALGOS, OS_ARRAY_LEN(ALGOS)));
     cfg->allreduce = (AllReduceAlgo)v;
-    OS_CHECK(pick(&v, "--objective", o->objective, OBJECTIVES, OS_ARRAY_LEN(OBJECTIVES)));
+    OS_CHECK(pick(&v, "--objective", o->objective ? o->objective : o->padded ? "padded" : "cost", OBJECTIVES,
+                  OS_ARRAY_LEN(OBJECTIVES)));
     cfg->popt.objective = (BalanceObjective)v;
     cfg->popt.cap_llm_tokens = o->cap_tokens;
     cfg->popt.cap_enc_positions = o->cap_positions;

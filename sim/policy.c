@@ -87,7 +87,8 @@ void policy_scratch_destroy(PolicyScratch *s) {
                       s->nb_nstart, s->nb_ncur, s->nb_heap, s->nb_hpos, s->nb_touch, s->nb_perm,
                       s->nb_bheap, s->nb_bpos, s->nb_kb, s->nb_used, s->nb_scap, s->nb_acc,
                       s->nb_bused, s->nb_ratio, s->nb_load, s->nb_cap, s->nb_room, s->nb_mat,
-                      s->nb_bload, s->nb_dload, s->nb_dirty, s->nb_gcol, s->nb_rkey, s->nb_rob, s->nb_nodeof};
+                      s->nb_bload, s->nb_dload, s->nb_dirty, s->nb_gcol, s->nb_rkey, s->nb_rob, s->nb_nodeof,
+                      s->pn_units, s->pn_len, s->pn_lbin, s->pn_cnt, s->pn_max};
     for (size_t i = 0; i < OS_ARRAY_LEN(arrays); i++) free(arrays[i]);
     free(s);
 }

@@ -992,3 +992,62 @@ Test(policy, equal_count_large_counts_and_balance) {
         gen_free(&g);
     }
 }
+
+/* Max over ranks of a phase's load measured as the objective counts it: additive weights, or
+ * count x longest unit under padding. */
+static double objective_max(const Plan *p, const StepWork *w, uint32_t phase, BalanceObjective obj) {
+    double *load = calloc(w->D, sizeof *load), mx = 0;
+    uint32_t *cnt = calloc(w->D, sizeof *cnt), *lmax = calloc(w->D, sizeof *lmax);
+    uint32_t n = phase + 1 == w->P ? w->N : w->M;
+    for (uint32_t u = 0; u < n; u++) {
+        int llm = phase + 1 == w->P;
+        if (!llm && w->it_phase[u] != phase) continue;
+        uint32_t r = llm ? p->ex_rank[u] : p->it_rank[u], len = llm ? w->ex_tokens[u] : w->it_len[u];
+        double c = llm ? w->ex_cost[u] : w->it_cost[u];
+        load[r] += obj == OBJ_COST ? c : obj == OBJ_QUADRATIC ? (double)len * len : (double)len;
+        cnt[r]++;
+        if (len > lmax[r]) lmax[r] = len;
+    }
+    for (uint32_t r = 0; r < w->D; r++) mx = fmax(mx, obj == OBJ_PADDED ? (double)cnt[r] * lmax[r] : load[r]);
+    free(load);
+    free(cnt);
+    free(lmax);
+    return mx;
+}
+
+/* Under every objective — padded too, whose bins are not additive — post-node keeps post's
+ * max load (within 1%; padded: never above it) and sends fewer bytes across nodes: at most
+ * half of post's over the shapes below. */
+Test(policy, post_node_keeps_its_locality_under_every_objective) {
+    const BalanceObjective objs[] = {OBJ_COST, OBJ_LINEAR, OBJ_QUADRATIC, OBJ_PADDED};
+    uint32_t shapes[][4] = {{16, 8, 3, 4}, {32, 6, 3, 8}, {64, 8, 2, 8}};
+    for (size_t o = 0; o < 4; o++)
+        for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
+            uint64_t xp_sum = 0, xn_sum = 0;
+            for (uint64_t seed = 1; seed <= 3; seed++) {
+                Gen g;
+                uint32_t D = shapes[sh][0], gpn = shapes[sh][3];
+                gen_step(&g, D, shapes[sh][1], shapes[sh][2], gpn, 9100 + 10 * sh + seed);
+                g.opt.objective = objs[o];
+                Plan pp, pn;
+                plan_alloc(&pp, &g.w);
+                plan_alloc(&pn, &g.w);
+                cr_assert_eq(run("post", &pp, &g.w), OS_OK, "%s", os_last_error());
+                cr_assert_eq(run("post-node", &pn, &g.w), OS_OK, "%s", os_last_error());
+                cr_assert_eq(plan_check(&pn, &g.w, "post-node"), OS_OK, "%s", os_last_error());
+                for (uint32_t ph = 0; ph < g.w.P; ph++) {
+                    double ma = objective_max(&pp, &g.w, ph, objs[o]), mb = objective_max(&pn, &g.w, ph, objs[o]);
+                    double tol = objs[o] == OBJ_PADDED ? 0.0 : 0.01;
+                    cr_assert_leq(mb, ma * (1 + tol) + 1e-12, "objective %zu shape %zu phase %u: %g vs post %g", o, sh, ph,
+                                  mb, ma);
+                }
+                xp_sum += inter_bytes(&pp, &g, gpn);
+                xn_sum += inter_bytes(&pn, &g, gpn);
+                plan_free(&pp);
+                plan_free(&pn);
+                gen_free(&g);
+            }
+            cr_assert_leq(2 * xn_sum, xp_sum, "objective %zu shape %zu: post-node %llu inter bytes, post %llu", o, sh,
+                          (unsigned long long)xn_sum, (unsigned long long)xp_sum);
+        }
+}

@@ -54,6 +54,10 @@ struct PolicyScratch {
     /* post-node per phase: [max(N, M)] post's LLM bins, the answer, post's LPT order */
     uint32_t *pn_bin, *pn_rank, *pn_order; /* pn_order: post's LPT order, reused */
     size_t pn_bin_cap, pn_rank_cap, pn_order_cap;
+    uint32_t *pn_units, *pn_len, *pn_lbin; /* post-node, padded: one node's units, lengths, bins */
+    size_t pn_units_cap, pn_len_cap, pn_lbin_cap;
+    uint32_t *pn_cnt, *pn_max;             /* [D] padded bins: count and longest */
+    size_t pn_cnt_cap, pn_max_cap;
     /* node balancing (node_balance.c): [n] units, [np] pieces, [K] nodes, [g] / [g*g] GPUs */
     uint32_t *nb_node, *nb_srcn, *nb_home, *nb_ubin, *nb_rorder, *nb_lorder, *nb_porder,
         *nb_pstart, *nb_nstart, *nb_ncur, *nb_heap, *nb_hpos, *nb_touch, *nb_perm, *nb_bheap,
