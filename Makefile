@@ -61,5 +61,17 @@ fidelity: build
 bench: build
 	@echo "benchmarks are in $(BUILD)/bench/; see bench/RESULTS.md for the commands"
 
+# One folder for a bare GPU machine (no HDF5/GSL/Criterion; CUDA, cuBLAS and NCCL only as pip
+# wheels): a static orchsim (HDF5, GSL, szip/libaec, zlib; no MPI), the GPU module (static
+# cudart), a small trace and run.sh, at most 48 MiB (exec/bundle/pack.sh fails listing every
+# file's size when over). On the GPU machine: gpu-bundle/run.sh [OUTDIR].
+BUNDLE_BUILD ?= build-bundle
+BUNDLE ?= gpu-bundle
+.PHONY: gpu-bundle
+gpu-bundle: deps
+	cmake -S . -B $(BUNDLE_BUILD) -DCMAKE_BUILD_TYPE=Release -DORCHSIM_STATIC=ON -DORCHSIM_MPI=OFF -DORCHSIM_WERROR=ON
+	cmake --build $(BUNDLE_BUILD) -j $(JOBS) --target orchsim orchsim_gpu
+	./exec/bundle/pack.sh $(BUNDLE_BUILD) $(BUNDLE)
+
 clean:
 	rm -rf $(BUILD) $(TESTBUILD) $(DEMO_OUT)
