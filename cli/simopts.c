@@ -42,6 +42,7 @@ void simopts_specs(OptSpec *s, SimOpts *o) {
         {"recompute", 0, OPT_FLAG, &o->recompute, NULL, "full activation recomputation (+1 forward of every layer in backward)", 0, 0},
         {"recompute-mode", 0, OPT_STR, &o->recompute_mode, "none|full|selective", "recomputation: selective = the attention kernel's forward only (default: full with --recompute, else none)", 0, 0},
         {"micro-batch", 0, OPT_U32, &o->micro_batch, "N", "examples per micro-batch per rank, gradients accumulated over them (0: the rank's whole share; more than a rank holds is clamped to its share)", 0, 1u << 20},
+        {"mb-policy", 0, OPT_STR, &o->mb_policy, "mb-fixed|mb-kk", "micro-batches: mb-fixed = in drawn order under --micro-batch/--micro-batch-tokens (default); mb-kk = verl's count from --micro-batch-tokens, Karmarkar-Karp on cost, small ones at the pipeline's ends", 0, 0},
         {"micro-batch-tokens", 0, OPT_U64, &o->micro_batch_tokens, "T", "LLM-token budget per micro-batch (0: none; with --micro-batch both limits apply)", 0, 0},
         {"padded", 0, OPT_FLAG, &o->padded, NULL, "padded batches (b x max_len) instead of varlen packing", 0, 0},
         {"regroup", 0, OPT_FLAG, &o->regroup, NULL, "re-deal each global batch to the cluster's DP when the trace's differs", 0, 0},
@@ -155,6 +156,11 @@ OsStatus simopts_resolve(ReplayConfig *cfg, SimOpts *o, Trace *t) {
         cfg->recompute = v;
     }
     cfg->micro_batch = o->micro_batch;
+    if (o->mb_policy) {
+        static const NamedValue MBP[] = {{"mb-fixed", MBP_FIXED}, {"mb-kk", MBP_KK}, {"fixed", MBP_FIXED}, {"kk", MBP_KK}};
+        OS_CHECK(pick(&v, "--mb-policy", o->mb_policy, MBP, OS_ARRAY_LEN(MBP)));
+        cfg->mb_policy = v;
+    }
     cfg->micro_batch_tokens = o->micro_batch_tokens;
     cfg->optimizer = !o->no_optimizer;
     if (o->grad_reduce) {
@@ -193,6 +199,8 @@ void simopts_announce(FILE *fp, const SimOpts *o, const ReplayConfig *cfg, const
         snprintf(mb, sizeof mb, "%u examples or %llu tokens", cfg->micro_batch, (unsigned long long)cfg->micro_batch_tokens);
     else if (cfg->micro_batch) snprintf(mb, sizeof mb, "%u examples", cfg->micro_batch);
     else if (cfg->micro_batch_tokens) snprintf(mb, sizeof mb, "%llu tokens", (unsigned long long)cfg->micro_batch_tokens);
+    if (cfg->mb_policy == MBP_KK)
+        snprintf(mb, sizeof mb, "mb-kk under %llu tokens", (unsigned long long)cfg->micro_batch_tokens);
     fprintf(fp, "# setup: %s, micro-batch %s, %s attention, recompute %s, optimizer %s\n", simopts_setup_name(cfg->setup),
             mb, cfg->layout == ATTN_PADDED ? "padded" : "varlen", RC[cfg->recompute], cfg->optimizer ? "on" : "off");
     fprintf(fp, "# calibration: %s%s; stack: %s; attention kernel: %s\n", cfg->calib->name,

@@ -16,7 +16,7 @@
 
 typedef struct {
     const char *model, *setup, *allreduce, *calibration, *objective, *recompute_mode, *grad_reduce;
-    const char *parallel, *pp_layout;
+    const char *parallel, *pp_layout, *mb_policy;
     uint32_t gpus, gpus_per_node, tp, fsdp_groups, ddp_buckets, micro_batch;
     uint64_t steps, skip, cap_tokens, cap_positions, seed, micro_batch_tokens;
     int recompute, padded, regroup, quiet, no_optimizer;
@@ -28,7 +28,7 @@ typedef struct {
     Calib calib;
 } SimOpts;
 
-#define SIMOPTS_N 36
+#define SIMOPTS_N 37
 void simopts_init(SimOpts *o);
 /* Fill specs[0..SIMOPTS_N) with the shared rows pointing into o. */
 void simopts_specs(OptSpec *specs, SimOpts *o);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base/util.h"
+#include "sim/microbatch.h"
 #include "sim/program.h"
 
 /* Activation bytes kept per LLM token per layer for backward, bf16, with FlashAttention (no
@@ -58,6 +59,9 @@ typedef struct {
     uint64_t *rank_tok;  /* [D] tokens in it */
     uint32_t *rank_cnt;  /* [D] examples in it */
     uint32_t *lens;  /* [N + M] unit lengths bucketed by (phase, rank, micro-batch) */
+    uint32_t *rank_ex, *rank_off, *mb_tok; /* mb-kk: examples by rank [N], offsets [D+1], tokens [N] */
+    double *mb_work;  /* [N] their costs */
+    uint16_t *mb_of;  /* [N] */
     NetMove *moves;  /* [2M + N] */
 } StepBufs;
 
@@ -105,6 +109,7 @@ typedef struct {
     const char *trace_path;
     Trace *trace; /* borrowed */
     CostMemo *memo;
+    MbScratch *mbs;
 } Replay;
 
 /* The step's scratch, carved from one arena (the (phase, rank, micro-batch) bucket offsets,
@@ -113,6 +118,7 @@ static OsStatus carve(Replay *R, StepBufs *b, uint32_t N, uint32_t M) {
     OsStatus st = OS_OK;
     size_t D = R->D;
     size_t need = (size_t)N * (4 * 4 + 8 + 8 + 3 * 4 + 2) + (size_t)M * (4 * 4 + 8 + 3 * 8 + 1) + D * (4 + 8 + 4) +
+                  (size_t)N * (4 + 4 + 8 + 2) + (D + 1) * 4 +
                   (size_t)(N + M) * 4 + (size_t)(2 * M + N) * sizeof(NetMove) + 40 * 64;
     os_arena_reset(&R->arena);
     OS_CHECK(os_arena_reserve(&R->arena, need));
@@ -122,7 +128,9 @@ static OsStatus carve(Replay *R, StepBufs *b, uint32_t N, uint32_t M) {
     CARVE(it_example, M); CARVE(it_len, M); CARVE(it_cost, M); CARVE(it_in_bytes, M);
     CARVE(it_out_bytes, M); CARVE(it_phase, M); CARVE(it_rank, M);
     CARVE(rank_next, D); CARVE(rank_tok, D); CARVE(rank_cnt, D);
-    CARVE(lens, N + M); CARVE(moves, 2 * (size_t)M + N);
+    CARVE(lens, N + M);
+    CARVE(rank_ex, N); CARVE(rank_off, D + 1); CARVE(mb_tok, N); CARVE(mb_work, N); CARVE(mb_of, N);
+    CARVE(moves, 2 * (size_t)M + N);
 #undef CARVE
     if (!b->moves) OS_FAIL(OS_ERR_INTERNAL, "replay", "arena", NULL, "scratch carving ran out");
 fail:
@@ -213,6 +221,39 @@ static OsStatus build_work(Replay *R, StepWork *w, StepBufs *b, const TraceStep 
  * (FSDP's collectives need every rank in every micro-batch); a rank with fewer runs empty
  * ones at the end. A micro_batch above a rank's share is a clamp: the share is one
  * micro-batch. Returns the count; *clamped = 1 when the clamp applied. */
+/* mb-kk (verl's rearrange_micro_batches): every rank's count from the token budget, the step's
+ * count the most any rank needs (and at least the pipeline depth), then each rank's sequences
+ * spread over that many micro-batches by Karmarkar-Karp on their cost, the light ones at both
+ * ends (sim/microbatch.h). Returns the count through *out. */
+static OsStatus pack_kk(Replay *R, const StepWork *w, StepBufs *b, const Plan *pl, uint32_t *out) {
+    OsStatus st = OS_OK;
+    uint32_t D = R->D, N = w->N, MB = 1;
+    memset(b->rank_off, 0, (D + 1) * sizeof *b->rank_off);
+    for (uint32_t i = 0; i < N; i++) b->rank_off[pl->ex_rank[i] + 1]++;
+    for (uint32_t r = 0; r < D; r++) b->rank_off[r + 1] += b->rank_off[r];
+    memcpy(b->rank_next, b->rank_off, D * sizeof *b->rank_next);
+    for (uint32_t i = 0; i < N; i++) b->rank_ex[b->rank_next[pl->ex_rank[i]]++] = i;
+    for (uint32_t i = 0; i < N; i++) {
+        b->mb_tok[i] = w->ex_tokens[b->rank_ex[i]];
+        b->mb_work[i] = w->ex_cost[b->rank_ex[i]];
+    }
+    for (uint32_t r = 0; r < D; r++) {
+        uint32_t c, o = b->rank_off[r], n = b->rank_off[r + 1] - o;
+        OS_CHECK(mb_count_for_budget(&c, b->mb_tok + o, n, R->cfg->micro_batch_tokens, R->mbs));
+        MB = OS_MAX(MB, c);
+    }
+    MB = OS_MIN(OS_MAX(MB, R->S), MB_MAX);
+    for (uint32_t r = 0; r < D; r++) {
+        uint32_t o = b->rank_off[r], n = b->rank_off[r + 1] - o;
+        if (n == 0) continue;
+        OS_CHECK(mb_partition_kk(b->mb_of + o, b->mb_work + o, n, MB, R->mbs));
+        for (uint32_t k = 0; k < n; k++) b->ex_mb[b->rank_ex[o + k]] = b->mb_of[o + k];
+    }
+    *out = MB;
+fail:
+    return st;
+}
+
 static uint32_t pack_microbatches(Replay *R, const StepWork *w, StepBufs *b, const Plan *pl, int *clamped) {
     const ReplayConfig *cfg = R->cfg;
     uint32_t D = R->D, mb = cfg->micro_batch, MB = 1;
@@ -584,6 +625,7 @@ static void replay_free(Replay *R) {
     free(R->cnt);
     free(R->fill);
     free(R->mb_tok);
+    mb_scratch_destroy(R->mbs);
 }
 
 /* The step program for MB micro-batches (rebuilt when a step needs another count), and room
@@ -733,6 +775,13 @@ static OsStatus replay_setup(Replay *R, const ReplayConfig *cfg, Trace *t, Repla
     if (R->P > REPLAY_MAX_PHASES || R->P + 4 > PROG_MAX_TAGS)
         OS_FAIL(OS_ERR_ARG, m->name, "encoders", NULL, "too many encoders (%u)", m->n_enc);
     OS_CHECK(setup_layout(R, sum));
+    if (cfg->mb_policy == MBP_KK && cfg->micro_batch_tokens == 0)
+        OS_FAIL(OS_ERR_ARG, "replay", "--mb-policy", "give the budget with --micro-batch-tokens T",
+                "mb-kk picks the micro-batch count from a token budget");
+    if (cfg->mb_policy == MBP_KK && cfg->micro_batch)
+        OS_FAIL(OS_ERR_ARG, "replay", "--mb-policy", "drop --micro-batch (mb-kk sets the count from the budget)",
+                "mb-kk and --micro-batch N both set the micro-batch count");
+    if (cfg->mb_policy == MBP_KK) OS_CHECK(mb_scratch_create(&R->mbs));
     for (uint32_t p = 0; p < R->P; p++) cost_unit_prepare(&R->unit[p], &R->cm, p);
     map_modalities(R, t);
     R->trace = t;
@@ -831,7 +880,9 @@ OsStatus replay_run(ReplaySummary *sum, const ReplayConfig *cfg, Trace *t, Repla
         if (cfg->balancer_cost_s >= 0) res.balancer_s = cfg->balancer_cost_s;
         OS_CHECK(plan_check(&pl, &w, cfg->policy->name));
         int clamped = 0;
-        uint32_t MB = pack_microbatches(&R, &w, &b, &pl, &clamped);
+        uint32_t MB = 1;
+        if (cfg->mb_policy == MBP_KK) OS_CHECK(pack_kk(&R, &w, &b, &pl, &MB));
+        else MB = pack_microbatches(&R, &w, &b, &pl, &clamped);
         sum->mb_clamped += (uint64_t)clamped;
         res.micro_batches = MB;
         /* the interleaved schedule runs a multiple of pp micro-batches (Megatron-LM requires

@@ -29,6 +29,11 @@
  * llm-foundry run it (bench/fidelity/data/SOURCES-research.md §6). */
 typedef enum { SETUP_DDP = 0, SETUP_FSDP = 1, SETUP_FSDP_GRAD_OP = 2 } TrainSetup;
 typedef enum { AR_RING = 0, AR_TREE = 1 } AllReduceAlgo;
+/* How a rank's share is cut into micro-batches: in drawn order under --micro-batch /
+ * --micro-batch-tokens (mb-fixed), or verl's rearrange_micro_batches (mb-kk): the count from
+ * the token budget (the most any rank needs, at least the pipeline depth), sequences spread by
+ * Karmarkar-Karp on their cost, the smaller micro-batches at both ends of the pipeline. */
+typedef enum { MBP_FIXED = 0, MBP_KK = 1 } MicroBatchPolicy;
 
 typedef struct {
     const ModelSpec *model;   /* borrowed */
@@ -50,6 +55,7 @@ typedef struct {
     uint32_t micro_batch;     /* examples per micro-batch per rank (0: the rank's whole share);
                                  more than a rank holds is clamped to its share (one micro-batch) */
     uint64_t micro_batch_tokens; /* LLM-token budget per micro-batch (0: none); both limits apply */
+    int mb_policy;            /* MicroBatchPolicy; mb-kk needs micro_batch_tokens */
     uint32_t grad_reduce_bytes; /* bytes per gradient element reduced (FSDP reduce-scatter, DDP
                                  all-reduce): 0 = the model's param_bytes; 4 = fp32 reduction, as
                                  Composer's FSDP mixed precision DEFAULT does */

@@ -255,3 +255,36 @@ Test(parallel, compare_has_a_megatron_row) {
     cr_assert(strstr(out, "--baseline"), "%s", out);
     free(out);
 }
+
+/* mb-kk: the count comes from the token budget (here 2 examples of ~300 tokens per 700), at
+ * least the pipeline depth; every token is still computed once (replay_run checks it); it
+ * needs the budget and refuses --micro-batch beside it. Against drawn order on a pipeline with
+ * unequal micro-batches it never makes the step slower by more than the rounding of a cost. */
+Test(parallel, mb_kk_micro_batches) {
+    ThEx ex[12];
+    for (uint32_t i = 0; i < 12; i++) ex[i] = (ThEx){i % 3 == 0 ? 600u : 100u + 10 * i, 0, 0, 0, 0};
+    const char *path = th_write_trace("mbkk.h5", ex, 12, 1, 1);
+    cr_assert_not_null(path, "%s", os_last_error());
+    Trace *t;
+    cr_assert_eq(trace_open(&t, path), OS_OK, "%s", os_last_error());
+    ReplayConfig c;
+    config(&c, 2, 1, 2, 1, 2, 0);
+    c.mb_policy = MBP_KK;
+    c.micro_batch_tokens = 700;
+    ReplaySummary sum;
+    Sink sink = {0};
+    cr_assert_eq(replay_run(&sum, &c, t, keep, &sink), OS_OK, "%s", os_last_error());
+    uint32_t total = 0;
+    for (uint32_t i = 0; i < 12; i++) total += ex[i].text;
+    cr_assert_eq(sink.r[0].llm_tokens, total);
+    cr_assert_geq(sink.r[0].micro_batches, (total + 699) / 700, "at least the budget's count");
+    cr_assert_geq(sink.r[0].micro_batches, 2u, "at least the pipeline depth");
+    c.micro_batch_tokens = 0;
+    os_clear_error();
+    cr_assert_eq(replay_run(&sum, &c, t, NULL, NULL), OS_ERR_ARG);
+    cr_assert(strstr(os_last_error(), "--micro-batch-tokens"), "%s", os_last_error());
+    c.micro_batch_tokens = 700, c.micro_batch = 2;
+    os_clear_error();
+    cr_assert_eq(replay_run(&sum, &c, t, NULL, NULL), OS_ERR_ARG);
+    trace_close(t);
+}
