@@ -57,7 +57,7 @@ OsStatus cmd_selftest(int argc, char **argv) {
     }
     printf("# selftest: orchsim %s; PASS / FAIL / SKIP, seconds, figures (worst = |got-ref| / (atol + rtol |ref|), "
            "<= 1 passes)\n", ORCHSIM_VERSION);
-    exec_selftest_run(&n, only, print_check, &o);
+    exec_selftest_run(&n, only, "/proc/self/exe", print_check, &o);
     printf("# selftest: %d PASS, %d FAIL, %d SKIP%s\n", n.pass, n.fail, n.skip,
            n.pass + n.fail + n.skip == 0 ? " (no check matched --only)" : "");
     if (n.fail)

@@ -8,7 +8,9 @@
  *   the group's dK, dV (beta = 1, so dqkv must be zeroed by the caller).
  * Does not: skip masked blocks: the full square is executed, so executed FLOPs = 4 n^2 hd nh
  *   per forward and 8 n^2 hd nh (+ the recomputed 4 n^2 hd nh) per backward. One GEMM pair
- *   per head: launch-bound for short sequences (a fused flash kernel is the known fix).
+ *   per head per sequence: launch-bound for short sequences. This is the slow, obvious twin
+ *   of the fused kernels (exec/flash.cuh), which the executor runs by default; the self-test
+ *   exec_st_flash_twin compares the two, and ORCHSIM_ATTN=cublas runs this path instead.
  * Only for the .cu files of exec/ (CUDA types). */
 #ifndef OS_EXEC_ATTN_H
 #define OS_EXEC_ATTN_H

@@ -1,11 +1,17 @@
 /* selftest.c — see selftest.h. */
 #include "exec/selftest.h"
 
+#include <errno.h>
 #include <math.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "exec/flash.h"
 #include "exec/gpu.h"
@@ -188,11 +194,76 @@ static void ck_memory(ExecCheck *c) {
         e->relay);
 }
 
+static const char *g_self_exe;
+
+/* The NCCL check in a fresh process (selftest.h): its one result line is this check's. */
+static void nccl_child(ExecCheck *c) {
+    int fd[2];
+    pid_t pid;
+    char buf[4096];
+    size_t n = 0;
+    if (pipe(fd) != 0) return set(c, EXEC_CHECK_FAIL, "pipe: %s", strerror(errno));
+    fflush(stdout), fflush(stderr);
+    pid = fork();
+    if (pid < 0) {
+        close(fd[0]), close(fd[1]);
+        return set(c, EXEC_CHECK_FAIL, "fork: %s", strerror(errno));
+    }
+    if (pid == 0) { /* the child: this program again, the NCCL check only */
+        dup2(fd[1], 1), dup2(fd[1], 2);
+        close(fd[0]), close(fd[1]);
+        setenv("ORCHSIM_SELFTEST_CHILD", "1", 1);
+        execl(g_self_exe, "orchsim", "selftest", "--only", "nccl:one_rank", (char *)NULL);
+        _exit(127);
+    }
+    close(fd[1]);
+    double end = os_now() + EXEC_SELFTEST_NCCL_S;
+    int timed_out = 0;
+    for (;;) {
+        double left = end - os_now();
+        if (left <= 0) {
+            timed_out = 1;
+            break;
+        }
+        struct pollfd p = {fd[0], POLLIN, 0};
+        int r = poll(&p, 1, (int)(left * 1000) + 1);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) continue;
+        ssize_t k = read(fd[0], buf + n, sizeof buf - 1 - n);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) break;
+        n += (size_t)k;
+        if (n >= sizeof buf - 1) break;
+    }
+    buf[n] = '\0';
+    close(fd[0]);
+    if (timed_out) kill(pid, SIGKILL);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    if (timed_out)
+        return set(c, EXEC_CHECK_FAIL, "no answer within %.0f s: NCCL hung starting a 1-rank communicator (NCCL_DEBUG=INFO "
+                   "says where)", EXEC_SELFTEST_NCCL_S);
+    for (char *line = buf; line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (nl) *nl = '\0';
+        if (strstr(line, "nccl:one_rank") && strlen(line) > 4 && line[4] == ' ') {
+            char *d = strstr(line, " s  ");
+            ExecCheckResult r = !strncmp(line, "PASS", 4) ? EXEC_CHECK_PASS
+                                : !strncmp(line, "SKIP", 4) ? EXEC_CHECK_SKIP : EXEC_CHECK_FAIL;
+            return set(c, r, "%s (in a fresh process)", d ? d + 4 : line);
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    set(c, EXEC_CHECK_FAIL, "the check's process ended (%s %d) without a result: %.300s",
+        WIFSIGNALED(status) ? "signal" : "exit", WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status), buf);
+}
+
 static void ck_nccl(ExecCheck *c) {
     const ExecGpuApi *g = NULL;
     double worst = INFINITY;
     char why[512] = "";
     if (!need_device(c)) return;
+    if (g_self_exe && !getenv("ORCHSIM_SELFTEST_CHILD")) return nccl_child(c);
     if (exec_gpu_api(&g) != OS_OK) return set(c, EXEC_CHECK_SKIP, "%s", os_last_error());
     OsStatus st = g->nccl_smoke(&worst, why, sizeof why);
     if (st == OS_ERR_NODEV) {
@@ -270,8 +341,10 @@ static void kernel_checks(ExecCheckCounts *n, const char *only, ExecCheckSink *s
     }
 }
 
-void exec_selftest_run(ExecCheckCounts *out, const char *only, ExecCheckSink *sink, void *user) {
+void exec_selftest_run(ExecCheckCounts *out, const char *only, const char *self_exe, ExecCheckSink *sink,
+                       void *user) {
     memset(out, 0, sizeof *out);
+    g_self_exe = self_exe;
     for (size_t i = 0; i < OS_ARRAY_LEN(CHECKS); i++) {
         if (!CHECKS[i].fn) {
             kernel_checks(out, only, sink, user, 1);

@@ -37,8 +37,14 @@ typedef struct {
     int pass, fail, skip;
 } ExecCheckCounts;
 
-/* Run every check whose name contains `only` (NULL: all); sink gets each as it finishes. */
-void exec_selftest_run(ExecCheckCounts *out, const char *only, ExecCheckSink *sink, void *user);
+/* Run every check whose name contains `only` (NULL: all); sink gets each as it finishes.
+ * self_exe: this program (orchsim), or NULL: the NCCL check then runs in this process; with it,
+ * the check runs as `self_exe selftest --only nccl:one_rank` in a fresh process, killed after
+ * EXEC_SELFTEST_NCCL_S seconds, so that an NCCL start that hangs (no network, a VM) is a FAIL
+ * with its reason, not a hung self-test. */
+#define EXEC_SELFTEST_NCCL_S 45.0
+void exec_selftest_run(ExecCheckCounts *out, const char *only, const char *self_exe, ExecCheckSink *sink,
+                       void *user);
 /* Names of the checks this build knows (kernel checks only once the module is loaded). */
 void exec_selftest_list(ExecCheckSink *sink, void *user);
 

@@ -1,12 +1,15 @@
 /* test_exec_gpu.c — the GPU backend on a device: every kernel self-test against its CPU
- * reference (exec/kernels.h), skipped visibly without a device; and the no-device path of
- * `orchsim validate` / `orchsim calibrate` (one line, non-zero exit, no output file). */
+ * reference (exec/kernels.h: the same registry `orchsim selftest` runs) and the one-rank NCCL
+ * smoke test, skipped visibly without a device; and the no-device path of `orchsim validate` /
+ * `orchsim calibrate` / `orchsim selftest` (one line, non-zero exit, no output file; selftest:
+ * SKIP lines and exit 0). */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "exec/gpu.h"
+#include "exec/gpumod.h"
 #include "exec/kernels.h"
 #include "helpers.h"
 
@@ -42,6 +45,31 @@ Test(exec_gpu, kernels_match_cpu_reference) {
         cr_assert_eq(st, OS_OK, "%s: %s", t->name, os_last_error());
         cr_assert(worst >= 0 && worst <= 1.0, "%s: worst |gpu-ref|/(atol+rtol|ref|) = %g", t->name, worst);
     }
+}
+
+Test(exec_gpu, one_rank_nccl_smoke) {
+    char why[512] = "";
+    if (!have_gpu(why, sizeof why)) cr_skip_test("no CUDA device: %s", why);
+    const ExecGpuApi *g = NULL;
+    cr_assert_eq(exec_gpu_api(&g), OS_OK);
+    double worst = -1;
+    OsStatus st = g->nccl_smoke(&worst, why, sizeof why);
+    if (st == OS_ERR_NODEV) cr_skip_test("NCCL cannot start here: %s", why);
+    cr_assert_eq(st, OS_OK, "%s", os_last_error());
+    cr_assert_eq(worst, 0, "a one-rank all-reduce must return its input");
+}
+
+Test(exec_gpu, selftest_without_device_skips_with_the_reason) {
+    char why[256];
+    if (have_gpu(why, sizeof why)) cr_skip_test("a CUDA device is present");
+    if (!th_exists(ORCHSIM_BIN)) cr_skip_test("orchsim binary not built: %s", ORCHSIM_BIN);
+    char *out = NULL;
+    int rc = th_run(&out, "selftest");
+    cr_assert_eq(rc, 0, "nothing FAILs without a device: %s", out);
+    cr_assert(strstr(out, "PASS  cpu:flash_forward"), "%s", out);
+    cr_assert(strstr(out, "SKIP  executor:tiny_fused"), "%s", out);
+    cr_assert(strstr(out, "0 FAIL"), "%s", out);
+    free(out);
 }
 
 /* One line on stderr naming the reason, a non-zero exit, no output file. */
