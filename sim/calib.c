@@ -11,6 +11,8 @@
  *   hbm_bw = 3.0e12                      required, bytes/s of a streaming kernel
  *   kernel_launch_s = 4e-06              required, seconds per memory-bound kernel
  *   overlap_slowdown = 0.1               required, [0, 1): compute slowdown beside NCCL
+ *   conv = 0.8                           optional, (0, 1]: implicit-GEMM convolution rate over a
+ *                                        dense GEMM of the same shape (text-to-image models)
  *   intra_bw = 0                         bytes/s per direction per GPU, 0 = not measured
  *   inter_bw = 0
  *   clock_mhz = 1980                     any other key = value: kept as free text
@@ -54,12 +56,12 @@ OsStatus calib_add_attn(Calib *c, AttnDir dir, int causal, uint32_t hdim, double
 
 typedef enum {
     CK_NAME, CK_DEVICE, CK_STACK, CK_ATTN_KERNEL, CK_PEAK, CK_HBM, CK_LAUNCH, CK_OVERLAP, CK_INTRA,
-    CK_INTER, CK_COUNT
+    CK_INTER, CK_CONV, CK_COUNT
 } CalibKey;
 static const char *const CALIB_KEYS[CK_COUNT] = {"name",    "device",          "stack",
                                                  "attn_kernel", "peak_flops",  "hbm_bw",
                                                  "kernel_launch_s", "overlap_slowdown",
-                                                 "intra_bw", "inter_bw"};
+                                                 "intra_bw", "inter_bw", "conv"};
 /* keys the cost model cannot do without: a file missing one is refused, naming it */
 static const int CALIB_REQUIRED[CK_COUNT] = {[CK_PEAK] = 1, [CK_HBM] = 1, [CK_LAUNCH] = 1,
                                              [CK_OVERLAP] = 1};
@@ -290,6 +292,9 @@ OsStatus calib_validate(Calib *c, const char *where) {
     if (!(c->intra_bw >= 0) || !(c->inter_bw >= 0) || !isfinite(c->intra_bw) || !isfinite(c->inter_bw))
         OS_FAIL(OS_ERR_FORMAT, where, c->intra_bw >= 0 ? "inter_bw" : "intra_bw",
                 "bytes/s, 0 = not measured", "must be >= 0");
+    if (!(c->conv_frac >= 0) || c->conv_frac > 1)
+        OS_FAIL(OS_ERR_FORMAT, where, "conv", "a fraction of the GEMM rate, e.g. 0.8; 0 = not measured",
+                "%g is outside [0, 1]", c->conv_frac);
 fail:
     return st;
 }
@@ -540,6 +545,7 @@ static OsStatus parse_kv(Calib *c, int *seen, char *key, char *val, const char *
     case CK_OVERLAP: OS_CHECK(os_parse_f64(&c->overlap_slowdown, val, 0.0, 0.999999, f)); break;
     case CK_INTRA: OS_CHECK(os_parse_f64(&c->intra_bw, val, 0.0, 1e15, f)); break;
     case CK_INTER: OS_CHECK(os_parse_f64(&c->inter_bw, val, 0.0, 1e15, f)); break;
+    case CK_CONV: OS_CHECK(os_parse_f64(&c->conv_frac, val, 1e-3, 1.0, f)); break;
     default: break;
     }
 fail:
@@ -631,6 +637,7 @@ OsStatus calib_save(const Calib *in, const char *path) {
     fprintf(fp, "peak_flops = %.17g\nhbm_bw = %.17g\n", c->peak_flops, c->hbm_bw);
     fprintf(fp, "kernel_launch_s = %.17g\noverlap_slowdown = %.17g\n", c->kernel_launch_s, c->overlap_slowdown);
     fprintf(fp, "intra_bw = %.17g\ninter_bw = %.17g\n", c->intra_bw, c->inter_bw);
+    if (c->conv_frac > 0) fprintf(fp, "conv = %.17g\n", c->conv_frac);
     for (uint32_t i = 0; i < c->n_meta; i++) fprintf(fp, "%s = %s\n", c->meta_key[i], c->meta_val[i]);
     for (uint32_t i = 0; i < c->n_gemm; i++)
         fprintf(fp, "gemm %.17g %.17g %.17g %.17g\n", c->gemm[i].m, c->gemm[i].n, c->gemm[i].k, c->gemm[i].rate);

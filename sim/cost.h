@@ -69,6 +69,10 @@ typedef struct {
     double ax[3][CALIB_MAX_AXIS];        /* ascending */
     double grid_lr[CALIB_MAX_GEMM];      /* log(rate) at (i, j, l): [(i*ax_n[1] + j)*ax_n[2] + l],
                                             with time made non-decreasing along every axis */
+    /* ---- appended last (keeps the offsets above for the GPU module's ABI) ---- */
+    double conv_frac;        /* [0, 1]: a k x k convolution run as an implicit GEMM achieves this
+                                fraction of a dense GEMM of the same (M, N, K); 0 = not measured
+                                (sim/diffusion/dops.h's estimate applies). File key `conv`. */
 } Calib;
 
 /* The built-in H100 SXM table (calib_h100.c: every number's source). */
