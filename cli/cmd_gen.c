@@ -5,6 +5,7 @@
 #include "cli/opts.h"
 #include "base/util.h"
 #include "traces/gen.h"
+#include "traces/gen_t2i.h"
 
 OsStatus cmd_gen(int argc, char **argv) {
     OsStatus st = OS_OK;
@@ -34,13 +35,17 @@ OsStatus cmd_gen(int argc, char **argv) {
     if (list) {
         for (size_t i = 0; i < gen_profile_count(); i++)
             printf("%-14s %s\n", gen_profile_name(i), gen_profile_summary(i));
+        for (size_t i = 0; i < gen_t2i_count(); i++) /* text-to-image request profiles */
+            printf("%-14s %s\n", gen_t2i_name(i), gen_t2i_summary(i));
         return OS_OK;
     }
     if (!output) OS_FAIL(OS_ERR_ARG, "gen", "--output", "add -o trace.h5", "missing output file");
     if (steps && examples)
         OS_FAIL(OS_ERR_ARG, "gen", "--steps", "give one of --steps K or --examples N",
                 "both --steps and --examples given");
-    if (!steps && !examples) steps = 8; /* a small trace by default (the help says so) */
+    int t2i = gen_t2i_is_profile(profile); /* a text-to-image request trace (traces/gen_t2i.h) */
+    if (!steps && !examples && !(t2i && gen_t2i_fixed_count(profile)))
+        steps = 8; /* a small trace by default (the help says so); cpdm's size is its anchors */
     if (examples) {
         if (examples % batch)
             OS_FAIL(OS_ERR_ARG, "gen", "--examples", "make N a multiple of --global-batch",
@@ -49,7 +54,12 @@ OsStatus cmd_gen(int argc, char **argv) {
         steps = examples / batch;
     }
     GenConfig cfg = {profile, seed, steps, batch, dp, chunk, "orchsim " ORCHSIM_VERSION};
-    OS_CHECK(gen_write(output, &cfg));
+    if (t2i) {
+        OS_CHECK(gen_t2i_write(output, &cfg));
+        if (!steps) steps = gen_t2i_fixed_count(profile) / batch;
+    } else {
+        OS_CHECK(gen_write(output, &cfg));
+    }
     fprintf(stderr, "orchsim gen: wrote %s: %llu steps x %u examples (profile %s, seed %llu, dp %u)\n", output,
             (unsigned long long)steps, batch, profile, (unsigned long long)seed, dp);
 fail:

@@ -14,11 +14,15 @@
 #include "base/status.h"
 
 #define TRACE_FORMAT_NAME "orchsim-trace"
-/* 2: the HDF5 1.10 file format (superblock v3, v2 object headers: every piece of metadata is
- *    checksummed and HDF5 verifies it before decoding) and Fletcher-32 on every chunk.
+/* 3: version 2 plus the optional text-to-image request tables (/requests, /request_models,
+ *    /request_categories: traces/requests.h); written by every writer, read by traces/requests.c.
+ * 2: the HDF5 1.10 file format (superblock v3, v2 object headers: every piece of metadata is
+ *    checksummed and HDF5 verifies it before decoding) and Fletcher-32 on every chunk. Still
+ *    read (its examples are requests with their stage's defaults).
  * 1: the same tables in the HDF5 1.8 default format, without metadata checksums: refused,
  *    since corrupt metadata crashes libhdf5 itself (regenerate such traces). */
-#define TRACE_VERSION 2u
+#define TRACE_VERSION 3u
+#define TRACE_VERSION_MIN 2u /* the oldest version the reader accepts */
 #define TRACE_MAX_MODALITIES 16   /* index 0 is always "text" */
 #define TRACE_MAX_LEN (1u << 31)  /* a length at or above 2^31 is rejected as absurd */
 #define TRACE_NAME_LEN 32

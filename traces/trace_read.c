@@ -110,10 +110,11 @@ static OsStatus check_root(Trace *t) {
                 TRACE_FORMAT_NAME);
     }
     OS_CHECK(th5_read_uint_attr(t->file, t->path, "/", "orchsim_trace_version", &v));
-    if (v != TRACE_VERSION)
+    if (v < TRACE_VERSION_MIN || v > TRACE_VERSION)
         OS_FAIL(OS_ERR_FORMAT, t->path, "/ attribute 'orchsim_trace_version'",
                 v < TRACE_VERSION ? HINT_REGEN : "use the orchsim that wrote it, or regenerate the trace",
-                "version %llu is not supported (this orchsim reads version %u)", (unsigned long long)v, TRACE_VERSION);
+                "version %llu is not supported (this orchsim reads versions %u to %u)", (unsigned long long)v,
+                TRACE_VERSION_MIN, TRACE_VERSION);
     OS_CHECK(th5_read_str_attr(t->file, t->path, "/", "source", t->prov.source, sizeof t->prov.source));
     OS_CHECK(th5_read_str_attr(t->file, t->path, "/", "created_by", t->prov.created_by, sizeof t->prov.created_by));
 fail:
