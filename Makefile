@@ -52,11 +52,12 @@ readme-figures: build
 	$(BUILD)/orchsim plot fidelity $(FIDELITY_OUT)/fidelity.csv -o $(FIDELITY_OUT) --size 900x600
 	cp $(FIDELITY_OUT)/fidelity.png plots/readme/
 
-# Every published training run in bench/fidelity/runs/ replayed with its configuration:
-# predicted vs published tokens/s/GPU, MAPE by group, collectives vs nccl-tests, the figure.
+# Every published training run in bench/fidelity/runs/ (every *.csv, each row with its own
+# calibration where it names one) replayed with its configuration: predicted vs published
+# tokens/s/GPU, MAPE overall, per runs file and by group, collectives vs nccl-tests, the figure.
 FIDELITY_OUT ?= fidelity-out
 fidelity: build
-	$(BUILD)/orchsim fidelity -o $(FIDELITY_OUT) --json $(FIDELITY_OUT)/fidelity.json
+	$(BUILD)/orchsim fidelity --all -o $(FIDELITY_OUT) --json $(FIDELITY_OUT)/fidelity.json
 
 bench: build
 	@echo "benchmarks are in $(BUILD)/bench/; see bench/RESULTS.md for the commands"

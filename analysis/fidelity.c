@@ -1,8 +1,9 @@
 /* fidelity.c — see fidelity.h. A row becomes: the model preset with its position table at the
  * row's sequence length (llm-foundry sets max_seq_len to the benchmark's length), a cluster of
- * `gpus` H100s, a text-only trace of global_batch sequences of seq_len tokens dealt to
- * gpus / tp ranks, and one replay under policy `none` (every rank is identical, so there is no
- * balancing to do): the simulated step time gives tokens/s/GPU. */
+ * `gpus` GPUs with the row's calibration (peak, link figures, kernel rates), a text-only trace
+ * of global_batch sequences of seq_len tokens dealt to gpus / (tp x pp x cp) ranks, and one
+ * replay under policy `none` (every rank is identical, so there is no balancing to do): the
+ * simulated step time gives tokens/s/GPU. */
 #include "analysis/fidelity.h"
 
 #include <errno.h>
@@ -57,6 +58,7 @@ OsStatus fid_read_runs(FidRun **runs, size_t *n, const char *path) {
     int c_gpn = csv_col(t, "gpus_per_node"), c_tp = csv_col(t, "tp"), c_peak = csv_col(t, "peak_tflops");
     int c_mp = csv_col(t, "mp_mode");
     int c_pp = csv_col(t, "pp"), c_cp = csv_col(t, "cp"), c_vp = csv_col(t, "vp");
+    int c_sp = csv_col(t, "sequence_parallel"), c_cal = csv_col(t, "calibration"), c_conv = csv_col(t, "mfu_convention");
     size_t rows = csv_n_rows(t);
     if (rows == 0) OS_FAIL(OS_ERR_FORMAT, path, NULL, "one row per published run", "no rows");
     r = calloc(rows, sizeof *r);
@@ -99,9 +101,38 @@ OsStatus fid_read_runs(FidRun **runs, size_t *n, const char *path) {
         if (c_mp >= 0 && *csv_str(t, i, (size_t)c_mp)) {
             const char *mp = csv_str(t, i, (size_t)c_mp);
             snprintf(f, sizeof f, "line %zu: column mp_mode", x->line);
-            if (!strcmp(mp, "DEFAULT") || !strcmp(mp, "FULL")) x->reduce_bytes = 4;
-            else if (!strcmp(mp, "PURE")) x->reduce_bytes = 2;
-            else OS_FAIL(OS_ERR_FORMAT, path, f, "DEFAULT, PURE or FULL (Composer's FSDP mixed precision)", "'%s'", mp);
+            /* Composer's FSDP mixed-precision modes, or the gradient reduction's dtype by name
+             * (Megatron-LM's fp16 runs all-reduce fp16 gradients unless
+             * --accumulate-allreduce-grads-in-fp32) */
+            if (!strcmp(mp, "DEFAULT") || !strcmp(mp, "FULL") || !strcmp(mp, "fp32")) x->reduce_bytes = 4;
+            else if (!strcmp(mp, "PURE") || !strcmp(mp, "fp16") || !strcmp(mp, "bf16")) x->reduce_bytes = 2;
+            else OS_FAIL(OS_ERR_FORMAT, path, f,
+                         "DEFAULT, PURE or FULL (Composer's FSDP mixed precision), or the gradient reduction dtype fp32, fp16, bf16",
+                         "'%s'", mp);
+        }
+        x->sp = -1;
+        if (c_sp >= 0 && *csv_str(t, i, (size_t)c_sp)) {
+            const char *v = csv_str(t, i, (size_t)c_sp);
+            snprintf(f, sizeof f, "line %zu: column sequence_parallel", x->line);
+            if (truthy(v)) x->sp = 1;
+            else if (!strcmp(v, "False") || !strcmp(v, "false") || !strcmp(v, "0")) x->sp = 0;
+            else OS_FAIL(OS_ERR_FORMAT, path, f, "True or False", "'%s'", v);
+        }
+        x->flops = FID_FLOPS_PALM;
+        if (c_conv >= 0 && *csv_str(t, i, (size_t)c_conv)) {
+            const char *v = csv_str(t, i, (size_t)c_conv);
+            snprintf(f, sizeof f, "line %zu: column mfu_convention", x->line);
+            if (!strcmp(v, "palm")) x->flops = FID_FLOPS_PALM;
+            else if (!strcmp(v, "megatron-eq3")) x->flops = FID_FLOPS_MEGATRON_EQ3;
+            else OS_FAIL(OS_ERR_FORMAT, path, f, "palm (6N + 12 L h s per token) or megatron-eq3 (arXiv 2104.04473 eq. 3)",
+                         "'%s' is not a FLOP convention", v);
+        }
+        x->calibration[0] = '\0';
+        if (c_cal >= 0 && *csv_str(t, i, (size_t)c_cal)) {
+            const char *v = csv_str(t, i, (size_t)c_cal);
+            snprintf(f, sizeof f, "line %zu: column calibration", x->line);
+            if (strlen(v) >= sizeof x->calibration) OS_FAIL(OS_ERR_FORMAT, path, f, NULL, "longer than %zu characters", sizeof x->calibration - 1);
+            strcpy(x->calibration, v);
         }
         x->mfu_pub = x->hfu_pub = x->num_params = x->peak_flops = NAN;
         if (c_mfu >= 0) {
@@ -124,6 +155,76 @@ fail:
     free(r);
     csv_destroy(t);
     return st;
+}
+
+/* ---- the rows' calibration tables ------------------------------------------------------------ */
+
+struct FidCalibs {
+    size_t n;
+    char (*name)[256]; /* [n] the column's text */
+    Calib *calib;      /* [n] */
+};
+
+void fid_calib_path(char *out, size_t cap, const char *calibration, const char *dir) {
+    if (calibration[0] == '/' || !dir || !*dir) snprintf(out, cap, "%s", calibration);
+    else snprintf(out, cap, "%s/%s", dir, calibration);
+}
+
+void fid_calibs_destroy(FidCalibs *c) {
+    if (!c) return;
+    free(c->name);
+    free(c->calib);
+    free(c);
+}
+
+const Calib *fid_calibs_get(const FidCalibs *c, const char *calibration) {
+    for (size_t i = 0; c && i < c->n; i++)
+        if (!strcmp(c->name[i], calibration)) return &c->calib[i];
+    return NULL;
+}
+
+OsStatus fid_calibs_load(FidCalibs **out, const FidRun *runs, size_t n, const char *dir, const char *runs_path) {
+    OsStatus st = OS_OK;
+    FidCalibs *c = calloc(1, sizeof *c);
+    ALLOC_CHECK(c);
+    *out = NULL;
+    size_t distinct = 0;
+    for (size_t i = 0; i < n; i++) distinct += runs[i].calibration[0] != '\0';
+    if (distinct) {
+        c->name = calloc(distinct, sizeof *c->name);
+        c->calib = calloc(distinct, sizeof *c->calib);
+        ALLOC_CHECK(c->name);
+        ALLOC_CHECK(c->calib);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *cal = runs[i].calibration;
+        if (!cal[0] || fid_calibs_get(c, cal)) continue;
+        char p[4096];
+        fid_calib_path(p, sizeof p, cal, dir);
+        if (calib_load(&c->calib[c->n], p) != OS_OK) {
+            char f[96], e[600];
+            snprintf(e, sizeof e, "%s", os_last_error());
+            os_clear_error(); /* the runs file's line first, then the table's own error */
+            snprintf(f, sizeof f, "line %zu: column calibration", runs[i].line);
+            OS_FAIL(OS_ERR_FORMAT, runs_path, f, "a file name under bench/fidelity/calib/ or an absolute path", "%s", e);
+        }
+        snprintf(c->name[c->n], sizeof c->name[0], "%s", cal);
+        c->n++;
+    }
+    *out = c;
+    c = NULL;
+fail:
+    fid_calibs_destroy(c);
+    return st;
+}
+
+double fid_flops_per_token(int flops, const ModelSpec *m, uint32_t seq, double num_params) {
+    const StackSpec *s = &m->llm;
+    double l = s->layers, h = s->hidden, V = s->vocab, S = seq;
+    if (flops == FID_FLOPS_MEGATRON_EQ3) /* eq. (3) over the B s tokens of the batch */
+        return 96.0 * l * h * h * (1.0 + S / (6.0 * h) + V / (16.0 * l * h));
+    double N = isnan(num_params) ? (double)model_params(m) : num_params;
+    return 6.0 * N + 12.0 * l * h * S;
 }
 
 /* ---- one prediction ------------------------------------------------------------------------ */
@@ -200,7 +301,7 @@ static OsStatus resolve_model(ModelSpec *m, const char *name, const char *dir) {
 }
 
 typedef struct {
-    double exposed_comm, slowed, gemm, attn, mem, opt;
+    double exposed_comm, slowed, gemm, attn, mem, opt, tp, bubble, p2p;
     uint32_t mb;
     uint64_t n;
 } StepAcc;
@@ -208,6 +309,7 @@ typedef struct {
 static OsStatus on_step(const StepResult *r, void *user) {
     StepAcc *a = user;
     a->exposed_comm += r->comm_s;
+    a->tp += r->tp_comm_s, a->bubble += r->bubble_s, a->p2p += r->p2p_s;
     a->slowed += r->slowed_s;
     a->gemm += r->gemm_s, a->attn += r->attn_s, a->mem += r->mem_s, a->opt += r->optimizer_s;
     a->mb = r->micro_batches;
@@ -218,20 +320,33 @@ static OsStatus on_step(const StepResult *r, void *user) {
 OsStatus fid_predict(FidResult *res, const FidRun *run, const FidOptions *o) {
     OsStatus st = OS_OK;
     Trace *t = NULL;
+    Calib *own = NULL; /* the row's table when no cache holds it */
     ModelSpec m;
     memset(res, 0, sizeof *res);
     res->run = *run;
     res->ok = 1;
     res->tps_pred = res->err = res->mfu_pred = res->hfu_pred = NAN;
     char path[4096];
+    const Calib *cal = o->calib;
+    if (run->calibration[0]) {
+        cal = fid_calibs_get(o->calibs, run->calibration);
+        if (!cal) {
+            own = malloc(sizeof *own);
+            ALLOC_CHECK(own);
+            fid_calib_path(path, sizeof path, run->calibration, o->calib_dir);
+            OS_CHECK(calib_load(own, path));
+            cal = own;
+        }
+    }
+    snprintf(res->calib_name, sizeof res->calib_name, "%s", cal->name);
     os_clear_error();
     if (resolve_model(&m, run->model, o->models_dir) != OS_OK) {
         why(res, "model: %s", last_error_short());
-        return OS_OK;
+        goto fail;
     }
     if (m.n_enc) {
         why(res, "model %s has encoders: the runs table is text-only", m.name);
-        return OS_OK;
+        goto fail;
     }
     /* the benchmark sets max_seq_len to its sequence length (the learned position table) */
     if (m.max_seq < run->seq_len || m.llm.pos == POS_LEARNED) m.max_seq = run->seq_len;
@@ -240,20 +355,20 @@ OsStatus fid_predict(FidResult *res, const FidRun *run, const FidOptions *o) {
     uint32_t dp = (uint32_t)(run->gpus / mp);
     if (run->tp == 0 || run->gpus % mp || dp == 0) {
         why(res, "%s", "tp x pp x cp does not divide the GPU count");
-        return OS_OK;
+        goto fail;
     }
     if (run->global_batch % dp) {
         char d[96];
         snprintf(d, sizeof d, "global batch %u does not divide by DP %u", run->global_batch, dp);
         why(res, "%s", d);
-        return OS_OK;
+        goto fail;
     }
     OS_CHECK(fixed_trace(path, sizeof path, o, run->seq_len, run->global_batch, dp));
     OS_CHECK(trace_open(&t, path));
     ReplayConfig c;
     replay_config_init(&c);
     c.model = &m;
-    c.calib = o->calib;
+    c.calib = cal;
     c.setup = run->setup;
     c.recompute = run->ckpt ? RECOMPUTE_FULL : RECOMPUTE_NONE;
     c.micro_batch = run->micro_batch;
@@ -263,13 +378,14 @@ OsStatus fid_predict(FidResult *res, const FidRun *run, const FidOptions *o) {
     os_clear_error();
     c.par.tp = run->tp, c.par.pp = run->pp ? run->pp : 1, c.par.cp = run->cp ? run->cp : 1;
     c.par.vp = run->vp ? run->vp : 1;
+    if (run->sp >= 0) c.par.sp = run->sp;
     if (cluster_init_parallel(&c.cluster, run->gpus, run->gpus_per_node, c.par.tp, c.par.pp, c.par.cp) != OS_OK) {
         why(res, "cluster: %s", last_error_short());
         goto fail;
     }
-    c.cluster.peak_flops = isnan(run->peak_flops) ? o->calib->peak_flops : run->peak_flops;
-    if (o->calib->intra_bw > 0) c.cluster.intra_bw = o->calib->intra_bw;
-    if (o->calib->inter_bw > 0) c.cluster.inter_bw = o->calib->inter_bw;
+    c.cluster.peak_flops = isnan(run->peak_flops) ? cal->peak_flops : run->peak_flops;
+    if (cal->intra_bw > 0) c.cluster.intra_bw = cal->intra_bw;
+    if (cal->inter_bw > 0) c.cluster.inter_bw = cal->inter_bw;
     ReplaySummary sum;
     StepAcc acc;
     memset(&acc, 0, sizeof acc);
@@ -291,14 +407,16 @@ OsStatus fid_predict(FidResult *res, const FidRun *run, const FidOptions *o) {
     double k = acc.n ? (double)acc.n : 1;
     res->gemm_s = acc.gemm / k, res->attn_s = acc.attn / k, res->mem_s = acc.mem / k, res->opt_s = acc.opt / k;
     res->slowed_s = acc.slowed / k, res->exposed_comm_s = acc.exposed_comm / k;
+    res->tp_comm_s = acc.tp / k, res->bubble_s = acc.bubble / k, res->p2p_s = acc.p2p / k;
     res->micro_batches = acc.mb;
-    /* the table's MFU convention: (6 N + 12 L d s) per token with its own N (REFERENCE §D.1) */
-    double N = isnan(run->num_params) ? res->params_ours : run->num_params;
-    double fpt = 6.0 * N + 12.0 * m.llm.layers * (double)m.llm.hidden * run->seq_len;
+    /* the table's MFU convention: (6 N + 12 L d s) per token with its own N (REFERENCE §D.1),
+     * or Megatron's eq. (3), which counts the recomputed forward already */
+    double fpt = fid_flops_per_token(run->flops, &m, run->seq_len, run->num_params);
     res->mfu_pred = fpt * res->tps_pred / c.cluster.peak_flops;
-    res->hfu_pred = res->mfu_pred * (run->ckpt ? 4.0 / 3.0 : 1.0);
+    res->hfu_pred = run->flops == FID_FLOPS_MEGATRON_EQ3 ? res->mfu_pred : res->mfu_pred * (run->ckpt ? 4.0 / 3.0 : 1.0);
 fail:
     trace_close(t);
+    free(own);
     return st;
 }
 

@@ -1,10 +1,12 @@
 /* fidelity.h — the simulator's absolute predictions against published training runs and
  * collective benchmarks (`orchsim fidelity`, bench/fidelity/).
  * Implements: reading a table of published runs (the columns of ../shared/fidelity's
- *   llm-foundry table; optional tp/pp/cp/gpus_per_node/peak_tflops/calibration columns),
- *   replaying each row with its exact configuration (model preset, GPUs, micro-batch,
- *   gradient accumulation, sharding, checkpointing) on a fixed-length text trace built for it,
- *   the signed error of tokens/s/GPU and MFU, MAPE overall and by group, scale-out ratios; and
+ *   llm-foundry table; optional tp/pp/cp/vp/gpus_per_node/peak_tflops/mp_mode/num_params/
+ *   sequence_parallel/calibration/mfu_convention columns), the calibration tables the rows name
+ *   (each loaded once), replaying each row with its exact configuration (model preset, GPUs,
+ *   micro-batch, gradient accumulation, sharding, checkpointing, parallel layout, calibration)
+ *   on a fixed-length text trace built for it, the signed error of tokens/s/GPU and MFU in the
+ *   table's own FLOP convention, MAPE overall and by group, scale-out ratios; and
  *   a table of published collective bus bandwidths beside sim/net's, rows the simulator cannot
  *   reproduce kept with the reason.
  * Does not: print (cli/cmd_fidelity.c does) or fit anything: every number comes from the
@@ -19,6 +21,13 @@
 #include "base/status.h"
 #include "sim/cost.h"
 #include "sim/replay.h"
+
+/* The FLOP count behind a table's MFU / TFLOP/s figures (column mfu_convention):
+ *  palm          (6 N + 12 L h s) per token with the table's N (PaLM App. B; REFERENCE §D.1);
+ *  megatron-eq3  Narayanan et al. 2021 eq. (3), 96 B s l h^2 (1 + s / 6h + V / 16 l h) per
+ *                batch of B sequences: forward, backward AND the recomputed forward (the paper's
+ *                "teraFLOP/s per GPU" and "% of theoretical peak" are this over the step). */
+typedef enum { FID_FLOPS_PALM = 0, FID_FLOPS_MEGATRON_EQ3 = 1 } FidFlops;
 
 /* One published training run (a row of the runs table). */
 typedef struct {
@@ -39,6 +48,11 @@ typedef struct {
     double mfu_pub, hfu_pub;  /* published, fractions (NaN when absent) */
     double num_params;        /* published parameter count (NaN when absent) */
     double peak_flops;        /* optional peak_tflops column x 1e12 (NaN: the calibration's) */
+    int sp;                   /* optional sequence_parallel column (True/False); -1 when absent: the
+                                 layout's default (on with TP, Megatron-Core's) */
+    int flops;                /* FidFlops, from the optional mfu_convention column (default palm) */
+    char calibration[256];    /* optional calibration column: a file name under the suite's
+                                 calib/ folder or an absolute path; "" = the command's table */
 } FidRun;
 
 typedef struct {
@@ -47,26 +61,51 @@ typedef struct {
     char why[256];
     double tps_pred;          /* tokens/s/GPU */
     double err;               /* tps_pred / tps_pub - 1 */
-    double mfu_pred, hfu_pred;/* the published table's convention (6N + 12 L d s, with its N) */
+    double mfu_pred, hfu_pred;/* the published table's convention (run.flops); under megatron-eq3
+                                 both are eq. (3), which already counts the recomputation */
     double step_s;            /* simulated step */
     double gemm_s, attn_s, mem_s, opt_s, slowed_s, exposed_comm_s; /* per step, mean rank */
     uint32_t micro_batches;
     double params_ours;       /* the preset's parameter count at this sequence length */
+    double tp_comm_s, bubble_s, p2p_s; /* per step, mean worker: exposed TP collectives, pipeline
+                                 bubble (idle) and stage-to-stage transfers */
+    char calib_name[128];     /* the calibration the row ran under */
 } FidResult;
 
 /* Read the runs table; errors name the file, line and column. *runs is malloc'd. */
 OsStatus fid_read_runs(FidRun **runs, size_t *n, const char *path);
 
+/* The calibration tables a set of rows names, each loaded (and validated) once. */
+typedef struct FidCalibs FidCalibs;
+/* Load every distinct `calibration` of runs[n], resolved against dir (a name) or as given (an
+ * absolute path). A file that cannot be loaded fails with its error, naming the runs file's line
+ * (runs_path). *out is NULL-safe to destroy. */
+OsStatus fid_calibs_load(FidCalibs **out, const FidRun *runs, size_t n, const char *dir, const char *runs_path);
+/* The table loaded for a row's calibration column, or NULL. Borrowed from c. */
+const Calib *fid_calibs_get(const FidCalibs *c, const char *calibration);
+void fid_calibs_destroy(FidCalibs *c);
+/* The path a calibration column resolves to: absolute as given, else dir/name. */
+void fid_calib_path(char *out, size_t cap, const char *calibration, const char *dir);
+
 typedef struct {
     const char *models_dir;   /* where <model>.model preset files live (besides built-ins); may be NULL */
     const char *traces_dir;   /* where the fixed-length traces are written (created) */
-    const Calib *calib;       /* borrowed */
+    const Calib *calib;       /* borrowed: the table of rows without a calibration column */
+    const char *calib_dir;    /* where a row's calibration name resolves (NULL: the working folder) */
+    const FidCalibs *calibs;  /* borrowed, may be NULL: rows' tables loaded once; else fid_predict
+                                 loads a row's own table each call */
     uint64_t steps;           /* steps per trace (>= 1) */
 } FidOptions;
 
+/* FLOPs one token counts under a convention (FidFlops) for the model m at sequence length seq
+ * (num_params: the table's N for palm; NaN = the model's own count). A published FLOP/s per GPU
+ * over this is the published tokens/s/GPU. */
+double fid_flops_per_token(int flops, const ModelSpec *m, uint32_t seq, double num_params);
+
 /* Predict one run. A row that cannot be built (unknown model, a batch that does not divide,
  * a configuration the simulator rejects) gives ok = 0 and the reason in why, never a status:
- * the table keeps every row. Returns non-OK only for I/O failures of the traces folder. */
+ * the table keeps every row. Returns non-OK only for I/O failures of the traces folder or a
+ * row's calibration file that cannot be loaded (without o->calibs). */
 OsStatus fid_predict(FidResult *res, const FidRun *run, const FidOptions *o);
 
 /* Mean absolute percentage error over the predicted results selected by keep (NULL = all);

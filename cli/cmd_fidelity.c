@@ -1,8 +1,10 @@
-/* cmd_fidelity.c — `orchsim fidelity [RUNS.csv]`: replay every published training run with
- * its exact configuration and print predicted against published tokens/s/GPU and MFU, the
- * signed error, MAPE overall and by group, scale-out ratios, and sim/net's collective bus
+/* cmd_fidelity.c — `orchsim fidelity [RUNS.csv ...] [--all]`: replay every published training
+ * run of one or more runs tables with its exact configuration (and the calibration the row
+ * names) and print predicted against published tokens/s/GPU and MFU, the signed error, MAPE
+ * overall, per runs file and by group, scale-out ratios, and sim/net's collective bus
  * bandwidth beside the published nccl-tests figures (analysis/fidelity.h). Writes a CSV (and
  * JSON) and the predicted-vs-published figure. --max-mape makes it a regression guard. */
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,9 +30,11 @@ static const char *fid_dir(void) {
 /* ---- groups ------------------------------------------------------------------------------ */
 
 typedef struct {
-    int kind; /* 0 seq_len, 1 gpus, 2 ckpt, 3 model */
+    int kind; /* 0 seq_len, 1 gpus, 2 ckpt, 3 model, 4 runs file (u: index), 5 calibration */
     uint32_t u;
     const char *s;
+    const FidResult *base;  /* kind 4: the results array, */
+    const uint32_t *file;   /* and the runs file of each result */
 } Group;
 
 static int in_group(const FidResult *r, const void *arg) {
@@ -39,6 +43,8 @@ static int in_group(const FidResult *r, const void *arg) {
     case 0: return r->run.seq_len == g->u;
     case 1: return r->run.gpus == g->u;
     case 2: return r->run.ckpt == (int)g->u;
+    case 4: return g->file[r - g->base] == g->u;
+    case 5: return !strcmp(r->calib_name, g->s);
     default: return !strcmp(r->run.model, g->s);
     }
 }
@@ -72,16 +78,20 @@ static void print_group(FILE *fp, const char *label, const FidResult *r, size_t 
 
 /* ---- outputs ----------------------------------------------------------------------------- */
 
-static OsStatus write_csv(const char *path, const FidResult *r, size_t n, const char *calib) {
+static const char *conv_name(int flops) { return flops == FID_FLOPS_MEGATRON_EQ3 ? "megatron-eq3" : "palm"; }
+
+static OsStatus write_csv(const char *path, const FidResult *r, size_t n, const char *calib, const char *const *files,
+                          const uint32_t *file_of) {
     OsStatus st = OS_OK;
     OsOutFile of;
     OS_CHECK(os_outfile_open(&of, path, 1));
     FILE *fp = of.fp;
-    fprintf(fp, "# orchsim fidelity; calibration %s\n", calib);
+    fprintf(fp, "# orchsim fidelity; calibration %s (rows naming their own: column calibration)\n", calib);
     fprintf(fp, "line,model,seq_len,gpus,micro_batch,grad_accum,global_batch,sharding,activation_checkpointing,"
                 "published_tokens_per_s_per_gpu,predicted_tokens_per_s_per_gpu,error,published_mfu,predicted_mfu,"
                 "published_hfu,predicted_hfu,step_s,micro_batches,gemm_s,attn_s,mem_s,optimizer_s,slowdown_s,"
-                "exposed_comm_s,params_table,params_orchsim,note\n");
+                "exposed_comm_s,params_table,params_orchsim,runs_file,calibration,tp,pp,vp,mfu_convention,tp_comm_s,"
+                "bubble_s,p2p_s,note\n");
     for (size_t i = 0; i < n; i++) {
         const FidResult *x = &r[i];
         csv_put_u64(fp, x->run.line, 1);
@@ -110,6 +120,15 @@ static OsStatus write_csv(const char *path, const FidResult *r, size_t n, const 
         csv_put_f64(fp, x->ok ? x->exposed_comm_s : NAN, 0);
         csv_put_f64(fp, x->run.num_params, 0);
         csv_put_f64(fp, x->params_ours, 0);
+        csv_put_str(fp, files[file_of[i]], 0);
+        csv_put_str(fp, x->calib_name, 0);
+        csv_put_u64(fp, x->run.tp, 0);
+        csv_put_u64(fp, x->run.pp, 0);
+        csv_put_u64(fp, x->run.vp, 0);
+        csv_put_str(fp, conv_name(x->run.flops), 0);
+        csv_put_f64(fp, x->ok ? x->tp_comm_s : NAN, 0);
+        csv_put_f64(fp, x->ok ? x->bubble_s : NAN, 0);
+        csv_put_f64(fp, x->ok ? x->p2p_s : NAN, 0);
         csv_put_str(fp, x->ok ? x->why : "", 0);
         if (!x->ok) fprintf(fp, "not reproducible: %s", x->why);
         csv_end_row(fp);
@@ -135,7 +154,8 @@ static void json_num(FILE *fp, double v) {
     else fputs("null", fp);
 }
 
-static OsStatus write_json(const char *path, const FidResult *r, size_t n, double mape, const char *calib) {
+static OsStatus write_json(const char *path, const FidResult *r, size_t n, double mape, const char *calib,
+                           const char *const *files, uint32_t nf, const uint32_t *file_of) {
     OsStatus st = OS_OK;
     OsOutFile of;
     OS_CHECK(os_outfile_open(&of, path, 1));
@@ -144,12 +164,29 @@ static OsStatus write_json(const char *path, const FidResult *r, size_t n, doubl
     json_str(fp, calib);
     fprintf(fp, ",\"mape\":");
     json_num(fp, mape);
-    fprintf(fp, ",\"runs\":[");
+    fprintf(fp, ",\"files\":[");
+    for (uint32_t f = 0; f < nf; f++) {
+        Group g = {4, f, NULL, r, file_of};
+        size_t cnt = 0, rows = 0;
+        double m = fid_mape(r, n, in_group, &g, &cnt);
+        for (size_t i = 0; i < n; i++) rows += file_of[i] == f;
+        fprintf(fp, "%s{\"path\":", f ? "," : "");
+        json_str(fp, files[f]);
+        fprintf(fp, ",\"rows\":%zu,\"predicted\":%zu,\"mape\":", rows, cnt);
+        json_num(fp, m);
+        fputc('}', fp);
+    }
+    fprintf(fp, "],\"runs\":[");
     for (size_t i = 0; i < n; i++) {
         const FidResult *x = &r[i];
-        fprintf(fp, "%s\n{\"line\":%zu,\"model\":", i ? "," : "", x->run.line);
+        fprintf(fp, "%s\n{\"runs_file\":", i ? "," : "");
+        json_str(fp, files[file_of[i]]);
+        fprintf(fp, ",\"line\":%zu,\"model\":", x->run.line);
         json_str(fp, x->run.model);
-        fprintf(fp, ",\"seq_len\":%u,\"gpus\":%u,\"published\":", x->run.seq_len, x->run.gpus);
+        fprintf(fp, ",\"calibration\":");
+        json_str(fp, x->calib_name);
+        fprintf(fp, ",\"seq_len\":%u,\"gpus\":%u,\"tp\":%u,\"pp\":%u,\"vp\":%u,\"published\":", x->run.seq_len,
+                x->run.gpus, x->run.tp, x->run.pp, x->run.vp);
         json_num(fp, x->run.tps_pub);
         fprintf(fp, ",\"predicted\":");
         json_num(fp, x->ok ? x->tps_pred : NAN);
@@ -261,53 +298,148 @@ fail:
 
 /* ---- the command --------------------------------------------------------------------------- */
 
+#define FID_MAX_FILES 64
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Every *.csv in dir, sorted by name, into names[] (malloc'd strings). */
+static OsStatus list_runs(char **names, uint32_t *n, const char *dir) {
+    OsStatus st = OS_OK;
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (!d) OS_FAIL(OS_ERR_IO, dir, NULL, "set ORCHSIM_FIDELITY_DIR to the bench/fidelity folder", "cannot list the runs folder");
+    for (struct dirent *e; (e = readdir(d));) {
+        size_t l = strlen(e->d_name);
+        if (e->d_name[0] == '.' || l < 5 || strcmp(e->d_name + l - 4, ".csv")) continue;
+        if (*n == FID_MAX_FILES) {
+            closedir(d);
+            OS_FAIL(OS_ERR_RANGE, dir, NULL, "name the files on the command line", "more than %d runs files", FID_MAX_FILES);
+        }
+        size_t cap = strlen(dir) + l + 2;
+        names[*n] = malloc(cap);
+        if (!names[*n]) {
+            closedir(d);
+            ALLOC_CHECK(names[*n]);
+        }
+        snprintf(names[*n], cap, "%s/%s", dir, e->d_name);
+        (*n)++;
+    }
+    closedir(d);
+    qsort(names, *n, sizeof *names, cmp_str);
+    if (*n == 0) OS_FAIL(OS_ERR_IO, dir, NULL, NULL, "no *.csv runs files");
+fail:
+    return st;
+}
+
+/* Read one runs file and its rows' calibration tables; append the rows to *runs (file index f). */
+static OsStatus append_runs(FidRun **runs, uint32_t **file_of, size_t *n, FidCalibs **cals, const char *path, uint32_t f,
+                            const char *calib_dir) {
+    OsStatus st = OS_OK;
+    FidRun *r = NULL;
+    size_t k = 0;
+    OS_CHECK(fid_read_runs(&r, &k, path));
+    OS_CHECK(fid_calibs_load(cals, r, k, calib_dir, path));
+    FidRun *grown = realloc(*runs, (*n + k) * sizeof *grown);
+    ALLOC_CHECK(grown);
+    *runs = grown;
+    uint32_t *gf = realloc(*file_of, (*n + k) * sizeof *gf);
+    ALLOC_CHECK(gf);
+    *file_of = gf;
+    memcpy(*runs + *n, r, k * sizeof *r);
+    for (size_t i = 0; i < k; i++) (*file_of)[*n + i] = f;
+    *n += k;
+fail:
+    free(r);
+    return st;
+}
+
+static void print_row(const FidResult *x) {
+    char par[32];
+    snprintf(par, sizeof par, "%ux%ux%u", x->run.tp, x->run.pp, x->run.vp);
+    if (!x->ok) {
+        printf("%-11s %6u %5u %-8s %3u %3u %-13s %2s %10.1f %10s %8s %7s %7s  not reproducible: %s\n", x->run.model,
+               x->run.seq_len, x->run.gpus, par, x->run.micro_batch, x->run.grad_accum, x->run.sharding,
+               x->run.ckpt ? "y" : "n", x->run.tps_pub, "-", "-", "-", "-", x->why);
+        return;
+    }
+    printf("%-11s %6u %5u %-8s %3u %3u %-13s %2s %10.1f %10.1f %+7.1f%% %6.1f%% %6.1f%%  %s\n", x->run.model,
+           x->run.seq_len, x->run.gpus, par, x->run.micro_batch, x->run.grad_accum, x->run.sharding,
+           x->run.ckpt ? "y" : "n", x->run.tps_pub, x->tps_pred, 100 * x->err, 100 * x->run.mfu_pub, 100 * x->mfu_pred,
+           x->why);
+}
+
 OsStatus cmd_fidelity(int argc, char **argv) {
     OsStatus st = OS_OK;
-    char runs_def[4096], colls_def[4096], models_def[4096];
+    char runs_def[4096], colls_def[4096], models_def[4096], calib_def[4096], runs_dir[4096];
     snprintf(runs_def, sizeof runs_def, "%s/runs/llm-foundry-h100-bf16.csv", fid_dir());
+    snprintf(runs_dir, sizeof runs_dir, "%s/runs", fid_dir());
     snprintf(colls_def, sizeof colls_def, "%s/collectives.csv", fid_dir());
     snprintf(models_def, sizeof models_def, "%s/models", fid_dir());
+    snprintf(calib_def, sizeof calib_def, "%s/calib", fid_dir());
     const char *out = "fidelity-out", *csv = NULL, *json = NULL, *calibration = NULL, *colls = colls_def,
-               *models = models_def, *format = "png", *coll_csv = NULL;
+               *models = models_def, *format = "png", *coll_csv = NULL, *calib_dir = calib_def;
     uint64_t steps = 2;
     double max_mape = -1;
-    int no_plot = 0, quiet = 0, no_colls = 0;
+    int no_plot = 0, quiet = 0, no_colls = 0, all = 0;
     FidRun *runs = NULL;
     FidResult *res = NULL;
+    uint32_t *file_of = NULL;
+    FidCalibs *cals[FID_MAX_FILES] = {0};
+    char *listed[FID_MAX_FILES] = {0};
+    uint32_t nf = 0, nlisted = 0;
     size_t n = 0;
     Calib *cal = calloc(1, sizeof *cal);
     ALLOC_CHECK(cal);
     OptSpec specs[] = {
         {"out", 'o', OPT_STR, &out, "DIR", "folder for traces, CSV/JSON and the figure", 0, 0},
         {"csv", 0, OPT_STR, &csv, "FILE", "per-run CSV (default: DIR/fidelity.csv)", 0, 0},
-        {"json", 0, OPT_STR, &json, "FILE", "per-run JSON with the MAPE", 0, 0},
-        {"calibration", 'c', OPT_STR, &calibration, "FILE", "calibration table (default: the built-in H100 table)", 0, 0},
+        {"json", 0, OPT_STR, &json, "FILE", "per-run JSON with the MAPE overall and per runs file", 0, 0},
+        {"all", 'a', OPT_FLAG, &all, NULL, "every *.csv in bench/fidelity/runs/ (instead of RUNS files)", 0, 0},
+        {"calibration", 'c', OPT_STR, &calibration, "FILE",
+         "calibration table of rows without a calibration column (default: the built-in H100 table)", 0, 0},
+        {"calib-dir", 0, OPT_STR, &calib_dir, "DIR", "where a row's calibration file name resolves (default: bench/fidelity/calib)", 0, 0},
         {"models", 0, OPT_STR, &models, "DIR", "folder of <model>.model presets for names that are not built in", 0, 0},
         {"collectives", 0, OPT_STR, &colls, "FILE", "published collective figures to compare sim/net with", 0, 0},
         {"collectives-csv", 0, OPT_STR, &coll_csv, "FILE", "the collective comparison as CSV (default: DIR/collectives.csv)", 0, 0},
         {"no-collectives", 0, OPT_FLAG, &no_colls, NULL, "skip the collective table", 0, 0},
         {"steps", 'n', OPT_U64, &steps, "K", "steps per run (every step of a fixed-length trace is the same)", 1, 64},
-        {"max-mape", 0, OPT_F64, &max_mape, "PCT", "exit non-zero when the MAPE exceeds PCT percent (-1: no limit)", -1, 1e6},
+        {"max-mape", 0, OPT_F64, &max_mape, "PCT", "exit non-zero when the overall MAPE exceeds PCT percent (-1: no limit)", -1, 1e6},
         {"format", 0, OPT_STR, &format, "png,svg,pdf", "figure formats", 0, 0},
         {"no-plot", 0, OPT_FLAG, &no_plot, NULL, "do not draw the figure", 0, 0},
         {"quiet", 'q', OPT_FLAG, &quiet, NULL, "only the summary lines", 0, 0},
     };
     CmdHelp help = {
-        "fidelity", "orchsim fidelity [RUNS.csv] [-o DIR] [--calibration FILE] [--max-mape PCT]",
+        "fidelity", "orchsim fidelity [RUNS.csv ...] [--all] [-o DIR] [--calibration FILE] [--max-mape PCT]",
         "Replay published training runs with their exact configuration and compare the predicted\n"
         "tokens/s/GPU and MFU with the published ones; compare sim/net collectives with nccl-tests.",
         "RUNS.csv has the columns of ../shared/fidelity/llm-foundry-h100-bf16.csv (model, seq_len, gpus,\n"
         "micro_batch, grad_accum, global_batch, sharding, activation_checkpointing, tokens_per_s_per_gpu;\n"
-        "optional mfu_pct, hfu_pct, num_params, gpus_per_node, tp, peak_tflops). Default RUNS.csv:\n"
-        "bench/fidelity/runs/llm-foundry-h100-bf16.csv. A row that cannot be built is kept and printed\n"
-        "as 'not reproducible: <why>'. Nothing is fitted: see bench/fidelity/README.md."};
-    const char *pos[1] = {runs_def};
+        "optional mfu_pct, hfu_pct, num_params, gpus_per_node, tp, pp, cp, vp, peak_tflops, mp_mode,\n"
+        "sequence_parallel (True/False), calibration (a file under bench/fidelity/calib/ or an absolute\n"
+        "path: rows of one table may run on different GPUs) and mfu_convention (palm: 6N + 12 L h s per\n"
+        "token; megatron-eq3: arXiv 2104.04473 eq. 3, recomputation counted)). Default RUNS.csv:\n"
+        "bench/fidelity/runs/llm-foundry-h100-bf16.csv; several files (or --all) are replayed together\n"
+        "and the MAPE is given per file and overall. A row that cannot be built is kept and printed as\n"
+        "'not reproducible: <why>'. Nothing is fitted: see bench/fidelity/README.md."};
+    const char *pos[FID_MAX_FILES];
     int np = 0;
-    OS_CHECK(opts_parse(specs, OS_ARRAY_LEN(specs), &help, argc, argv, pos, 0, 1, &np));
-    const char *runs_path = np ? pos[0] : runs_def;
+    OS_CHECK(opts_parse(specs, OS_ARRAY_LEN(specs), &help, argc, argv, pos, 0, FID_MAX_FILES, &np));
+    const char *files[FID_MAX_FILES];
+    if (all && np) OS_FAIL(OS_ERR_ARG, "fidelity", "--all", "drop --all or the RUNS files", "--all replays every runs file already");
+    if (all) {
+        OS_CHECK(list_runs(listed, &nlisted, runs_dir));
+        for (uint32_t f = 0; f < nlisted; f++) files[f] = listed[f];
+        nf = nlisted;
+    } else if (np) {
+        for (int f = 0; f < np; f++) files[f] = pos[f];
+        nf = (uint32_t)np;
+    } else {
+        files[0] = runs_def;
+        nf = 1;
+    }
     if (calibration) OS_CHECK(calib_load(cal, calibration));
     else calib_default_h100(cal);
-    OS_CHECK(fid_read_runs(&runs, &n, runs_path));
+    for (uint32_t f = 0; f < nf; f++) OS_CHECK(append_runs(&runs, &file_of, &n, &cals[f], files[f], f, calib_dir));
     res = calloc(n, sizeof *res);
     ALLOC_CHECK(res);
     char traces[4200], csv_def[4200], cc_def[4200];
@@ -316,12 +448,18 @@ OsStatus cmd_fidelity(int argc, char **argv) {
     snprintf(cc_def, sizeof cc_def, "%s/collectives.csv", out);
     if (!csv) csv = csv_def;
     if (!coll_csv) coll_csv = cc_def;
-    FidOptions fo = {.models_dir = models, .traces_dir = traces, .calib = cal, .steps = steps};
+    FidOptions fo = {.models_dir = models, .traces_dir = traces, .calib = cal, .calib_dir = calib_dir, .steps = steps};
     OsProgress prog;
     os_progress_init(&prog, "fidelity", n);
-    fprintf(stderr, "# fidelity: %zu runs from %s; calibration %s (%s)\n", n, runs_path, cal->name,
-            cal->stack[0] ? cal->stack : "-");
+    for (uint32_t f = 0; f < nf; f++) {
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) k += file_of[i] == f;
+        fprintf(stderr, "# fidelity: %zu runs from %s\n", k, files[f]);
+    }
+    fprintf(stderr, "# calibration %s (%s); rows with a calibration column use their own (%s)\n", cal->name,
+            cal->stack[0] ? cal->stack : "-", calib_dir);
     for (size_t i = 0; i < n; i++) {
+        fo.calibs = cals[file_of[i]];
         OS_CHECK(fid_predict(&res[i], &runs[i], &fo));
         os_progress_update(&prog, i + 1);
     }
@@ -329,33 +467,61 @@ OsStatus cmd_fidelity(int argc, char **argv) {
     size_t cnt = 0;
     double mape = fid_mape(res, n, NULL, NULL, &cnt), worst = 0;
     if (!quiet) {
-        printf("%-9s %6s %4s %3s %2s %-13s %2s %10s %10s %8s %7s %7s  %s\n", "model", "seq", "gpus", "mb", "ga", "sharding",
-               "ac", "published", "predicted", "error", "MFU pub", "MFU prd", "note");
-        for (size_t i = 0; i < n; i++) {
-            const FidResult *x = &res[i];
-            if (!x->ok) {
-                printf("%-9s %6u %4u %3u %2u %-13s %2s %10.0f %10s %8s %7s %7s  not reproducible: %s\n", x->run.model,
-                       x->run.seq_len, x->run.gpus, x->run.micro_batch, x->run.grad_accum, x->run.sharding,
-                       x->run.ckpt ? "y" : "n", x->run.tps_pub, "-", "-", "-", "-", x->why);
-                continue;
-            }
-            printf("%-9s %6u %4u %3u %2u %-13s %2s %10.0f %10.0f %+7.1f%% %6.1f%% %6.1f%%  %s\n", x->run.model,
-                   x->run.seq_len, x->run.gpus, x->run.micro_batch, x->run.grad_accum, x->run.sharding,
-                   x->run.ckpt ? "y" : "n", x->run.tps_pub, x->tps_pred, 100 * x->err, 100 * x->run.mfu_pub,
-                   100 * x->mfu_pred, x->why);
+        printf("%-11s %6s %5s %-8s %3s %3s %-13s %2s %10s %10s %8s %7s %7s  %s\n", "model", "seq", "gpus", "tpxppxvp", "mb",
+               "ga", "sharding", "ac", "published", "predicted", "error", "MFU pub", "MFU prd", "note");
+        for (uint32_t f = 0; f < nf; f++) {
+            if (nf > 1) printf("# %s\n", files[f]);
+            for (size_t i = 0; i < n; i++)
+                if (file_of[i] == f) print_row(&res[i]);
         }
     }
     for (size_t i = 0; i < n; i++)
         if (res[i].ok) worst = fmax(worst, fabs(res[i].err));
+    /* the calibrations the rows ran under, in first-use order */
+    const char *cnames[FID_MAX_FILES + 1];
+    uint32_t ncal = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t j = 0;
+        while (j < ncal && strcmp(cnames[j], res[i].calib_name)) j++;
+        if (j == ncal && ncal < OS_ARRAY_LEN(cnames)) cnames[ncal++] = res[i].calib_name;
+    }
+    char calib_list[1024] = "";
+    for (uint32_t j = 0; j < ncal; j++) {
+        strncat(calib_list, j ? ", " : "", sizeof calib_list - strlen(calib_list) - 1);
+        strncat(calib_list, cnames[j], sizeof calib_list - strlen(calib_list) - 1);
+    }
     printf("\n# MAPE of tokens/s/GPU: %.1f%% over %zu of %zu runs (worst %.1f%%); calibration %s\n", 100 * mape, cnt, n,
-           100 * worst, cal->name);
+           100 * worst, ncal ? calib_list : cal->name);
+    if (nf > 1) {
+        printf("# by runs file\n");
+        for (uint32_t f = 0; f < nf; f++) {
+            Group g = {4, f, NULL, res, file_of};
+            size_t rows = 0, c2 = 0;
+            for (size_t i = 0; i < n; i++) rows += file_of[i] == f;
+            fid_mape(res, n, in_group, &g, &c2);
+            const char *b = strrchr(files[f], '/');
+            char label[64];
+            snprintf(label, sizeof label, "%s", b ? b + 1 : files[f]);
+            size_t ll = strlen(label);
+            if (ll > 4 && !strcmp(label + ll - 4, ".csv")) label[ll - 4] = '\0';
+            print_group(stdout, label, res, n, &g);
+            if (c2 < rows) printf("  %-22s %3zu rows  not reproducible\n", "", rows - c2);
+        }
+    }
+    if (ncal > 1) {
+        printf("# by calibration\n");
+        for (uint32_t j = 0; j < ncal; j++) {
+            Group g = {5, 0, cnames[j], NULL, NULL};
+            print_group(stdout, cnames[j], res, n, &g);
+        }
+    }
     uint32_t vals[256];
     uint32_t k = distinct(vals, res, n, 0);
     printf("# by sequence length\n");
     for (uint32_t j = 0; j < k; j++) {
         char l[32];
         snprintf(l, sizeof l, "seq %u", vals[j]);
-        Group g = {0, vals[j], NULL};
+        Group g = {0, vals[j], NULL, NULL, NULL};
         print_group(stdout, l, res, n, &g);
     }
     k = distinct(vals, res, n, 1);
@@ -363,12 +529,12 @@ OsStatus cmd_fidelity(int argc, char **argv) {
     for (uint32_t j = 0; j < k; j++) {
         char l[32];
         snprintf(l, sizeof l, "%u GPUs", vals[j]);
-        Group g = {1, vals[j], NULL};
+        Group g = {1, vals[j], NULL, NULL, NULL};
         print_group(stdout, l, res, n, &g);
     }
     printf("# by activation checkpointing\n");
     for (uint32_t a = 0; a < 2; a++) {
-        Group g = {2, a, NULL};
+        Group g = {2, a, NULL, NULL, NULL};
         print_group(stdout, a ? "checkpointing on" : "checkpointing off", res, n, &g);
     }
     printf("# by model\n");
@@ -376,7 +542,7 @@ OsStatus cmd_fidelity(int argc, char **argv) {
         int seen = 0;
         for (size_t j = 0; j < i; j++) seen |= !strcmp(runs[j].model, runs[i].model);
         if (seen) continue;
-        Group g = {3, 0, runs[i].model};
+        Group g = {3, 0, runs[i].model, NULL, NULL};
         print_group(stdout, runs[i].model, res, n, &g);
     }
     /* scale-out: the same model, sequence and micro-batch at 8 GPUs and at more */
@@ -399,10 +565,10 @@ OsStatus cmd_fidelity(int argc, char **argv) {
                    rs, 100 * (rs / rp - 1), b->run.micro_batch, b->run.sharding, a->run.micro_batch, a->run.sharding);
         }
     if (header) printf("  worst scale-out ratio error: %.1f%%\n", 100 * worst_ratio);
-    OS_CHECK(write_csv(csv, res, n, cal->name));
+    OS_CHECK(write_csv(csv, res, n, cal->name, files, file_of));
     fprintf(stderr, "# wrote %s\n", csv);
     if (json) {
-        OS_CHECK(write_json(json, res, n, mape, cal->name));
+        OS_CHECK(write_json(json, res, n, mape, cal->name, files, nf, file_of));
         fprintf(stderr, "# wrote %s\n", json);
     }
     if (!no_colls) {
@@ -426,11 +592,13 @@ OsStatus cmd_fidelity(int argc, char **argv) {
         }
     }
     if (max_mape >= 0 && !(100 * mape <= max_mape))
-        OS_FAIL(OS_ERR_RANGE, runs_path, "MAPE", "see bench/fidelity/README.md for what is and is not modelled",
+        OS_FAIL(OS_ERR_RANGE, nf == 1 ? files[0] : "fidelity", "MAPE", "see bench/fidelity/README.md for what is and is not modelled",
                 "%.1f%% exceeds --max-mape %.1f%%", 100 * mape, max_mape);
 fail:
+    for (uint32_t f = 0; f < FID_MAX_FILES; f++) fid_calibs_destroy(cals[f]), free(listed[f]);
     free(runs);
     free(res);
+    free(file_of);
     free(cal);
     return st;
 }
