@@ -28,6 +28,7 @@ static const Command COMMANDS[] = {
     {"selftest", cmd_selftest, "check the GPU backend: kernels, executor vs float64, memory estimate, NCCL"},
     {"doctor", cmd_doctor, "print the GPU module, driver, runtime, cuBLAS, NCCL and devices found"},
     {"fidelity", cmd_fidelity, "replay published training runs and collectives: predicted vs published"},
+    {"pipeline", cmd_pipeline, "replay text-to-image requests through forward-only stages (caption .. score) per policy"},
 };
 
 static void usage(FILE *fp) {

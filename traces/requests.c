@@ -46,6 +46,7 @@ void t2i_requests_init(T2iRequests *r) { memset(r, 0, sizeof *r); }
 void t2i_requests_free(T2iRequests *r) {
     if (!r) return;
     free(r->rows);
+    free(r->step_first);
     t2i_requests_init(r);
 }
 
@@ -172,6 +173,53 @@ fail:
 
 /* ---- reading ------------------------------------------------------------------------- */
 
+uint64_t t2i_request_row(const T2iRequests *r, uint64_t step, uint32_t i) {
+    if (!r || !r->step_first || step >= r->n_steps) return UINT64_MAX;
+    return r->step_first[step] + i;
+}
+
+typedef struct {
+    uint64_t first_example;
+    uint32_t n_examples;
+} StepHead;
+
+static OsStatus dims1(hid_t ds, const char *path, const char *obj, uint64_t *n);
+
+/* /steps' first_example and n_examples (trace_open has vetted the table): each step's examples
+ * must be rows of /requests. */
+static OsStatus read_steps(T2iRequests *r, hid_t f, const char *path) {
+    OsStatus st = OS_OK;
+    hid_t ds = -1, mt = -1;
+    StepHead *h = NULL;
+    uint64_t n = 0;
+    ds = H5Dopen2(f, "/steps", H5P_DEFAULT);
+    if (ds < 0) OS_FAIL(OS_ERR_FORMAT, path, "/steps", HINT, "cannot open the dataset");
+    OS_CHECK(dims1(ds, path, "/steps", &n));
+    if (n > T2I_MAX_ROWS) OS_FAIL(OS_ERR_RANGE, path, "/steps", "split the trace", "%llu steps", (unsigned long long)n);
+    H5_CHECK(mt = H5Tcreate(H5T_COMPOUND, sizeof(StepHead)), path, "/steps", NULL);
+    H5_CHECK(H5Tinsert(mt, "first_example", offsetof(StepHead, first_example), H5T_NATIVE_UINT64), path, "/steps", NULL);
+    H5_CHECK(H5Tinsert(mt, "n_examples", offsetof(StepHead, n_examples), H5T_NATIVE_UINT32), path, "/steps", NULL);
+    h = calloc(n ? n : 1, sizeof *h);
+    r->step_first = calloc(n ? n : 1, sizeof *r->step_first);
+    ALLOC_CHECK(h && r->step_first);
+    if (n) H5_CHECK(H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, h), path, "/steps", "the file is corrupt: " HINT);
+    for (uint64_t k = 0; k < n; k++) {
+        if (h[k].first_example > r->n || h[k].n_examples > r->n - h[k].first_example) {
+            char fld[64];
+            snprintf(fld, sizeof fld, "/steps[%llu]", (unsigned long long)k);
+            OS_FAIL(OS_ERR_FORMAT, path, fld, HINT, "examples [%llu, +%u) lie outside the %llu requests",
+                    (unsigned long long)h[k].first_example, h[k].n_examples, (unsigned long long)r->n);
+        }
+        r->step_first[k] = h[k].first_example;
+    }
+    r->n_steps = n;
+fail:
+    free(h);
+    if (mt >= 0) H5Tclose(mt);
+    if (ds >= 0) H5Dclose(ds);
+    return st;
+}
+
 static OsStatus check_type(hid_t ty, const char *path) {
     OsStatus st = OS_OK;
     hid_t mty = -1;
@@ -279,6 +327,7 @@ OsStatus t2i_requests_load(T2iRequests *r, const char *path, uint64_t expect_row
     H5_CHECK(mt = req_type(0), path, REQ_DS, NULL);
     if (rows) H5_CHECK(H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, r->rows), path, REQ_DS, "the file is corrupt: " HINT);
     OS_CHECK(t2i_requests_check(r, path));
+    OS_CHECK(read_steps(r, f, path));
     *present = 1;
 fail:
     if (mt >= 0) H5Tclose(mt);

@@ -43,6 +43,10 @@ typedef struct {
     uint32_t n_models, n_categories;
     char models[T2I_MAX_NAMES][T2I_NAME_LEN];     /* e.g. "sd21-768" */
     char categories[T2I_MAX_NAMES][T2I_NAME_LEN]; /* e.g. "style" */
+    uint64_t n_steps;                             /* the trace's /steps rows (loader only) */
+    uint64_t *step_first;                         /* [n_steps] owned: /steps.first_example, so
+                                                     step k's example i is request
+                                                     step_first[k] + i */
 } T2iRequests;
 
 void t2i_requests_init(T2iRequests *r);
@@ -53,6 +57,8 @@ void t2i_requests_free(T2iRequests *r);
  * finite, width and height both 0 or both multiples of 8, iters 0 or 8..32, indices inside
  * their name tables); errors read "<file>: /requests[<row>].<field>: ...". */
 OsStatus t2i_requests_load(T2iRequests *r, const char *path, uint64_t expect_rows, int *present);
+/* The /requests row of example i of trace step k: step_first[k] + i when loaded, else UINT64_MAX. */
+uint64_t t2i_request_row(const T2iRequests *r, uint64_t step, uint32_t i);
 /* The same checks on rows in memory (writers); where/field as in the loader. */
 OsStatus t2i_requests_check(const T2iRequests *r, const char *where);
 /* Add the tables to the trace at path (a version-3 trace just closed by trace_writer_close,
