@@ -12,10 +12,13 @@
 
 #include "analysis/plot_internal.h"
 #include "base/util.h"
+#include "sim/policy.h"
 
 static const PlotKind KINDS[] = {
     {"throughput", "SWEEP.csv", "LLM tokens/s vs GPU count per policy (log-log), with ideal linear scaling",
      1, 1, plot_throughput},
+    {"policies", "COMPARE.csv", "mean step time per policy with its 95% interval and the oracle floor (compare/advise --csv)",
+     1, 1, plot_policies},
     {"mfu", "SWEEP.csv", "MFU per model (ordered by parameter count) per policy, grouped bars", 1, 1, plot_mfu},
     {"timeline", "A.csv [B.csv]", "per-rank timeline of one step, one or two panels on one time axis", 1, 2,
      plot_timeline},
@@ -91,11 +94,21 @@ void plot_output_path(char *buf, size_t cap, const PlotOptions *o, const char *k
 typedef struct {
     const char *name, *color;
 } NamedColor;
-/* One policy, one colour in every figure; the baseline is black and the bound is grey so the
- * eye finds them first. (Okabe-Ito colour-blind-safe palette for the others.) */
-static const NamedColor POLICY_COLORS[] = {
-    {"none", "#000000"},   {"sorted", "#E69F00"}, {"lpt", "#56B4E9"},  {"kk", "#009E73"},
-    {"isf", "#F0E442"},    {"post", "#D55E00"},   {"post-node", "#CC79A7"}, {"oracle", "#888888"},
+/* One policy, one style in every figure: colour, dash type (plots/common.gp defines 11-14) and
+ * point type, all distinct so that coinciding lines stay visible (post under post-node, lpt
+ * under kk). The baseline is black and the bound grey so the eye finds them first; the others
+ * are the Okabe-Ito colour-blind-safe palette, then Tol's wine and teal. Figures list policies
+ * in the registry's order (sim/policy.c), then megatron, then the oracle, then other names in
+ * alphabetical order. */
+typedef struct {
+    const char *name, *color;
+    int dt, pt;
+} PolicyStyle;
+static const PolicyStyle POLICY_STYLES[] = {
+    {"none", "#000000", 1, 7},     {"sorted", "#E69F00", 2, 5},   {"lpt", "#56B4E9", 3, 9},
+    {"kk", "#009E73", 4, 11},      {"equal-count", "#0072B2", 5, 13}, {"isf", "#B8A000", 11, 15},
+    {"post", "#D55E00", 1, 4},     {"post-enc", "#882255", 12, 6}, {"post-node", "#CC79A7", 13, 8},
+    {"megatron", "#44AA99", 14, 10}, {"oracle", "#888888", 2, 12},
 };
 static const NamedColor PHASE_COLORS[] = {
     {"image", "#4477AA"}, {"audio", "#228833"}, {"video", "#AA3377"}, {"llm", "#EE6677"},
@@ -103,16 +116,71 @@ static const NamedColor PHASE_COLORS[] = {
 };
 static const char *const FALLBACK[] = {"#0072B2", "#999933", "#882255", "#44AA99", "#117733", "#332288"};
 
+static unsigned name_hash(const char *name) {
+    unsigned h = 5381;
+    for (const char *c = name; *c; c++) h = h * 33u + (unsigned char)*c;
+    return h;
+}
+
 static const char *find_color(const NamedColor *t, size_t n, const char *name) {
     for (size_t i = 0; i < n; i++)
         if (!strcmp(t[i].name, name)) return t[i].color;
-    unsigned h = 5381;
-    for (const char *c = name; *c; c++) h = h * 33u + (unsigned char)*c;
-    return FALLBACK[h % OS_ARRAY_LEN(FALLBACK)];
+    return FALLBACK[name_hash(name) % OS_ARRAY_LEN(FALLBACK)];
 }
+
+void plot_policy_style(const char *policy, const char **color, int *dt, int *pt) {
+    for (size_t i = 0; i < OS_ARRAY_LEN(POLICY_STYLES); i++)
+        if (!strcmp(POLICY_STYLES[i].name, policy)) {
+            *color = POLICY_STYLES[i].color;
+            *dt = POLICY_STYLES[i].dt;
+            *pt = POLICY_STYLES[i].pt;
+            return;
+        }
+    unsigned h = name_hash(policy);
+    *color = FALLBACK[h % OS_ARRAY_LEN(FALLBACK)];
+    *dt = 2 + (int)(h % 4);
+    *pt = 1 + (int)(h % 3);
+}
+
 const char *plot_policy_color(const char *policy) {
-    return find_color(POLICY_COLORS, OS_ARRAY_LEN(POLICY_COLORS), policy);
+    const char *c;
+    int dt, pt;
+    plot_policy_style(policy, &c, &dt, &pt);
+    return c;
 }
+
+/* Sort key: registry position, then megatron, oracle, then the rest (by name). */
+static int policy_key(const char *name) {
+    for (uint32_t i = 0; i < policy_count(); i++)
+        if (!strcmp(policy_at(i)->name, name)) return (int)i;
+    if (!strcmp(name, "megatron")) return (int)policy_count();
+    if (!strcmp(name, "oracle")) return (int)policy_count() + 1;
+    return (int)policy_count() + 2;
+}
+
+static int cmp_policy(const void *a, const void *b) {
+    const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+    int kx = policy_key(x), ky = policy_key(y);
+    return kx != ky ? (kx > ky) - (kx < ky) : strcmp(x, y);
+}
+
+void plot_sort_policies(const char **pols, int n) {
+    if (n > 1) qsort(pols, (size_t)n, sizeof *pols, cmp_policy);
+}
+
+void plot_policy_words(char *colors, char *dts, char *pts, size_t cap, const char *const *pols, int n) {
+    size_t a = 0, b = 0, c = 0;
+    colors[0] = dts[0] = pts[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        const char *col;
+        int dt, pt;
+        plot_policy_style(pols[i], &col, &dt, &pt);
+        if (a < cap) a += (size_t)snprintf(colors + a, cap - a, "%s%s", i ? " " : "", col);
+        if (b < cap) b += (size_t)snprintf(dts + b, cap - b, "%s%d", i ? " " : "", dt);
+        if (c < cap) c += (size_t)snprintf(pts + c, cap - c, "%s%d", i ? " " : "", pt);
+    }
+}
+
 const char *plot_phase_color(const char *phase) {
     return find_color(PHASE_COLORS, OS_ARRAY_LEN(PHASE_COLORS), phase);
 }

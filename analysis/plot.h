@@ -51,6 +51,12 @@ const PlotKind *plot_kind_find(const char *name); /* NULL when unknown */
  * .dat files; returns OS_ERR_NODEV when gnuplot is missing. */
 OsStatus plot_make(const PlotKind *k, const PlotOptions *o, const char *const *inputs, int n_inputs);
 
+/* The lines "# policy: P", "# step: S", "# model: M", "# gpus: G" that may open a timeline CSV
+ * (csv.h readers skip '#' lines): the timeline figure titles its panel with them, and falls
+ * back to the file name (timeline_<policy>.csv) and --model/--gpus when they are absent. */
+void plot_timeline_meta(char *buf, size_t cap, const char *policy, uint64_t step, const char *model,
+                        uint32_t gpus);
+
 /* Path of figure output for kind/format (for messages and tests). */
 void plot_output_path(char *buf, size_t cap, const PlotOptions *o, const char *kind, unsigned format);
 

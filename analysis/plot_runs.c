@@ -26,11 +26,6 @@ static void words(char *buf, size_t cap, const char *const *list, int n) {
     for (int i = 0; i < n && k < cap; i++) k += (size_t)snprintf(buf + k, cap - k, "%s%s", i ? " " : "", list[i]);
 }
 
-static void policy_colors(char *buf, size_t cap, const char *const *pols, int n) {
-    const char *c[MAX_LIST];
-    for (int i = 0; i < n; i++) c[i] = plot_policy_color(pols[i]);
-    words(buf, cap, c, n);
-}
 
 static int cmp_u64(const void *a, const void *b) {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -57,6 +52,50 @@ fail:
     return st;
 }
 
+/* The single-count throughput figure: one bar per policy (plots/throughput.gp, bars = 1). */
+static OsStatus throughput_bars(const PlotOptions *o, const RunRow *rows, size_t n, const RunRow *ref,
+                                const char **pols, int np, uint64_t gpus, const char *path) {
+    OsStatus st = OS_OK;
+    PlotDat d = {0};
+    PlotVars v;
+    double ymax = 0.0;
+    OS_CHECK(plot_dat_open(&d, o, "throughput.dat"));
+    fprintf(d.fp, "# one GPU count (%llu) in %s: tokens/s per policy, in the figures' policy order\n"
+                  "# columns: policy tokens_per_s step_mean_s\n", (unsigned long long)gpus, path);
+    for (int p = 0; p < np; p++)
+        for (size_t i = 0; i < n; i++)
+            if (in_slice(&rows[i], ref) && rows[i].gpus == gpus && !strcmp(rows[i].policy, pols[p]) &&
+                rows[i].tokens_per_s > 0) {
+                fprintf(d.fp, "\"%s\" %.9g %.9g\n", pols[p], rows[i].tokens_per_s, rows[i].step_mean_s);
+                ymax = fmax(ymax, rows[i].tokens_per_s);
+                break;
+            }
+    OS_CHECK(plot_dat_close(&d));
+    char pw[2048], cw[2048], dw[512], tw[512], sub[512], sub2[256];
+    words(pw, sizeof pw, pols, np);
+    plot_policy_words(cw, dw, tw, sizeof dw, pols, np);
+    snprintf(sub, sizeof sub, "model %s, %s, %llu GPUs (%llu per node), TP %llu, %llu steps per run", ref->model,
+             ref->setup, (unsigned long long)gpus, (unsigned long long)ref->gpus_per_node, (unsigned long long)ref->tp,
+             (unsigned long long)ref->steps);
+    snprintf(sub2, sizeof sub2, "one GPU count in the table: no scaling curve (sweep --gpus A,B,... draws one)");
+    pv_init(&v);
+    pv_int(&v, "bars", 1);
+    pv_str(&v, "datafile", d.path);
+    pv_int(&v, "npol", np);
+    pv_str(&v, "policies", pw);
+    pv_str(&v, "colors", cw);
+    pv_str(&v, "dts", dw);
+    pv_str(&v, "pts", tw);
+    pv_str(&v, "title", "Training throughput per policy");
+    pv_str(&v, "subtitle", sub);
+    pv_str(&v, "subtitle2", sub2);
+    pv_num(&v, "ymax", ymax > 0 ? ymax * 1.25 : 1.0);
+    OS_CHECK(plot_run_gnuplot(o, "throughput", "throughput", &v));
+fail:
+    plot_dat_abort(&d);
+    return st;
+}
+
 OsStatus plot_throughput(const PlotOptions *o, const char *const *inputs, int n_inputs) {
     OsStatus st = OS_OK;
     RunRow *rows = NULL;
@@ -80,7 +119,14 @@ OsStatus plot_throughput(const PlotOptions *o, const char *const *inputs, int n_
         if (!seen && ng < MAX_LIST) gpus[ng++] = rows[i].gpus;
     }
     if (!np) OS_FAIL(OS_ERR_FORMAT, inputs[0], "tokens_per_s", NULL, "no row with a positive throughput");
+    plot_sort_policies(pols, np);
     qsort(gpus, (size_t)ng, sizeof gpus[0], cmp_u64);
+    if (ng == 1) {
+        /* one GPU count: no scaling to draw, so bars per policy at that count (a column of
+         * dots with an "ideal" line of one point says nothing) */
+        st = throughput_bars(o, rows, n, ref, pols, np, gpus[0], inputs[0]);
+        goto fail;
+    }
     /* The ideal line starts at the smallest GPU count, from the best policy there (the highest
      * throughput), and grows linearly: what perfect weak scaling of that run would give. */
     const RunRow *anchor = NULL;
@@ -111,9 +157,9 @@ OsStatus plot_throughput(const PlotOptions *o, const char *const *inputs, int n_
                 anchor->tokens_per_s * (double)gpus[k] / (double)gpus[0]);
     OS_CHECK(plot_dat_close(&d));
 
-    char pw[2048], cw[2048], xt[1024], sub[512], ideal[256];
+    char pw[2048], cw[2048], dw[512], tw[512], xt[1024], sub[512], ideal[256];
     words(pw, sizeof pw, pols, np);
-    policy_colors(cw, sizeof cw, pols, np);
+    plot_policy_words(cw, dw, tw, sizeof dw, pols, np);
     size_t k = (size_t)snprintf(xt, sizeof xt, "(");
     for (int i = 0; i < ng && k < sizeof xt; i++)
         k += (size_t)snprintf(xt + k, sizeof xt - k, "%s%llu", i ? ", " : "", (unsigned long long)gpus[i]);
@@ -129,6 +175,8 @@ OsStatus plot_throughput(const PlotOptions *o, const char *const *inputs, int n_
     pv_int(&v, "npol", np);
     pv_str(&v, "policies", pw);
     pv_str(&v, "colors", cw);
+    pv_str(&v, "dts", dw);
+    pv_str(&v, "pts", tw);
     pv_str(&v, "title", "Training throughput vs cluster size");
     pv_str(&v, "subtitle", sub);
     pv_str(&v, "subtitle2", "the same global batches at every size (strong scaling)");
@@ -207,6 +255,7 @@ OsStatus plot_mfu(const PlotOptions *o, const char *const *inputs, int n_inputs)
     if (!np)
         OS_FAIL(OS_ERR_ARG, inputs[0], "--gpus/--setup", "check the table's gpus and setup columns",
                 "no rows for setup '%s' at %llu GPUs", setup ? setup : "?", (unsigned long long)gpus);
+    plot_sort_policies(pols, np);
     qsort(models, (size_t)nm, sizeof models[0], cmp_model);
     OS_CHECK(plot_dat_open(&d, o, "mfu.dat"));
     fprintf(d.fp, "# MFU in %% (paper convention) per model (rows, by parameter count) and policy (columns)\n"
@@ -231,9 +280,9 @@ OsStatus plot_mfu(const PlotOptions *o, const char *const *inputs, int n_inputs)
         fprintf(d.fp, "\n");
     }
     OS_CHECK(plot_dat_close(&d));
-    char pw[2048], cw[2048], sub[512];
+    char pw[2048], cw[2048], dw[512], tw[512], sub[512];
     words(pw, sizeof pw, pols, np);
-    policy_colors(cw, sizeof cw, pols, np);
+    plot_policy_words(cw, dw, tw, sizeof dw, pols, np);
     snprintf(sub, sizeof sub, "%llu GPUs (%llu per node, TP %llu), %s", (unsigned long long)gpus,
              (unsigned long long)gpn, (unsigned long long)tp, setup);
     pv_init(&v);
@@ -249,6 +298,69 @@ OsStatus plot_mfu(const PlotOptions *o, const char *const *inputs, int n_inputs)
 fail:
     plot_dat_abort(&d);
     free(spec);
+    free(rows);
+    return st;
+}
+
+/* The policies figure: mean step time per policy with its 95% interval, the oracle floor as a
+ * dashed line (a compare/advise run-level CSV, one cluster slice). */
+OsStatus plot_policies(const PlotOptions *o, const char *const *inputs, int n_inputs) {
+    OsStatus st = OS_OK;
+    RunRow *rows = NULL;
+    size_t n = 0;
+    PlotDat d = {0};
+    PlotVars v;
+    (void)n_inputs;
+    OS_CHECK(runtable_read(&rows, &n, inputs[0]));
+    const RunRow *ref = NULL;
+    for (size_t i = 0; i < n && !ref; i++)
+        if (strcmp(rows[i].policy, "oracle") && (!o->model || !strcmp(rows[i].model, o->model)) &&
+            (!o->setup || !strcmp(rows[i].setup, o->setup)) && (!o->gpus || rows[i].gpus == o->gpus))
+            ref = &rows[i];
+    if (!ref)
+        OS_FAIL(OS_ERR_ARG, inputs[0], "--model/--setup/--gpus", "check the names against the table",
+                "no policy row for model '%s' setup '%s'", o->model ? o->model : "(any)", o->setup ? o->setup : "(any)");
+    const char *pols[MAX_LIST];
+    int np = 0;
+    double oracle = NAN, ymax = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        if (!in_slice(&rows[i], ref) || rows[i].gpus != ref->gpus || !(rows[i].step_mean_s > 0)) continue;
+        if (!strcmp(rows[i].policy, "oracle")) {
+            oracle = rows[i].step_mean_s;
+            continue;
+        }
+        if (add_unique(pols, &np, rows[i].policy) < 0)
+            OS_FAIL(OS_ERR_RANGE, inputs[0], "policy", "plot fewer policies", "more than %d policies", MAX_LIST);
+    }
+    plot_sort_policies(pols, np);
+    OS_CHECK(plot_dat_open(&d, o, "policies.dat"));
+    fprintf(d.fp, "# mean step time per policy (%s, %llu GPUs): index policy step_mean_s ci95_s rgb\n", ref->model,
+            (unsigned long long)ref->gpus);
+    for (int p = 0; p < np; p++)
+        for (size_t i = 0; i < n; i++) {
+            const RunRow *r = &rows[i];
+            if (!in_slice(r, ref) || r->gpus != ref->gpus || strcmp(r->policy, pols[p])) continue;
+            double ci = isfinite(r->step_ci95_s) ? r->step_ci95_s : 0.0;
+            fprintf(d.fp, "%d \"%s\" %.9g %.9g %u\n", p, pols[p], r->step_mean_s, ci,
+                    (unsigned)strtoul(plot_policy_color(pols[p]) + 1, NULL, 16));
+            ymax = fmax(ymax, r->step_mean_s + ci);
+            break;
+        }
+    OS_CHECK(plot_dat_close(&d));
+    char sub[512];
+    snprintf(sub, sizeof sub, "model %s, %s, %llu GPUs (%llu per node, TP %llu), %llu steps; bars: 95%% interval of the mean",
+             ref->model, ref->setup, (unsigned long long)ref->gpus, (unsigned long long)ref->gpus_per_node,
+             (unsigned long long)ref->tp, (unsigned long long)ref->steps);
+    pv_init(&v);
+    pv_str(&v, "datafile", d.path);
+    pv_int(&v, "npol", np);
+    pv_num(&v, "oracle", isfinite(oracle) ? oracle : -1.0);
+    pv_num(&v, "ymax", fmax(ymax, isfinite(oracle) ? oracle : 0.0) * 1.15);
+    pv_str(&v, "title", "Simulated step time per policy (lower is better)");
+    pv_str(&v, "subtitle", sub);
+    OS_CHECK(plot_run_gnuplot(o, "policies", "policies", &v));
+fail:
+    plot_dat_abort(&d);
     free(rows);
     return st;
 }

@@ -45,8 +45,8 @@ static int cmp_int(const void *a, const void *b) {
 }
 
 typedef struct {
-    char dat[4096], title[512], yt[8192];
-    int nrows;
+    char dat[4096], marks[4096], title[768], yt[8192];
+    int nrows, nmarks;
     double xmax;
     unsigned keys; /* bit per TL_KEYS entry present */
 } Panel;
@@ -56,11 +56,54 @@ static const char *const TL_KEYS[] = {"image", "audio", "video", "llm", "sync", 
 static const char *const TL_LABELS[] = {"image", "audio", "video", "llm", "sync", "balance",
                                         "communication", "\"idle (waiting)\""};
 
+void plot_timeline_meta(char *buf, size_t cap, const char *policy, uint64_t step, const char *model,
+                        uint32_t gpus) {
+    snprintf(buf, cap, "# policy: %s\n# step: %llu\n# model: %s\n# gpus: %u\n", policy, (unsigned long long)step,
+             model, gpus);
+}
+
+/* The "# key: value" lines before a timeline's header (plot_timeline_annotate). */
+typedef struct {
+    char policy[64], model[256], step[32], gpus[32];
+} TlMeta;
+
+static void read_meta(TlMeta *m, const char *path) {
+    memset(m, 0, sizeof *m);
+    FILE *fp = fopen(path, "r");
+    if (!fp) return;
+    char line[512];
+    while (fgets(line, sizeof line, fp) && line[0] == '#') {
+        char key[32], val[300];
+        if (sscanf(line, "# %31[a-z]: %299[^\n]", key, val) != 2) continue;
+        if (!strcmp(key, "policy")) snprintf(m->policy, sizeof m->policy, "%.63s", val);
+        else if (!strcmp(key, "model")) snprintf(m->model, sizeof m->model, "%.255s", val);
+        else if (!strcmp(key, "step")) snprintf(m->step, sizeof m->step, "%.31s", val);
+        else if (!strcmp(key, "gpus")) snprintf(m->gpus, sizeof m->gpus, "%.31s", val);
+    }
+    fclose(fp);
+}
+
+/* "post-node, step 0, orch-84b, 2560 GPUs": what the file (or the options) say; the policy
+ * falls back to the file name ("timeline_post.csv" -> "post"). */
+static void panel_label(char *buf, size_t cap, const TlMeta *m, const PlotOptions *o, const char *path) {
+    char st_name[256], gp[48] = "";
+    stem(st_name, sizeof st_name, path);
+    const char *pol = m->policy[0] ? m->policy : !strncmp(st_name, "timeline_", 9) ? st_name + 9 : st_name;
+    const char *model = m->model[0] ? m->model : o->model;
+    if (m->gpus[0]) snprintf(gp, sizeof gp, "%s GPUs", m->gpus);
+    else if (o->gpus) snprintf(gp, sizeof gp, "%u GPUs", o->gpus);
+    size_t k = (size_t)snprintf(buf, cap, "%s", pol);
+    if (m->step[0] && k < cap) k += (size_t)snprintf(buf + k, cap - k, ", step %s", m->step);
+    if (model && *model && k < cap) k += (size_t)snprintf(buf + k, cap - k, ", %s", model);
+    if (gp[0] && k < cap) snprintf(buf + k, cap - k, ", %s", gp);
+}
+
 static OsStatus timeline_panel(Panel *pn, const PlotOptions *o, const char *path, int which) {
     OsStatus st = OS_OK;
     CsvTable *t = NULL;
     int *ranks = NULL, *nodes = NULL, *row_of = NULL;
-    PlotDat d = {0};
+    double *busy = NULL;
+    PlotDat d = {0}, dm = {0};
     OS_CHECK(csv_read(&t, path));
     OS_CHECK(schema_check(t, schema_find("timeline")));
     int c_rank, c_node, c_phase, c_kind, c_s, c_e;
@@ -75,38 +118,79 @@ static OsStatus timeline_panel(Panel *pn, const PlotOptions *o, const char *path
     /* distinct ranks, sorted */
     int max_rank = 0;
     for (size_t i = 0; i < n; i++) {
-        double r;
+        double r, s, e;
         OS_CHECK(csv_num(&r, t, i, (size_t)c_rank));
         if (!(r >= 0 && r < 1e7 && r == floor(r)))
             OS_FAIL(OS_ERR_FORMAT, path, "rank", "a DP rank index", "line %zu: bad rank", csv_line(t, i));
+        OS_CHECK(csv_num(&s, t, i, (size_t)c_s));
+        OS_CHECK(csv_num(&e, t, i, (size_t)c_e));
+        if (!isfinite(s) || !isfinite(e) || e < s)
+            OS_FAIL(OS_ERR_FORMAT, path, "start_s/end_s", "end_s >= start_s, both given", "line %zu: bad span",
+                    csv_line(t, i));
+        const char *kind = csv_str(t, i, (size_t)c_kind);
+        if (strcmp(kind, "idle") && strcmp(kind, "comm") && strcmp(kind, "compute"))
+            OS_FAIL(OS_ERR_FORMAT, path, "kind", "compute, comm or idle", "line %zu: unknown kind '%s'",
+                    csv_line(t, i), kind);
         if ((int)r > max_rank) max_rank = (int)r;
     }
-    row_of = malloc(((size_t)max_rank + 1) * sizeof *row_of);
-    nodes = malloc(((size_t)max_rank + 1) * sizeof *nodes);
-    ranks = malloc(((size_t)max_rank + 1) * sizeof *ranks);
+    size_t nr1 = (size_t)max_rank + 1;
+    row_of = malloc(nr1 * sizeof *row_of);
+    nodes = malloc(nr1 * sizeof *nodes);
+    ranks = malloc(nr1 * sizeof *ranks);
+    busy = calloc(nr1, sizeof *busy);
     ALLOC_CHECK(row_of);
     ALLOC_CHECK(nodes);
     ALLOC_CHECK(ranks);
+    ALLOC_CHECK(busy);
     for (int r = 0; r <= max_rank; r++) row_of[r] = -2, nodes[r] = 0;
     int R = 0;
     for (size_t i = 0; i < n; i++) {
-        double r, nd;
+        double r, nd, s, e;
         OS_CHECK(csv_num(&r, t, i, (size_t)c_rank));
         OS_CHECK(csv_num(&nd, t, i, (size_t)c_node));
+        OS_CHECK(csv_num(&s, t, i, (size_t)c_s));
+        OS_CHECK(csv_num(&e, t, i, (size_t)c_e));
         if (row_of[(int)r] == -2) ranks[R++] = (int)r, row_of[(int)r] = -1;
         nodes[(int)r] = isfinite(nd) ? (int)nd : 0;
+        if (!strcmp(csv_str(t, i, (size_t)c_kind), "compute")) busy[(int)r] += e - s;
     }
     qsort(ranks, (size_t)R, sizeof *ranks, cmp_int);
-    /* Many ranks do not fit as rows: keep max_ranks evenly spaced ones, first and last included. */
-    int K = R <= (int)o->max_ranks ? R : (int)o->max_ranks;
-    for (int k = 0; k < K; k++) {
-        int idx = K == 1 ? 0 : (int)((long long)k * (R - 1) / (K - 1));
-        row_of[ranks[idx]] = k;
+    /* The slowest rank (most compute in the step: the one every other rank waits for) and the
+     * fastest are always drawn, marked, beside evenly spaced others (first and last included);
+     * ties go to the lower rank. */
+    int slow = ranks[0], fast = ranks[0];
+    for (int k = 1; k < R; k++) {
+        if (busy[ranks[k]] > busy[slow]) slow = ranks[k];
+        if (busy[ranks[k]] < busy[fast]) fast = ranks[k];
     }
+    int K = R <= (int)o->max_ranks ? R : (int)o->max_ranks, picked = 0;
+    if (K < 2 && R > 1) K = 2;
+    int *pos = malloc((size_t)K * sizeof *pos); /* indices into ranks[] of the rows */
+    ALLOC_CHECK(pos);
+    for (int k = 0; k < K; k++) pos[k] = K == 1 ? 0 : (int)((long long)k * (R - 1) / (K - 1));
+    /* an extreme not among the evenly spaced ranks takes the place of the nearest one (never
+     * the other extreme's), so the panel keeps K rows */
+    for (int e = 0; e < 2 && K < R; e++) {
+        int want = e ? fast : slow, other = e ? slow : fast, wi = 0, have = 0;
+        for (int k = 0; k < R; k++)
+            if (ranks[k] == want) wi = k;
+        for (int k = 0; k < K; k++) have |= pos[k] == wi;
+        if (have) continue;
+        int best = -1;
+        for (int k = 0; k < K; k++) {
+            if (ranks[pos[k]] == other) continue;
+            if (best < 0 || abs(pos[k] - wi) < abs(pos[best] - wi)) best = k;
+        }
+        if (best >= 0) pos[best] = wi;
+    }
+    for (int k = 0; k < K; k++) row_of[ranks[pos[k]]] = 0;
+    free(pos);
+    for (int k = 0; k < R; k++) /* rows in rank order */
+        if (row_of[ranks[k]] >= 0) row_of[ranks[k]] = picked++;
     char name[64];
     snprintf(name, sizeof name, "timeline_%d.dat", which);
     OS_CHECK(plot_dat_open(&d, o, name));
-    fprintf(d.fp, "# spans of %s: row start_s end_s rgb (rows = sampled ranks, see ytics)\n", path);
+    fprintf(d.fp, "# spans of %s: row start_s end_s rgb (rows = the ranks in the ytics)\n", path);
     pn->xmax = 0.0;
     pn->keys = 0;
     for (size_t i = 0; i < n; i++) {
@@ -114,41 +198,56 @@ static OsStatus timeline_panel(Panel *pn, const PlotOptions *o, const char *path
         OS_CHECK(csv_num(&r, t, i, (size_t)c_rank));
         OS_CHECK(csv_num(&s, t, i, (size_t)c_s));
         OS_CHECK(csv_num(&e, t, i, (size_t)c_e));
-        if (!isfinite(s) || !isfinite(e) || e < s)
-            OS_FAIL(OS_ERR_FORMAT, path, "start_s/end_s", "end_s >= start_s, both given", "line %zu: bad span",
-                    csv_line(t, i));
         pn->xmax = OS_MAX(pn->xmax, e);
         int row = row_of[(int)r];
         if (row < 0) continue;
         const char *kind = csv_str(t, i, (size_t)c_kind), *phase = csv_str(t, i, (size_t)c_phase);
         const char *key = !strcmp(kind, "idle") ? "idle" : !strcmp(kind, "comm") ? "comm" : phase;
-        if (strcmp(kind, "idle") && strcmp(kind, "comm") && strcmp(kind, "compute"))
-            OS_FAIL(OS_ERR_FORMAT, path, "kind", "compute, comm or idle", "line %zu: unknown kind '%s'",
-                    csv_line(t, i), kind);
         for (size_t k = 0; k < OS_ARRAY_LEN(TL_KEYS); k++)
             if (!strcmp(TL_KEYS[k], key)) pn->keys |= 1u << k;
         fprintf(d.fp, "%d %.9g %.9g %u\n", row, s, e, rgb_int(plot_phase_color(key)));
     }
     OS_CHECK(plot_dat_close(&d));
     snprintf(pn->dat, sizeof pn->dat, "%s", d.path);
-    char st_name[256];
-    stem(st_name, sizeof st_name, path);
-    if (K < R)
-        snprintf(pn->title, sizeof pn->title, "%s: %d of %d ranks shown (evenly spaced)", st_name, K, R);
+    /* the marks: "row label" at the right end of the slowest and fastest rows */
+    snprintf(name, sizeof name, "timeline_%d_marks.dat", which);
+    OS_CHECK(plot_dat_open(&dm, o, name));
+    fprintf(dm.fp, "# row label: the slowest and the fastest rank (compute time in the step)\n");
+    fprintf(dm.fp, "%d \"slowest: %.3f s compute\"\n", row_of[slow], busy[slow]);
+    if (fast != slow) fprintf(dm.fp, "%d \"fastest: %.3f s compute\"\n", row_of[fast], busy[fast]);
+    pn->nmarks = fast != slow ? 2 : 1;
+    OS_CHECK(plot_dat_close(&dm));
+    snprintf(pn->marks, sizeof pn->marks, "%s", dm.path);
+    TlMeta meta;
+    read_meta(&meta, path);
+    char label[512];
+    panel_label(label, sizeof label, &meta, o, path);
+    double mean = 0.0;
+    for (int k = 0; k < R; k++) mean += busy[ranks[k]] / R;
+    if (picked < R)
+        snprintf(pn->title, sizeof pn->title,
+                 "%s: %d of %d ranks (evenly spaced, plus the slowest %d and the fastest %d; mean compute %.3f s)", label,
+                 picked, R, slow, fast, mean);
     else
-        snprintf(pn->title, sizeof pn->title, "%s: all %d ranks", st_name, R);
+        snprintf(pn->title, sizeof pn->title, "%s: all %d ranks (slowest %d, fastest %d; mean compute %.3f s)", label, R,
+                 slow, fast, mean);
     size_t k = (size_t)snprintf(pn->yt, sizeof pn->yt, "(");
-    for (int r = 0; r < R && k < sizeof pn->yt; r++)
-        if (row_of[ranks[r]] >= 0)
-            k += (size_t)snprintf(pn->yt + k, sizeof pn->yt - k, "%s'%d (n%d)' %d", k > 1 ? ", " : "", ranks[r],
-                                  nodes[ranks[r]], row_of[ranks[r]]);
+    for (int r = 0; r < R && k < sizeof pn->yt; r++) {
+        int rk = ranks[r];
+        if (row_of[rk] < 0) continue;
+        const char *mark = rk == slow ? " slowest" : rk == fast ? " fastest" : "";
+        k += (size_t)snprintf(pn->yt + k, sizeof pn->yt - k, "%s'%d (n%d)%s' %d", k > 1 ? ", " : "", rk, nodes[rk],
+                              mark, row_of[rk]);
+    }
     if (k < sizeof pn->yt) snprintf(pn->yt + k, sizeof pn->yt - k, ")");
-    pn->nrows = K;
+    pn->nrows = picked;
 fail:
     plot_dat_abort(&d);
+    plot_dat_abort(&dm);
     free(ranks);
     free(nodes);
     free(row_of);
+    free(busy);
     csv_destroy(t);
     return st;
 }
@@ -172,6 +271,8 @@ OsStatus plot_timeline(const PlotOptions *o, const char *const *inputs, int n_in
     pv_int(v, "npanel", n_inputs);
     pv_str(v, "data1", pn[0].dat);
     pv_str(v, "data2", n_inputs > 1 ? pn[1].dat : pn[0].dat);
+    pv_str(v, "marks1", pn[0].marks);
+    pv_str(v, "marks2", n_inputs > 1 ? pn[1].marks : pn[0].marks);
     pv_str(v, "title1", pn[0].title);
     pv_str(v, "title2", n_inputs > 1 ? pn[1].title : "");
     pv_str(v, "yt1", pn[0].yt);
@@ -230,6 +331,14 @@ OsStatus plot_imbalance_cdf(const PlotOptions *o, const char *const *inputs, int
             }
         }
     }
+    /* one policy order in every figure: ord[i] = the series of the i-th policy drawn */
+    const char *sorted[MAX_POL];
+    int ord[MAX_POL];
+    memcpy(sorted, pols, (size_t)np * sizeof *sorted);
+    plot_sort_policies(sorted, np);
+    for (int i = 0; i < np; i++)
+        for (int p = 0; p < np; p++)
+            if (sorted[i] == pols[p]) ord[i] = p;
     const char *phases[SCHEMA_N_PHASES];
     int nph = 0;
     for (int k = 0; k < SCHEMA_N_PHASES; k++) {
@@ -242,7 +351,8 @@ OsStatus plot_imbalance_cdf(const PlotOptions *o, const char *const *inputs, int
         OS_CHECK(plot_dat_open(&d, o, name));
         fprintf(d.fp, "# empirical CDF of the %s phase's imbalance (max/mean), one block per policy\n"
                       "# columns: imbalance fraction_of_steps_at_or_below\n", SCHEMA_PHASES[k]);
-        for (int p = 0; p < np; p++) {
+        for (int i = 0; i < np; i++) {
+            int p = ord[i];
             Series *s = &ser[p][k];
             fprintf(d.fp, "# policy %s: %zu steps\n", pols[p], s->n);
             if (s->n) {
@@ -258,11 +368,9 @@ OsStatus plot_imbalance_cdf(const PlotOptions *o, const char *const *inputs, int
         OS_CHECK(plot_dat_close(&d));
     }
     if (!nph) OS_FAIL(OS_ERR_FORMAT, inputs[0], "<phase>_imbalance", "replay with --csv", "no imbalance values");
-    const char *cols[MAX_POL];
-    for (int p = 0; p < np; p++) cols[p] = plot_policy_color(pols[p]);
-    char pw[2048], cw[2048], phw[256];
-    join_words(pw, sizeof pw, pols, np);
-    join_words(cw, sizeof cw, cols, np);
+    char pw[2048], cw[2048], dw[512], tw[512], phw[256];
+    join_words(pw, sizeof pw, sorted, np);
+    plot_policy_words(cw, dw, tw, sizeof dw, sorted, np);
     join_words(phw, sizeof phw, phases, nph);
     PlotVars *v = malloc(sizeof *v);
     ALLOC_CHECK(v);
@@ -273,6 +381,7 @@ OsStatus plot_imbalance_cdf(const PlotOptions *o, const char *const *inputs, int
     pv_int(v, "npol", np);
     pv_str(v, "policies", pw);
     pv_str(v, "colors", cw);
+    pv_str(v, "dts", dw);
     pv_int(v, "rows", nph > 2 ? 2 : 1);
     pv_int(v, "cols", nph > 2 ? 2 : nph);
     pv_str(v, "title", "Per-phase load imbalance across steps (CDF; further left = better balanced)");
@@ -321,6 +430,7 @@ OsStatus plot_validate(const PlotOptions *o, const char *const *inputs, int n_in
         lim = OS_MAX(lim, OS_MAX(p, me));
     }
     if (!m) OS_FAIL(OS_ERR_FORMAT, inputs[0], "measured_s", "run orchsim validate on a GPU", "no measured steps");
+    plot_sort_policies(pols, np);
     PredError pe;
     OS_CHECK(stats_pred_error(&pe, pred, meas, m));
     OS_CHECK(plot_dat_open(&d, o, "validate.dat"));
@@ -337,11 +447,9 @@ OsStatus plot_validate(const PlotOptions *o, const char *const *inputs, int n_in
         fprintf(d.fp, "\n\n");
     }
     OS_CHECK(plot_dat_close(&d));
-    const char *cols[MAX_POL];
-    for (int p = 0; p < np; p++) cols[p] = plot_policy_color(pols[p]);
-    char pw[2048], cw[2048], sub[256], sub2[256];
+    char pw[2048], cw[2048], dw[512], tw[512], sub[256], sub2[256];
     join_words(pw, sizeof pw, pols, np);
-    join_words(cw, sizeof cw, cols, np);
+    plot_policy_words(cw, dw, tw, sizeof dw, pols, np);
     snprintf(sub, sizeof sub, "%zu steps: mean |error| %.1f%%, max |error| %.1f%%, bias %+.1f%%", pe.n,
              100.0 * pe.mape, 100.0 * pe.max_abs_err, 100.0 * pe.mean_err);
     snprintf(sub2, sizeof sub2, "least-squares fit: measured = %.3g + %.3g x predicted, R2 = %.3f", pe.fit_a,
@@ -353,6 +461,7 @@ OsStatus plot_validate(const PlotOptions *o, const char *const *inputs, int n_in
     pv_int(v, "npol", np);
     pv_str(v, "policies", pw);
     pv_str(v, "colors", cw);
+    pv_str(v, "pts", tw);
     pv_num(v, "lim", lim * 1.08);
     pv_str(v, "title", "Simulator prediction vs GPU measurement, per step");
     pv_str(v, "subtitle", sub);

@@ -2,6 +2,8 @@
  * schema.c's RUN_COLS (tests/test_analysis.c checks the two lists agree). */
 #include "analysis/runtable.h"
 
+#include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -28,6 +30,9 @@ static const RunField FIELDS[] = {
     FD(tokens_per_s_ci95), FD(mfu_ci95), FD(idle_frac_ci95),
     FA("imbalance_image_ci95", imbalance_ci95, 0), FA("imbalance_audio_ci95", imbalance_ci95, 1),
     FA("imbalance_video_ci95", imbalance_ci95, 2), FA("imbalance_llm_ci95", imbalance_ci95, 3),
+    FU(long_examples), FU(needs_recompute), FS(balancer_charge), FD(balancer_measured_s_per_step),
+    FS(recompute), FU(padded), FS(calibration), FS(trace), FS(trace_hash), FS(orchsim_version),
+    FS(command),
 };
 
 size_t runtable_n_fields(void) { return OS_ARRAY_LEN(FIELDS); }
@@ -74,6 +79,16 @@ OsStatus runrow_fill(RunRow *r, const ReplaySummary *sum, const ReplayConfig *cf
     r->bytes_inter_per_step = sum->bytes_inter_per_step;
     r->a2a_s_per_step = sum->a2a_s_per_step;
     r->balancer_s_per_step = sum->balancer_s_per_step;
+    r->long_examples = sum->long_examples;
+    r->needs_recompute = sum->needs_recompute;
+    static const char *const RC[] = {"none", "full", "selective"};
+    copy_label(r->recompute, sizeof r->recompute,
+               cfg->recompute >= 0 && cfg->recompute < (int)OS_ARRAY_LEN(RC) ? RC[cfg->recompute] : "?");
+    r->padded = cfg->layout == ATTN_PADDED;
+    copy_label(r->calibration, sizeof r->calibration,
+               sum->calib_name[0] ? sum->calib_name : cfg->calib ? cfg->calib->name : "");
+    copy_label(r->balancer_charge, sizeof r->balancer_charge, cfg->balancer_cost_s >= 0 ? "fixed" : "measured");
+    if (cfg->balancer_cost_s < 0) r->balancer_measured_s_per_step = sum->balancer_s_per_step;
     for (uint32_t p = 0; p < sum->P && p < REPLAY_MAX_PHASES; p++) {
         int k = -1;
         for (int j = 0; j < SCHEMA_N_PHASES; j++)
@@ -120,10 +135,12 @@ void runtable_write_row(FILE *fp, const RunRow *r) {
 OsStatus runtable_read_row(RunRow *r, const CsvTable *t, size_t row) {
     OsStatus st = OS_OK;
     runrow_init(r);
+    size_t need = schema_find("run")->n_required;
     for (size_t i = 0; i < OS_ARRAY_LEN(FIELDS); i++) {
         const RunField *f = &FIELDS[i];
         char *p = (char *)r + f->off;
-        int c;
+        int c = csv_col(t, f->name);
+        if (c < 0 && need && i >= need) continue; /* a later column an older file lacks: stays empty */
         OS_CHECK(csv_require(&c, t, f->name));
         double v;
         switch (f->kind) {
@@ -246,4 +263,113 @@ OsStatus run_series_push(RunSeries *s, const StepResult *r, const int *phase_col
     s->n++;
 fail:
     return st;
+}
+
+/* ---------------------------------------------------------------- provenance */
+
+OsStatus runprov_hash_file(uint64_t *hash, const char *path) {
+    OsStatus st = OS_OK;
+    unsigned char *buf = NULL;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) OS_FAIL(OS_ERR_IO, path, NULL, "check the path", "cannot open to hash it: %s", strerror(errno));
+    buf = malloc(1 << 16);
+    ALLOC_CHECK(buf);
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a 64: offset basis, prime 0x100000001b3 */
+    size_t k;
+    while ((k = fread(buf, 1, 1 << 16, fp)) > 0)
+        for (size_t i = 0; i < k; i++) h = (h ^ buf[i]) * 0x100000001b3ull;
+    if (ferror(fp)) OS_FAIL(OS_ERR_IO, path, NULL, NULL, "read error while hashing");
+    *hash = h;
+fail:
+    free(buf);
+    if (fp) fclose(fp);
+    return st;
+}
+
+/* Append s to buf (size cap, used *n) quoted for a POSIX shell when it needs it. */
+static void shell_word(char *buf, size_t cap, size_t *n, const char *s) {
+    int plain = *s != '\0';
+    for (const char *c = s; *c; c++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=,:+@%", *c)) plain = 0;
+    char tmp[RUNPROV_CMD * 4 + 8];
+    size_t t = 0;
+    if (plain) t = (size_t)snprintf(tmp, sizeof tmp, "%s", s);
+    else {
+        tmp[t++] = '\'';
+        for (const char *c = s; *c && t + 5 < sizeof tmp; c++) {
+            if (*c == '\'') {
+                memcpy(tmp + t, "'\\''", 4); /* close, escaped quote, reopen */
+                t += 4;
+            } else tmp[t++] = *c;
+        }
+        tmp[t++] = '\'';
+        tmp[t] = '\0';
+    }
+    if (*n + t + 1 >= cap) {
+        if (*n + 4 < cap) snprintf(buf + *n, cap - *n, "...");
+        *n = cap;
+        return;
+    }
+    memcpy(buf + *n, tmp, t + 1);
+    *n += t;
+}
+
+OsStatus runprov_init(RunProv *p, const char *trace_path, int argc, char *const *argv, const char *version) {
+    OsStatus st = OS_OK;
+    memset(p, 0, sizeof *p);
+    copy_label(p->trace, sizeof p->trace, trace_path);
+    copy_label(p->version, sizeof p->version, version);
+    if (trace_path) {
+        uint64_t h;
+        OS_CHECK(runprov_hash_file(&h, trace_path));
+        snprintf(p->trace_hash, sizeof p->trace_hash, "%016" PRIx64, h);
+    }
+    size_t n = (size_t)snprintf(p->command, sizeof p->command, "orchsim");
+    for (int i = 0; i < argc && n < sizeof p->command; i++) {
+        if (n + 2 >= sizeof p->command) break;
+        p->command[n++] = ' ';
+        p->command[n] = '\0';
+        shell_word(p->command, sizeof p->command, &n, argv[i]);
+    }
+fail:
+    return st;
+}
+
+void runrow_set_prov(RunRow *r, const RunProv *p) {
+    copy_label(r->trace, sizeof r->trace, p->trace);
+    copy_label(r->trace_hash, sizeof r->trace_hash, p->trace_hash);
+    copy_label(r->orchsim_version, sizeof r->orchsim_version, p->version);
+    copy_label(r->command, sizeof r->command, p->command);
+}
+
+void runtable_json_str(FILE *fp, const char *s) {
+    fputc('"', fp);
+    for (const unsigned char *c = (const unsigned char *)(s ? s : ""); *c; c++) {
+        if (*c == '"' || *c == '\\') fprintf(fp, "\\%c", *c);
+        else if (*c < 0x20) fprintf(fp, "\\u%04x", *c);
+        else fputc(*c, fp);
+    }
+    fputc('"', fp);
+}
+
+void runprov_json_members(FILE *fp, const RunRow *r) {
+    fputs("\"trace\":", fp);
+    runtable_json_str(fp, r->trace);
+    fputs(",\"trace_hash\":", fp);
+    runtable_json_str(fp, r->trace_hash);
+    fputs(",\"model\":", fp);
+    runtable_json_str(fp, r->model);
+    fprintf(fp, ",\"gpus\":%" PRIu64 ",\"gpus_per_node\":%" PRIu64 ",\"tp\":%" PRIu64 ",\"dp\":%" PRIu64
+                ",\"setup\":", r->gpus, r->gpus_per_node, r->tp, r->dp);
+    runtable_json_str(fp, r->setup);
+    fputs(",\"recompute\":", fp);
+    runtable_json_str(fp, r->recompute);
+    fprintf(fp, ",\"padded\":%s,\"calibration\":", r->padded ? "true" : "false");
+    runtable_json_str(fp, r->calibration);
+    fputs(",\"balancer_charge\":", fp);
+    runtable_json_str(fp, r->balancer_charge);
+    fputs(",\"orchsim_version\":", fp);
+    runtable_json_str(fp, r->orchsim_version);
+    fputs(",\"command\":", fp);
+    runtable_json_str(fp, r->command);
 }

@@ -17,6 +17,8 @@
 #include "sim/replay.h"
 
 #define RUNROW_STR 256
+#define RUNPROV_PATH 512
+#define RUNPROV_CMD 1024
 
 typedef struct {
     char policy[64], model[RUNROW_STR], setup[16];
@@ -33,7 +35,39 @@ typedef struct {
     /* 95% CI half-widths over steps of the per-step series (runrow_add_cis); NaN = absent */
     double tokens_per_s_ci95, mfu_ci95, idle_frac_ci95;
     double imbalance_ci95[SCHEMA_N_PHASES];
+    /* feasibility (replay's warnings, ReplaySummary) */
+    uint64_t long_examples, needs_recompute;
+    /* provenance: the charge and inputs that tell two runs apart (runrow_fill, runrow_set_prov) */
+    char balancer_charge[16];            /* "modelled", "fixed" or "measured" */
+    double balancer_measured_s_per_step; /* measured runtime beside the charge; NaN = not measured */
+    char recompute[16];                  /* "none", "full", "selective" */
+    uint64_t padded;                     /* 1 = padded batches */
+    char calibration[128];
+    char trace[RUNPROV_PATH], trace_hash[24], orchsim_version[32], command[RUNPROV_CMD];
 } RunRow;
+
+/* Where a run came from: the trace (path and content hash), the program and its command line.
+ * The rest of the provenance (model, GPUs, setup, recompute, padded, calibration, balancer
+ * charge) is in the row itself. */
+typedef struct {
+    char trace[RUNPROV_PATH];
+    char trace_hash[24];      /* FNV-1a 64 of the file's bytes, 16 lowercase hex digits */
+    char version[32];
+    char command[RUNPROV_CMD]; /* "orchsim compare demo.h5 --gpus 64", arguments shell-quoted */
+} RunProv;
+/* Hash the trace file and join the command line (argv[0] = the command name; "orchsim " is
+ * prefixed). A command line longer than the field is cut with "...". Errors name the file. */
+OsStatus runprov_init(RunProv *p, const char *trace_path, int argc, char *const *argv, const char *version);
+/* FNV-1a 64 of a file's bytes (streamed); errors name the file. */
+OsStatus runprov_hash_file(uint64_t *hash, const char *path);
+/* Copy p into the row's provenance columns. */
+void runrow_set_prov(RunRow *r, const RunProv *p);
+/* The run's provenance as the members of a JSON object (no braces): "trace":...,"trace_hash":...,
+ * "model", "gpus", "setup", "recompute", "padded", "calibration", "balancer_charge",
+ * "orchsim_version", "command" — taken from row r (one of the run's rows). */
+void runprov_json_members(FILE *fp, const RunRow *r);
+/* s as a JSON string literal (quotes, escapes). */
+void runtable_json_str(FILE *fp, const char *s);
 
 /* A run's per-step series (the sweep's HDF5 copy). Arrays malloc'd, owned by the struct. */
 typedef struct {
@@ -59,7 +93,10 @@ OsStatus runtable_phase_cols(int *phase_col, uint32_t *P, const ModelSpec *m);
 void runrow_init(RunRow *r);
 
 /* Fill r from a finished replay: labels, cluster shape from cfg, summary figures, the 95% CI
- * of the mean from step_s[n] (seconds, one per replayed step). Phases map by the summary's
+ * of the mean from step_s[n] (seconds, one per replayed step), the feasibility counts, and the
+ * provenance cfg and sum know (recompute, padded, calibration, balancer_charge "fixed" when
+ * cfg->balancer_cost_s >= 0, else "measured" with balancer_measured_s_per_step = the charge;
+ * a caller that charged the modelled cost overwrites both). Phases map by the summary's
  * phase names; a phase the schema has no column for is an OS_ERR_RANGE naming it. */
 OsStatus runrow_fill(RunRow *r, const ReplaySummary *sum, const ReplayConfig *cfg,
                      const char *policy, const char *model, const char *setup,

@@ -47,6 +47,17 @@ static const CsvColumn RUN_COLS[] = {
     {"imbalance_audio_ci95", "ratio", "the same for the audio phase"},
     {"imbalance_video_ci95", "ratio", "the same for the video phase"},
     {"imbalance_llm_ci95", "ratio", "the same for the LLM phase"},
+    {"long_examples", "count", "examples/items longer than the model's maximum lengths (flagged, still replayed)"},
+    {"needs_recompute", "count", "examples (with a pipeline: stage-steps) whose activations fit a GPU only with --recompute; 0 = feasible as configured"},
+    {"balancer_charge", "-", "how balancer_s_per_step was charged: modelled (the policy's cost model, sim/policy.c), fixed (--balancer-cost) or measured (host thread CPU time)"},
+    {"balancer_measured_s_per_step", "s", "the policy's measured runtime per step on the host that wrote the row, beside the charge; never used to rank"},
+    {"recompute", "-", "activation recomputation: none, full or selective"},
+    {"padded", "count", "1 = padded batches (--padded), 0 = varlen packing"},
+    {"calibration", "-", "calibration table the cost model used"},
+    {"trace", "-", "trace file as given on the command line"},
+    {"trace_hash", "-", "FNV-1a 64 of the trace file's bytes, 16 hex digits"},
+    {"orchsim_version", "-", "version of orchsim that wrote the row"},
+    {"command", "-", "the command line that wrote the row"},
 };
 
 #define PHASE_STEP_COLS(p)                                                                      \
@@ -128,7 +139,8 @@ static const CsvColumn ASSIGN_COLS[] = {
 };
 
 static const CsvSchema SCHEMAS[] = {
-    {"run", "Run-level", RUN_COLS, OS_ARRAY_LEN(RUN_COLS), 0},
+    /* the feasibility and provenance columns (from long_examples on) came later: optional on input */
+    {"run", "Run-level", RUN_COLS, OS_ARRAY_LEN(RUN_COLS), 39},
     {"step", "Step-level", STEP_COLS, OS_ARRAY_LEN(STEP_COLS), 0},
     {"timeline", "Timeline", TIMELINE_COLS, OS_ARRAY_LEN(TIMELINE_COLS), 7},
     {"validate", "Validate", VALIDATE_COLS, OS_ARRAY_LEN(VALIDATE_COLS), 0},

@@ -8,7 +8,7 @@
 
 typedef OsStatus CommandFn(int argc, char **argv);
 
-CommandFn cmd_gen, cmd_import, cmd_info, cmd_replay, cmd_compare, cmd_sweep, cmd_plot,
+CommandFn cmd_gen, cmd_import, cmd_info, cmd_replay, cmd_compare, cmd_advise, cmd_sweep, cmd_plot,
     cmd_calibrate, cmd_validate, cmd_fidelity;
 CommandFn cmd_pipeline; /* text-to-image pipelines (sim/diffusion/pipesim.h) */
 CommandFn cmd_selftest, cmd_doctor; /* the GPU module's commands (exec/gpumod.h) */

@@ -21,6 +21,7 @@ static const Command COMMANDS[] = {
     {"info", cmd_info, "print a trace's provenance, counts and per-modality statistics"},
     {"replay", cmd_replay, "simulate training on a trace under one balancing policy"},
     {"compare", cmd_compare, "replay a trace under several policies and compare them in one table"},
+    {"advise", cmd_advise, "replay every policy and say which to use: paired statistics, GPU-hours saved, a diagnosis"},
     {"sweep", cmd_sweep, "replay a trace over a grid of policies, models, setups and GPU counts"},
     {"plot", cmd_plot, "draw paper-style figures (throughput, MFU, timelines, imbalance CDFs, ...)"},
     {"calibrate", cmd_calibrate, "measure achieved GEMM/attention rates on this GPU for the cost model"},

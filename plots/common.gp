@@ -20,3 +20,8 @@ set tics nomirror out
 set grid back lc rgb '#e4e4e4' lw 1
 set key noenhanced box lc rgb '#bbbbbb' opaque Left reverse samplen 2.5
 set datafile missing '?'
+# Dash types 11-14 for the policies beyond gnuplot's five (analysis/plot.c POLICY_STYLES).
+set dashtype 11 (8,4,2,4)
+set dashtype 12 (2,3)
+set dashtype 13 (12,3,3,3)
+set dashtype 14 (6,2,6,6)

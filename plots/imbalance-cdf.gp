@@ -1,7 +1,7 @@
 # imbalance-cdf.gp — CDF over steps of each phase's imbalance (max/mean of per-rank compute)
 # per policy, one panel per phase.
 # Reads: datadir (files imbalance_cdf_<phase>.dat, index i-1 = policy i, rows "ratio F"),
-#   nphase, phases, npol, policies, colors, rows, cols, title.
+#   nphase, phases, npol, policies, colors, dts (the figures' policy order), rows, cols, title.
 load scriptdir.'/common.gp'
 set multiplot layout rows,cols title title
 set yrange [0:1.02]
@@ -12,7 +12,7 @@ do for [k=1:nphase] {
     set xlabel 'imbalance = max / mean per-rank compute (1 = balanced)'
     set ylabel 'fraction of steps <= x'
     if (k == 1) { set key bottom right } else { unset key }
-    plot for [i=1:npol] f index (i-1) using 1:2 with steps lw 2.5 lc rgb word(colors,i) \
+    plot for [i=1:npol] f index (i-1) using 1:2 with steps lw 2.5 dt int(word(dts,i)) lc rgb word(colors,i) \
          title word(policies,i)
 }
 unset multiplot

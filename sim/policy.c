@@ -3,6 +3,7 @@
  *   node-wise placement (sim/balance/node_place.c).
  * Does not: run a policy (callers pick a row and call fn).
  * Source: DESIGN.md §4 (policy list, oracle = max(total / D, largest unit)). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,27 +14,36 @@
  * others in policy_internal.h, declared here until that header takes it. */
 OsStatus balance_equal_count(Plan *out, const StepWork *w, PolicyScratch *s);
 
-/* One row per policy (STYLE habit 5): help, `compare --policy all` and "did you mean" read it. */
+/* One row per policy (STYLE habit 5): help, `compare --policy all` and "did you mean" read it.
+ * The last field is the modelled planning cost (policy.h PolicyCost): the shape is the
+ * algorithm's, ref_s its runtime on bench_balance's D = 2560 x 16 step from bench/RESULTS.md
+ * ("Balancers", policies table, per = 16: none 0.11, sorted 0.48, lpt 1.04, kk 14.2, isf 22.3,
+ * post 3.53, post-enc 2.31, post-node 9.25 ms). equal-count is not in that table: 5.9 ms is
+ * lpt's 1.04 ms times the equal-count/lpt ratio 5.69 measured in one bench_balance run
+ * (Release, 2026-12-01, loaded 2-core VM: lpt 1.40 ms, equal-count 7.99 ms). */
+#define COST(shape, units, ms) {POLICY_COST_##shape, POLICY_UNITS_##units, (ms) * 1e-3}
 static const Policy POLICIES[] = {
     {"none", "as drawn: every rank keeps its mini-batch (Megatron-LM baseline)", POLICY_PRE,
-     balance_none, 0},
+     balance_none, 0, COST(N, ALL, 0.11)},
     {"sorted", "pre: global batch sorted by LLM tokens, dealt round-robin", POLICY_PRE,
-     balance_sorted, 0},
+     balance_sorted, 0, COST(NLOGN, EXAMPLES, 0.48)},
     {"lpt", "pre: longest-processing-time greedy on the LLM cost at the loader", POLICY_PRE,
-     balance_lpt, 0},
+     balance_lpt, 0, COST(NLOGN, EXAMPLES, 1.04)},
     {"kk", "pre: Karmarkar-Karp differencing on the LLM cost at the loader (verl)", POLICY_PRE,
-     balance_kk, 0},
+     balance_kk, 0, COST(NLOGN, EXAMPLES, 14.2)},
     {"equal-count", "pre: LPT on the LLM cost, every rank floor/ceil(N/D) examples (LLaVA)",
-     POLICY_PRE, balance_equal_count, 0},
+     POLICY_PRE, balance_equal_count, 0, COST(NLOGN, EXAMPLES, 5.9)},
     {"isf", "pre: OmniBal ISF, randomized 2-D first fit on vision and LLM cost", POLICY_PRE,
-     balance_isf, 0},
+     balance_isf, 0, COST(NLOGN, ALL, 22.3)},
     {"post", "OrchMLLM post-balancing: LPT per phase (each encoder, then the LLM)", POLICY_POST,
-     balance_post, POLICY_HONORS_ENC_CAP | POLICY_HONORS_LLM_CAP},
+     balance_post, POLICY_HONORS_ENC_CAP | POLICY_HONORS_LLM_CAP, COST(NLOGN, ALL, 3.53)},
     {"post-enc", "post-balance the encoders only; LLM phase at the home rank", POLICY_POST,
-     balance_post_enc, POLICY_HONORS_ENC_CAP},
+     balance_post_enc, POLICY_HONORS_ENC_CAP, COST(NLOGN, ALL, 2.31)},
     {"post-node", "post, node-wise: work stays in its node unless the node is overloaded",
-     POLICY_POST, balance_post_node, POLICY_HONORS_ENC_CAP | POLICY_HONORS_LLM_CAP},
+     POLICY_POST, balance_post_node, POLICY_HONORS_ENC_CAP | POLICY_HONORS_LLM_CAP,
+     COST(NLOGN, ALL, 9.25)},
 };
+#undef COST
 
 uint32_t policy_count(void) { return (uint32_t)OS_ARRAY_LEN(POLICIES); }
 
@@ -60,6 +70,26 @@ const char *policy_suggest(const char *name) {
     /* Suggest only when it looks like a typo: at most 2 edits, or a third of the name. */
     size_t lim = strlen(name) / 3 > 2 ? strlen(name) / 3 : 2;
     return bd <= lim ? best : NULL;
+}
+
+static double cost_shape(PolicyCostShape shape, double n) {
+    return shape == POLICY_COST_N ? n : n * log2(n + 1.0);
+}
+
+double policy_charge_s(const Policy *p, uint64_t N, uint64_t M) {
+    if (!p) return 0.0;
+    int all = p->cost.units == POLICY_UNITS_ALL;
+    double n = (double)N + (all ? (double)M : 0.0);
+    double ref = (double)POLICY_COST_REF_N + (all ? (double)POLICY_COST_REF_M : 0.0);
+    if (!(n > 0.0)) return 0.0;
+    return p->cost.ref_s * cost_shape(p->cost.shape, n) / cost_shape(p->cost.shape, ref);
+}
+
+const char *policy_charge_desc(const Policy *p) {
+    if (!p) return "-";
+    int all = p->cost.units == POLICY_UNITS_ALL;
+    if (p->cost.shape == POLICY_COST_N) return all ? "n over examples + items" : "n over examples";
+    return all ? "n log n over examples + items" : "n log n over examples";
 }
 
 OsStatus policy_scratch_create(PolicyScratch **out) {

@@ -72,12 +72,34 @@ typedef OsStatus PolicyFn(Plan *out, const StepWork *w, PolicyScratch *s);
 
 enum { POLICY_HONORS_ENC_CAP = 1u, POLICY_HONORS_LLM_CAP = 2u };
 
+/* The modelled planning cost of a policy: the deterministic balancer charge that rankings and
+ * ties use instead of the host's timing (DESIGN.md §4). seconds(n) = ref_s * f(n) / f(n_ref),
+ * f(n) = n (POLICY_COST_N) or n log2(n + 1) (POLICY_COST_NLOGN), n = the units the policy
+ * orders: the examples (POLICY_UNITS_EXAMPLES: pre-balancing on the LLM cost, the items follow
+ * their example) or examples + items (POLICY_UNITS_ALL: every phase planned). ref_s is the
+ * policy's measured runtime on bench_balance's reference step (POLICY_COST_REF_*: D = 2560,
+ * 16 examples per rank, 0-3 items each over 2 encoders; bench/RESULTS.md "Balancers"), so the
+ * constant is c = ref_s / f(n_ref). The shape is the algorithm's complexity (sorts and heaps:
+ * n log n); kk's and post-node's runtimes also grow with D (bench/RESULTS.md: kk 1.75 ms at
+ * D = 512 x 16 against 16.0 ms at 2560 x 16), which this one-variable model does not follow. */
+typedef enum { POLICY_COST_N = 0, POLICY_COST_NLOGN = 1 } PolicyCostShape;
+typedef enum { POLICY_UNITS_EXAMPLES = 0, POLICY_UNITS_ALL = 1 } PolicyCostUnits;
+typedef struct {
+    PolicyCostShape shape;
+    PolicyCostUnits units;
+    double ref_s; /* seconds at the reference step */
+} PolicyCost;
+#define POLICY_COST_REF_D 2560u
+#define POLICY_COST_REF_N 40960u /* examples of bench_balance's D = 2560 x 16 step */
+#define POLICY_COST_REF_M 61125u /* its items (0-3 per example, bench_balance's seeded draw) */
+
 typedef struct {
     const char *name;
     const char *desc;
     PolicyKind kind;
     PolicyFn *fn;
     uint32_t honors; /* POLICY_HONORS_* bits: the caps this policy guarantees */
+    PolicyCost cost; /* modelled planning cost (policy_charge_s) */
 } Policy;
 
 uint32_t policy_count(void);
@@ -85,6 +107,11 @@ const Policy *policy_at(uint32_t i);
 /* NULL when unknown; policy_suggest gives the closest name for "did you mean". */
 const Policy *policy_find(const char *name);
 const char *policy_suggest(const char *name);
+/* The policy's modelled planning cost for one step of N examples and M items, seconds (>= 0,
+ * 0 for an empty step): the deterministic balancer charge (PolicyCost). */
+double policy_charge_s(const Policy *p, uint64_t N, uint64_t M);
+/* "n log n over examples + items" — the cost model in words, for outputs. */
+const char *policy_charge_desc(const Policy *p);
 
 /* Conservation and range check: every example and item assigned to exactly one rank in
  * [0, D) per phase; capacities respected. Errors name the policy and the unit. */

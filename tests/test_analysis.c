@@ -321,7 +321,10 @@ Test(schema, run_level_columns_as_briefed) {
                        "idle_frac,bytes_intra_per_step,bytes_inter_per_step,a2a_s_per_step,balancer_s_per_step,"
                        "imbalance_image,imbalance_audio,imbalance_video,imbalance_llm,idle_frac_image,"
                        "idle_frac_audio,idle_frac_video,idle_frac_llm,tokens_per_s_ci95,mfu_ci95,idle_frac_ci95,"
-                       "imbalance_image_ci95,imbalance_audio_ci95,imbalance_video_ci95,imbalance_llm_ci95\n";
+                       "imbalance_image_ci95,imbalance_audio_ci95,imbalance_video_ci95,imbalance_llm_ci95,"
+                       /* then feasibility and provenance (issue "answers a user can act on"), optional on input */
+                       "long_examples,needs_recompute,balancer_charge,balancer_measured_s_per_step,recompute,padded,"
+                       "calibration,trace,trace_hash,orchsim_version,command\n";
     const char *path = th_tmp("hdr.csv");
     FILE *fp = fopen(path, "w");
     runtable_write_header(fp);
@@ -333,6 +336,8 @@ Test(schema, run_level_columns_as_briefed) {
     cr_assert_str_eq(buf, want);
     /* the row writer's field table follows the same order */
     const CsvSchema *s = schema_find("run");
+    cr_assert_eq(s->n_required, 39, "the briefed 39 are required, the later ones optional");
+    cr_assert_str_eq(s->cols[s->n_required].name, "long_examples");
     cr_assert_eq(runtable_n_fields(), s->n_cols);
     for (size_t i = 0; i < s->n_cols; i++) cr_assert_str_eq(runtable_field(i)->name, s->cols[i].name);
     /* timeline and validate headers as briefed */
@@ -500,4 +505,86 @@ Test(runtable, confidence_intervals_for_every_series) {
     NEAR(row.imbalance_ci95[3], 0.0, 1e-12);
     cr_assert(isnan(row.imbalance_ci95[1]) && isnan(row.imbalance_ci95[2]), "absent phases stay empty");
     run_series_free(&s);
+}
+
+/* Feasibility and provenance: what runrow_fill takes from the summary and the config. */
+Test(runtable, fill_carries_feasibility_and_provenance) {
+    ReplaySummary s;
+    fake_summary(&s);
+    s.long_examples = 3;
+    s.needs_recompute = 226;
+    snprintf(s.calib_name, sizeof s.calib_name, "h100-test");
+    s.balancer_s_per_step = 0.004;
+    ReplayConfig cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.cluster.gpus = 8;
+    cfg.recompute = RECOMPUTE_SELECTIVE;
+    cfg.layout = ATTN_PADDED;
+    cfg.balancer_cost_s = -1.0; /* measured: the charge is the measurement */
+    const double steps[] = {1, 2};
+    RunRow r;
+    cr_assert_eq(runrow_fill(&r, &s, &cfg, "post", "tiny", "fsdp", steps, 2), OS_OK);
+    cr_assert_eq(r.long_examples, 3);
+    cr_assert_eq(r.needs_recompute, 226);
+    cr_assert_str_eq(r.recompute, "selective");
+    cr_assert_eq(r.padded, 1);
+    cr_assert_str_eq(r.calibration, "h100-test");
+    cr_assert_str_eq(r.balancer_charge, "measured");
+    NEAR(r.balancer_measured_s_per_step, 0.004, 0);
+    cfg.balancer_cost_s = 0.01;
+    cfg.layout = ATTN_VARLEN;
+    cfg.recompute = RECOMPUTE_NONE;
+    cr_assert_eq(runrow_fill(&r, &s, &cfg, "post", "tiny", "fsdp", steps, 2), OS_OK);
+    cr_assert_str_eq(r.balancer_charge, "fixed");
+    cr_assert(isnan(r.balancer_measured_s_per_step), "a fixed charge measures nothing");
+    cr_assert_str_eq(r.recompute, "none");
+    cr_assert_eq(r.padded, 0);
+    /* and they survive a write/read round trip */
+    RunProv p;
+    const char *trace = th_tmp("prov.bin");
+    write_file(trace, "foobar");
+    char *argv[] = {"compare", (char *)trace, "--policies", "none,post", "--model", "it's mine", ""};
+    cr_assert_eq(runprov_init(&p, trace, 7, argv, "9.9.9"), OS_OK, "%s", os_last_error());
+    /* FNV-1a 64 test vector: "foobar" -> 0x85944171f73967e8 */
+    cr_assert_str_eq(p.trace_hash, "85944171f73967e8");
+    char want[2048];
+    snprintf(want, sizeof want, "orchsim compare %s --policies none,post --model 'it'\\''s mine' ''", trace);
+    cr_assert_str_eq(p.command, want);
+    runrow_set_prov(&r, &p);
+    const char *path = th_tmp("prov.csv");
+    FILE *fp = fopen(path, "w");
+    runtable_write_header(fp);
+    runtable_write_row(fp, &r);
+    fclose(fp);
+    RunRow *back = NULL;
+    size_t n = 0;
+    cr_assert_eq(runtable_read(&back, &n, path), OS_OK, "%s", os_last_error());
+    cr_assert_eq(n, 1);
+    cr_assert_eq(back[0].needs_recompute, 226);
+    cr_assert_str_eq(back[0].command, want);
+    cr_assert_str_eq(back[0].trace_hash, "85944171f73967e8");
+    cr_assert_str_eq(back[0].orchsim_version, "9.9.9");
+    free(back);
+    /* an older table without the later columns still reads (they stay empty) */
+    write_file(path, "policy,model,gpus,gpus_per_node,tp,dp,setup,steps,step_mean_s,step_ci95_s,step_p50_s,"
+                     "step_p99_s,tokens_per_s,samples_per_s,mfu,mfu_noattn,mfu_causal,hfu,speedup_vs_none,"
+                     "idle_frac,bytes_intra_per_step,bytes_inter_per_step,a2a_s_per_step,balancer_s_per_step,"
+                     "imbalance_image,imbalance_audio,imbalance_video,imbalance_llm,idle_frac_image,"
+                     "idle_frac_audio,idle_frac_video,idle_frac_llm,tokens_per_s_ci95,mfu_ci95,idle_frac_ci95,"
+                     "imbalance_image_ci95,imbalance_audio_ci95,imbalance_video_ci95,imbalance_llm_ci95\n"
+                     "none,m,8,8,1,8,fsdp,2,1,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,\n");
+    cr_assert_eq(runtable_read(&back, &n, path), OS_OK, "%s", os_last_error());
+    cr_assert_eq(n, 1);
+    cr_assert_str_eq(back[0].trace, "");
+    free(back);
+    /* the hash of a missing file names it */
+    uint64_t h;
+    os_clear_error();
+    cr_assert_eq(runprov_hash_file(&h, "/nonexistent/trace.h5"), OS_ERR_IO);
+    cr_assert(strstr(os_last_error(), "/nonexistent/trace.h5"));
+    os_clear_error();
+    /* FNV-1a 64 of the empty file: the offset basis */
+    write_file(trace, "");
+    cr_assert_eq(runprov_hash_file(&h, trace), OS_OK);
+    cr_assert_eq(h, 0xcbf29ce484222325ull);
 }

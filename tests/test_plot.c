@@ -352,7 +352,7 @@ Test(plot, errors_and_options) {
     cr_assert(strstr(os_last_error(), "gif"));
     os_clear_error();
     cr_assert_null(plot_kind_find("pie"));
-    cr_assert_eq(plot_kind_count(), 7);
+    cr_assert_eq(plot_kind_count(), 8);
     PlotOptions o;
     opts(&o, outdir("plot-err"));
     o.gnuplot = "/nonexistent/gnuplot";
