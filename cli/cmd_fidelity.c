@@ -397,7 +397,7 @@ OsStatus cmd_fidelity(int argc, char **argv) {
         {"all", 'a', OPT_FLAG, &all, NULL, "every *.csv in bench/fidelity/runs/ (instead of RUNS files)", 0, 0},
         {"calibration", 'c', OPT_STR, &calibration, "FILE",
          "calibration table of rows without a calibration column (default: the built-in H100 table)", 0, 0},
-        {"calib-dir", 0, OPT_STR, &calib_dir, "DIR", "where a row's calibration file name resolves (default: bench/fidelity/calib)", 0, 0},
+        {"calib-dir", 0, OPT_STR, &calib_dir, "DIR", "where a row's calibration file name resolves", 0, 0},
         {"models", 0, OPT_STR, &models, "DIR", "folder of <model>.model presets for names that are not built in", 0, 0},
         {"collectives", 0, OPT_STR, &colls, "FILE", "published collective figures to compare sim/net with", 0, 0},
         {"collectives-csv", 0, OPT_STR, &coll_csv, "FILE", "the collective comparison as CSV (default: DIR/collectives.csv)", 0, 0},
