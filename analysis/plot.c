@@ -30,6 +30,8 @@ static const PlotKind KINDS[] = {
      plot_composition},
     {"fidelity", "FIDELITY.csv", "predicted vs published tokens/s/GPU (orchsim fidelity) with y = x", 1, 1,
      plot_fidelity},
+    {"pipeline", "PIPELINE.csv...", "per-stage time by policy of a text-to-image pipeline (orchsim pipeline --csv)", 1, 8,
+     plot_pipeline},
 };
 
 uint32_t plot_kind_count(void) { return (uint32_t)OS_ARRAY_LEN(KINDS); }

@@ -55,5 +55,6 @@ void plot_policy_words(char *colors, char *dts, char *pts, size_t cap, const cha
 /* The figures (one function each, registered in plot.c). */
 PlotFn plot_throughput, plot_policies, plot_mfu, plot_timeline, plot_imbalance_cdf, plot_validate, plot_composition,
     plot_fidelity;
+PlotFn plot_pipeline; /* text-to-image pipelines (plot_pipeline.c) */
 
 #endif
