@@ -314,22 +314,25 @@ static void shell_word(char *buf, size_t cap, size_t *n, const char *s) {
     *n += t;
 }
 
-OsStatus runprov_init(RunProv *p, const char *trace_path, int argc, char *const *argv, const char *version) {
+void runprov_command(char *buf, size_t cap, int argc, char *const *argv) {
+    size_t n = (size_t)snprintf(buf, cap, "orchsim");
+    for (int i = 0; i < argc && n + 2 < cap; i++) {
+        buf[n++] = ' ';
+        buf[n] = '\0';
+        shell_word(buf, cap, &n, argv[i]);
+    }
+}
+
+OsStatus runprov_init(RunProv *p, const char *trace_path, const char *command, const char *version) {
     OsStatus st = OS_OK;
     memset(p, 0, sizeof *p);
     copy_label(p->trace, sizeof p->trace, trace_path);
     copy_label(p->version, sizeof p->version, version);
+    copy_label(p->command, sizeof p->command, command);
     if (trace_path) {
         uint64_t h;
         OS_CHECK(runprov_hash_file(&h, trace_path));
         snprintf(p->trace_hash, sizeof p->trace_hash, "%016" PRIx64, h);
-    }
-    size_t n = (size_t)snprintf(p->command, sizeof p->command, "orchsim");
-    for (int i = 0; i < argc && n < sizeof p->command; i++) {
-        if (n + 2 >= sizeof p->command) break;
-        p->command[n++] = ' ';
-        p->command[n] = '\0';
-        shell_word(p->command, sizeof p->command, &n, argv[i]);
     }
 fail:
     return st;

@@ -55,9 +55,12 @@ typedef struct {
     char version[32];
     char command[RUNPROV_CMD]; /* "orchsim compare demo.h5 --gpus 64", arguments shell-quoted */
 } RunProv;
-/* Hash the trace file and join the command line (argv[0] = the command name; "orchsim " is
- * prefixed). A command line longer than the field is cut with "...". Errors name the file. */
-OsStatus runprov_init(RunProv *p, const char *trace_path, int argc, char *const *argv, const char *version);
+/* The command line as typed: "orchsim " then argv[0..argc) (argv[0] = the command name), each
+ * argument shell-quoted when it needs it; cut with "..." past cap. Call it before the option
+ * parser, which reorders argv. */
+void runprov_command(char *buf, size_t cap, int argc, char *const *argv);
+/* Hash the trace file (NULL: none) and fill p. Errors name the file. */
+OsStatus runprov_init(RunProv *p, const char *trace_path, const char *command, const char *version);
 /* FNV-1a 64 of a file's bytes (streamed); errors name the file. */
 OsStatus runprov_hash_file(uint64_t *hash, const char *path);
 /* Copy p into the row's provenance columns. */

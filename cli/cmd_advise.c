@@ -371,6 +371,8 @@ OsStatus cmd_advise(int argc, char **argv) {
     int c_open = 0, j_open = 0, held = 0;
     uint64_t out_mark = 0;
     RunProv *prov = NULL;
+    static char command[RUNPROV_CMD];
+    runprov_command(command, sizeof command, argc, argv); /* before getopt reorders argv */
     OS_CHECK(opts_parse(specs, ns, &help, argc, argv, pos, 1, 1, NULL));
 
     /* every argument checked before any work */
@@ -391,7 +393,7 @@ OsStatus cmd_advise(int argc, char **argv) {
     a.trace_steps = trace_n_steps(t);
     prov = malloc(sizeof *prov);
     ALLOC_CHECK(prov);
-    OS_CHECK(runprov_init(prov, pos[0], argc, argv, ORCHSIM_VERSION));
+    OS_CHECK(runprov_init(prov, pos[0], command, ORCHSIM_VERSION));
     PolRunOpts po = {.charge = measured ? CHARGE_MEASURED : so.balancer_cost_s >= 0 ? CHARGE_FIXED : CHARGE_MODELLED,
                      .fixed_s = so.balancer_cost_s, .prov = prov, .progress = !no_progress};
     OS_CHECK(polrun_step_sizes(&po.mean_n, &po.mean_m, t, &cfg));

@@ -544,7 +544,9 @@ Test(runtable, fill_carries_feasibility_and_provenance) {
     const char *trace = th_tmp("prov.bin");
     write_file(trace, "foobar");
     char *argv[] = {"compare", (char *)trace, "--policies", "none,post", "--model", "it's mine", ""};
-    cr_assert_eq(runprov_init(&p, trace, 7, argv, "9.9.9"), OS_OK, "%s", os_last_error());
+    char cmd[RUNPROV_CMD];
+    runprov_command(cmd, sizeof cmd, 7, argv);
+    cr_assert_eq(runprov_init(&p, trace, cmd, "9.9.9"), OS_OK, "%s", os_last_error());
     /* FNV-1a 64 test vector: "foobar" -> 0x85944171f73967e8 */
     cr_assert_str_eq(p.trace_hash, "85944171f73967e8");
     char want[2048];

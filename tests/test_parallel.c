@@ -234,10 +234,12 @@ Test(parallel, compare_has_a_megatron_row) {
     cr_assert_not_null(fp);
     char line[8192];
     int rows = 0, mega = 0;
-    while (fgets(line, sizeof line, fp)) rows++, mega += strncmp(line, "megatron,", 9) == 0;
+    int orc = 0;
+    while (fgets(line, sizeof line, fp)) rows++, mega += strncmp(line, "megatron,", 9) == 0, orc += strncmp(line, "oracle,", 7) == 0;
     fclose(fp);
-    cr_assert_eq(rows, 4, "header + none + post + megatron");
+    cr_assert_eq(rows, 5, "header + none + post + megatron + the oracle row");
     cr_assert_eq(mega, 1);
+    cr_assert_eq(orc, 1);
     snprintf(args, sizeof args, "compare %s --model tiny --no-progress --gpus 8 --regroup --policies none --baseline megatron --baseline-parallel tp=2,pp=2",
              g_trace);
     rc = th_run(&out, args);
