@@ -13,7 +13,7 @@ static OsStatus relayout(Cluster *c, const Cluster *u, const Layout *l) {
     OS_CHECK(cluster_init_parallel(c, u->gpus, u->gpus_per_node, l->tp, l->pp, l->cp));
     c->peak_flops = u->peak_flops, c->mem_bytes = u->mem_bytes;
     c->intra_bw = u->intra_bw, c->intra_lat = u->intra_lat, c->inter_bw = u->inter_bw, c->inter_lat = u->inter_lat;
-    c->base_lat = u->base_lat, c->nvls_lat = u->nvls_lat;
+    c->base_lat = u->base_lat, c->nvls_lat = u->nvls_lat, c->nvls = u->nvls;
 fail:
     return st;
 }

@@ -383,9 +383,8 @@ OsStatus fid_predict(FidResult *res, const FidRun *run, const FidOptions *o) {
         why(res, "cluster: %s", last_error_short());
         goto fail;
     }
-    c.cluster.peak_flops = isnan(run->peak_flops) ? cal->peak_flops : run->peak_flops;
-    if (cal->intra_bw > 0) c.cluster.intra_bw = cal->intra_bw;
-    if (cal->inter_bw > 0) c.cluster.inter_bw = cal->inter_bw;
+    replay_apply_calib(&c.cluster, cal);
+    if (!isnan(run->peak_flops)) c.cluster.peak_flops = run->peak_flops;
     ReplaySummary sum;
     StepAcc acc;
     memset(&acc, 0, sizeof acc);

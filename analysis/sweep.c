@@ -240,6 +240,7 @@ OsStatus sweep_run_point(RunRow *row, RunSeries *series, const SweepPoint *p, co
     if (!su) OS_FAIL(OS_ERR_ARG, "--setups", p->setup, "use ddp or fsdp", "unknown training setup");
     replay_config_init(&cfg);
     OS_CHECK(cluster_init(&cfg.cluster, p->gpus, p->gpus_per_node, p->tp));
+    replay_apply_calib(&cfg.cluster, cal); /* the same machine figures compare and replay use */
     cfg.model = m;
     cfg.calib = cal;
     cfg.policy = pol;

@@ -140,14 +140,12 @@ OsStatus simopts_resolve(ReplayConfig *cfg, SimOpts *o, Trace *t) {
     OS_CHECK(layout_resolve(L, gpus, o->gpus_per_node, &o->model_spec));
     OS_CHECK(cluster_init_parallel(&cfg->cluster, gpus, o->gpus_per_node, L->tp, L->pp, L->cp));
     Cluster *c = &cfg->cluster;
+    replay_apply_calib(c, &o->calib); /* the machine the table describes; options below win */
     if (o->intra_gbps >= 0) c->intra_bw = o->intra_gbps * 1e9;
     if (o->inter_gbps >= 0) c->inter_bw = o->inter_gbps * 1e9;
     if (o->intra_lat_us >= 0) c->intra_lat = o->intra_lat_us * 1e-6;
     if (o->inter_lat_us >= 0) c->inter_lat = o->inter_lat_us * 1e-6;
-    if (o->calib.intra_bw > 0 && o->intra_gbps < 0) c->intra_bw = o->calib.intra_bw;
-    if (o->calib.inter_bw > 0 && o->inter_gbps < 0) c->inter_bw = o->calib.inter_bw;
     if (o->peak_tflops >= 0) c->peak_flops = o->peak_tflops * 1e12;
-    else if (o->calib.peak_flops > 0) c->peak_flops = o->calib.peak_flops;
     if (o->mem_gb >= 0) c->mem_bytes = o->mem_gb * 1e9;
     OS_CHECK(cluster_validate(c));
     cfg->recompute = o->recompute ? RECOMPUTE_FULL : RECOMPUTE_NONE;

@@ -132,6 +132,7 @@ OsStatus cluster_init_parallel(Cluster *c, uint32_t gpus, uint32_t gpus_per_node
     c->inter_lat = NET_NET_STEP_LAT;
     c->base_lat = NET_BASE_LAT;
     c->nvls_lat = NET_NVLS_LAT;
+    c->nvls = 1;
     OS_CHECK(cluster_validate(c));
 fail:
     return st;
@@ -192,7 +193,7 @@ static double shard(const Cluster *c, double bytes) { return bytes / (double)c->
 
 /* NVLS: NVLink SHARP all-reduce inside one NVSwitch node of >= 8 GPUs, every GPU in the group. */
 static int use_nvls(const Cluster *c) {
-    return dp_nodes(c) <= 1 && c->tp == 1 && c->dp >= NET_NVLS_MIN_GPUS && c->dp == c->gpus_per_node;
+    return c->nvls && dp_nodes(c) <= 1 && c->tp == 1 && c->dp >= NET_NVLS_MIN_GPUS && c->dp == c->gpus_per_node;
 }
 
 double net_allreduce_pure_ring(const Cluster *c, double bytes) {

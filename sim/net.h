@@ -29,6 +29,8 @@ typedef struct {
     double inter_lat;       /* seconds per inter-node ring step / all-to-all peer */
     double base_lat;        /* seconds per collective launch (NCCL's baseLat) */
     double nvls_lat;        /* seconds of an NVLS all-reduce beyond its bytes */
+    int nvls;               /* the node's NVSwitch does NVLink SHARP (Hopper's third-generation
+                               NVSwitch; A100's has none): 1 by default */
 } Cluster;
 
 /* Defaults for H100 SXM nodes (REFERENCE §D.4-D.5), then checks: gpus % gpus_per_node == 0

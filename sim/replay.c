@@ -589,6 +589,14 @@ static void step_results(Replay *R, const StepWork *w, StepResult *res, SimTime 
     }
 }
 
+void replay_apply_calib(Cluster *c, const Calib *cal) {
+    if (cal->peak_flops > 0) c->peak_flops = cal->peak_flops;
+    if (cal->intra_bw > 0) c->intra_bw = cal->intra_bw;
+    if (cal->inter_bw > 0) c->inter_bw = cal->inter_bw;
+    const char *nv = calib_get_meta(cal, "nvls");
+    if (nv && !strcmp(nv, "0")) c->nvls = 0;
+}
+
 const char *replay_setup_name(TrainSetup s) {
     return s == SETUP_DDP ? "ddp" : s == SETUP_FSDP_GRAD_OP ? "fsdp-grad-op" : "fsdp";
 }

@@ -151,6 +151,11 @@ typedef struct {
                                                 fullest pipeline stage's) */
 } ReplaySummary;
 
+/* The machine figures a calibration carries, onto a cluster: peak FLOP/s, NVLink and NIC
+ * bandwidths when measured (> 0), and `nvls = 0` (a provenance key: the GPUs' NVSwitch has no
+ * NVLink SHARP, e.g. A100). Callers apply their command-line overrides after. */
+void replay_apply_calib(Cluster *c, const Calib *cal);
+
 /* "ddp", "fsdp", "fsdp-grad-op". */
 const char *replay_setup_name(TrainSetup s);
 /* Phase names of a model in replay order (encoders' modalities, then "llm"); returns P. */

@@ -140,6 +140,9 @@ kernel_launch_s = 2.5e-06
 overlap_slowdown = 0.189
 intra_bw = 300000000000
 inter_bw = 25000000000
+# nvls = 0: A100's second-generation NVSwitch has no NVLink SHARP (NVIDIA introduced it with the
+# third-generation NVSwitch of DGX H100); NCCL's NVLS algorithm needs it, so rings apply.
+nvls = 0
 """
 
 
