@@ -165,7 +165,7 @@ OsStatus cmd_pipeline(int argc, char **argv) {
         {"calibration", 'c', OPT_STR, &calib_path, "FILE", "achieved-rate table (default: the built-in H100 table)", 0, 0},
         {"mode", 0, OPT_STR, &mode, "infer|finetune", "finetune: denoiser stages train (forward + backward, gradient all-reduce, AdamW)", 0, 0},
         {"objective", 0, OPT_STR, &objective, "cost|linear|quadratic", "what the balancers equalise (cost = the stage's seconds)", 0, 0},
-        {"balancer-cost", 0, OPT_F64_AUTO, &bal_cost, "S", "charge post policies S seconds per stage (auto = measured)", 0, 1e6},
+        {"balancer-cost", 0, OPT_F64_AUTO, &bal_cost, "S", "charge post policies S seconds per stage (auto = the policy's modelled planning cost)", 0, 1e6},
         {"steps", 'n', OPT_U64, &steps, "K", "replay K steps (0 = all)", 0, 1e12},
         {"skip", 0, OPT_U64, &skip, "K", "start at step K", 0, 1e12},
         {"csv", 0, OPT_STR, &csv_path, "FILE", "one row per (policy, stage) ('-' = stdout); input of `orchsim plot pipeline`", 0, 0},

@@ -8,7 +8,8 @@
  * training; at later stages there is no loader and every policy's moves are charged.
  * Timing per step (the steps run one after another, each from the previous one's end):
  *   barrier stage: start = max over ranks and predecessors of their end, + the exposed
- *     balancer (post: its planning and the 8-byte-per-request lengths all-gather) + the
+ *     balancer (post: its modelled planning charge, policy_charge_s, and the 8-byte-per-request
+ *     lengths all-gather) + the
  *     all-to-all; end[r] = start + compute[r];
  *   streaming stage: start[r] = max(end of r's predecessors, the same for every rank sending
  *     r a request) + the balancer (planned from the trace's fields ahead of the stage, charged
@@ -195,8 +196,9 @@ OsStatus pipe_run(PipeSummary *sum, const PipeConfig *cfg, Trace *t, const T2iRe
             OS_CHECK(plan_check(&pl, &w, cfg->policy->name));
             int post = cfg->policy->kind == POLICY_POST;
             double bal = 0, lens = 0;
-            if (post) {
-                bal = cfg->balancer_cost_s >= 0 ? cfg->balancer_cost_s : plan_s;
+            ss->planned_s += plan_s; /* measured, reported beside the charge */
+            if (post) { /* the deterministic charge (DESIGN.md §4: rankings never depend on host timing) */
+                bal = cfg->balancer_cost_s >= 0 ? cfg->balancer_cost_s : policy_charge_s(cfg->policy, N, 0);
                 lens = net_allgather(&cfg->cluster, 8.0 * N);
             }
             /* moves: the loader places a pre-balanced request at the first stage for free */

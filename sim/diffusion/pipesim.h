@@ -5,7 +5,7 @@
  *   StepWork whose units are the requests (P = 1: the stage is the one phase; no items), the
  *   REGISTERED policy's Plan (policy.h: the same code as training's phases, plan_check'ed),
  *   the moves it implies as one all-to-allv costed from its byte list (net.h), the balancer's
- *   own cost (post policies: the lengths all-gather and the planning time, exposed), and the
+ *   own cost (post policies: the lengths all-gather and the modelled planning charge, exposed), and the
  *   ranks' times: a barrier stage starts when every rank has finished every predecessor, a
  *   streaming one on each rank when its own inputs and those of the ranks sending to it are
  *   ready. No backward, optimizer or gradient sync, except in fine-tuning mode: denoiser
@@ -35,8 +35,8 @@ typedef struct {
     const Policy *policy;     /* borrowed: a row of the registry */
     PolicyOptions popt;
     PipeMode mode;
-    double balancer_cost_s;   /* < 0: each post policy call is charged its measured thread CPU
-                                 time; >= 0: this fixed charge (reproducible output) */
+    double balancer_cost_s;   /* < 0: each post policy call is charged the policy's modelled
+                                 planning cost (policy_charge_s: deterministic); >= 0: this */
     uint64_t first_step, n_steps; /* n_steps 0 = to the end */
     int regroup;              /* re-deal each step to the cluster's D when the trace's differs */
     double grad_bytes_per_param; /* fine-tuning: gradient all-reduce bytes per parameter (4) */
@@ -54,7 +54,8 @@ typedef struct {
     double compute_max_s, compute_mean_s, oracle_s; /* sums over steps of the slowest rank's,
                                      the mean rank's compute, and max(total / D, largest) */
     double imbalance;             /* mean over steps of max / mean compute */
-    double balancer_s, lengths_s, a2a_s; /* exposed planning, length all-gather, all-to-all */
+    double balancer_s, lengths_s, a2a_s; /* exposed planning charge, length all-gather, all-to-all */
+    double planned_s;             /* the policy calls' measured thread CPU time (not charged) */
     double grad_sync_s, optimizer_s;     /* fine-tuning */
     double busy_gpu_s;            /* compute seconds summed over ranks and steps */
     double model_flops, exec_flops;
