@@ -13,11 +13,21 @@
  *   overlap_slowdown = 0.1               required, [0, 1): compute slowdown beside NCCL
  *   conv = 0.8                           optional, (0, 1]: implicit-GEMM convolution rate over a
  *                                        dense GEMM of the same shape (text-to-image models)
+ *   ce_eager_bw = 1.7e12                 optional, bytes/s of PyTorch's eager cross-entropy forward
+ *                                        (14 B per logit); absent = hbm_bw
+ *   train_metric_ce = 2                  optional, eager cross-entropy forwards per micro-batch for
+ *                                        training metrics; absent = 0 (none)
+ *   grad_land_bytes = 4                  optional, bytes per parameter per micro-batch landing weight
+ *                                        gradients in the framework's buffer; absent = 0 (none)
+ *   recompute_early_stop = 1             optional, 0 or 1: full recomputation stops before the
+ *                                        block's last GEMM (PyTorch >= 2.1); absent = 0
  *   intra_bw = 0                         bytes/s per direction per GPU, 0 = not measured
  *   inter_bw = 0
  *   clock_mhz = 1980                     any other key = value: kept as free text
  *   gemm <m> <n> <k> <achieved FLOP/s>   C[m x n] = A[m x k] B[k x n]; a complete grid
  *   attn <fwd|bwd> <causal|full> <head dim> <sequence length> <achieved FLOP/s>
+ *   layernorm <fwd|bwd> <hidden> <bytes/s on the op's ideal bytes>   optional (cost.h CalibNorm);
+ *                                        none = LayerNorm priced as a streaming kernel at hbm_bw
  * Errors name the file, the line and the key or row. A v1 file (GEMMs keyed by FLOPs alone,
  * no HBM bandwidth, one attention rate for both passes) is refused with that reason.
  */
@@ -52,16 +62,26 @@ OsStatus calib_add_attn(Calib *c, AttnDir dir, int causal, uint32_t hdim, double
     return OS_OK;
 }
 
+OsStatus calib_add_norm(Calib *c, AttnDir dir, uint32_t hidden, double bw) {
+    if (c->n_norm >= CALIB_MAX_NORM)
+        return os_fail(OS_ERR_RANGE, c->name[0] ? c->name : "calibration", "layernorm", NULL,
+                       "more than %d layernorm rows", CALIB_MAX_NORM);
+    c->norm[c->n_norm++] = (CalibNorm){(uint8_t)dir, hidden, bw};
+    return OS_OK;
+}
+
 /* ---- provenance ----------------------------------------------------------------------- */
 
 typedef enum {
     CK_NAME, CK_DEVICE, CK_STACK, CK_ATTN_KERNEL, CK_PEAK, CK_HBM, CK_LAUNCH, CK_OVERLAP, CK_INTRA,
-    CK_INTER, CK_CONV, CK_COUNT
+    CK_INTER, CK_CONV, CK_CE_EAGER, CK_METRIC_CE, CK_GRAD_LAND, CK_EARLY_STOP, CK_COUNT
 } CalibKey;
 static const char *const CALIB_KEYS[CK_COUNT] = {"name",    "device",          "stack",
                                                  "attn_kernel", "peak_flops",  "hbm_bw",
                                                  "kernel_launch_s", "overlap_slowdown",
-                                                 "intra_bw", "inter_bw", "conv"};
+                                                 "intra_bw", "inter_bw", "conv", "ce_eager_bw",
+                                                 "train_metric_ce", "grad_land_bytes",
+                                                 "recompute_early_stop"};
 /* keys the cost model cannot do without: a file missing one is refused, naming it */
 static const int CALIB_REQUIRED[CK_COUNT] = {[CK_PEAK] = 1, [CK_HBM] = 1, [CK_LAUNCH] = 1,
                                              [CK_OVERLAP] = 1};
@@ -71,7 +91,7 @@ static int meta_key_ok(const char *k) {
     size_t n = strlen(k);
     for (int i = 0; i < CK_COUNT; i++)
         if (!strcmp(k, CALIB_KEYS[i])) return 0;
-    if (!strcmp(k, "gemm") || !strcmp(k, "attn")) return 0;
+    if (!strcmp(k, "gemm") || !strcmp(k, "attn") || !strcmp(k, "layernorm")) return 0;
     if (n == 0 || n >= sizeof ((Calib *)0)->meta_key[0]) return 0;
     for (; *k; k++)
         if (!(islower((unsigned char)*k) || isdigit((unsigned char)*k) || *k == '_')) return 0;
@@ -273,6 +293,44 @@ fail:
     return st;
 }
 
+static int cmp_norm(const void *a, const void *b) {
+    const CalibNorm *x = a, *y = b;
+    if (x->dir != y->dir) return (int)x->dir - (int)y->dir;
+    return (x->hidden > y->hidden) - (x->hidden < y->hidden);
+}
+
+/* The optional stack keys: LayerNorm rows sorted and unique, the scalars in range. */
+static OsStatus prepare_stack(Calib *c, const char *where) {
+    OsStatus st = OS_OK;
+    char f[96];
+    if (c->n_norm > CALIB_MAX_NORM)
+        OS_FAIL(OS_ERR_FORMAT, where, "layernorm", NULL, "more than %d layernorm rows", CALIB_MAX_NORM);
+    for (uint32_t i = 0; i < c->n_norm; i++) {
+        const CalibNorm *r = &c->norm[i];
+        snprintf(f, sizeof f, "layernorm row %u", i + 1);
+        if (r->dir > 1 || r->hidden < 1 || r->hidden > 1000000 || !(r->bw > 0) || !isfinite(r->bw) || r->bw > 1e15)
+            OS_FAIL(OS_ERR_FORMAT, where, f, "layernorm <fwd|bwd> <hidden 1..1e6> <bytes/s up to 1e15>", "bad row");
+    }
+    qsort(c->norm, c->n_norm, sizeof *c->norm, cmp_norm);
+    for (uint32_t i = 1; i < c->n_norm; i++)
+        if (!cmp_norm(&c->norm[i], &c->norm[i - 1]))
+            OS_FAIL(OS_ERR_FORMAT, where, "layernorm", "one row per (pass, hidden)", "%s hidden %u given twice",
+                    c->norm[i].dir ? "bwd" : "fwd", c->norm[i].hidden);
+    if (!(c->ce_eager_bw >= 0) || c->ce_eager_bw > 1e15)
+        OS_FAIL(OS_ERR_FORMAT, where, "ce_eager_bw", "bytes/s, 0 = priced at hbm_bw", "%g is outside [0, 1e15]",
+                c->ce_eager_bw);
+    if (!(c->metric_ce >= 0) || c->metric_ce > 16)
+        OS_FAIL(OS_ERR_FORMAT, where, "train_metric_ce", "cross-entropy passes per micro-batch, 0 = none",
+                "%g is outside [0, 16]", c->metric_ce);
+    if (!(c->grad_land_bytes >= 0) || c->grad_land_bytes > 1024)
+        OS_FAIL(OS_ERR_FORMAT, where, "grad_land_bytes", "bytes per parameter per micro-batch, 0 = none",
+                "%g is outside [0, 1024]", c->grad_land_bytes);
+    if (c->recompute_early_stop > 1)
+        OS_FAIL(OS_ERR_FORMAT, where, "recompute_early_stop", "0 or 1", "%u", c->recompute_early_stop);
+fail:
+    return st;
+}
+
 OsStatus calib_validate(Calib *c, const char *where) {
     OsStatus st = OS_OK;
     if (!(c->peak_flops > 0) || !isfinite(c->peak_flops) || c->peak_flops > 1e20)
@@ -295,6 +353,7 @@ OsStatus calib_validate(Calib *c, const char *where) {
     if (!(c->conv_frac >= 0) || c->conv_frac > 1)
         OS_FAIL(OS_ERR_FORMAT, where, "conv", "a fraction of the GEMM rate, e.g. 0.8; 0 = not measured",
                 "%g is outside [0, 1]", c->conv_frac);
+    OS_CHECK(prepare_stack(c, where));
 fail:
     return st;
 }
@@ -441,6 +500,20 @@ double calib_attn_rate(const Calib *c, AttnDir dir, int causal, uint32_t hdim, d
     return rl * exp(t * log(rh / rl));
 }
 
+double calib_norm_bw(const Calib *c, AttnDir dir, uint32_t hidden) {
+    uint32_t a = 0, b;
+    while (a < c->n_norm && c->norm[a].dir != dir) a++;
+    for (b = a; b < c->n_norm && c->norm[b].dir == dir; b++) {}
+    if (a == b) return dir == ATTN_BWD ? c->hbm_bw * 3.0 / 5.0 : c->hbm_bw; /* no rows: streaming */
+    const CalibNorm *r = c->norm;
+    if (hidden <= r[a].hidden) return r[a].bw;
+    if (hidden >= r[b - 1].hidden) return r[b - 1].bw;
+    uint32_t i = a;
+    while (i + 1 < b && r[i + 1].hidden <= hidden) i++;
+    double t = log((double)hidden / r[i].hidden) / log((double)r[i + 1].hidden / r[i].hidden);
+    return r[i].bw * exp(t * log(r[i + 1].bw / r[i].bw));
+}
+
 /* ---- file I/O ------------------------------------------------------------------------- */
 
 static char *trim(char *s) {
@@ -496,6 +569,24 @@ fail:
     return st;
 }
 
+static OsStatus parse_norm(Calib *c, char *s, const char *path, int line) {
+    OsStatus st = OS_OK;
+    char f[160];
+    snprintf(f, sizeof f, "%s: line %d: layernorm row", path, line);
+    char *w[3];
+    const char *form = "write: layernorm <fwd|bwd> <hidden> <bytes/s>";
+    if (words(s, w, 3) != 3) OS_FAIL(OS_ERR_FORMAT, f, NULL, form, "expected three fields");
+    int dir = !strcmp(w[0], "fwd") ? 0 : !strcmp(w[0], "bwd") ? 1 : -1;
+    if (dir < 0) OS_FAIL(OS_ERR_FORMAT, f, NULL, form, "'%s' is not fwd or bwd", w[0]);
+    uint64_t hidden;
+    double bw;
+    OS_CHECK(os_parse_u64(&hidden, w[1], 1, 1000000, f));
+    OS_CHECK(os_parse_f64(&bw, w[2], 1e6, 1e15, f));
+    OS_CHECK(calib_add_norm(c, (AttnDir)dir, (uint32_t)hidden, bw));
+fail:
+    return st;
+}
+
 static OsStatus parse_kv(Calib *c, int *seen, char *key, char *val, const char *path, int line) {
     OsStatus st = OS_OK;
     char f[160];
@@ -546,6 +637,15 @@ static OsStatus parse_kv(Calib *c, int *seen, char *key, char *val, const char *
     case CK_INTRA: OS_CHECK(os_parse_f64(&c->intra_bw, val, 0.0, 1e15, f)); break;
     case CK_INTER: OS_CHECK(os_parse_f64(&c->inter_bw, val, 0.0, 1e15, f)); break;
     case CK_CONV: OS_CHECK(os_parse_f64(&c->conv_frac, val, 1e-3, 1.0, f)); break;
+    case CK_CE_EAGER: OS_CHECK(os_parse_f64(&c->ce_eager_bw, val, 0.0, 1e15, f)); break;
+    case CK_METRIC_CE: OS_CHECK(os_parse_f64(&c->metric_ce, val, 0.0, 16.0, f)); break;
+    case CK_GRAD_LAND: OS_CHECK(os_parse_f64(&c->grad_land_bytes, val, 0.0, 1024.0, f)); break;
+    case CK_EARLY_STOP: {
+        uint64_t v;
+        OS_CHECK(os_parse_u64(&v, val, 0, 1, f));
+        c->recompute_early_stop = (uint32_t)v;
+        break;
+    }
     default: break;
     }
 fail:
@@ -589,6 +689,10 @@ OsStatus calib_load(Calib *out, const char *path) {
         }
         if (!strncmp(s, "attn", 4) && isspace((unsigned char)s[4])) {
             OS_CHECK(parse_attn(c, s + 5, path, line));
+            continue;
+        }
+        if (!strncmp(s, "layernorm", 9) && isspace((unsigned char)s[9])) {
+            OS_CHECK(parse_norm(c, s + 10, path, line));
             continue;
         }
         char *eq = strchr(s, '=');
@@ -638,12 +742,18 @@ OsStatus calib_save(const Calib *in, const char *path) {
     fprintf(fp, "kernel_launch_s = %.17g\noverlap_slowdown = %.17g\n", c->kernel_launch_s, c->overlap_slowdown);
     fprintf(fp, "intra_bw = %.17g\ninter_bw = %.17g\n", c->intra_bw, c->inter_bw);
     if (c->conv_frac > 0) fprintf(fp, "conv = %.17g\n", c->conv_frac);
+    if (c->ce_eager_bw > 0) fprintf(fp, "ce_eager_bw = %.17g\n", c->ce_eager_bw);
+    if (c->metric_ce > 0) fprintf(fp, "train_metric_ce = %.17g\n", c->metric_ce);
+    if (c->grad_land_bytes > 0) fprintf(fp, "grad_land_bytes = %.17g\n", c->grad_land_bytes);
+    if (c->recompute_early_stop) fprintf(fp, "recompute_early_stop = %u\n", c->recompute_early_stop);
     for (uint32_t i = 0; i < c->n_meta; i++) fprintf(fp, "%s = %s\n", c->meta_key[i], c->meta_val[i]);
     for (uint32_t i = 0; i < c->n_gemm; i++)
         fprintf(fp, "gemm %.17g %.17g %.17g %.17g\n", c->gemm[i].m, c->gemm[i].n, c->gemm[i].k, c->gemm[i].rate);
     for (uint32_t i = 0; i < c->n_attn; i++)
         fprintf(fp, "attn %s %s %u %.17g %.17g\n", c->attn[i].dir ? "bwd" : "fwd", c->attn[i].causal ? "causal" : "full",
                 c->attn[i].hdim, c->attn[i].len, c->attn[i].rate);
+    for (uint32_t i = 0; i < c->n_norm; i++)
+        fprintf(fp, "layernorm %s %u %.17g\n", c->norm[i].dir ? "bwd" : "fwd", c->norm[i].hidden, c->norm[i].bw);
     open = 0;
     OS_CHECK(os_outfile_commit(&of));
     free(c);

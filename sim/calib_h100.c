@@ -24,7 +24,33 @@
  *    (aigatech/vpbenchmarking README, "Memory Bandwidth"; 86.7% of the 3.35 TB/s peak).
  *  - overlap_slowdown: 0.189, the average slowdown of compute overlapped with communication
  *    measured on A100/H100/MI250/MI210 for GPT and LLaMA layers (arXiv 2507.03114, abstract).
- *  - kernel_launch_s: see KERNEL_LAUNCH_S below. */
+ *  - kernel_launch_s: see KERNEL_LAUNCH_S below.
+ *  - the stack's own kernels (bench/fidelity/data/SOURCES-stack.md has each in full):
+ *    - layernorm rows: torch.nn.LayerNorm on "NVIDIA H100 80GB HBM3" (SXM5), forward and backward
+ *      by hidden size, x = (4096, N) fp32, triton do_bench median (linkedin/Liger-Kernel
+ *      benchmark/data/all_benchmark_data.csv, kernel_name layer_norm, 2025-07-17, commit 29b0667;
+ *      SOURCES-membound.md §1a), as bytes/s on the op's ideal bytes (fwd 2, bwd 3 elements).
+ *      llm-foundry's benchmarks ran MPT's low_precision_layernorm: the same ATen kernel in bf16
+ *      (llmfoundry/models/layers/norm.py at v0.3.0); the fp32 rate is applied to bf16 bytes.
+ *    - ce_eager_bw: F.cross_entropy(logits.float()) forward on H100 SXM, bf16 logits, 8192 rows,
+ *      V = 32768 / 65536 / 131072: 2.1347 / 4.3911 / 8.8077 ms on 14 bytes per logit = 1.760 /
+ *      1.712 / 1.707 TB/s, mean 1.726 (Liger-Kernel megatron_cross_entropy rows, commit 9ed7a44;
+ *      SOURCES-membound.md §6a).
+ *    - train_metric_ce 2: Composer 0.16 evaluates the model's train metrics after every
+ *      micro-batch's backward (composer/trainer/trainer.py `_train_microbatch` ->
+ *      `_eval_train_metrics`, under the autocast context); llm-foundry 0.3.0's MPT registers
+ *      LanguageCrossEntropy and LanguagePerplexity, each a torch.nn.CrossEntropyLoss over the
+ *      logits, which autocast runs in fp32 (composer/metrics/nlp.py).
+ *    - grad_land_bytes 4: PyTorch 2.1 FSDP hands the modules views of the unsharded flat
+ *      parameter made by torch.split (torch/distributed/fsdp/flat_param.py
+ *      `_get_unflat_views_aligned`), so autograd lands every weight gradient with the split's
+ *      backward, a concatenation into the flat gradient: read and write 2 bytes per parameter.
+ *    - recompute_early_stop 1: Composer wraps each block in checkpoint_wrapper(NO_REENTRANT)
+ *      (composer/trainer/dist_strategy.py; the MPT yamls set activation_checkpointing_reentrant:
+ *      false), i.e. torch.utils.checkpoint(use_reentrant=False), whose recomputation stops once
+ *      every saved tensor is rebuilt, by default since pytorch/pytorch PR #96866 (2023-03, in
+ *      2.1): MPT's block saves nothing after the MLP-out GEMM's inputs, so that GEMM and the
+ *      last residual add are not recomputed. */
 #include <stdio.h>
 #include <string.h>
 
@@ -37,6 +63,15 @@
  * a small kernel on a stream cost ~1 us of gap each and a kernel cannot finish in less than
  * one wave (~2-3 us). ESTIMATE, not a measurement: 2.5 us. */
 #define KERNEL_LAUNCH_S 2.5e-6
+#define CE_EAGER_BW 1.726e12
+#define TRAIN_METRIC_CE 2.0
+#define GRAD_LAND_BYTES 4.0
+
+/* torch.nn.LayerNorm on H100 SXM5 (header): {hidden, forward bytes/s, backward bytes/s} */
+static const double H100_LAYERNORM[][3] = {
+    {1024, 1.42e12, 0.83e12}, {2048, 1.80e12, 1.01e12}, {4096, 2.03e12, 1.13e12},
+    {8192, 1.76e12, 1.21e12}, {16384, 1.75e12, 1.25e12},
+};
 
 static const CalibGemm H100_GEMM[] = {
     {256, 256, 256, 6452775384615e0},
@@ -253,6 +288,15 @@ void calib_default_h100(Calib *c) {
         const AttnRow *r = &H100_ATTN[i];
         c->attn[c->n_attn++] = (CalibAttn){(uint8_t)r->dir, (uint8_t)r->causal, r->hdim, r->len, r->tflops * 1e12};
     }
+    for (size_t i = 0; i < sizeof H100_LAYERNORM / sizeof H100_LAYERNORM[0]; i++) {
+        uint32_t hid = (uint32_t)H100_LAYERNORM[i][0];
+        c->norm[c->n_norm++] = (CalibNorm){ATTN_FWD, hid, H100_LAYERNORM[i][1]};
+        c->norm[c->n_norm++] = (CalibNorm){ATTN_BWD, hid, H100_LAYERNORM[i][2]};
+    }
+    c->ce_eager_bw = CE_EAGER_BW;
+    c->metric_ce = TRAIN_METRIC_CE;
+    c->grad_land_bytes = GRAD_LAND_BYTES;
+    c->recompute_early_stop = 1;
     c->intra_bw = 0.0; /* not measured: the cluster defaults (net.h) apply */
     c->inter_bw = 0.0;
     /* the rows above are a complete grid with rates below peak: this cannot fail */

@@ -72,6 +72,9 @@ uint32_t cost_item_enc_len(const ModelSpec *m, uint32_t e, uint32_t len) {
  *  backward, per layer:
  *    2 norms          dx: read x, dy, write dx (3h); weight grads: read x, dy again (2h)
  *    2 grad sums      the residual branch's gradient added in: read 2h, write h   2 x 3h
+ *    QKV split        the fused QKV output is split into q, k and v (views); autograd's
+ *                     split backward concatenates their gradients: read and write h + 2 kv
+ *                     (PyTorch torch.split / Megatron split_tensor_along_last_dim)
  *    activation       GELU read x, dy, write dx (3f); SwiGLU read gate, up, dy, write 2 (5f)
  *    rotary           as forward                              2 (h + kv)
  *    bias grads       a column sum of each linear's output gradient (bias = 1):
@@ -92,13 +95,16 @@ MemTraffic stack_mem_traffic(const StackSpec *s, uint32_t act_bytes) {
     double seq_f = 2 * 2 * h + 2 * 3 * h, seq_b = 2 * 5 * h + 2 * 3 * h; /* norms, residual adds */
     double fwd = seq_f + (s->gated_mlp ? 3 : 2) * f;
     double bwd = seq_b + (s->gated_mlp ? 5 : 3) * f;
-    uint32_t kf = 5, kb = 2 * 2 + 2 + 1;
+    uint32_t kf = 5, kb = 2 * 2 + 2 + 1 + 1;
+    bwd += 2 * (h + 2 * kv); /* the QKV split's backward */
     if (s->pos == POS_ROTARY) fwd += 2 * (h + kv), bwd += 2 * (h + kv), kf++, kb++;
     if (s->bias) bwd += (h + 2 * kv) + h + (s->gated_mlp ? 2 : 1) * f + h, kb += 4;
     t.layer_fwd = a * fwd;
     t.layer_bwd = a * bwd;
     t.layer_seq_fwd = a * seq_f;
     t.layer_seq_bwd = a * seq_b;
+    t.norm_fwd = a * 2 * 2 * h, t.norm_bwd = a * 2 * 5 * h;
+    t.head_norm_fwd = a * 2 * h, t.head_norm_bwd = a * 5 * h;
     t.kernels_layer_fwd = kf;
     t.kernels_layer_bwd = kb;
     t.head_fwd = a * 2 * h, t.head_bwd = a * 5 * h; /* final norm */
@@ -212,7 +218,7 @@ fail:
  * `layers` of the layers, the LM head and the projector with `head`. */
 static void model_flops_slice(PhaseCost *out, const ModelSpec *m, uint32_t phase, const StackSpec *s,
                               const CostSlice *sl, double real_tok, double real_sq, double proj_out, double exec_tok,
-                              double attn_exec, int rc) {
+                              double attn_exec, int rc, int early) {
     double L = sl->layers, lp = (double)stack_layer_params(s);
     double head_r = s->vocab && sl->head ? 2.0 * real_tok * s->hidden * (double)s->vocab : 0;
     double head_e = s->vocab && sl->head ? 2.0 * exec_tok * s->hidden * (double)s->vocab : 0;
@@ -223,8 +229,41 @@ static void model_flops_slice(PhaseCost *out, const ModelSpec *m, uint32_t phase
     out->model_flops_noattn = 3.0 * (lin_r + proj);
     out->causal_flops = 3.0 * (lin_r + proj + att_r * (s->causal ? 0.5 : 1.0));
     double rc_lin = rc == RECOMPUTE_FULL ? lin_e - head_e : 0;
+    /* early stop: the block's last GEMM (MLP out, ffn -> hidden) is not recomputed */
+    if (rc == RECOMPUTE_FULL && early) rc_lin -= 2.0 * exec_tok * (double)s->ffn * s->hidden * L;
     double rc_att = rc != RECOMPUTE_NONE ? L * attn_exec : 0;
     out->hw_flops = 3.0 * (lin_e + proj + L * attn_exec) + rc_lin + rc_att;
+}
+
+/* ---- the software stack's kernels (Calib's optional keys) ------------------------------ */
+
+/* Seconds per MemTraffic byte of a stack's norms: a LayerNorm at the calibrated kernel rate,
+ * which counts the op's ideal bytes (all of the forward's 2h, 3h of the backward's 5h: cost.h
+ * CalibNorm); RMSNorm (no measured rows) and tables without rows as a streaming kernel. */
+static double norm_spb(const Calib *c, const StackSpec *s, AttnDir dir) {
+    if (s->norm != NORM_LAYER) return 1.0 / c->hbm_bw;
+    return (dir == ATTN_BWD ? 3.0 / 5.0 : 1.0) / calib_norm_bw(c, dir, s->hidden);
+}
+
+/* Seconds per byte of PyTorch's eager cross-entropy forward (its 14 bytes per logit). */
+static double ce_spb(const Calib *c) { return 1.0 / (c->ce_eager_bw > 0 ? c->ce_eager_bw : c->hbm_bw); }
+
+/* Bytes per logit of one eager cross-entropy forward (the training metrics' passes): upcast
+ * read 2 write 4, log_softmax read 4 write 4 (cost.c's eager loss, above). */
+#define CE_EAGER_FWD_BYTES 14.0
+
+/* Parameters a slice's gradients land in (grad_land_bytes): its layers, the embedding and
+ * position table (first stage), the final norm, an untied LM head or the projector (last). */
+static double slice_params(const ModelSpec *m, uint32_t phase, const StackSpec *s, const CostSlice *sl) {
+    double h = s->hidden, P = sl->layers * (double)stack_layer_params(s);
+    if (sl->embed && s->vocab) P += (double)s->vocab * h;
+    if (sl->embed && phase >= m->n_enc && s->pos == POS_LEARNED) P += (double)m->max_seq * h;
+    if (sl->head) {
+        P += h * (1 + (s->bias && s->norm == NORM_LAYER));
+        if (s->vocab && !s->tied) P += (double)s->vocab * h;
+        if (phase < m->n_enc) P += (double)model_projector_params(m, phase);
+    }
+    return P;
 }
 
 /* ---- the fast path --------------------------------------------------------------------- */
@@ -287,10 +326,12 @@ OsStatus cost_phase_slice(PhaseCost *out, const CostModel *cm, uint32_t phase, c
     /* GEMMs: one layer's (column-parallel QKV and MLP-in, row-parallel O and MLP-out), then the
      * vocabulary-parallel head and the projector */
     LayerGemms g = layer_gemms(s);
-    double lf = 0, lb = 0, hf = 0, hb = 0;
+    double lf = 0, lb = 0, hf = 0, hb = 0, lf3 = 0;
     for (int k = 0; k < 4; k++) {
         int row = k == 1 || k == 3;
+        if (k == 3) lf3 = -lf;
         weight_gemm_m(cm, phase, k, Mg, row ? g.k[k] / T : g.k[k], row ? g.n[k] : g.n[k] / T, &lf, &lb);
+        if (k == 3) lf3 += lf; /* the MLP-out GEMM's forward (early-stopped recomputation skips it) */
     }
     if (s->vocab && sl.head) weight_gemm_m(cm, phase, 4, Mg, s->hidden, s->vocab / T, &hf, &hb);
     double lh = m->llm.hidden;
@@ -303,30 +344,46 @@ OsStatus cost_phase_slice(PhaseCost *out, const CostModel *cm, uint32_t phase, c
     /* memory-bound kernels: norms and residual adds over SP's shard, the rest over TP's */
     MemTraffic mt = stack_mem_traffic(s, m->act_bytes);
     double bw = c->hbm_bw, t0 = c->kernel_launch_s;
-    double lay_f = mt.layer_seq_fwd / SPT + (mt.layer_fwd - mt.layer_seq_fwd) / T;
-    double lay_b = mt.layer_seq_bwd / SPT + (mt.layer_bwd - mt.layer_seq_bwd) / T;
-    double mlf = Mg * lay_f / bw + mt.kernels_layer_fwd * t0;
-    double mlb = Mg * lay_b / bw + mt.kernels_layer_bwd * t0;
+    double nf = norm_spb(c, s, ATTN_FWD), nb = norm_spb(c, s, ATTN_BWD); /* seconds per norm byte */
+    double lay_f = ((mt.layer_seq_fwd - mt.norm_fwd) / bw + mt.norm_fwd * nf) / SPT + (mt.layer_fwd - mt.layer_seq_fwd) / T / bw;
+    double lay_b = ((mt.layer_seq_bwd - mt.norm_bwd) / bw + mt.norm_bwd * nb) / SPT + (mt.layer_bwd - mt.layer_seq_bwd) / T / bw;
+    double mlf = Mg * lay_f + mt.kernels_layer_fwd * t0;
+    double mlb = Mg * lay_b + mt.kernels_layer_bwd * t0;
     double msf = 0, msb = 0;
     if (sl.embed) msf += Mg * mt.emb_fwd / SPT / bw + mt.kernels_emb_fwd * t0, msb += Mg * mt.emb_bwd / SPT / bw + mt.kernels_emb_bwd * t0;
     if (sl.head) {
-        msf += Mg * (mt.head_fwd / SPT + mt.loss_fwd / T) / bw + (mt.kernels_stack_fwd - mt.kernels_emb_fwd) * t0;
-        msb += Mg * (mt.head_bwd / SPT + mt.loss_bwd / T) / bw + (mt.kernels_stack_bwd - mt.kernels_emb_bwd) * t0;
+        double lossf = s->vocab && s->loss == LOSS_EAGER ? ce_spb(c) : 1.0 / bw; /* eager CE forward's rate */
+        msf += Mg * (((mt.head_fwd - mt.head_norm_fwd) / bw + mt.head_norm_fwd * nf) / SPT + mt.loss_fwd / T * lossf) +
+               (mt.kernels_stack_fwd - mt.kernels_emb_fwd) * t0;
+        msb += Mg * (((mt.head_bwd - mt.head_norm_bwd) / bw + mt.head_norm_bwd * nb) / SPT + mt.loss_bwd / T / bw) +
+               (mt.kernels_stack_bwd - mt.kernels_emb_bwd) * t0;
+        /* training metrics: eager cross-entropy forwards over the logits after the backward */
+        if (s->vocab && c->metric_ce > 0)
+            msb += c->metric_ce * (Mg * CE_EAGER_FWD_BYTES * s->vocab / T * ce_spb(c) + 3 * t0);
     }
+    /* weight gradients landing in the framework's buffer: every parameter of the slice, once
+     * per micro-batch, one kernel per layer (FSDP unit) and one for the stack's own tensors */
+    if (c->grad_land_bytes > 0)
+        msb += slice_params(m, phase, s, &sl) / T * c->grad_land_bytes / bw + (L + (sl.embed || sl.head)) * t0;
     if (enc && Pg > 0 && sl.head) /* the projector's activation: GELU over llm_hidden per output */
         msf += Pg * 2 * lh / T * m->act_bytes / bw + t0, msb += Pg * 3 * lh / T * m->act_bytes / bw + t0;
 
     double gemm_f = L * lf + hf, gemm_b = L * lb + hb;
     double attn_f = L * af, attn_b = L * ab;
     double mem_f = L * mlf + msf, mem_b = L * mlb + msb;
-    if (rc == RECOMPUTE_FULL) gemm_b += L * lf, attn_b += L * af, mem_b += L * mlf;
-    else if (rc == RECOMPUTE_SELECTIVE) attn_b += L * af;
+    if (rc == RECOMPUTE_FULL) {
+        /* early stop: the block's last GEMM and residual add (which saves nothing) are not rerun */
+        double skip_g = c->recompute_early_stop ? lf3 : 0;
+        double skip_m = c->recompute_early_stop ? Mg * 3.0 * s->hidden * m->act_bytes / SPT / bw + t0 : 0;
+        gemm_b += L * (lf - skip_g), attn_b += L * af, mem_b += L * (mlf - skip_m);
+    } else if (rc == RECOMPUTE_SELECTIVE) attn_b += L * af;
     out->fwd_s = gemm_f + attn_f + mem_f;
     out->bwd_s = gemm_b + attn_b + mem_b;
     out->gemm_s = gemm_f + gemm_b;
     out->attn_s = attn_f + attn_b;
     out->mem_s = mem_f + mem_b;
-    model_flops_slice(out, m, phase, s, &sl, real_tok, real_sq, proj_out, exec_tok, attn_exec, rc);
+    model_flops_slice(out, m, phase, s, &sl, real_tok, real_sq, proj_out, exec_tok, attn_exec, rc,
+                      (int)c->recompute_early_stop);
 fail:
     return st;
 }
@@ -386,8 +443,11 @@ OsStatus cost_phase_slice_ref(PhaseCost *out, const CostModel *cm, uint32_t phas
         if (pass == RECOMP && cm->recompute == RECOMPUTE_NONE) continue;
         int only_attn = pass == RECOMP && cm->recompute == RECOMPUTE_SELECTIVE;
         double tg = 0, ta = 0, tm = 0;
+        /* early-stopped recomputation: the block's last GEMM and residual add are not rerun */
+        int stop = pass == RECOMP && c->recompute_early_stop;
         for (uint32_t l = 0; l < sl.layers; l++) {
             for (int k = 0; k < 4 && !only_attn; k++) {
+                if (stop && k == 3) continue;
                 double f1 = 2.0 * Mg * gk[k] * gn[k];
                 if (pass == BWD) /* dgrad: M x K reduce N; wgrad: K x N reduce M */
                     tg += f1 / calib_gemm_rate(c, Mg, gk[k], gn[k]) + f1 / calib_gemm_rate(c, gk[k], gn[k], Mg);
@@ -404,11 +464,21 @@ OsStatus cost_phase_slice_ref(PhaseCost *out, const CostModel *cm, uint32_t phas
                 else ta += f / calib_attn_rate(c, ATTN_FWD, s->causal, hd, len / C);
             }
             if (!only_attn) {
-                double seq = pass == BWD ? mt.layer_seq_bwd : mt.layer_seq_fwd;
-                double all = pass == BWD ? mt.layer_bwd : mt.layer_fwd;
-                uint32_t kn = pass == BWD ? mt.kernels_layer_bwd : mt.kernels_layer_fwd;
-                for (uint32_t k = 0; k < kn; k++) tm += c->kernel_launch_s;
-                tm += Mg * (seq / SPT + (all - seq) / T) / bw;
+                int bp = pass == BWD;
+                double a = m->act_bytes;
+                uint32_t kn = bp ? mt.kernels_layer_bwd : mt.kernels_layer_fwd;
+                for (uint32_t k = 0; k < kn - (uint32_t)stop; k++) tm += c->kernel_launch_s;
+                /* the two norms one at a time: a LayerNorm at its kernel's rate on the op's ideal
+                 * bytes (r x, w y / r x, dy, w dx), else streaming over all it moves */
+                for (int q = 0; q < 2; q++)
+                    tm += s->norm == NORM_LAYER ? Mg * (bp ? 3 : 2) * h * a / SPT / calib_norm_bw(c, bp ? ATTN_BWD : ATTN_FWD, s->hidden)
+                                                : Mg * (bp ? 5 : 2) * h * a / SPT / bw;
+                double seq = bp ? mt.layer_seq_bwd - mt.norm_bwd : mt.layer_seq_fwd - mt.norm_fwd;
+                double rest = bp ? mt.layer_bwd - mt.layer_seq_bwd : mt.layer_fwd - mt.layer_seq_fwd;
+                if (stop) seq -= 3.0 * h * a; /* the residual add */
+                tm += Mg * (seq / SPT + rest / T) / bw;
+                if (bp && c->grad_land_bytes > 0) /* this layer's weight gradients landed */
+                    tm += c->kernel_launch_s + (double)stack_layer_params(s) / T * c->grad_land_bytes / bw;
             }
         }
         if (pass != RECOMP) {
@@ -433,16 +503,37 @@ OsStatus cost_phase_slice_ref(PhaseCost *out, const CostModel *cm, uint32_t phas
                 tm += Mg * (pass == BWD ? mt.emb_bwd : mt.emb_fwd) / SPT / bw;
             }
             if (sl.head) {
-                uint32_t kn = pass == BWD ? mt.kernels_stack_bwd - mt.kernels_emb_bwd : mt.kernels_stack_fwd - mt.kernels_emb_fwd;
+                int bp = pass == BWD;
+                uint32_t kn = bp ? mt.kernels_stack_bwd - mt.kernels_emb_bwd : mt.kernels_stack_fwd - mt.kernels_emb_fwd;
                 for (uint32_t k = 0; k < kn; k++) tm += c->kernel_launch_s;
-                tm += Mg * (pass == BWD ? mt.head_bwd / SPT + mt.loss_bwd / T : mt.head_fwd / SPT + mt.loss_fwd / T) / bw;
+                double a = m->act_bytes;
+                tm += s->norm == NORM_LAYER ? Mg * (bp ? 3 : 2) * h * a / SPT / calib_norm_bw(c, bp ? ATTN_BWD : ATTN_FWD, s->hidden)
+                                            : Mg * (bp ? 5 : 2) * h * a / SPT / bw; /* the final norm */
+                double loss = bp ? mt.loss_bwd : mt.loss_fwd;
+                double rate = !bp && s->loss == LOSS_EAGER && c->ce_eager_bw > 0 ? c->ce_eager_bw : bw;
+                tm += Mg * loss / T / rate;
+                if (bp && s->vocab && c->metric_ce > 0) /* training metrics, one pass at a time */
+                    for (double q = 0; q < c->metric_ce; q += 1) {
+                        double part = fmin(1.0, c->metric_ce - q);
+                        tm += part * (3 * c->kernel_launch_s + Mg * 14.0 * s->vocab / T /
+                                                                   (c->ce_eager_bw > 0 ? c->ce_eager_bw : bw));
+                    }
+            }
+            if (pass == BWD && c->grad_land_bytes > 0 && (sl.embed || sl.head)) { /* the stack's own tensors */
+                double P = 0;
+                if (sl.embed && s->vocab) P += (double)s->vocab * h;
+                if (sl.embed && !enc && s->pos == POS_LEARNED) P += (double)m->max_seq * h;
+                if (sl.head) P += h * (1 + (s->bias && s->norm == NORM_LAYER)) + (s->vocab && !s->tied ? (double)s->vocab * h : 0) +
+                                  (enc ? (double)model_projector_params(m, phase) : 0);
+                tm += c->kernel_launch_s + P / T * c->grad_land_bytes / bw;
             }
         }
         if (pass == FWD) out->fwd_s += tg + ta + tm;
         else out->bwd_s += tg + ta + tm;
         out->gemm_s += tg, out->attn_s += ta, out->mem_s += tm;
     }
-    model_flops_slice(out, m, phase, s, &sl, (double)real_total, real_sq, (double)outs, M, attn_exec, cm->recompute);
+    model_flops_slice(out, m, phase, s, &sl, (double)real_total, real_sq, (double)outs, M, attn_exec, cm->recompute,
+                      (int)c->recompute_early_stop);
 fail:
     return st;
 }
@@ -459,13 +550,25 @@ fail:
 /* kernels per parameter tensor: the eight ops above and the two of clipping */
 #define OPT_KERNELS_PER_TENSOR 10.0
 
+/* Parameter tensors the optimizer loops over: the model's own (nn.Parameter) tensors, as
+ * PyTorch FSDP with use_orig_params=True (Composer 0.16's default, composer/trainer/
+ * dist_strategy.py) hands them to the optimizer: per layer the four weights (fused QKV, O,
+ * MLP in, MLP out), their biases, and each norm's scale (and bias); per stack the embedding,
+ * an untied LM head, the final norm, a learned position table; an encoder's projector. */
+static double stack_tensors(const StackSpec *s) {
+    double norm = 1 + (s->bias && s->norm == NORM_LAYER);
+    double t = s->layers * (4.0 * (1 + s->bias) + 2 * norm) + norm;
+    if (s->vocab) t += 1 + !s->tied;
+    return t;
+}
+
 double cost_optimizer_bytes_per_param(void) { return OPT_BYTES_PER_PARAM; }
 
 double cost_optimizer_s(const CostModel *cm, double params_per_gpu) {
     if (!cm || !cm->calib || !cm->model || !(params_per_gpu > 0)) return 0;
-    /* one flat parameter tensor per FSDP unit (a layer), per stack */
-    double tensors = cm->model->llm.layers + 1;
-    for (uint32_t e = 0; e < cm->model->n_enc; e++) tensors += cm->model->enc[e].stack.layers + 2;
+    const ModelSpec *m = cm->model;
+    double tensors = stack_tensors(&m->llm) + (m->llm.pos == POS_LEARNED);
+    for (uint32_t e = 0; e < m->n_enc; e++) tensors += stack_tensors(&m->enc[e].stack) + 2.0 * (1 + m->enc[e].stack.bias);
     return params_per_gpu * OPT_BYTES_PER_PARAM / cm->calib->hbm_bw +
            tensors * OPT_KERNELS_PER_TENSOR * cm->calib->kernel_launch_s;
 }

@@ -41,6 +41,17 @@ typedef struct {
     double len, rate;
 } CalibAttn;
 
+#define CALIB_MAX_NORM 32
+/* One measured LayerNorm kernel (optional rows): forward or backward at a hidden size, at
+ * `bw` bytes/s counted on the op's ideal bytes (forward: read x, write y = 2 elements; backward:
+ * read x and dy, write dx = 3 elements; gamma/beta and the per-row statistics not counted, so
+ * the rate includes the backward's second pass over x and dy for the weight gradients). */
+typedef struct {
+    uint8_t dir;
+    uint32_t hidden;
+    double bw;
+} CalibNorm;
+
 /* Achieved-rate table. calib_prepare builds the lookup structures (the *_ax / *_lr fields and
  * the attention curves) from the rows; load, default and validate call it. */
 typedef struct {
@@ -73,6 +84,25 @@ typedef struct {
     double conv_frac;        /* [0, 1]: a k x k convolution run as an implicit GEMM achieves this
                                 fraction of a dense GEMM of the same (M, N, K); 0 = not measured
                                 (sim/diffusion/dops.h's estimate applies). File key `conv`. */
+    /* ---- the software stack's own kernels (optional keys, appended after conv; absent = the
+     * stack has no such kernel, or it is priced as a streaming kernel at hbm_bw: see each) ---- */
+    uint32_t n_norm;
+    CalibNorm norm[CALIB_MAX_NORM]; /* LayerNorm kernels by hidden size (file rows `layernorm`),
+                                       sorted by (dir, hidden); none = streaming at hbm_bw */
+    double ce_eager_bw;      /* bytes/s of PyTorch's eager cross-entropy forward (fp32 upcast,
+                                log_softmax, nll: 14 bytes per logit moved); 0 = hbm_bw.
+                                File key `ce_eager_bw` */
+    double metric_ce;        /* eager cross-entropy forwards over the logits per micro-batch for
+                                training metrics (Composer: LanguageCrossEntropy and
+                                LanguagePerplexity = 2); 0 = none. File key `train_metric_ce` */
+    double grad_land_bytes;  /* bytes per parameter per micro-batch the framework moves to land
+                                weight gradients in its gradient buffer (PyTorch FSDP's flat
+                                parameter: the views' split backward = a copy, 4 bf16); 0 = none.
+                                File key `grad_land_bytes` */
+    uint32_t recompute_early_stop; /* 1: full recomputation stops once every saved tensor is
+                                rebuilt (PyTorch >= 2.1 non-reentrant checkpoint): the block's
+                                last GEMM and residual add are not recomputed; 0: the whole block
+                                is. File key `recompute_early_stop` */
 } Calib;
 
 /* The built-in H100 SXM table (calib_h100.c: every number's source). */
@@ -90,6 +120,7 @@ OsStatus calib_validate(Calib *c, const char *where);
 /* Append rows (calibrate, tests); call calib_validate after the last one. */
 OsStatus calib_add_gemm(Calib *c, double m, double n, double k, double rate);
 OsStatus calib_add_attn(Calib *c, AttnDir dir, int causal, uint32_t hdim, double len, double rate);
+OsStatus calib_add_norm(Calib *c, AttnDir dir, uint32_t hidden, double bw);
 /* Set (or replace) a free-text provenance entry; key: [a-z0-9_]+, < 32 chars. */
 OsStatus calib_set_meta(Calib *c, const char *key, const char *value);
 /* The value of a provenance entry, or NULL. Borrowed from c. */
@@ -113,6 +144,11 @@ double calib_line_rate(const CalibLine *l, const Calib *c, double x);
  * curve, then between the two nearest head dims; above the longest length its rate; below the
  * shortest, a rate proportional to length (partial tiles: the shortest's time per sequence). */
 double calib_attn_rate(const Calib *c, AttnDir dir, int causal, uint32_t hdim, double len);
+/* Bytes/s of a LayerNorm kernel over `hidden` features on its ideal bytes (CalibNorm): power law
+ * in hidden between rows, the nearest row's rate outside them. Without rows: a streaming kernel,
+ * hbm_bw forward and hbm_bw x 3/5 backward (ATen's backward reads x and dy twice: the input
+ * gradient kernel and the gamma/beta kernel move 5 elements for the op's 3). */
+double calib_norm_bw(const Calib *c, AttnDir dir, uint32_t hidden);
 
 typedef enum { ATTN_VARLEN = 0, ATTN_PADDED = 1 } AttnLayout;
 /* Activation recomputation in the backward pass: none; full (+1 forward of every layer, as
@@ -175,6 +211,9 @@ typedef struct {
     double emb_fwd, emb_bwd;       /* the embedding and position table (first stage) */
     double head_fwd, head_bwd;     /* the final norm (last stage) */
     double loss_fwd, loss_bwd;     /* the loss over the vocabulary (last stage, vocab-parallel) */
+    double norm_fwd, norm_bwd;     /* of layer_seq_*: the two norms' bytes (LayerNorm: timed at
+                                      calib_norm_bw on 2 of 2 (fwd) and 3 of 5 (bwd) of them) */
+    double head_norm_fwd, head_norm_bwd; /* of head_*: the final norm's bytes, likewise */
     uint32_t kernels_layer_fwd, kernels_layer_bwd, kernels_stack_fwd, kernels_stack_bwd;
     uint32_t kernels_emb_fwd, kernels_emb_bwd; /* the first stage's part of kernels_stack_* */
 } MemTraffic;

@@ -129,31 +129,38 @@ Test(cost, pad_to_costs_time_not_model_flops) {
 /* Memory-bound bytes of the tiny LLM (h 64, ffn 128 SwiGLU, kv_dim 32, vocab 256, RoPE, RMSNorm,
  * no biases, untied, eager loss), bf16, per cost.c's op list:
  *   layer fwd = 2 * (2*2h + 2*3h + 3f + 2(h+kv)) = 2 * (256 + 384 + 384 + 192) = 2432, 6 kernels
- *   layer bwd = 2 * (2*5h + 2*3h + 5f + 2(h+kv)) = 2 * (640 + 384 + 640 + 192) = 3712, 8 kernels
+ *   layer bwd = 2 * (2*5h + 2*3h + 5f + 2(h+kv) + QKV split 2(h+2kv)) = 2 * (640 + 384 + 640 + 192
+ *               + 256) = 4224, 9 kernels
  *   stack fwd = 2 * (2h norm + 2h embedding) + 14 V = 512 + 3584 = 4096, 5 kernels
  *   stack bwd = 2 * (5h + 4h) + 22 V = 1152 + 5632 = 6784, 6 kernels */
 Test(cost, memory_traffic_by_hand) {
     const ModelSpec *m = model_preset_find("tiny");
     MemTraffic t = stack_mem_traffic(&m->llm, 2);
     cr_assert_eq(t.layer_fwd, 2432.0);
-    cr_assert_eq(t.layer_bwd, 3712.0);
+    cr_assert_eq(t.layer_bwd, 4224.0);
     cr_assert_eq(t.stack_fwd, 4096.0);
     cr_assert_eq(t.stack_bwd, 6784.0);
     cr_assert_eq(t.kernels_layer_fwd, 6u);
-    cr_assert_eq(t.kernels_layer_bwd, 8u);
+    cr_assert_eq(t.kernels_layer_bwd, 9u);
+    /* the norms' part: 2 x 2h forward, 2 x 5h backward; the final norm 2h / 5h */
+    cr_assert_eq(t.norm_fwd, 2.0 * 2 * 2 * 64);
+    cr_assert_eq(t.norm_bwd, 2.0 * 2 * 5 * 64);
+    cr_assert_eq(t.head_norm_fwd, 2.0 * 2 * 64);
+    cr_assert_eq(t.head_norm_bwd, 2.0 * 5 * 64);
     cr_assert_eq(t.kernels_stack_fwd, 5u);
     cr_assert_eq(t.kernels_stack_bwd, 6u);
-    /* MPT-style: GELU, LayerNorm with biases, learned positions, fused loss. h 64, f 256, V 100:
-     * layer fwd 2*(256 + 384 + 2*256) = 2304; bwd 2*(640 + 384 + 768 + bias (192+64+256+64)) = 4736;
+    /* MPT-style: GELU, LayerNorm with biases, learned positions, fused loss. h 64, f 256, V 100,
+     * one head (kv 64): layer fwd 2*(256 + 384 + 2*256) = 2304; bwd 2*(640 + 384 + 768 + bias
+     * (192+64+256+64) + QKV split 2*192) = 5504;
      * stack fwd 2*(2h + 2h + 3h) + 2V = 896 + 200; bwd 2*(5h + 4h + 4h) + 4V = 1664 + 400 */
     StackSpec s = {.layers = 1, .hidden = 64, .ffn = 256, .heads = 1, .kv_heads = 1, .vocab = 100, .causal = 1,
                    .bias = 1, .tied = 1, .norm = NORM_LAYER, .pos = POS_LEARNED, .loss = LOSS_FUSED};
     t = stack_mem_traffic(&s, 2);
     cr_assert_eq(t.layer_fwd, 2304.0);
-    cr_assert_eq(t.layer_bwd, 4736.0);
+    cr_assert_eq(t.layer_bwd, 5504.0);
     cr_assert_eq(t.stack_fwd, 1096.0);
     cr_assert_eq(t.stack_bwd, 2064.0);
-    cr_assert_eq(t.kernels_layer_bwd, 11u);
+    cr_assert_eq(t.kernels_layer_bwd, 12u);
 }
 
 /* With flat rates the time model is hand-checkable: tiny LLM, one sequence of 10.
@@ -170,7 +177,7 @@ Test(cost, time_model_by_hand_with_flat_rates) {
     cr_assert_eq(cost_phase(&pc, &cm, m->n_enc, lens, 1), OS_OK);
     double gf = (2 * 737280.0 + 327680.0) / RG, af = 2 * 12800.0 / RA;
     double mf = 2 * (10 * 2432.0 / BW + 6 * T0) + 10 * 4096.0 / BW + 5 * T0;
-    double mb = 2 * (10 * 3712.0 / BW + 8 * T0) + 10 * 6784.0 / BW + 6 * T0;
+    double mb = 2 * (10 * 4224.0 / BW + 9 * T0) + 10 * 6784.0 / BW + 6 * T0;
     cr_assert(close_rel(pc.fwd_s, gf + af + mf, 1e-12), "fwd %.17g", pc.fwd_s);
     cr_assert(close_rel(pc.bwd_s, 2 * gf + 2.5 * af + mb, 1e-12), "bwd %.17g", pc.bwd_s);
     cr_assert(close_rel(pc.gemm_s, 3 * gf, 1e-12));
@@ -253,15 +260,18 @@ Test(cost, unit_seconds_is_one_unit_alone_at_the_reference_batch) {
     cr_assert_eq(cost_unit_seconds(&cm, 0, 0), 0.0);
 }
 
-/* AdamW: 92 bytes per parameter (cost.c's op list) over HBM, plus 10 kernels per tensor. */
+/* AdamW: 92 bytes per parameter (cost.c's op list) over HBM, plus 10 kernels per parameter
+ * tensor (the model's own tensors, as FSDP's use_orig_params hands them to the optimizer). */
 Test(cost, optimizer_step_by_hand) {
     const ModelSpec *m = model_preset_find("tiny");
     Calib c;
     flat_calib(&c);
     CostModel cm = {.model = m, .calib = &c};
     cr_assert_eq(cost_optimizer_bytes_per_param(), 92.0);
-    /* tensors: LLM 2 layers + 1; encoders (2 + 2) each */
-    double want = 1e6 * 92 / BW + (3 + 4 + 4) * 10 * T0;
+    /* tensors: LLM (RMSNorm, no biases, untied, RoPE) 2 layers x (4 weights + 2 norm scales)
+     * + final norm + embedding + LM head = 15; each encoder (LayerNorm without biases) 2 x 6
+     * + final norm + the projector's 2 weights = 15 */
+    double want = 1e6 * 92 / BW + (15 + 15 + 15) * 10 * T0;
     cr_assert(close_rel(cost_optimizer_s(&cm, 1e6), want, 1e-12));
     cr_assert_eq(cost_optimizer_s(&cm, 0), 0.0);
 }
@@ -361,6 +371,150 @@ Test(cost, fast_path_matches_reference_twin) {
     }
 }
 
+/* The software stack's kernels (Calib's optional keys), each against a hand computation. */
+
+/* A one-layer MPT-style LLM: h 64, GELU f 256, one head (kv 64), vocab 100, biases, LayerNorm,
+ * learned positions (max_seq 16), tied, fused loss; its memory_traffic_by_hand bytes. */
+static ModelSpec mpt_style(void) {
+    ModelSpec m;
+    memset(&m, 0, sizeof m);
+    strcpy(m.name, "mpt-style");
+    m.llm = (StackSpec){.layers = 1, .hidden = 64, .ffn = 256, .heads = 1, .kv_heads = 1, .vocab = 100, .causal = 1,
+                        .bias = 1, .tied = 1, .norm = NORM_LAYER, .pos = POS_LEARNED, .loss = LOSS_FUSED};
+    m.max_seq = 16, m.param_bytes = 2, m.act_bytes = 2;
+    return m;
+}
+
+Test(cost, layernorm_rates_by_hand) {
+    Calib c;
+    flat_calib(&c);
+    /* no rows: a streaming kernel (forward hbm_bw, backward 3/5 of it on the op's 3 of 5 elements) */
+    cr_assert_eq(calib_norm_bw(&c, ATTN_FWD, 64), BW);
+    cr_assert(close_rel(calib_norm_bw(&c, ATTN_BWD, 64), BW * 0.6, 1e-15));
+    cr_assert_eq(calib_add_norm(&c, ATTN_FWD, 1024, 1e12), OS_OK);
+    cr_assert_eq(calib_add_norm(&c, ATTN_FWD, 4096, 4e12), OS_OK);
+    cr_assert_eq(calib_add_norm(&c, ATTN_BWD, 16, 0.25e12), OS_OK);
+    os_clear_error();
+    cr_assert_eq(calib_validate(&c, "norm"), OS_OK, "%s", os_last_error());
+    cr_assert(close_rel(calib_norm_bw(&c, ATTN_FWD, 2048), 2e12, 1e-12)); /* power law: geometric mean */
+    cr_assert_eq(calib_norm_bw(&c, ATTN_FWD, 64), 1e12);                 /* below the rows: the first */
+    cr_assert_eq(calib_norm_bw(&c, ATTN_FWD, 65536), 4e12);              /* above: the last */
+    cr_assert_eq(calib_norm_bw(&c, ATTN_BWD, 64), 0.25e12);
+    /* one sequence of 10 through the MPT-style layer; norms at 1e12 forward, 0.25e12 backward */
+    ModelSpec m = mpt_style();
+    CostModel cm = {.model = &m, .calib = &c};
+    uint32_t len = 10;
+    PhaseCost pc;
+    cr_assert_eq(cost_phase(&pc, &cm, 0, &len, 1), OS_OK);
+    double nf = 1e12, nb = 0.25e12;
+    /* layer: 2304 B forward of which the norms' 2 x 2h x 2 = 512; 5504 B backward of which
+     * 2 x 5h x 2 = 1280, timed on their ideal 3/5; 5 and 12 kernels */
+    double lf = 10 * ((2304 - 512) / BW + 512 / nf) + 5 * T0;
+    double lb = 10 * ((5504 - 1280) / BW + 1280 * 0.6 / nb) + 12 * T0;
+    /* stack: embedding + positions 640 B / 1024 B; final norm 256 B / 640 B; fused loss 2V / 4V;
+     * kernels 4 / 5 */
+    double sf = 10 * (640 / BW + 256 / nf + 200 / BW) + 4 * T0;
+    double sb = 10 * (1024 / BW + 640 * 0.6 / nb + 400 / BW) + 5 * T0;
+    cr_assert(close_rel(pc.mem_s, lf + lb + sf + sb, 1e-12), "mem %.17g vs %.17g", pc.mem_s, lf + lb + sf + sb);
+    /* an RMSNorm stack ignores the LayerNorm rows */
+    m.llm.norm = NORM_RMS, m.llm.bias = 0;
+    PhaseCost rms;
+    cr_assert_eq(cost_phase(&rms, &cm, 0, &len, 1), OS_OK);
+    MemTraffic t = stack_mem_traffic(&m.llm, 2);
+    double want = 10 * (t.layer_fwd + t.layer_bwd + t.stack_fwd + t.stack_bwd) / BW +
+                  (t.kernels_layer_fwd + t.kernels_layer_bwd + t.kernels_stack_fwd + t.kernels_stack_bwd) * T0;
+    cr_assert(close_rel(rms.mem_s, want, 1e-12));
+}
+
+/* Training metrics: two eager cross-entropy forwards (14 B per logit) after the backward, and
+ * the eager loss's own forward at the same measured rate. tiny LLM: V 256, eager loss. */
+Test(cost, training_metric_ce_by_hand) {
+    const ModelSpec *m = model_preset_find("tiny");
+    Calib c;
+    flat_calib(&c);
+    CostModel cm = {.model = m, .calib = &c};
+    uint32_t len = 10;
+    PhaseCost base, with, enc0, enc;
+    cr_assert_eq(cost_phase(&base, &cm, m->n_enc, &len, 1), OS_OK);
+    cr_assert_eq(cost_phase(&enc0, &cm, 0, &len, 1), OS_OK);
+    c.metric_ce = 2, c.ce_eager_bw = 0.5e12;
+    cr_assert_eq(cost_phase(&with, &cm, m->n_enc, &len, 1), OS_OK);
+    double ce = 0.5e12;
+    cr_assert(close_rel(with.fwd_s - base.fwd_s, 10 * 14.0 * 256 * (1 / ce - 1 / BW), 1e-9));
+    cr_assert(close_rel(with.bwd_s - base.bwd_s, 2 * (10 * 14.0 * 256 / ce + 3 * T0), 1e-9));
+    cr_assert_eq(with.hw_flops, base.hw_flops);
+    /* encoders have no vocabulary: nothing changes there */
+    cr_assert_eq(cost_phase(&enc, &cm, 0, &len, 1), OS_OK);
+    cr_assert_eq(enc.bwd_s, enc0.bwd_s);
+    cr_assert_eq(enc.fwd_s, enc0.fwd_s);
+    /* a pipeline stage without the head runs no loss and no metrics */
+    CostSlice first = {.layers = 1, .embed = 1, .head = 0};
+    PhaseCost a, b;
+    cr_assert_eq(cost_phase_slice(&a, &cm, m->n_enc, &len, 1, &first), OS_OK);
+    c.metric_ce = 0, c.ce_eager_bw = 0;
+    cr_assert_eq(cost_phase_slice(&b, &cm, m->n_enc, &len, 1, &first), OS_OK);
+    cr_assert_eq(a.bwd_s, b.bwd_s);
+    cr_assert_eq(a.fwd_s, b.fwd_s);
+}
+
+/* Weight gradients landing in the flat gradient: grad_land_bytes per parameter of the slice,
+ * once per micro-batch, one kernel per layer and one for the stack's own tensors. */
+Test(cost, grad_landing_by_hand) {
+    const ModelSpec *m = model_preset_find("tiny");
+    Calib c;
+    flat_calib(&c);
+    CostModel cm = {.model = m, .calib = &c};
+    uint32_t lens[] = {10, 3};
+    PhaseCost base, with;
+    cr_assert_eq(cost_phase(&base, &cm, m->n_enc, lens, 2), OS_OK);
+    c.grad_land_bytes = 4;
+    cr_assert_eq(cost_phase(&with, &cm, m->n_enc, lens, 2), OS_OK);
+    /* 2 layers x 36992 + embedding 256 x 64 + final RMSNorm 64 + untied head 256 x 64; tokens
+     * do not matter */
+    double P = 2 * 36992.0 + 256 * 64 + 64 + 256 * 64;
+    cr_assert(close_rel(with.bwd_s - base.bwd_s, P * 4 / BW + 3 * T0, 1e-9));
+    cr_assert_eq(with.fwd_s, base.fwd_s);
+    /* TP shards the parameters; a stage of one layer with the embedding only */
+    cm.tp = 2;
+    CostSlice first = {.layers = 1, .embed = 1, .head = 0};
+    cr_assert_eq(cost_phase_slice(&with, &cm, m->n_enc, lens, 2, &first), OS_OK);
+    c.grad_land_bytes = 0;
+    cr_assert_eq(cost_phase_slice(&base, &cm, m->n_enc, lens, 2, &first), OS_OK);
+    cr_assert(close_rel(with.bwd_s - base.bwd_s, (36992.0 + 256 * 64) / 2 * 4 / BW + 2 * T0, 1e-9));
+    /* the encoder's last stage lands its projector too: 12288 parameters (tiny image) */
+    cm.tp = 1;
+    CostSlice last = {.layers = 2, .embed = 0, .head = 1};
+    cr_assert_eq(cost_phase_slice(&base, &cm, 0, lens, 2, &last), OS_OK);
+    c.grad_land_bytes = 4;
+    cr_assert_eq(cost_phase_slice(&with, &cm, 0, lens, 2, &last), OS_OK);
+    cr_assert(close_rel(with.bwd_s - base.bwd_s, (2 * 8256.0 + 32 + 12288) * 4 / BW + 3 * T0, 1e-9));
+}
+
+/* PyTorch's non-reentrant checkpoint stops recomputing once every saved tensor is rebuilt: the
+ * block's MLP-out GEMM (2*10*128*64 FLOPs in tiny) and last residual add (3h x 2 B) are not rerun. */
+Test(cost, early_stopped_recomputation_by_hand) {
+    const ModelSpec *m = model_preset_find("tiny");
+    Calib c;
+    flat_calib(&c);
+    CostModel cm = {.model = m, .calib = &c, .recompute = RECOMPUTE_FULL};
+    uint32_t len = 10;
+    PhaseCost full, early;
+    cr_assert_eq(cost_phase(&full, &cm, m->n_enc, &len, 1), OS_OK);
+    c.recompute_early_stop = 1;
+    cr_assert_eq(cost_phase(&early, &cm, m->n_enc, &len, 1), OS_OK);
+    double skip = 2 * (2.0 * 10 * 128 * 64 / RG + 10 * 3.0 * 64 * 2 / BW + T0); /* both layers */
+    cr_assert(close_rel(full.bwd_s - early.bwd_s, skip, 1e-9), "%g vs %g", full.bwd_s - early.bwd_s, skip);
+    cr_assert_eq(early.fwd_s, full.fwd_s);
+    cr_assert(close_rel(full.hw_flops - early.hw_flops, 2 * 2.0 * 10 * 128 * 64, 1e-12));
+    cr_assert_eq(early.model_flops, full.model_flops);
+    /* no recomputation: the flag changes nothing */
+    cm.recompute = RECOMPUTE_NONE;
+    cr_assert_eq(cost_phase(&early, &cm, m->n_enc, &len, 1), OS_OK);
+    c.recompute_early_stop = 0;
+    cr_assert_eq(cost_phase(&full, &cm, m->n_enc, &len, 1), OS_OK);
+    cr_assert_eq(early.bwd_s, full.bwd_s);
+}
+
 Test(cost, empty_rank_and_bad_arguments) {
     const ModelSpec *m = model_preset_find("tiny");
     Calib c;
@@ -400,6 +554,15 @@ Test(calib, default_h100_is_sane) {
     cr_assert_gt(c.hbm_bw, 2e12);
     cr_assert_lt(c.hbm_bw, 3.35e12); /* below the HBM3 peak */
     cr_assert(c.overlap_slowdown > 0 && c.overlap_slowdown < 0.5);
+    /* the 2023 llm-foundry stack's own kernels (calib_h100.c) */
+    cr_assert_eq(c.n_norm, 10u);
+    cr_assert_eq(calib_norm_bw(&c, ATTN_FWD, 4096), 2.03e12);
+    cr_assert_eq(calib_norm_bw(&c, ATTN_BWD, 4096), 1.13e12);
+    cr_assert_lt(calib_norm_bw(&c, ATTN_BWD, 2560), calib_norm_bw(&c, ATTN_FWD, 2560));
+    cr_assert(c.ce_eager_bw > 1.6e12 && c.ce_eager_bw < c.hbm_bw);
+    cr_assert_eq(c.metric_ce, 2.0);
+    cr_assert_eq(c.grad_land_bytes, 4.0);
+    cr_assert_eq(c.recompute_early_stop, 1u);
 }
 
 Test(calib, attention_interpolation) {
@@ -482,6 +645,15 @@ Test(calib, save_load_round_trip_keeps_meta) {
         cr_assert_eq(back.gemm[i].rate, c.gemm[i].rate);
     }
     for (uint32_t i = 0; i < c.n_attn; i++) cr_assert_eq(back.attn[i].rate, c.attn[i].rate);
+    /* the stack's optional keys */
+    cr_assert_eq(back.n_norm, c.n_norm);
+    cr_assert_gt(back.n_norm, 0u);
+    for (uint32_t hid = 512; hid < 40000; hid = hid * 3 / 2)
+        for (int d = 0; d < 2; d++) cr_assert_eq(calib_norm_bw(&back, (AttnDir)d, hid), calib_norm_bw(&c, (AttnDir)d, hid));
+    cr_assert_eq(back.ce_eager_bw, c.ce_eager_bw);
+    cr_assert_eq(back.metric_ce, c.metric_ce);
+    cr_assert_eq(back.grad_land_bytes, c.grad_land_bytes);
+    cr_assert_eq(back.recompute_early_stop, c.recompute_early_stop);
     for (double m = 100; m < 40000; m *= 3.1)
         cr_assert_eq(calib_gemm_rate(&back, m, 1000, 3000), calib_gemm_rate(&c, m, 1000, 3000));
     cr_assert_eq(back.n_meta, 3u);
@@ -521,6 +693,24 @@ Test(calib, minimal_v2_file_loads) {
     cr_assert_eq(c.n_gemm, 1u);
     cr_assert(close_rel(calib_gemm_rate(&c, 1, 1, 1), 1e11, 1e-12));
     cr_assert(close_rel(calib_gemm_rate(&c, 1e4, 1e4, 1e4), 1e11, 1e-12)); /* one cell: flat */
+    /* the stack's optional keys absent: no such kernels, LayerNorm and eager CE as streaming */
+    cr_assert_eq(c.n_norm, 0u);
+    cr_assert_eq(calib_norm_bw(&c, ATTN_FWD, 4096), 3e12);
+    cr_assert_eq(c.metric_ce + c.grad_land_bytes + c.ce_eager_bw, 0.0);
+    cr_assert_eq(c.recompute_early_stop, 0u);
+    remove(p);
+    /* and present */
+    fp = fopen(p, "w");
+    fputs(CAL_HEAD "train_metric_ce = 2\ngrad_land_bytes = 4\nce_eager_bw = 1.7e12\nrecompute_early_stop = 1\n" CAL_GEMM
+          CAL_ATTN "layernorm bwd 4096 1.1e12\nlayernorm fwd 4096 2e12\n", fp);
+    fclose(fp);
+    cr_assert_eq(calib_load(&c, p), OS_OK, "%s", os_last_error());
+    cr_assert_eq(c.metric_ce, 2.0);
+    cr_assert_eq(c.grad_land_bytes, 4.0);
+    cr_assert_eq(c.ce_eager_bw, 1.7e12);
+    cr_assert_eq(c.recompute_early_stop, 1u);
+    cr_assert_eq(calib_norm_bw(&c, ATTN_FWD, 1000), 2e12);
+    cr_assert_eq(calib_norm_bw(&c, ATTN_BWD, 1000), 1.1e12);
     remove(p);
 }
 
@@ -547,6 +737,14 @@ Test(calib, bad_files_name_line_and_key) {
     bad_calib("# orchsim calibration v2\npeak_flops = 1e15\nhbm_bw = 3e12\nkernel_launch_s = 2e-6\noverlap_slowdown = 1\n"
               CAL_GEMM CAL_ATTN, "line 5", "outside");
     bad_calib(CAL_HEAD CAL_GEMM CAL_ATTN "what is this\n", "line 11", "cannot read");
+    /* the stack's optional keys: rows and ranges checked, never read as something else */
+    bad_calib(CAL_HEAD CAL_GEMM CAL_ATTN "layernorm fwd 4096\n", "line 11: layernorm row", "three fields");
+    bad_calib(CAL_HEAD CAL_GEMM CAL_ATTN "layernorm up 4096 1e12\n", "layernorm row", "not fwd or bwd");
+    bad_calib(CAL_HEAD CAL_GEMM CAL_ATTN "layernorm fwd 4096 1e12\nlayernorm fwd 4096 2e12\n", "layernorm",
+              "given twice");
+    bad_calib(CAL_HEAD "train_metric_ce = 99\n" CAL_GEMM CAL_ATTN, "train_metric_ce", NULL);
+    bad_calib(CAL_HEAD "recompute_early_stop = 2\n" CAL_GEMM CAL_ATTN, "recompute_early_stop", NULL);
+    bad_calib(CAL_HEAD "grad_land_byte = 4\n" CAL_GEMM CAL_ATTN, "grad_land_byte", "did you mean \"grad_land_bytes\"?");
 }
 
 /* The memo (per-weight GEMM lines, attention per length) never changes a result: the same
