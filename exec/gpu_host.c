@@ -15,9 +15,15 @@
 
 static ExecModule g_mod;
 
+#ifdef ORCHSIM_HAVE_CUDA
+#define ABSENT NULL
+#else
+#define ABSENT "this build has no GPU module (configured without a CUDA toolkit, nvcc or nccl.h): rebuild where CUDA is"
+#endif
+
 static const ExecModuleSpec SPEC = {
     "GPU module", EXEC_GPU_FILE, "ORCHSIM_GPU_MODULE", EXEC_GPU_ENTRY, EXEC_GPU_ABI, (uint32_t)sizeof(ExecGpuApi),
-    ORCHSIM_GPU_MODULE_DIR, EXEC_GPU_LIB_HINT,
+    ORCHSIM_GPU_MODULE_DIR, EXEC_GPU_LIB_HINT, ABSENT,
 };
 
 OsStatus exec_gpu_api(const ExecGpuApi **out) {

@@ -45,7 +45,7 @@ static int readable(const char *p) { return p[0] && access(p, R_OK) == 0; }
 
 static OsStatus record(ExecModule *m, OsStatus st, const char *where, const char *field, const char *hint,
                        const char *fmt, const char *arg) {
-    m->st = st;
+    m->st = st, m->hint = hint;
     snprintf(m->err, sizeof m->err, fmt, arg);
     return os_fail(st, where, field, hint, "%s", m->err);
 }
@@ -53,9 +53,8 @@ static OsStatus record(ExecModule *m, OsStatus st, const char *where, const char
 OsStatus exec_module_load(ExecModule *m, const ExecModuleSpec *spec) {
     char dirs[4][4096], self[3900], looked[2048];
     size_t nd = 0, used = 0;
-    if (m->tried) {
-        if (m->st != OS_OK) return os_fail(m->st, m->path[0] ? m->path : spec->file, spec->what,
-                                           exec_module_hint(spec, m->err), "%s", m->err);
+    if (m->tried) { /* the first attempt's error, word for word */
+        if (m->st != OS_OK) return os_fail(m->st, m->path[0] ? m->path : spec->file, spec->what, m->hint, "%s", m->err);
         return OS_OK;
     }
     m->tried = 1;
@@ -78,16 +77,19 @@ OsStatus exec_module_load(ExecModule *m, const ExecModuleSpec *spec) {
         looked[0] = '\0';
         for (size_t i = 0; i < nd && !m->path[0]; i++) {
             char p[4096 + 256];
-            snprintf(p, sizeof p, "%s/%s", dirs[i], spec->file);
+            int dup = 0;
+            for (size_t j = 0; j < i; j++) dup |= !strcmp(dirs[i], dirs[j]);
+            if (dup) continue;
+            snprintf(p, sizeof p, "%.4000s/%.200s", dirs[i], spec->file);
             if (readable(p)) snprintf(m->path, sizeof m->path, "%.4000s", p);
             else if (used + strlen(dirs[i]) + 4 < sizeof looked)
                 used += (size_t)snprintf(looked + used, sizeof looked - used, "%s%s", i ? ", " : "", dirs[i]);
         }
         if (!m->path[0]) {
-            char hint[256];
-            snprintf(hint, sizeof hint, "build it (a CUDA/MPI build makes it), or set %s to its path",
+            static char hint[256];
+            snprintf(hint, sizeof hint, "%s, or set %s to its path", spec->absent ? spec->absent : "build it",
                      spec->env ? spec->env : "the module's variable");
-            m->st = OS_ERR_NODEV;
+            m->st = OS_ERR_NODEV, m->hint = hint;
             snprintf(m->err, sizeof m->err, "%.64s not found (looked in %.900s)", spec->file, looked[0] ? looked : "nowhere");
             return os_fail(m->st, spec->file, spec->what, hint, "%s", m->err);
         }
@@ -97,8 +99,8 @@ OsStatus exec_module_load(ExecModule *m, const ExecModuleSpec *spec) {
     if (!m->handle) {
         const char *e = dlerror();
         snprintf(m->err, sizeof m->err, "dlopen: %s", e ? e : "unknown error");
-        m->st = OS_ERR_NODEV;
-        return os_fail(m->st, m->path, spec->what, exec_module_hint(spec, e), "%s", m->err);
+        m->st = OS_ERR_NODEV, m->hint = exec_module_hint(spec, e);
+        return os_fail(m->st, m->path, spec->what, m->hint, "%s", m->err);
     }
     {
         typedef const void *EntryFn(uint32_t abi);

@@ -32,6 +32,7 @@ typedef struct {
     uint32_t min_size;      /* bytes the table must have at least */
     const char *build_dir;  /* folder compiled in (the build tree), or NULL */
     const char *lib_hint;   /* how to make the module's own libraries findable */
+    const char *absent;     /* why the file is absent when this build makes none, or NULL */
 } ExecModuleSpec;
 
 /* Every table starts with these two fields. */
@@ -46,6 +47,7 @@ typedef struct {
     const void *api;        /* the module's table (borrowed, lives until exit) */
     char path[4096];        /* the file loaded, or the last one tried */
     char err[1024];         /* the error line when st != OS_OK */
+    const char *hint;       /* its hint */
 } ExecModule;
 
 /* Load spec's module into m (cached in m: call with the same m every time). On failure the

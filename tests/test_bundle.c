@@ -151,10 +151,10 @@ Test(bundle, pack_refuses_an_oversized_bundle_listing_each_file, .timeout = 120)
     int rc;
     char cmd[8192], out[1100];
     snprintf(out, sizeof out, "%s", th_tmp("bundle-out"));
-    snprintf(cmd, sizeof cmd, "BUNDLE_MAX_MIB=1 bash %s/exec/bundle/pack.sh %s %s", ORCHSIM_SRC, ORCHSIM_BUILD_DIR, out);
+    snprintf(cmd, sizeof cmd, "BUNDLE_MAX_KIB=64 bash %s/exec/bundle/pack.sh %s %s", ORCHSIM_SRC, ORCHSIM_BUILD_DIR, out);
     char *o = sh(&rc, cmd);
     cr_assert_neq(rc, 0, "%s", o);
-    cr_assert(strstr(o, "over the 1 MiB limit"), "%s", o);
+    cr_assert(strstr(o, "(64 KiB) limit"), "%s", o);
     cr_assert(strstr(o, "MiB  orchsim"), "each file's size: %s", o);
     cr_assert(strstr(o, "MiB  run.sh") && strstr(o, "MiB  trace.h5"), "%s", o);
     cr_assert(!th_exists(out), "nothing is left when the bundle fails");

@@ -137,7 +137,7 @@ Test(gpu_module, another_abi_is_refused_naming_both) {
 }
 
 Test(gpu_module, hints_by_dlopen_error) {
-    ExecModuleSpec s = {"GPU module", "liborchsim_gpu.so", NULL, "e", 1, 8, NULL, "WHEELS"};
+    ExecModuleSpec s = {"GPU module", "liborchsim_gpu.so", NULL, "e", 1, 8, NULL, "WHEELS", NULL};
     cr_assert_str_eq(exec_module_hint(&s, "libcublas.so.13: cannot open shared object file: No such file"), "WHEELS");
     cr_assert(strstr(exec_module_hint(&s, "/x/liborchsim_gpu.so: cannot open shared object file"), "module file"));
     cr_assert(strstr(exec_module_hint(&s, "/x/liborchsim_gpu.so: undefined symbol: cublasLtFoo"), "older"));

@@ -9,6 +9,7 @@ set -euo pipefail
 BUILD=${1:?usage: pack.sh BUILD_DIR OUT_DIR}
 OUTB=${2:?usage: pack.sh BUILD_DIR OUT_DIR}
 MAX_MIB=${BUNDLE_MAX_MIB:-48}
+MAX_KIB=${BUNDLE_MAX_KIB:-$(( MAX_MIB * 1024 ))}   # tests set a KiB limit
 HERE=$(cd "$(dirname "$0")" && pwd)
 die() { echo "gpu-bundle: error: $*" >&2; exit 1; }
 
@@ -42,9 +43,9 @@ EOF
 
 # size: fail with every file's size when over the limit
 total=$(du -sb "$stage" | cut -f1)
-limit=$(( MAX_MIB * 1048576 ))
+limit=$(( MAX_KIB * 1024 ))
 if [ "$total" -gt "$limit" ]; then
-    echo "gpu-bundle: error: the bundle is $(( (total + 1048575) / 1048576 )) MiB, over the ${MAX_MIB} MiB limit:" >&2
+    echo "gpu-bundle: error: the bundle is $(( (total + 1023) / 1024 )) KiB, over the $(( MAX_KIB / 1024 )) MiB ($MAX_KIB KiB) limit:" >&2
     (cd "$stage" && find . -type f -printf '%s %p\n' | sort -rn | awk '{ printf "  %10.2f MiB  %s\n", $1 / 1048576, substr($2, 3) }') >&2
     exit 1
 fi

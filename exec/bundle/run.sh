@@ -6,7 +6,8 @@
 #   2. logs the machine: nvidia-smi, the library folders and files, ldd, `orchsim doctor`;
 #   3. runs, each step under its own time limit, no new step once 6 minutes have passed:
 #      selftest, calibrate, validate --gpus 1 under none and post, validate --gpus 8 --emulate
-#      under none and post;
+#      under none and post, then (when compute-sanitizer is there) the kernel checks under
+#      memcheck and the fused attention's under racecheck;
 #   4. writes 6 files into OUTDIR: env.log selftest.log calibrate.log calib.txt validate.log
 #      summary.txt (one line per step: OK / FAIL / TIMEOUT / no device / SKIP, seconds).
 # Without a GPU every step says "no device" and the script exits 0; it exits 1 when a step
@@ -159,7 +160,7 @@ run_step() {
                            sed -e 's/^orchsim: error: //; s/^SKIP  *[a-z:_]*  *[0-9.]* s  //' | cut -c1-200)
     if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
         verdict="TIMEOUT after ${limit} s"; FAILED=1
-    elif [ -n "$why" ] && { [ "$rc" -ne 0 ] || grep -q "SKIP  device" "$tmp"; }; then
+    elif [ -n "$why" ]; then
         verdict="no device ($why)"
     elif [ "$rc" -eq 0 ]; then
         verdict="OK"
@@ -180,6 +181,16 @@ run_step "validate-1-none" 90 "$VAL_LOG" "$BIN" validate "$TRACE" --gpus 1 --pol
 run_step "validate-1-post" 90 "$VAL_LOG" "$BIN" validate "$TRACE" --gpus 1 --policy post "${VAL[@]}" "${CAL_OPT[@]}"
 run_step "validate-8-emulate-none" 100 "$VAL_LOG" "$BIN" validate "$TRACE" --gpus 8 --emulate --policy none "${VAL[@]}" "${CAL_OPT[@]}"
 run_step "validate-8-emulate-post" 100 "$VAL_LOG" "$BIN" validate "$TRACE" --gpus 8 --emulate --policy post "${VAL[@]}" "${CAL_OPT[@]}"
+# the kernels under compute-sanitizer (memcheck: out-of-bounds and misaligned accesses;
+# racecheck: shared-memory races in the fused attention), output into selftest.log
+SAN=$(command -v compute-sanitizer 2>/dev/null || ls /usr/local/cuda/bin/compute-sanitizer \
+      /usr/local/cuda-*/bin/compute-sanitizer /opt/nvidia/*/compute-sanitizer 2>/dev/null | head -1)
+if [ -n "$SAN" ]; then
+    run_step "sanitizer-memcheck" 120 "$SELF_LOG" "$SAN" --tool memcheck --error-exitcode 3 "$BIN" selftest --only kernel:
+    run_step "sanitizer-racecheck" 120 "$SELF_LOG" "$SAN" --tool racecheck --error-exitcode 3 "$BIN" selftest --only kernel:flash
+else
+    echo "sanitizer: SKIP (compute-sanitizer not found)" | tee -a "$SUM"
+fi
 [ -e "$CALIB" ] || echo "# calibrate wrote no table (see calibrate.log)" > "$CALIB"
 
 total=$(( $(date +%s) - START ))
