@@ -70,7 +70,7 @@ BUNDLE_BUILD ?= build-bundle
 BUNDLE ?= gpu-bundle
 .PHONY: gpu-bundle
 gpu-bundle: deps
-	cmake -S . -B $(BUNDLE_BUILD) -DCMAKE_BUILD_TYPE=Release -DORCHSIM_STATIC=ON -DORCHSIM_MPI=OFF -DORCHSIM_WERROR=ON
+	cmake -S . -B $(BUNDLE_BUILD) -DCMAKE_BUILD_TYPE=Release -DORCHSIM_STATIC=ON -DORCHSIM_MPI=OFF -DORCHSIM_WERROR=OFF
 	cmake --build $(BUNDLE_BUILD) -j $(JOBS) --target orchsim orchsim_gpu
 	./exec/bundle/pack.sh $(BUNDLE_BUILD) $(BUNDLE)
 
