@@ -50,6 +50,40 @@ fail:
     return st;
 }
 
+/* The element's ids and the references to them (url(#x), href="#x") prefixed with pre, so that
+ * several figures on one page do not share ids (gnuplot names its definitions alike). */
+static OsStatus prefix_ids(char **svg, const char *pre) {
+    OsStatus st = OS_OK;
+    static const char *const PAT[] = {"id=\"", "id='", "url(#", "href=\"#", "href='#"};
+    const char *in = *svg;
+    size_t extra = 0, plen = strlen(pre);
+    for (size_t k = 0; k < OS_ARRAY_LEN(PAT); k++)
+        for (const char *p = strstr(in, PAT[k]); p; p = strstr(p + 1, PAT[k])) extra += plen;
+    char *out = malloc(strlen(in) + extra + 1), *o = out;
+    ALLOC_CHECK(out);
+    for (const char *p = in; *p;) {
+        size_t hit = 0;
+        for (size_t k = 0; k < OS_ARRAY_LEN(PAT) && !hit; k++) {
+            size_t n = strlen(PAT[k]);
+            /* a bare id= (not part of another attribute name such as "grid=") */
+            int word = k > 1 || p == in || p[-1] == ' ' || p[-1] == '\t' || p[-1] == '\n';
+            if (word && !strncmp(p, PAT[k], n)) hit = n;
+        }
+        if (hit) {
+            memcpy(o, p, hit);
+            o += hit;
+            memcpy(o, pre, plen);
+            o += plen;
+            p += hit;
+        } else *o++ = *p++;
+    }
+    *o = '\0';
+    free(*svg);
+    *svg = out;
+fail:
+    return st;
+}
+
 static void num(FILE *fp, double v, const char *fmt, double scale) {
     if (isfinite(v)) fprintf(fp, fmt, v * scale);
     else fputs("-", fp);
@@ -176,7 +210,10 @@ OsStatus report_html_emit(FILE *fp, const HtmlReport *r) {
         fputs("</p>\n", fp);
     }
     for (size_t i = 0; i < r->n_fig; i++) {
+        char pre[32];
         OS_CHECK(report_html_svg(&svg, r->svg_paths[i]));
+        snprintf(pre, sizeof pre, "f%zu-", i + 1);
+        OS_CHECK(prefix_ids(&svg, pre));
         fprintf(fp, "<figure id=\"fig-%zu\">\n", i + 1);
         fputs(svg, fp);
         fputs("\n<figcaption>", fp);

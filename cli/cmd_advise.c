@@ -69,6 +69,17 @@ static void print_advice(FILE *fp, const Adv *a, const ReplayConfig *cfg) {
                 "of %llu\n",
             a->trace, cfg->model->name, c->gpus, c->nodes, c->gpus_per_node, c->tp, c->dp, b->row.setup, b->row.recompute,
             b->row.padded ? ", padded" : "", (unsigned long long)n, n == 1 ? "" : "s", (unsigned long long)a->trace_steps);
+    uint64_t need = 0, lng = 0;
+    for (int i = 0; i < a->np; i++) {
+        need = OS_MAX(need, a->runs[i].row.needs_recompute);
+        lng = OS_MAX(lng, a->runs[i].row.long_examples);
+    }
+    if (need)
+        fprintf(fp, "  feasibility  NOT feasible as given: %llu examples need more activation memory than a GPU has "
+                    "unless --recompute (the numbers below assume it fits; see the diagnosis)\n", (unsigned long long)need);
+    if (lng)
+        fprintf(fp, "  feasibility  %llu examples/items exceed the model's maximum lengths (replayed as given)\n",
+                (unsigned long long)lng);
     double best_s = run_mean(a, v->best);
     fprintf(fp, "  recommended  %-11s %s s per step", b->name, secs(x1, sizeof x1, best_s));
     if (v->none >= 0 && v->none != v->best && run_mean(a, v->none) > 0)
@@ -176,10 +187,10 @@ static void print_ranking(FILE *fp, const Adv *a) {
             b->name);
 }
 
-static void print_lines(FILE *fp, const char *head, const AdviseLine *l, size_t n) {
+static void print_lines(FILE *fp, const char *head, const AdviseLine *l, size_t n, int tags) {
     if (!n) return;
     fprintf(fp, "\n%s:\n", head);
-    for (size_t i = 0; i < n; i++) fprintf(fp, "  - %s: %s\n", l[i].tag, l[i].text);
+    for (size_t i = 0; i < n; i++) fprintf(fp, "  - %s%s%s\n", tags ? l[i].tag : "", tags ? ": " : "", l[i].text);
 }
 
 static void write_json(FILE *fp, const Adv *a) {
@@ -434,8 +445,8 @@ OsStatus cmd_advise(int argc, char **argv) {
     print_ranking(mem, &a);
     fclose(mem);
     fputs(advice_text, stdout);
-    print_lines(stdout, "diagnosis", a.diag, a.n_diag);
-    print_lines(stdout, "warnings", a.warn, a.n_warn);
+    print_lines(stdout, "diagnosis", a.diag, a.n_diag, 1);
+    print_lines(stdout, "warnings", a.warn, a.n_warn, 0);
 
     /* figures first (scratch files, read back), then every output together or none */
     static char svg[3][4300];
