@@ -94,7 +94,9 @@ OsStatus exec_calib_plan(ExecCalPlan *p, ExecCalNeeds *need, const ModelSpec *m,
             need->attn_out_cols = fmax(need->attn_out_cols, (double)p->nh[i] * p->hd[i]);
         }
         need->copy_bytes = o->copy_bytes;
-        need->total_bytes = 2 * (need->gemm_a + need->gemm_b + need->gemm_c) +
+        const char *twin = getenv("ORCHSIM_ATTN");
+        need->total_bytes = (twin && !strcmp(twin, "cublas") ? need->attn_rows * need->attn_rows * 12 : 0) +
+                            2 * (need->gemm_a + need->gemm_b + need->gemm_c) +
                             need->attn_rows * need->attn_cols * 2 * 2 + need->attn_rows * need->attn_out_cols * (4 + 12) +
                             2 * need->copy_bytes;
     }
@@ -202,7 +204,10 @@ OsStatus exec_calibrate_run(Calib *c, const ModelSpec *m, const ExecCalibOptions
              info->runtime_version / 1000, info->runtime_version % 1000 / 10, info->driver_version / 1000,
              info->driver_version % 1000 / 10, info->cublas_version / 10000, info->cublas_version / 100 % 100,
              info->cublas_version % 100);
-    snprintf(c->attn_kernel, sizeof c->attn_kernel, "orchsim fused varlen attention (exec/flash.cu, WMMA bf16)");
+    if (getenv("ORCHSIM_ATTN") && !strcmp(getenv("ORCHSIM_ATTN"), "cublas"))
+        snprintf(c->attn_kernel, sizeof c->attn_kernel, "orchsim cuBLAS twin: per-head GEMMs + softmax (exec/attn.cu)");
+    else
+        snprintf(c->attn_kernel, sizeof c->attn_kernel, "orchsim fused varlen attention (exec/flash.cu, WMMA bf16)");
     snprintf(buf, sizeof buf, "%.0f", info->sm_clock_mhz);
     OS_CHECK(calib_set_meta(c, "sm_clock_mhz", buf));
     snprintf(buf, sizeof buf, "%.0f", info->mem_clock_mhz);

@@ -9,10 +9,11 @@
  *     smallest and largest kept, to fit CALIB_MAX_GEMM cells. Noise that makes a bigger GEMM
  *     faster is clamped by calib_validate (time made non-decreasing), never a reason to drop
  *     a run (issue 10, defect 3).
- *   - Attention: the backend's fused variable-length kernel (exec/flash.h), forward and
- *     backward, causal and bidirectional, one sequence of each length min_len .. max_len
- *     (doubling), at every distinct head dimension of the model's stacks with that stack's
- *     heads and KV groups; rates in FlashAttention's convention (cost.h).
+ *   - Attention: the backend's fused variable-length kernel (exec/flash.h; with
+ *     ORCHSIM_ATTN=cublas, its cuBLAS twin, and the file says so), forward and backward,
+ *     causal and bidirectional, one sequence of each length min_len .. max_len (doubling), at
+ *     every distinct head dimension of the model's stacks with that stack's heads and KV
+ *     groups; rates in FlashAttention's convention (cost.h).
  *   - HBM: a streaming copy kernel over copy_bytes, counted read + write.
  *   - kernel_launch_s: the GPU time of one tiny memory-bound kernel, back to back.
  *   - overlap_slowdown = 1 - t_alone / t_beside of a large GEMM, alone and beside a copy

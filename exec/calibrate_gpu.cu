@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "exec/attn.h"
 #include "exec/flash.cuh"
 #include "exec/gemm.cuh"
 #include "exec/kernels/kernels.cuh"
@@ -36,6 +37,9 @@ struct Cal {
     int4 *src, *dst;
     size_t copy_n;                           /* int4 elements */
     int *flag;
+    int twin;                                /* ORCHSIM_ATTN=cublas: time the cuBLAS twin instead */
+    float *S, *dP;                           /* twin: [n n] */
+    bf16 *P, *dS;
 };
 
 int dbl_cmp(const void *a, const void *b) {
@@ -80,7 +84,12 @@ OsStatus run_once(Cal *c, const ExecCalWork *w, uint32_t ntiles) {
         break;
     }
     case EXEC_CW_ATTN:
-        if (w->dir == 0)
+        if (c->twin && w->dir == 0)
+            OS_CHECK(exec_attn_forward(c->att, c->qkv, w->len, w->nh, w->nkv, w->hd, w->causal, c->S, c->P, c->h, c->s));
+        else if (c->twin)
+            OS_CHECK(exec_attn_backward(c->dqkv, c->datt, c->qkv, w->len, w->nh, w->nkv, w->hd, w->causal, c->S, c->P,
+                                        c->dP, c->dS, c->h, c->s));
+        else if (w->dir == 0)
             OS_CHECK(exec_flash_forward(c->att, c->lse, c->qkv, c->tiles, ntiles, w->len, w->nh, w->nkv, w->hd,
                                         w->causal, c->s));
         else
@@ -196,6 +205,17 @@ OsStatus gm_cal_open(void **out, const ExecCalNeeds *need) {
     CUDA_CHECK(cudaMalloc(&c->src, c->copy_n * 16));
     CUDA_CHECK(cudaMalloc(&c->dst, c->copy_n * 16));
     CUDA_CHECK(cudaMalloc(&c->flag, sizeof(int)));
+    {
+        const char *e = getenv("ORCHSIM_ATTN");
+        c->twin = e && !strcmp(e, "cublas");
+        if (c->twin) { /* the slow twin's n x n scratch of the longest sequence */
+            const size_t nn = c->rows * c->rows;
+            CUDA_CHECK(cudaMalloc(&c->S, nn * 4));
+            CUDA_CHECK(cudaMalloc(&c->dP, nn * 4));
+            CUDA_CHECK(cudaMalloc(&c->P, nn * 2));
+            CUDA_CHECK(cudaMalloc(&c->dS, nn * 2));
+        }
+    }
     CUDA_CHECK(cudaMemset(c->dst, 0, c->copy_n * 16));
     CUDA_CHECK(cudaMemset(c->dqkv, 0, c->rows * c->cols * 2));
     fill_kernel<<<1024, 256, 0, c->s>>>(c->A, c->na, 1);
@@ -267,7 +287,7 @@ void gm_cal_close(void *ctx) {
     if (c->s2) (void)cudaStreamSynchronize(c->s2);
     cudaFree(c->A), cudaFree(c->B), cudaFree(c->C), cudaFree(c->qkv), cudaFree(c->dqkv), cudaFree(c->att);
     cudaFree(c->datt), cudaFree(c->dq), cudaFree(c->lse), cudaFree(c->dvec), cudaFree(c->tiles), cudaFree(c->src);
-    cudaFree(c->dst), cudaFree(c->flag);
+    cudaFree(c->dst), cudaFree(c->flag), cudaFree(c->S), cudaFree(c->dP), cudaFree(c->P), cudaFree(c->dS);
     for (int i = 0; i < 2; i++)
         if (c->ev[i]) cudaEventDestroy(c->ev[i]);
     if (c->h) cublasDestroy(c->h);
