@@ -57,6 +57,13 @@ OsStatus plot_make(const PlotKind *k, const PlotOptions *o, const char *const *i
 void plot_timeline_meta(char *buf, size_t cap, const char *policy, uint64_t step, const char *model,
                         uint32_t gpus);
 
+/* A policy's colour, gnuplot dash type and point type (fixed per name; distinct for the
+ * registry's policies, megatron and the oracle). */
+void plot_policy_style(const char *policy, const char **color, int *dt, int *pt);
+/* Put policy names in the one order every figure uses: the registry's, then megatron, the
+ * oracle, then other names alphabetically. */
+void plot_sort_policies(const char **pols, int n);
+
 /* Path of figure output for kind/format (for messages and tests). */
 void plot_output_path(char *buf, size_t cap, const PlotOptions *o, const char *kind, unsigned format);
 

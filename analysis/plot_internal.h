@@ -43,12 +43,6 @@ void plot_log_tics(char *buf, size_t cap, double lo, double hi);
  * fallback cycle by hash, so they are still stable). */
 const char *plot_policy_color(const char *policy);
 const char *plot_phase_color(const char *phase);
-/* A policy's colour, gnuplot dash type and point type (fixed per name; distinct for the
- * registry's policies, megatron and the oracle). */
-void plot_policy_style(const char *policy, const char **color, int *dt, int *pt);
-/* Put policy names in the one order every figure uses: the registry's, then megatron, the
- * oracle, then other names alphabetically. */
-void plot_sort_policies(const char **pols, int n);
 /* Space-separated colours, dash types and point types of pols[n] (each buffer cap bytes). */
 void plot_policy_words(char *colors, char *dts, char *pts, size_t cap, const char *const *pols, int n);
 

@@ -14,6 +14,7 @@
 #include "analysis/runtable.h"
 #include "analysis/schema.h"
 #include "helpers.h"
+#include "sim/policy.h"
 #include "traces/trace.h"
 
 static int have_gnuplot(void) { return ORCHSIM_GNUPLOT[0] && access(ORCHSIM_GNUPLOT, X_OK) == 0; }
@@ -407,4 +408,195 @@ Test(plot, cli_plot_all) {
     cr_assert_eq(rc, 2);
     cr_assert(strstr(out, "unknown figure kind"), "%s", out);
     free(out);
+}
+
+/* ---------------------------------------------------------------- item 7: what every figure promises */
+
+/* The slowest and the fastest rank are always rows, marked, whatever the sampling; the panel
+ * is titled from the file's "# key: value" lines (policy, step, model, GPUs). */
+Test(plot, timeline_shows_and_marks_the_extremes) {
+    NEED_GNUPLOT();
+    const char *dir = outdir("plot-tl-extremes");
+    char a[4200];
+    snprintf(a, sizeof a, "%s/timeline_lpt.csv", dir);
+    /* 40 ranks: compute 1.0 s each except rank 29 (9.0 s, the straggler) and rank 13 (0.2 s);
+     * neither is among 8 evenly spaced ranks (0, 5, 11, 16, 22, 27, 33, 39) */
+    FILE *fp = fopen(a, "w");
+    cr_assert_not_null(fp);
+    char meta[512];
+    plot_timeline_meta(meta, sizeof meta, "lpt", 12, "vl-14b", 320);
+    fputs(meta, fp);
+    fprintf(fp, "rank,node,phase,op,kind,start_s,end_s\n");
+    for (int r = 0; r < 40; r++) {
+        double c = r == 29 ? 9.0 : r == 13 ? 0.2 : 1.0;
+        fprintf(fp, "%d,%d,llm,fwd,compute,0,%.3f\n%d,%d,llm,wait,idle,%.3f,9.5\n", r, r / 8, c, r, r / 8, c);
+    }
+    fclose(fp);
+    PlotOptions o;
+    opts(&o, dir);
+    o.max_ranks = 8;
+    const char *in[] = {a};
+    cr_assert_eq(plot_make(plot_kind_find("timeline"), &o, in, 1), OS_OK, "%s", os_last_error());
+    check_png(&o, "timeline");
+    /* 8 rows: the marks file names the slowest's and fastest's rows and compute */
+    char p[4200], line[512];
+    snprintf(p, sizeof p, "%s/timeline_1_marks.dat", dir);
+    fp = fopen(p, "r");
+    cr_assert_not_null(fp);
+    int rows[2] = {-1, -1}, k = 0;
+    char text[2][256] = {"", ""};
+    while (fgets(line, sizeof line, fp))
+        if (line[0] != '#' && k < 2 && sscanf(line, "%d \"%255[^\"]\"", &rows[k], text[k]) == 2) k++;
+    fclose(fp);
+    cr_assert_eq(k, 2);
+    cr_assert_str_eq(text[0], "slowest: 9.000 s compute");
+    cr_assert_str_eq(text[1], "fastest: 0.200 s compute");
+    /* rows are in rank order; with 8 rows the straggler 29 and rank 13 replaced their nearest
+     * evenly spaced neighbours (27 and 11): rows 0 5 13 16 22 29 33 39 -> 29 is row 5, 13 row 2 */
+    cr_assert_eq(rows[0], 5);
+    cr_assert_eq(rows[1], 2);
+    int maxrow = -1;
+    snprintf(p, sizeof p, "%s/timeline_1.dat", dir);
+    fp = fopen(p, "r");
+    while (fgets(line, sizeof line, fp)) {
+        int row;
+        if (line[0] != '#' && sscanf(line, "%d", &row) == 1 && row > maxrow) maxrow = row;
+    }
+    fclose(fp);
+    cr_assert_eq(maxrow, 7, "still max_ranks rows");
+}
+
+/* Policies in one order (the registry's, then megatron, the oracle, other names), each with its
+ * own colour, dash type and point type, whatever order the input lists them in. */
+Test(plot, one_policy_order_and_distinct_styles) {
+    NEED_GNUPLOT();
+    const char *dir = outdir("plot-order");
+    char a[4200], b[4200];
+    snprintf(a, sizeof a, "%s/steps_b.csv", dir);
+    snprintf(b, sizeof b, "%s/steps_a.csv", dir);
+    write_steps(a, "post-node", 0.05); /* the files in anti-registry order */
+    write_steps(b, "none", 0.8);
+    PlotOptions o;
+    opts(&o, dir);
+    const char *in[] = {a, b};
+    cr_assert_eq(plot_make(plot_kind_find("imbalance-cdf"), &o, in, 2), OS_OK, "%s", os_last_error());
+    char p[4200], line[256], first[64] = "";
+    snprintf(p, sizeof p, "%s/imbalance_cdf_llm.dat", dir);
+    FILE *fp = fopen(p, "r");
+    while (fgets(line, sizeof line, fp))
+        if (!first[0] && sscanf(line, "# policy %63[^:]", first) == 1) break;
+    fclose(fp);
+    cr_assert_str_eq(first, "none", "none is drawn first (registry order), not post-node");
+    /* styles: every registry policy, megatron and the oracle differ in colour, dash and point */
+    const char *names[40];
+    int n = 0;
+    for (uint32_t i = 0; i < policy_count(); i++) names[n++] = policy_at(i)->name;
+    names[n++] = "megatron";
+    names[n++] = "oracle";
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++) {
+            const char *ci, *cj;
+            int di, dj, pi, pj;
+            plot_policy_style(names[i], &ci, &di, &pi);
+            plot_policy_style(names[j], &cj, &dj, &pj);
+            cr_assert(strcmp(ci, cj), "%s and %s share a colour", names[i], names[j]);
+            cr_assert(di != dj || pi != pj, "%s and %s share dash and point type", names[i], names[j]);
+            cr_assert_neq(pi, pj, "%s and %s share a point type", names[i], names[j]);
+        }
+    const char *mixed[] = {"zeta", "oracle", "post", "megatron", "none", "alpha", "lpt"};
+    plot_sort_policies(mixed, 7);
+    const char *want[] = {"none", "lpt", "post", "megatron", "oracle", "alpha", "zeta"};
+    for (int i = 0; i < 7; i++) cr_assert_str_eq(mixed[i], want[i]);
+}
+
+/* A table with one GPU count draws bars (no column of dots with an "ideal" line of one point). */
+Test(plot, single_count_throughput_is_bars) {
+    NEED_GNUPLOT();
+    const char *dir = outdir("plot-one-count");
+    char csv[4200];
+    snprintf(csv, sizeof csv, "%s/one.csv", dir);
+    FILE *fp = fopen(csv, "w");
+    runtable_write_header(fp);
+    const char *pols[] = {"post-node", "none", "lpt"};
+    for (int p = 0; p < 3; p++) {
+        RunRow r;
+        runrow_init(&r);
+        snprintf(r.policy, sizeof r.policy, "%s", pols[p]);
+        snprintf(r.model, sizeof r.model, "tiny");
+        snprintf(r.setup, sizeof r.setup, "fsdp");
+        r.gpus = 64;
+        r.gpus_per_node = 8;
+        r.tp = 1;
+        r.dp = 64;
+        r.steps = 2;
+        r.tokens_per_s = 1e6 * (1 + p);
+        r.step_mean_s = 1.0 / (1 + p);
+        runtable_write_row(fp, &r);
+    }
+    fclose(fp);
+    PlotOptions o;
+    opts(&o, dir);
+    const char *in[] = {csv};
+    cr_assert_eq(plot_make(plot_kind_find("throughput"), &o, in, 1), OS_OK, "%s", os_last_error());
+    check_png(&o, "throughput");
+    char p[4200], line[256];
+    snprintf(p, sizeof p, "%s/throughput.dat", dir);
+    fp = fopen(p, "r");
+    int bars = 0, ideal = 0;
+    char order[3][32];
+    while (fgets(line, sizeof line, fp)) {
+        ideal |= strstr(line, "ideal") != NULL;
+        double tps;
+        if (line[0] == '"' && bars < 3 && sscanf(line, "\"%31[^\"]\" %lf", order[bars], &tps) == 2) bars++;
+    }
+    fclose(fp);
+    cr_assert_eq(bars, 3);
+    cr_assert(!ideal, "no ideal-scaling line from one GPU count");
+    cr_assert_str_eq(order[0], "none");
+    cr_assert_str_eq(order[1], "lpt");
+    cr_assert_str_eq(order[2], "post-node");
+}
+
+/* The policies figure (compare/advise CSV): bars in policy order, the oracle as a line. */
+Test(plot, policies_figure_from_a_compare_table) {
+    NEED_GNUPLOT();
+    const char *dir = outdir("plot-policies");
+    char csv[4200];
+    snprintf(csv, sizeof csv, "%s/cmp.csv", dir);
+    FILE *fp = fopen(csv, "w");
+    runtable_write_header(fp);
+    const char *pols[] = {"post", "none", "oracle"};
+    for (int p = 0; p < 3; p++) {
+        RunRow r;
+        runrow_init(&r);
+        snprintf(r.policy, sizeof r.policy, "%s", pols[p]);
+        snprintf(r.model, sizeof r.model, "tiny");
+        snprintf(r.setup, sizeof r.setup, "fsdp");
+        r.gpus = 16;
+        r.gpus_per_node = 8;
+        r.tp = 1;
+        r.dp = 16;
+        r.steps = 3;
+        r.step_mean_s = 3.0 - p;
+        r.step_ci95_s = p == 2 ? NAN : 0.1;
+        runtable_write_row(fp, &r);
+    }
+    fclose(fp);
+    PlotOptions o;
+    opts(&o, dir);
+    const char *in[] = {csv};
+    cr_assert_eq(plot_make(plot_kind_find("policies"), &o, in, 1), OS_OK, "%s", os_last_error());
+    check_png(&o, "policies");
+    char p[4200], line[256], name[2][32];
+    snprintf(p, sizeof p, "%s/policies.dat", dir);
+    fp = fopen(p, "r");
+    int n = 0;
+    while (fgets(line, sizeof line, fp)) {
+        int idx;
+        if (line[0] != '#' && n < 2 && sscanf(line, "%d \"%31[^\"]\"", &idx, name[n]) == 2) n++;
+    }
+    fclose(fp);
+    cr_assert_eq(n, 2, "two policies; the oracle is the line, not a bar");
+    cr_assert_str_eq(name[0], "none");
+    cr_assert_str_eq(name[1], "post");
 }
