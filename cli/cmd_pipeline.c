@@ -151,6 +151,7 @@ OsStatus cmd_pipeline(int argc, char **argv) {
     Trace *t = NULL;
     T2iRequests req;
     PipeSummary *sums = NULL;
+    Calib *cal = NULL;
     FILE *csv = NULL;
     OsOutFile of;
     int of_open = 0;
@@ -203,14 +204,10 @@ OsStatus cmd_pipeline(int argc, char **argv) {
     OS_CHECK(parse_policies(pols, names, &np, policy_spec));
     if (csv_path) OS_CHECK(os_output_check(csv_path, 1));
 
-    Calib *cal = malloc(sizeof *cal);
+    cal = malloc(sizeof *cal);
     ALLOC_CHECK(cal);
-    if (calib_path) st = calib_load(cal, calib_path);
+    if (calib_path) OS_CHECK(calib_load(cal, calib_path));
     else calib_default_h100(cal);
-    if (st != OS_OK) {
-        free(cal);
-        goto fail;
-    }
     OS_CHECK(trace_open(&t, pos[0]));
     int present = 0;
     OS_CHECK(t2i_requests_load(&req, pos[0], trace_n_examples(t), &present));
@@ -247,7 +244,6 @@ OsStatus cmd_pipeline(int argc, char **argv) {
         st = pipe_run(&sums[k], &cfg, t, present ? &req : NULL);
         if (st != OS_OK) break;
     }
-    free(cal);
     OS_CHECK(st);
     int quiet = csv_path && !strcmp(csv_path, "-"); /* the CSV owns stdout */
     if (cost && !quiet) print_cost(&sums[0], &pipe, names[0], pos[0]);
@@ -264,6 +260,7 @@ OsStatus cmd_pipeline(int argc, char **argv) {
     }
 fail:
     if (of_open) os_outfile_abort(&of);
+    free(cal);
     free(sums);
     t2i_requests_free(&req);
     trace_close(t);
