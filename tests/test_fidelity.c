@@ -111,9 +111,10 @@ Test(fidelity, collective_busbw_by_hand) {
 }
 
 /* The regression guard on the shipped published runs (deterministic: no host timing). The
- * bound is the suite's current figure plus a margin, not the issue's 10% target, which the
- * cost model does not reach (bench/fidelity/README.md says why). */
-#define FIDELITY_GUARD_PCT 20.0
+ * bound is the suite's current figure (12.8%) plus a margin, not the issue's 10% target (and its
+ * 12% guard), which the cost model does not reach with sourced physics (bench/fidelity/README.md
+ * and data/SOURCES-stack.md say why). */
+#define FIDELITY_GUARD_PCT 14.0
 Test(fidelity, shipped_runs_stay_within_the_guard, .timeout = 240) {
     char *out = NULL;
     char args[1024];
