@@ -289,3 +289,75 @@ Test(pipeline_trace, request_errors_name_row_and_field) {
     cr_assert(strstr(os_last_error(), "did you mean 'sd14'"), "%s", os_last_error());
     os_clear_error();
 }
+
+/* The machinery without convolutions: a DiT denoiser on a trace without request tables (every
+ * request takes the stage's defaults: 256^2, 50 steps, guidance 7.5, one image). */
+Test(pipeline_trace, dit_without_request_tables) {
+    ThEx ex[8];
+    for (int i = 0; i < 8; i++) ex[i] = (ThEx){77, 0, 0, 0, 0};
+    const char *p = th_write_trace("plain.h5", ex, 8, 4, 2);
+    cr_assert_not_null(p, "%s", os_last_error());
+    Trace *t = NULL;
+    cr_assert_eq(trace_open(&t, p), OS_OK, "%s", os_last_error());
+    T2iRequests r;
+    int present = 1;
+    cr_assert_eq(t2i_requests_load(&r, p, trace_n_examples(t), &present), OS_OK, "%s", os_last_error());
+    cr_assert_eq(present, 0);
+    Calib c;
+    calib_default_h100(&c);
+    Pipeline pl;
+    cr_assert_eq(pipe_parse(&pl, "[stage generate]\nmodel = dit-xl2\n[stage decode]\n", "dit.pipe"), OS_OK, "%s",
+                 os_last_error());
+    PipeConfig cfg;
+    pipe_config_init(&cfg);
+    cfg.pipe = &pl;
+    cfg.calib = &c;
+    cr_assert_eq(cluster_init(&cfg.cluster, 4, 8, 1), OS_OK);
+    PipeSummary s;
+    cr_assert_eq(pipe_run(&s, &cfg, t, NULL), OS_OK, "%s", os_last_error());
+    cr_assert_eq(s.st[0].requests, 16);
+    cr_assert_eq(s.st[0].images, 16);
+    /* 16 images x 50 steps x 2 (guidance) x 118.6 GMAC x 2 FLOP, no text encoder (class labels) */
+    double want = 16.0 * 50 * 2 * 118.6e9 * 2;
+    cr_assert(fabs(s.st[0].model_flops / want - 1) < 0.01, "%.4g vs %.4g", s.st[0].model_flops, want);
+    cr_assert(s.total_s > 0 && isfinite(s.total_s));
+    t2i_requests_free(&r);
+    trace_close(t);
+}
+
+/* The command: one error line naming the pipeline file's line for a cycle, exit 1; a CSV with
+ * one row per (policy, stage). */
+Test(pipeline_cli, errors_and_csv) {
+    const char *tr = cpdm_trace("cli.h5", 2100, 4);
+    const char *pf = th_tmp("cyc.pipe");
+    FILE *fp = fopen(pf, "w");
+    cr_assert_not_null(fp);
+    fputs("[stage generate]\nafter = decode\n[stage decode]\n", fp);
+    fclose(fp);
+    char args[2048], *out = NULL;
+    snprintf(args, sizeof args, "pipeline %s --pipeline %s", tr, pf);
+    cr_assert_eq(th_run(&out, args), 1, "%s", out);
+    cr_assert(strstr(out, "orchsim: error: ") && strstr(out, "line 2: stage \"generate\": key \"after\"") &&
+                  strstr(out, "cycle"),
+              "%s", out);
+    free(out);
+    const char *csv = th_tmp("p.csv");
+    snprintf(args, sizeof args, "pipeline %s --pipeline t2i --policy none,post --csv %s", tr, csv);
+    cr_assert_eq(th_run(&out, args), 0, "%s", out);
+    free(out);
+    fp = fopen(csv, "r");
+    cr_assert_not_null(fp);
+    char line[4096];
+    int rows = 0, header = 0;
+    while (fgets(line, sizeof line, fp)) {
+        if (line[0] == '#') continue;
+        if (!header) {
+            cr_assert(strstr(line, "pipeline,policy,stage,kind,role,gpus,requests,images,time_s"), "%s", line);
+            header = 1;
+            continue;
+        }
+        rows++;
+    }
+    fclose(fp);
+    cr_assert_eq(rows, 4, "2 policies x 2 stages");
+}
