@@ -207,7 +207,8 @@ void simopts_announce(FILE *fp, const SimOpts *o, const ReplayConfig *cfg, const
     fprintf(fp, "# measured vs modelled: everything here is modelled (simulator); only the balancer's own "
                 "runtime is measured on this host%s\n", cfg->balancer_cost_s >= 0 ? " (overridden by --balancer-cost)" : "");
 #ifdef ORCHSIM_HAVE_CUDA
-    fprintf(fp, "# backends: simulator; GPU backend compiled in (orchsim calibrate / validate)\n");
+    fprintf(fp, "# backends: simulator; the GPU module (liborchsim_gpu.so) was built and is loaded on demand by "
+                "calibrate / validate / selftest / doctor\n");
 #else
     fprintf(fp, "# backends: simulator only (built without CUDA: calibrate / validate unavailable)\n");
 #endif
