@@ -221,8 +221,8 @@ OsStatus advise_decide(Advice *a, size_t *order, const AdviseRun *runs, size_t n
     a->gpus = b->gpus;
     a->price = price;
     a->trace_steps = trace_steps;
-    double nn = (double)b->n;
-    for (uint64_t k = 0; k < b->n; k++) a->oracle_mean_s += b->oracle_s[k] / nn;
+    for (uint64_t k = 0; k < b->n; k++) a->oracle_mean_s += b->oracle_s[k];
+    a->oracle_mean_s /= (double)b->n; /* summed then divided, as the oracle row is */
     double best_s = advise_run_mean_s(b);
     a->gap_frac = a->oracle_mean_s > 0 ? best_s / a->oracle_mean_s - 1.0 : NAN;
     a->closed_frac = NAN;
@@ -381,7 +381,7 @@ static void line_a2a(Lines *L, const AdviseRun *runs, size_t n, int best, int no
         int bound = a2a >= A2A_SHARE * step || (isfinite(saved) && a2a > saved);
         if (!bound && (int)i != best) continue;
         AdviseLine *l = line_add(L, "all-to-all");
-        lput(l, "%s: the rebalancing all-to-all costs %.4g s per step on the critical path (%.1f%% of its %.4g s step; "
+        lput(l, "%s: the rebalancing all-to-all costs %.4g s per step on the critical path (%.2g%% of its %.4g s step; "
                 "%.4g GB across nodes and %.4g GB inside nodes per step)",
              r->policy, a2a, step > 0 ? 100.0 * a2a / step : 0.0, step, r->bytes_inter / nn / 1e9, r->bytes_intra / nn / 1e9);
         if (isfinite(saved)) lput(l, " against %.4g s per step its balancing takes off the slowest ranks' compute", saved);

@@ -154,12 +154,13 @@ static void print_ranking(FILE *fp, const Adv *a) {
     const Advice *v = &a->adv;
     const PolRun *b = &a->runs[v->best];
     fprintf(fp, "\nranking (each policy paired against %s over the same steps):\n", b->name);
-    fprintf(fp, "%4s %-11s %9s %9s %8s %6s %9s %9s %9s %8s  %s\n", "rank", "policy", "step s", "+s/step", "+-95%",
-            "faster", "GB inter", "charge ms", "meas ms", "MFU", "feasibility");
+    fprintf(fp, "%4s %-11s %9s %9s %8s %6s %7s %9s %9s %9s %8s  %s\n", "rank", "policy", "step s", "+s/step", "+-95%",
+            "faster", "verdict", "GB inter", "charge ms", "meas ms", "MFU", "feasibility");
     for (int k = 0; k < a->np; k++) {
         int i = (int)a->order[k];
         const PolRun *r = &a->runs[i];
         char d[32] = "-", ci[32] = "-", w[32] = "-";
+        const char *verdict = "best";
         if (i != v->best) {
             AdvisePair p;
             if (advise_pair(&p, b->run.step_s, r->run.step_s, b->run.n) == OS_OK) {
@@ -167,6 +168,7 @@ static void print_ranking(FILE *fp, const Adv *a) {
                 snprintf(d, sizeof d, "%.*f", dd, p.mean_s);
                 if (isfinite(p.ci95_s)) snprintf(ci, sizeof ci, "%.*f", dd, p.ci95_s);
                 snprintf(w, sizeof w, "%llu/%llu", (unsigned long long)p.wins, (unsigned long long)p.n);
+                verdict = p.tied ? "tied" : p.mean_s > 0 ? "slower" : "faster";
             }
             os_clear_error();
         }
@@ -175,16 +177,17 @@ static void print_ranking(FILE *fp, const Adv *a) {
             snprintf(feas, sizeof feas, "%s%s", r->row.needs_recompute ? "needs --recompute " : "",
                      r->row.long_examples ? "over max length" : "");
         char x1[40];
-        fprintf(fp, "%4d %-11s %9s %9s %8s %6s %9.3f %9.3f %9.3f %7.1f%%  %s\n", k + 1, r->name,
+        fprintf(fp, "%4d %-11s %9s %9s %8s %6s %7s %9.3f %9.3f %9.3f %7.1f%%  %s\n", k + 1, r->name,
                 secs(x1, sizeof x1, run_mean(a, i)), d, ci,
-                w, r->row.bytes_inter_per_step / 1e9, 1e3 * r->row.balancer_s_per_step,
+                w, verdict, r->row.bytes_inter_per_step / 1e9, 1e3 * r->row.balancer_s_per_step,
                 1e3 * r->row.balancer_measured_s_per_step, 100.0 * r->row.mfu, feas);
     }
     char x1[40];
-    fprintf(fp, "%4s %-11s %9s %9s %8s %6s %9s %9s %9s %7.1f%%  the floor: max(total/D, largest unit) per phase\n", "-",
-            "oracle", secs(x1, sizeof x1, a->oracle.step_mean_s), "-", "-", "-", "-", "-", "-", 100.0 * a->oracle.mfu);
-    fprintf(fp, "+s/step = the policy's step minus %s's, mean over steps; faster = steps where %s was faster.\n", b->name,
-            b->name);
+    fprintf(fp, "%4s %-11s %9s %9s %8s %6s %7s %9s %9s %9s %7.1f%%  the floor: max(total/D, largest unit) per phase\n",
+            "-", "oracle", secs(x1, sizeof x1, a->oracle.step_mean_s), "-", "-", "-", "-", "-", "-", "-",
+            100.0 * a->oracle.mfu);
+    fprintf(fp, "+s/step = the policy's step minus %s's, mean over steps (+-95%%: its paired interval); faster = steps\n"
+                "where %s was faster; tied = the interval covers 0.\n", b->name, b->name);
 }
 
 static void print_lines(FILE *fp, const char *head, const AdviseLine *l, size_t n, int tags) {
@@ -329,6 +332,7 @@ static OsStatus html_figures(char (*svg)[4300], const char **cap, size_t *nfig, 
         in[nt] = tl[nt];
         nt++;
     }
+    o.height = 420 * (uint32_t)nt + 120; /* rank rows stay legible in each panel */
     OS_CHECK(plot_make(plot_kind_find("timeline"), &o, in, nt));
     plot_output_path(svg[*nfig], sizeof svg[0], &o, "timeline", PLOT_SVG);
     cap[(*nfig)++] = "Per-rank timeline of the first replayed step: compute by phase, communication, and idle time "
@@ -435,6 +439,10 @@ OsStatus cmd_advise(int argc, char **argv) {
     free(rows);
     for (int i = 0; i < a.np; i++) a.ar[i] = a.runs[i].run; /* shallow: the runs own the arrays */
     OS_CHECK(advise_decide(&a.adv, a.order, a.ar, (size_t)a.np, (double)a.trace_steps, a.price));
+    /* the oracle row from the recommended run's steps: the same floor the advice quotes */
+    double sp = a.oracle.speedup_vs_none;
+    polrun_oracle_row(&a.oracle, &a.runs[a.adv.best]);
+    a.oracle.speedup_vs_none = sp;
     a.n_diag = advise_diagnose(a.diag, ADV_LINES, a.ar, (size_t)a.np, a.adv.best, a.adv.none);
     a.n_warn = advise_warnings(a.warn, ADV_LINES, a.ar, (size_t)a.np);
 
