@@ -242,7 +242,7 @@ OsStatus advise_decide(Advice *a, size_t *order, const AdviseRun *runs, size_t n
         a->hpass_vs_none = advise_gpu_hours(a->vs_none.mean_s, a->gpus, trace_steps);
         a->hpass_vs_none_ci = advise_gpu_hours(a->vs_none.ci95_s, a->gpus, trace_steps);
         double none_s = advise_run_mean_s(&runs[a->none]);
-        if (none_s > a->oracle_mean_s) a->closed_frac = (none_s - best_s) / (none_s - a->oracle_mean_s);
+        if (none_s > a->oracle_mean_s && a->none != a->best) a->closed_frac = (none_s - best_s) / (none_s - a->oracle_mean_s);
     }
 fail:
     return st;

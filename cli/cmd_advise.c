@@ -125,8 +125,10 @@ static void print_advice(FILE *fp, const Adv *a, const ReplayConfig *cfg) {
     } rows[2] = {{"none", v->none, v->h1000_vs_none, v->h1000_vs_none_ci, v->hpass_vs_none, v->hpass_vs_none_ci},
                  {"the runner-up", v->runner_up, v->h1000_vs_runner, v->h1000_vs_runner_ci, v->hpass_vs_runner,
                   v->hpass_vs_runner_ci}};
+    int shown = 0;
     for (int k = 0; k < 2; k++) {
-        if (rows[k].idx < 0 || rows[k].idx == v->best) continue;
+        if (rows[k].idx < 0 || rows[k].idx == v->best || (k == 1 && rows[1].idx == rows[0].idx)) continue;
+        shown++;
         pm(s1, sizeof s1, rows[k].h, rows[k].hc, "GPU-h", 1);
         pm(s2, sizeof s2, rows[k].p, rows[k].pc, "GPU-h", 2);
         fprintf(fp, "    against %-14s per 1000 steps %s; per pass over the trace (%llu steps) %s\n",
@@ -137,6 +139,7 @@ static void print_advice(FILE *fp, const Adv *a, const ReplayConfig *cfg) {
             fprintf(fp, "    %-22s at %.2f USD per GPU-hour: %s per 1000 steps; %s per pass\n", "", v->price, s1, s2);
         }
     }
+    if (!shown) fprintf(fp, "    (no other policy was replayed to compare against)\n");
     if (v->none >= 0 && isfinite(v->closed_frac))
         fprintf(fp, "  oracle gap   %s is %.1f%% above the floor and closes %.0f%% of none's %s s gap to it\n", b->name,
                 100.0 * v->gap_frac, 100.0 * v->closed_frac, secs(x1, sizeof x1, run_mean(a, v->none) - v->oracle_mean_s));
