@@ -99,7 +99,10 @@ OsStatus simopts_resolve(ReplayConfig *cfg, SimOpts *o, Trace *t) {
     OsStatus st = OS_OK;
     int v;
     OS_CHECK(model_resolve(&o->model_spec, o->model));
+    /* the model file and the table are this command's inputs: no output may replace them */
+    os_input_note(o->model);
     if (o->calibration) OS_CHECK(calib_load(&o->calib, o->calibration));
+    if (o->calibration) os_input_note(o->calibration);
     else calib_default_h100(&o->calib);
     cfg->model = &o->model_spec;
     cfg->calib = &o->calib;

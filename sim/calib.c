@@ -542,7 +542,7 @@ static OsStatus parse_gemm(Calib *c, char *s, const char *path, int line) {
     double v[4];
     if (words(s, w, 4) != 4) OS_FAIL(OS_ERR_FORMAT, f, NULL, "write: gemm <m> <n> <k> <FLOP/s>", "expected four numbers");
     for (int i = 0; i < 3; i++) OS_CHECK(os_parse_f64(&v[i], w[i], 1, 1e9, f));
-    OS_CHECK(os_parse_f64(&v[3], w[3], 1e-300, 1e20, f));
+    OS_CHECK(os_parse_f64(&v[3], w[3], 1e9, 1e17, f)); /* FLOP/s: a GPU's range, not any double */
     OS_CHECK(calib_add_gemm(c, v[0], v[1], v[2], v[3]));
 fail:
     return st;
@@ -563,7 +563,7 @@ static OsStatus parse_attn(Calib *c, char *s, const char *path, int line) {
     double len, rate;
     OS_CHECK(os_parse_u64(&hd, w[2], 1, 4096, f));
     OS_CHECK(os_parse_f64(&len, w[3], 1, 1e8, f));
-    OS_CHECK(os_parse_f64(&rate, w[4], 1e-300, 1e20, f));
+    OS_CHECK(os_parse_f64(&rate, w[4], 1e9, 1e17, f));
     OS_CHECK(calib_add_attn(c, (AttnDir)dir, causal, (uint32_t)hd, len, rate));
 fail:
     return st;
@@ -630,12 +630,18 @@ static OsStatus parse_kv(Calib *c, int *seen, char *key, char *val, const char *
         strcpy(dst, val);
         break;
     }
-    case CK_PEAK: OS_CHECK(os_parse_f64(&c->peak_flops, val, 1.0, 1e20, f)); break;
+    case CK_PEAK: OS_CHECK(os_parse_f64(&c->peak_flops, val, 1e12, 1e17, f)); break;
     case CK_HBM: OS_CHECK(os_parse_f64(&c->hbm_bw, val, 1e6, 1e15, f)); break;
     case CK_LAUNCH: OS_CHECK(os_parse_f64(&c->kernel_launch_s, val, 0.0, 1e-2, f)); break;
     case CK_OVERLAP: OS_CHECK(os_parse_f64(&c->overlap_slowdown, val, 0.0, 0.999999, f)); break;
-    case CK_INTRA: OS_CHECK(os_parse_f64(&c->intra_bw, val, 0.0, 1e15, f)); break;
-    case CK_INTER: OS_CHECK(os_parse_f64(&c->inter_bw, val, 0.0, 1e15, f)); break;
+    case CK_INTRA:
+    case CK_INTER: { /* bytes/s per direction per GPU: 0 = not measured, else a real link's range */
+        double *bw = k == CK_INTRA ? &c->intra_bw : &c->inter_bw;
+        OS_CHECK(os_parse_f64(bw, val, 0.0, 1e14, f));
+        if (*bw != 0 && *bw < 1e8)
+            OS_FAIL(OS_ERR_RANGE, f, NULL, "0 (not measured) or 1e8 ... 1e14 bytes/s", "%g bytes/s is no link", *bw);
+        break;
+    }
     case CK_CONV: OS_CHECK(os_parse_f64(&c->conv_frac, val, 1e-3, 1.0, f)); break;
     case CK_CE_EAGER: OS_CHECK(os_parse_f64(&c->ce_eager_bw, val, 0.0, 1e15, f)); break;
     case CK_METRIC_CE: OS_CHECK(os_parse_f64(&c->metric_ce, val, 0.0, 16.0, f)); break;

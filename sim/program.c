@@ -367,6 +367,18 @@ static SimTime compute_dur(const Prog *p, const RankRun *r, const Op *op) {
 
 static void advance(RankRun *r);
 
+/* Time arithmetic that cannot wrap: a step longer than PROG_TIME_MAX (about 73 years) means a
+ * duration came from an absurd rate or bandwidth; the run is stopped with OS_ERR_RANGE naming
+ * the op (prog_run_step) instead of going on with wrapped times. */
+#define PROG_TIME_MAX ((SimTime)INT64_MAX / 4)
+static SimTime tadd(Prog *p, SimTime a, SimTime b, const char *what) {
+    if (b < 0 || a > PROG_TIME_MAX - b) {
+        if (p->err == OS_OK) p->err = OS_ERR_RANGE, p->err_what = what;
+        return PROG_TIME_MAX;
+    }
+    return a + b;
+}
+
 static void on_compute_done(Engine *e, EventId id, void *data) {
     (void)e;
     (void)id;
@@ -389,7 +401,8 @@ static void on_compute_done(Engine *e, EventId id, void *data) {
 
 /* Schedule the in-flight compute op's end from its remaining work and current rate. */
 static void comp_schedule(Prog *p, RankRun *r) {
-    SimTime end = r->comp_t0 + (SimTime)ceil(r->comp_rem / r->comp_rate - 1e-6);
+    double left = ceil(r->comp_rem / r->comp_rate - 1e-6);
+    SimTime end = tadd(p, r->comp_t0, left < (double)PROG_TIME_MAX ? (SimTime)left : PROG_TIME_MAX, p->ops[r->pc].name);
     if (end < r->comp_t0) end = r->comp_t0;
     r->comp_ev = engine_at(p->engine, end, on_compute_done, r, NULL);
     if (r->comp_ev == 0) p->err = OS_ERR_NOMEM;
@@ -484,7 +497,7 @@ static void on_xfer_arrived(Engine *e, EventId id, void *data) {
     Prog *p = r->prog;
     const Op *op = &p->ops[r->pc];
     Xfer *x = prog_xfer(p, r->replica, op->coll);
-    SimTime arrive = x->sent + x->dur, from = r->wait_since, tx = x->sent > from ? x->sent : from;
+    SimTime arrive = tadd(p, x->sent, x->dur, op->name), from = r->wait_since, tx = x->sent > from ? x->sent : from;
     if (tx > from) {
         r->idle += tx - from;
         r->tag_idle[op->tag] += tx - from;
@@ -535,7 +548,7 @@ static void advance(RankRun *r) {
                 span(p, r->rank, op->tag, 0, op->name, r->t, r->t + d);
                 r->busy += d;
                 r->tag_busy[op->tag] += d;
-                r->t += d;
+                r->t = tadd(p, r->t, d, op->name);
                 schedule(p, r->t, on_compute_done, r);
                 return;
             }
@@ -551,19 +564,19 @@ static void advance(RankRun *r) {
                     SimTime ready = p->colls[c->after].end + c->after_delay;
                     if (ready > c->start) c->start = ready;
                 }
-                c->end = c->start + c->dur;
+                c->end = tadd(p, c->start, c->dur, c->name);
                 c->known = 1;
                 schedule(p, c->end, on_coll_done, c);
             }
             return;
         case OP_ASYNC:
-            r->local_tail = OS_MAX(r->t, r->local_tail) + c->dur;
+            r->local_tail = tadd(p, OS_MAX(r->t, r->local_tail), c->dur, c->name);
             p->local_end[(size_t)r->rank * p->n_colls + op->coll] = r->local_tail;
             if (r->t > c->max_arr || c->arrived == 0) c->max_arr = r->t;
             if (++c->arrived == c->members) {
                 /* every member issued every earlier collective too, so the tail is final */
                 c->start = OS_MAX(c->max_arr, p->comm_tail[c->stage]);
-                c->end = c->start + c->dur;
+                c->end = tadd(p, c->start, c->dur, c->name);
                 c->known = 1;
                 p->comm_tail[c->stage] = c->end;
                 if (p->slowdown > 0 && c->end > c->start) schedule(p, c->start, on_coll_start, c);
@@ -584,19 +597,19 @@ static void advance(RankRun *r) {
              * on it wakes then */
             Xfer *x = prog_xfer(p, r->replica, op->coll);
             x->sent = r->t;
-            if (x->waiter >= 0) schedule(p, x->sent + x->dur, on_xfer_arrived, &p->ranks[x->waiter]);
+            if (x->waiter >= 0) schedule(p, tadd(p, x->sent, x->dur, op->name), on_xfer_arrived, &p->ranks[x->waiter]);
             r->pc++;
             continue;
         }
         case OP_RECV: {
             Xfer *x = prog_xfer(p, r->replica, op->coll);
-            if (x->sent >= 0 && x->sent + x->dur <= r->t) {
+            if (x->sent >= 0 && tadd(p, x->sent, x->dur, op->name) <= r->t) {
                 r->pc++;
                 continue;
             }
             r->wait_since = r->t;
             x->waiter = (int32_t)r->rank;
-            if (x->sent >= 0) schedule(p, x->sent + x->dur, on_xfer_arrived, r);
+            if (x->sent >= 0) schedule(p, tadd(p, x->sent, x->dur, op->name), on_xfer_arrived, r);
             return;
         }
         }
@@ -610,6 +623,7 @@ OsStatus prog_run_step(Prog *p, Engine *e, SimTime start, const SimTime *dur, Si
     p->engine = e;
     p->step_start = start;
     p->err = OS_OK;
+    p->err_what = NULL;
     p->record = record;
     p->n_spans = 0;
     for (uint32_t q = 0; q < p->S; q++) {
@@ -644,6 +658,11 @@ OsStatus prog_run_step(Prog *p, Engine *e, SimTime start, const SimTime *dur, Si
     for (uint32_t w = 0; w < p->W; w++) advance(&p->ranks[w]);
     OsStatus st = engine_run(e);
     if (st != OS_OK) return st;
+    if (p->err == OS_ERR_RANGE)
+        return os_fail(p->err, "replay", p->err_what ? p->err_what : "op",
+                       "check the calibration's rates and the bandwidth/latency options",
+                       "the simulated step passes %.0f years at this op: a duration far beyond any real GPU's",
+                       sim_to_seconds(PROG_TIME_MAX) / 3.15576e7);
     if (p->err != OS_OK) return os_fail(p->err, "replay", "engine", NULL, "out of memory while simulating");
     SimTime mx = start;
     for (uint32_t w = 0; w < p->W; w++) {

@@ -157,6 +157,7 @@ typedef struct Prog {
     SimTime comm_tail[PROG_MAX_STAGES]; /* when each stage group's comm stream is free */
     SimTime step_start;
     OsStatus err;
+    const char *err_what;    /* the op or collective an OS_ERR_RANGE is about */
     /* timeline recording (when record != 0) */
     int record;
     Span *spans;

@@ -73,6 +73,7 @@ typedef struct {
     CostUnit unit[REPLAY_MAX_PHASES]; /* per-unit costs (the balancers' weights) */
     uint32_t D, P;
     int enc_of_mod[TRACE_MAX_MODALITIES]; /* trace modality -> encoder index (-1: text/none) */
+    uint32_t tok_per_item[TRACE_MAX_MODALITIES]; /* the trace's fixed LLM tokens per item, or 0 */
     Prog *prog;
     Engine *engine;
     /* the parallel layout: S stages x V chunks (SV virtual stages), W = S * D workers */
@@ -145,6 +146,8 @@ static void map_modalities(Replay *R, Trace *t) {
     for (uint32_t m = 0; m < TRACE_MAX_MODALITIES; m++) R->enc_of_mod[m] = -1;
     for (uint32_t m = 1; m < trace_n_modalities(t) && m < TRACE_MAX_MODALITIES; m++)
         R->enc_of_mod[m] = model_encoder_index(R->m, trace_modality(t, m)->name);
+    for (uint32_t m = 0; m < TRACE_MAX_MODALITIES; m++)
+        R->tok_per_item[m] = m > 0 && m < trace_n_modalities(t) ? trace_tokens_per_item(t, m) : 0;
 }
 
 static double module_params(const ModelSpec *m, uint32_t p) {
@@ -183,7 +186,10 @@ static OsStatus build_work(Replay *R, StepWork *w, StepBufs *b, const TraceStep 
             b->it_len[j] = it->length;
             b->it_cost[j] = cost_unit_eval(&R->unit[e], it->length);
             b->it_in_bytes[j] = (uint64_t)eff * es->in_bytes_per_unit;
-            uint32_t tok = cost_item_llm_tokens(m, (uint32_t)e, it->length);
+            /* a trace that states its LLM tokens per item (a resampler's fixed count) wins over
+             * the projector's ceil(len / ratio) */
+            uint32_t tok = R->tok_per_item[it->modality] ? R->tok_per_item[it->modality]
+                                                         : cost_item_llm_tokens(m, (uint32_t)e, it->length);
             b->it_out_bytes[j] = (uint64_t)tok * m->llm.hidden * m->act_bytes;
             S += tok;
         }
@@ -854,7 +860,7 @@ OsStatus replay_run(ReplaySummary *sum, const ReplayConfig *cfg, Trace *t, Repla
     if (first >= total)
         OS_FAIL(OS_ERR_ARG, trace_path(t), "--skip", NULL, "the trace has %llu steps, cannot start at step %llu",
                 (unsigned long long)total, (unsigned long long)first);
-    if (cfg->n_steps && first + cfg->n_steps < last) last = first + cfg->n_steps;
+    if (cfg->n_steps && cfg->n_steps < total - first) last = first + cfg->n_steps; /* no wrap for huge --steps */
     uint64_t n = last - first;
     steps_s = malloc(n * sizeof *steps_s);
     ALLOC_CHECK(steps_s);

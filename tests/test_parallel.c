@@ -290,3 +290,40 @@ Test(parallel, mb_kk_micro_batches) {
     cr_assert_eq(replay_run(&sum, &c, t, NULL, NULL), OS_ERR_ARG);
     trace_close(t);
 }
+
+/* The calibration table and a model file are inputs: an output aimed at one is refused before
+ * any work; a table with an absurd rate is refused naming its line. */
+Test(parallel, calibration_is_an_input_and_its_rates_are_checked) {
+    make_trace();
+    char cal[1024], bad[1024], args[4096], *out = NULL;
+    snprintf(cal, sizeof cal, "%s", th_tmp("in.calib"));
+    snprintf(bad, sizeof bad, "%s", th_tmp("bad.calib"));
+    snprintf(args, sizeof args, "calibrate --default -o %s", cal);
+    int rc = th_run(&out, args);
+    cr_assert_eq(rc, 0, "%s", out);
+    free(out);
+    snprintf(args, sizeof args, "replay %s --model tiny --no-progress --regroup --gpus 2 --calibration %s --csv %s", g_trace, cal, cal);
+    rc = th_run(&out, args);
+    cr_assert_neq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "input"), "%s", out);
+    free(out);
+    /* the same table with one GEMM rate of 1e-300 FLOP/s */
+    FILE *in = fopen(cal, "r"), *wr = fopen(bad, "w");
+    cr_assert(in && wr);
+    char line[512];
+    int done = 0;
+    while (fgets(line, sizeof line, in)) {
+        if (!done && !strncmp(line, "gemm ", 5)) {
+            fputs("gemm 256 256 256 1e-300\n", wr);
+            done = 1;
+        } else fputs(line, wr);
+    }
+    fclose(in);
+    fclose(wr);
+    cr_assert(done);
+    snprintf(args, sizeof args, "replay %s --model tiny --no-progress --regroup --gpus 2 --calibration %s", g_trace, bad);
+    rc = th_run(&out, args);
+    cr_assert_neq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "line"), "%s", out);
+    free(out);
+}

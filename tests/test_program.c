@@ -215,3 +215,21 @@ Test(program, pipeline_refusals) {
     cr_assert_eq(prog_create(&p, &s), OS_OK, "%s", os_last_error());
     prog_destroy(p);
 }
+
+/* Durations that would wrap the clock (an absurd rate or bandwidth upstream) stop the step
+ * with OS_ERR_RANGE naming the op, not wrapped times. */
+Test(program, absurd_durations_are_refused_not_wrapped) {
+    SimTime grad[1] = {0};
+    ProgSpec s = {.D = 1, .P = 1, .M = 2, .fsdp = SHARD_DDP, .buckets = 1, .grad_coll_dur = grad};
+    Prog *p = NULL;
+    cr_assert_eq(prog_create(&p, &s), OS_OK, "%s", os_last_error());
+    SimTime dur[4] = {INT64_MAX / 5, INT64_MAX / 5, INT64_MAX / 5, INT64_MAX / 5};
+    Engine *e = NULL;
+    cr_assert_eq(engine_create(&e, ENGINE_HEAP, 64), OS_OK);
+    SimTime end = 0;
+    os_clear_error();
+    cr_assert_eq(prog_run_step(p, e, 0, dur, 0, 0, &end), OS_ERR_RANGE);
+    cr_assert(strstr(os_last_error(), "fwd") || strstr(os_last_error(), "bwd"), "%s", os_last_error());
+    engine_destroy(e);
+    prog_destroy(p);
+}

@@ -133,7 +133,7 @@ OsStatus pol_post_phase(uint32_t *it_bin, uint32_t *m_out, const StepWork *w, ui
         char f[64];
         snprintf(f, sizeof f, "phase %u item %u", phase, j);
         os_clear_error();
-        OS_FAIL(OS_ERR_RANGE, policy, f, "raise --cap-enc-positions or shrink the item",
+        OS_FAIL(OS_ERR_RANGE, policy, f, "raise --cap-positions or shrink the item",
                 "item %u (example %u, %u positions) fits on no rank under the encoder cap of %llu",
                 j, w->it_example[j], w->it_len[j], (unsigned long long)w->opt->cap_enc_positions);
     }
@@ -153,7 +153,7 @@ OsStatus pol_post_llm(uint32_t *ex_bin, const StepWork *w, PolicyScratch *s, con
         char f[64];
         snprintf(f, sizeof f, "LLM phase example %u", i);
         os_clear_error();
-        OS_FAIL(OS_ERR_RANGE, policy, f, "raise --cap-llm-tokens or shorten the example",
+        OS_FAIL(OS_ERR_RANGE, policy, f, "raise --cap-tokens or shorten the example",
                 "example %u (%u tokens) fits on no rank under the LLM cap of %llu", i,
                 w->ex_tokens[i], (unsigned long long)w->opt->cap_llm_tokens);
     }
