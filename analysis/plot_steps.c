@@ -45,7 +45,7 @@ static int cmp_int(const void *a, const void *b) {
 }
 
 typedef struct {
-    char dat[4096], marks[4096], title[768], yt[8192];
+    char dat[4096], marks[4096], title[768], sub[256], yt[8192];
     int nrows, nmarks;
     double xmax;
     unsigned keys; /* bit per TL_KEYS entry present */
@@ -224,13 +224,14 @@ static OsStatus timeline_panel(Panel *pn, const PlotOptions *o, const char *path
     panel_label(label, sizeof label, &meta, o, path);
     double mean = 0.0;
     for (int k = 0; k < R; k++) mean += busy[ranks[k]] / R;
+    snprintf(pn->title, sizeof pn->title, "%s", label);
     if (picked < R)
-        snprintf(pn->title, sizeof pn->title,
-                 "%s: %d of %d ranks (evenly spaced, plus the slowest %d and the fastest %d; mean compute %.3f s)", label,
-                 picked, R, slow, fast, mean);
-    else
-        snprintf(pn->title, sizeof pn->title, "%s: all %d ranks (slowest %d, fastest %d; mean compute %.3f s)", label, R,
+        snprintf(pn->sub, sizeof pn->sub,
+                 "%d of %d ranks: evenly spaced, plus the slowest (%d) and the fastest (%d); mean compute %.3f s", picked, R,
                  slow, fast, mean);
+    else
+        snprintf(pn->sub, sizeof pn->sub, "all %d ranks: the slowest is %d, the fastest %d; mean compute %.3f s", R, slow,
+                 fast, mean);
     size_t k = (size_t)snprintf(pn->yt, sizeof pn->yt, "(");
     for (int r = 0; r < R && k < sizeof pn->yt; r++) {
         int rk = ranks[r];
@@ -275,6 +276,8 @@ OsStatus plot_timeline(const PlotOptions *o, const char *const *inputs, int n_in
     pv_str(v, "marks2", n_inputs > 1 ? pn[1].marks : pn[0].marks);
     pv_str(v, "title1", pn[0].title);
     pv_str(v, "title2", n_inputs > 1 ? pn[1].title : "");
+    pv_str(v, "sub1", pn[0].sub);
+    pv_str(v, "sub2", n_inputs > 1 ? pn[1].sub : "");
     pv_str(v, "yt1", pn[0].yt);
     pv_str(v, "yt2", n_inputs > 1 ? pn[1].yt : pn[0].yt);
     pv_int(v, "nrows1", pn[0].nrows);

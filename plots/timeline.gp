@@ -3,7 +3,7 @@
 # slowest and the fastest rank are always among the rows, labelled in the ytics and marked at
 # the right end of their row.
 # Reads: npanel, data1, data2 (rows "row start_s end_s rgb_int"), marks1, marks2 (rows
-#   "row \"label\""), title1, title2 (policy, step, model, GPUs), yt1, yt2 ("('0 (n0)' 0, ...)":
+#   "row \"label\""), title1, title2 (policy, step, model, GPUs), sub1, sub2 (which ranks), yt1, yt2 ("('0 (n0)' 0, ...)":
 #   rank labels per row), nrows1, nrows2, title, xmax (s), nkey, keynames, keycolors (legend).
 load scriptdir.'/common.gp'
 set multiplot layout npanel,1 title title
@@ -19,7 +19,7 @@ do for [p=1:npanel] {
     set yrange [nr-0.5:-0.5]
     eval 'set ytics '.(p == 1 ? yt1 : yt2)
     set ytics scale 0 font ',9'
-    set title (p == 1 ? title1 : title2)
+    set title (p == 1 ? title1."\n".sub1 : title2."\n".sub2)
     if (p == npanel) { set xlabel 'time from the start of the step (s)' } else { unset xlabel }
     plot f using (($2+$3)/2):1:(($3-$2)/2):(0.42):4 with boxxyerror fs solid 1.0 noborder lc rgb variable notitle, \
          m using (xmax*0.995):1:2 with labels right boxed font ',9' tc rgb '#B00000' notitle, \
