@@ -826,7 +826,18 @@ static OsStatus replay_setup(Replay *R, const ReplayConfig *cfg, Trace *t, Repla
         if (cfg->setup != SETUP_DDP) d = net_allgather(&R->G, bytes / G);
         else d = (cfg->allreduce == AR_TREE ? net_allreduce_tree : net_allreduce_ring)(&R->G, gbytes / cfg->ddp_buckets);
         R->gdur[p] = sim_from_seconds(d);
-        R->rsdur[p] = sim_from_seconds(cfg->setup != SETUP_DDP ? net_reduce_scatter(&R->G, gbytes / G) : d);
+        /* FSDP's post-backward hook prepares each unit's unsharded gradient on the stream the
+         * reduce-scatter then runs on: the cast to the reduce dtype when it differs (read the
+         * parameter dtype, write the reduce dtype) and the pre-division by the predivide factor
+         * (read and write the reduce dtype), memory-bound at the achieved HBM bandwidth
+         * (torch/distributed/fsdp/_runtime_utils.py _post_backward_hook, _reduce_grad,
+         * _div_if_needed; bench/fidelity/data/SOURCES-stack.md) */
+        double prep = 0;
+        if (cfg->setup != SETUP_DDP && R->G.dp > 1 && cfg->calib->hbm_bw > 0) {
+            double per = (rb != m->param_bytes ? m->param_bytes + rb : 0) + 2.0 * rb;
+            prep = bytes / m->param_bytes / G / cl->tp * per / cfg->calib->hbm_bw;
+        }
+        R->rsdur[p] = sim_from_seconds(cfg->setup != SETUP_DDP ? prep + net_reduce_scatter(&R->G, gbytes / G) : d);
     }
     /* the gradient-norm all-reduce before the optimizer (a few bytes: its latency) */
     R->clip_dur = cfg->grad_clip && R->W > 1 && (R->G.dp > 1 || R->S > 1)

@@ -325,3 +325,32 @@ Test(replay, optimizer_and_per_micro_batch_gathers) {
     cr_assert_lt(gop.step_mean_s, two.step_mean_s);
     trace_close(t);
 }
+
+/* FSDP's post-backward gradient preparation (cast to the reduce dtype, pre-division) occupies
+ * the reduce-scatter's stream: with a free network the exposed gradient sync is that work alone,
+ * by hand the last unit's bytes over HBM: 14 B/param reducing bf16 gradients in fp32, 4 in bf16. */
+Test(replay, fsdp_gradient_preparation_before_reduce_scatter) {
+    Ex ex[4];
+    for (int i = 0; i < 4; i++) ex[i] = (Ex){300, 0, 0, 0, 0};
+    const char *path = write_trace("prep.h5", ex, 4, 2, 1);
+    Trace *t;
+    cr_assert_eq(trace_open(&t, path), OS_OK, "%s", os_last_error());
+    double sync[2];
+    for (int k = 0; k < 2; k++) {
+        ReplayConfig c;
+        config(&c, 2, SETUP_FSDP, "none");
+        c.fsdp_groups = 1;
+        c.grad_reduce_bytes = k ? 4 : 2;
+        ReplaySummary sum;
+        Sink sink = {0};
+        cr_assert_eq(replay_run(&sum, &c, t, keep, &sink), OS_OK, "%s", os_last_error());
+        sync[k] = sink.r[0].grad_sync_s;
+    }
+    /* the last reduce-scatter is the first encoder's (image), one group of all its parameters */
+    double params = (double)stack_params(&g_model.enc[0].stack) + (double)model_projector_params(&g_model, 0);
+    double want[2] = {params * 4.0 / g_calib.hbm_bw, params * 14.0 / g_calib.hbm_bw};
+    for (int k = 0; k < 2; k++)
+        cr_assert(fabs(sync[k] - want[k]) <= 2e-9 + 1e-6 * want[k], "%s: exposed %g s, by hand %g s", k ? "fp32" : "bf16",
+                  sync[k], want[k]);
+    trace_close(t);
+}
