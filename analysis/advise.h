@@ -52,6 +52,7 @@ typedef struct {
     uint32_t n_top[REPLAY_MAX_PHASES];
     double a2a_s, bytes_intra, bytes_inter, idle_s, examples, llm_tokens;
     double charge_s;         /* balancer charge per step (as replay charged it), s */
+    double model_s;          /* the policy's modelled planning time per step, all phases, s */
     double measured_s;       /* sum over steps of the policy's measured runtime, s */
     uint64_t measured_n;     /* steps measured (0 = not measured) */
     /* from the summary (advise_run_finish) */

@@ -30,7 +30,8 @@ static const RunField FIELDS[] = {
     FD(tokens_per_s_ci95), FD(mfu_ci95), FD(idle_frac_ci95),
     FA("imbalance_image_ci95", imbalance_ci95, 0), FA("imbalance_audio_ci95", imbalance_ci95, 1),
     FA("imbalance_video_ci95", imbalance_ci95, 2), FA("imbalance_llm_ci95", imbalance_ci95, 3),
-    FU(long_examples), FU(needs_recompute), FS(balancer_charge), FD(balancer_measured_s_per_step),
+    FU(long_examples), FU(needs_recompute), FS(balancer_charge), FD(balancer_modelled_s_per_step),
+    FD(balancer_measured_s_per_step),
     FS(recompute), FU(padded), FS(calibration), FS(trace), FS(trace_hash), FS(orchsim_version),
     FS(command),
 };

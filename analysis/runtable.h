@@ -39,6 +39,7 @@ typedef struct {
     uint64_t long_examples, needs_recompute;
     /* provenance: the charge and inputs that tell two runs apart (runrow_fill, runrow_set_prov) */
     char balancer_charge[16];            /* "modelled", "fixed" or "measured" */
+    double balancer_modelled_s_per_step; /* the modelled planning time, all phases; NaN = not modelled */
     double balancer_measured_s_per_step; /* measured runtime beside the charge; NaN = not measured */
     char recompute[16];                  /* "none", "full", "selective" */
     uint64_t padded;                     /* 1 = padded batches */

@@ -50,6 +50,7 @@ static const CsvColumn RUN_COLS[] = {
     {"long_examples", "count", "examples/items longer than the model's maximum lengths (flagged, still replayed)"},
     {"needs_recompute", "count", "examples (with a pipeline: stage-steps) whose activations fit a GPU only with --recompute; 0 = feasible as configured"},
     {"balancer_charge", "-", "how balancer_s_per_step was charged: modelled (the policy's cost model, sim/policy.c), fixed (--balancer-cost) or measured (host thread CPU time)"},
+    {"balancer_modelled_s_per_step", "s", "the policy's modelled planning time per step, all phases (sim/policy.c); post policies are charged the part before their first all-to-all"},
     {"balancer_measured_s_per_step", "s", "the policy's measured runtime per step on the host that wrote the row, beside the charge; never used to rank"},
     {"recompute", "-", "activation recomputation: none, full or selective"},
     {"padded", "count", "1 = padded batches (--padded), 0 = varlen packing"},

@@ -145,10 +145,18 @@ static void print_advice(FILE *fp, const Adv *a, const ReplayConfig *cfg) {
                 100.0 * v->gap_frac, 100.0 * v->closed_frac, secs(x1, sizeof x1, run_mean(a, v->none) - v->oracle_mean_s));
     else fprintf(fp, "  oracle gap   %s is %.1f%% above the floor\n", b->name, 100.0 * v->gap_frac);
     double meas = b->row.balancer_measured_s_per_step;
-    fprintf(fp, "  charge       %s: %.3f ms per step %s (%s)%s", b->name, 1e3 * b->row.balancer_s_per_step,
-            b->row.balancer_charge, policy_charge_desc(b->run.pol),
-            b->run.pol && b->run.pol->kind == POLICY_POST ? ", on the critical path" : ", in the data loader (off the critical path)");
-    if (isfinite(meas)) fprintf(fp, "; measured %.3f ms on this host", 1e3 * meas);
+    int post = b->run.pol && b->run.pol->kind == POLICY_POST;
+    if (!strcmp(b->row.balancer_charge, "modelled"))
+        fprintf(fp, "  charge       %s: %.3f ms of planning per step modelled (%s), %s", b->name,
+                1e3 * b->row.balancer_modelled_s_per_step, policy_charge_desc(b->run.pol),
+                post ? "" : "in the data loader, off the critical path");
+    else
+        fprintf(fp, "  charge       %s: %.3f ms per step %s%s", b->name, 1e3 * b->row.balancer_s_per_step,
+                b->row.balancer_charge, post ? "" : ", in the data loader, off the critical path");
+    if (post && !strcmp(b->row.balancer_charge, "modelled"))
+        fprintf(fp, "%.3f ms of it (the first phase's) on the critical path", 1e3 * b->row.balancer_s_per_step);
+    else if (post) fprintf(fp, ", on the critical path");
+    if (isfinite(meas)) fprintf(fp, "; measured %.3f ms on this host (all phases)", 1e3 * meas);
     fprintf(fp, "; rankings use the %s charge%s\n", b->row.balancer_charge,
             !strcmp(b->row.balancer_charge, "measured") ? " (host timing: near-ties may flip run to run)" : ", not host timing");
 }
@@ -158,7 +166,7 @@ static void print_ranking(FILE *fp, const Adv *a) {
     const PolRun *b = &a->runs[v->best];
     fprintf(fp, "\nranking (each policy paired against %s over the same steps):\n", b->name);
     fprintf(fp, "%4s %-11s %9s %9s %8s %6s %7s %9s %9s %9s %8s  %s\n", "rank", "policy", "step s", "+s/step", "+-95%",
-            "faster", "verdict", "GB inter", "charge ms", "meas ms", "MFU", "feasibility");
+            "faster", "verdict", "GB inter", "plan ms", "meas ms", "MFU", "feasibility");
     for (int k = 0; k < a->np; k++) {
         int i = (int)a->order[k];
         const PolRun *r = &a->runs[i];
@@ -182,7 +190,9 @@ static void print_ranking(FILE *fp, const Adv *a) {
         char x1[40];
         fprintf(fp, "%4d %-11s %9s %9s %8s %6s %7s %9.3f %9.3f %9.3f %7.1f%%  %s\n", k + 1, r->name,
                 secs(x1, sizeof x1, run_mean(a, i)), d, ci,
-                w, verdict, r->row.bytes_inter_per_step / 1e9, 1e3 * r->row.balancer_s_per_step,
+                w, verdict, r->row.bytes_inter_per_step / 1e9,
+                1e3 * (isfinite(r->row.balancer_modelled_s_per_step) && !strcmp(r->row.balancer_charge, "modelled")
+                           ? r->row.balancer_modelled_s_per_step : r->row.balancer_s_per_step),
                 1e3 * r->row.balancer_measured_s_per_step, 100.0 * r->row.mfu, feas);
     }
     char x1[40];
@@ -190,7 +200,9 @@ static void print_ranking(FILE *fp, const Adv *a) {
             "-", "oracle", secs(x1, sizeof x1, a->oracle.step_mean_s), "-", "-", "-", "-", "-", "-", "-",
             100.0 * a->oracle.mfu);
     fprintf(fp, "+s/step = the policy's step minus %s's, mean over steps (+-95%%: its paired interval); faster = steps\n"
-                "where %s was faster; tied = the interval covers 0.\n", b->name, b->name);
+                "where %s was faster; tied = the interval covers 0; plan ms = the policy's planning time per step as\n"
+                "charged (modelled, all phases; a post policy's step waits for its first phase's share), meas ms\n"
+                "= its runtime measured on this host.\n", b->name, b->name);
 }
 
 static void print_lines(FILE *fp, const char *head, const AdviseLine *l, size_t n, int tags) {
@@ -414,7 +426,7 @@ OsStatus cmd_advise(int argc, char **argv) {
     OS_CHECK(runprov_init(prov, pos[0], command, ORCHSIM_VERSION));
     PolRunOpts po = {.charge = measured ? CHARGE_MEASURED : so.balancer_cost_s >= 0 ? CHARGE_FIXED : CHARGE_MODELLED,
                      .fixed_s = so.balancer_cost_s, .prov = prov, .progress = !no_progress};
-    OS_CHECK(polrun_step_sizes(&po.mean_n, &po.mean_m, t, &cfg));
+    OS_CHECK(polrun_step_sizes(&po, t, &cfg));
     if (html) {
         OS_CHECK(polrun_scratch_make(&sc));
         po.steps_dir = sc.dir;

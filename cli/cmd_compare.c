@@ -54,9 +54,11 @@ static void print_table(const PolRun *runs, int n, const RunRow *oracle) {
            "traffic per step (forward + backward). charge ms = the balancer time charged per step (%s%s);\n"
            "meas ms = the policy's measured runtime on this host (never used for the table's numbers%s).\n",
            runs[0].row.balancer_charge,
-           !strcmp(runs[0].row.balancer_charge, "modelled") ? ": the policy's planning cost from its complexity, "
-                                                               "sim/policy.c; post policies pay it on the critical path"
-                                                             : "",
+           !strcmp(runs[0].row.balancer_charge, "modelled")
+               ? ": the policy's planning time from its complexity, sim/policy.c;\n"
+                 "post policies wait for their first phase's share, pre policies plan in the data loader, off the\n"
+                 "critical path"
+               : "",
            !strcmp(runs[0].row.balancer_charge, "measured") ? " except with --measured-charge, as here" : "");
 }
 
@@ -156,7 +158,7 @@ OsStatus cmd_compare(int argc, char **argv) {
     OS_CHECK(runprov_init(prov, pos[0], command, ORCHSIM_VERSION));
     PolRunOpts po = {.charge = measured ? CHARGE_MEASURED : so.balancer_cost_s >= 0 ? CHARGE_FIXED : CHARGE_MODELLED,
                      .fixed_s = so.balancer_cost_s, .prov = prov, .progress = !no_progress};
-    OS_CHECK(polrun_step_sizes(&po.mean_n, &po.mean_m, t, &cfg));
+    OS_CHECK(polrun_step_sizes(&po, t, &cfg));
     fprintf(stderr, "# balancer charge: %s\n", polrun_charge_name(po.charge));
     /* step and timeline files go to a scratch folder first and are copied into place with the
      * other outputs at the end: all of them or none, and the timelines get their title lines */

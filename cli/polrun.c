@@ -53,22 +53,34 @@ const char *polrun_charge_name(ChargeMode m) {
     return m == CHARGE_FIXED ? "fixed" : m == CHARGE_MEASURED ? "measured" : "modelled";
 }
 
-OsStatus polrun_step_sizes(double *mean_n, double *mean_m, Trace *t, const ReplayConfig *cfg) {
+OsStatus polrun_step_sizes(PolRunOpts *o, Trace *t, const ReplayConfig *cfg) {
     OsStatus st = OS_OK;
     uint64_t total = trace_n_steps(t), first = cfg->first_step;
-    *mean_n = *mean_m = 0.0;
+    o->mean_n = o->mean_m = 0.0;
+    o->P = cfg->model->n_enc + 1;
+    memset(o->phase_units, 0, sizeof o->phase_units);
     if (first >= total) return OS_OK; /* replay_run names the bad --skip */
     uint64_t n = cfg->n_steps && cfg->n_steps < total - first ? cfg->n_steps : total - first;
+    const TraceStep *s;
+    OS_CHECK(trace_read_step(t, first, &s));
+    /* encoder phase of each trace modality (-1: none; replay refuses such a trace itself) */
+    int enc_of[256];
+    for (uint32_t m = 0; m < 256; m++) enc_of[m] = -1;
+    for (uint32_t m = 0; m < trace_n_modalities(t) && m < 256; m++)
+        for (uint32_t e = 0; e < cfg->model->n_enc; e++)
+            if (!strcmp(trace_modality(t, m)->name, cfg->model->enc[e].modality)) enc_of[m] = (int)e;
+    for (uint32_t j = 0; j < s->n_items; j++)
+        if (enc_of[s->items[j].modality] >= 0) o->phase_units[enc_of[s->items[j].modality]] += 1.0;
+    o->phase_units[o->P - 1] = s->n_examples;
     if (first == 0 && n == total) {
-        *mean_n = (double)trace_n_examples(t) / (double)total;
-        *mean_m = (double)trace_n_items(t) / (double)total;
+        o->mean_n = (double)trace_n_examples(t) / (double)total;
+        o->mean_m = (double)trace_n_items(t) / (double)total;
         return OS_OK;
     }
     for (uint64_t k = 0; k < n; k++) {
-        const TraceStep *s;
         OS_CHECK(trace_read_step(t, first + k, &s));
-        *mean_n += (double)s->n_examples / (double)n;
-        *mean_m += (double)s->n_items / (double)n;
+        o->mean_n += (double)s->n_examples / (double)n;
+        o->mean_m += (double)s->n_items / (double)n;
     }
 fail:
     return st;
@@ -138,10 +150,16 @@ OsStatus polrun_one(PolRun *out, ReplayConfig *cfg, Trace *t, const char *name, 
     sink.out = out;
     OS_CHECK(runtable_phase_cols(sink.phase_col, &sink.P, cfg->model));
     sink.P = replay_phase_names(sink.names, cfg->model);
-    /* the charge: deterministic unless --measured-charge */
+    /* the charge: deterministic unless --measured-charge. The modelled planning time of a post
+     * policy is charged for its first phase only: the later phases are planned while the GPUs
+     * compute the earlier ones (replay.c's plan_overlap does the same with measured times). A
+     * pre policy plans in the data loader: replay reports its charge but never waits for it. */
+    double model = policy_charge_s(cfg->policy, (uint64_t)llround(o->mean_n), (uint64_t)llround(o->mean_m));
     if (o->charge == CHARGE_FIXED) cfg->balancer_cost_s = o->fixed_s;
     else if (o->charge == CHARGE_MEASURED) cfg->balancer_cost_s = -1.0;
-    else cfg->balancer_cost_s = policy_charge_s(cfg->policy, (uint64_t)llround(o->mean_n), (uint64_t)llround(o->mean_m));
+    else if (cfg->policy->kind == POLICY_POST)
+        cfg->balancer_cost_s = model * policy_charge_exposed_frac(cfg->policy, o->phase_units, o->P);
+    else cfg->balancer_cost_s = model;
     sink.replay_measures = o->charge == CHARGE_MEASURED;
     if (!sink.replay_measures) {
         sink.pol = cfg->policy;
@@ -182,6 +200,8 @@ OsStatus polrun_one(PolRun *out, ReplayConfig *cfg, Trace *t, const char *name, 
     snprintf(out->row.balancer_charge, sizeof out->row.balancer_charge, "%s", polrun_charge_name(o->charge));
     out->row.balancer_measured_s_per_step =
         out->run.measured_n ? out->run.measured_s / (double)out->run.measured_n : NAN;
+    out->row.balancer_modelled_s_per_step = model;
+    out->run.model_s = model;
     if (o->prov) runrow_set_prov(&out->row, o->prov);
 fail:
     if (s_open) os_outfile_abort(&fs);
@@ -249,6 +269,7 @@ void polrun_json_row(FILE *fp, const PolRun *p) {
              {"mfu_ci95", r->mfu_ci95}, {"idle_frac_ci95", r->idle_frac_ci95}, {"idle_frac", r->idle_frac},
              {"bytes_intra_per_step", r->bytes_intra_per_step}, {"bytes_inter_per_step", r->bytes_inter_per_step},
              {"a2a_s_per_step", r->a2a_s_per_step}, {"balancer_s_per_step", r->balancer_s_per_step},
+             {"balancer_modelled_s_per_step", r->balancer_modelled_s_per_step},
              {"balancer_measured_s_per_step", r->balancer_measured_s_per_step}};
     for (size_t i = 0; i < OS_ARRAY_LEN(f); i++) {
         fprintf(fp, ",\"%s\":", f[i].k);

@@ -31,6 +31,9 @@ typedef struct {
     ChargeMode charge;
     double fixed_s;             /* CHARGE_FIXED: the --balancer-cost value */
     double mean_n, mean_m;      /* mean examples / items per replayed step (polrun_step_sizes) */
+    double phase_units[REPLAY_MAX_PHASES]; /* units per phase of the first replayed step (items of
+                                              each encoder, then examples): the exposed share */
+    uint32_t P;
     const char *steps_dir;      /* write <dir>/steps_<name>.csv, or NULL */
     const char *timeline_dir;   /* write <dir>/timeline_<name>.json/.csv of the first step, or NULL */
     const RunProv *prov;        /* borrowed; NULL = no provenance columns */
@@ -38,9 +41,10 @@ typedef struct {
     int progress;
 } PolRunOpts;
 
-/* Mean examples and items per step over the steps cfg replays (trace totals when it replays
- * them all). */
-OsStatus polrun_step_sizes(double *mean_n, double *mean_m, Trace *t, const ReplayConfig *cfg);
+/* o->mean_n, o->mean_m: mean examples and items per step over the steps cfg replays (trace
+ * totals when it replays them all); o->phase_units, o->P: the first replayed step's units per
+ * phase (items by their encoder's modality, then examples). */
+OsStatus polrun_step_sizes(PolRunOpts *o, Trace *t, const ReplayConfig *cfg);
 
 typedef struct {
     char name[64];

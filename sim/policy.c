@@ -21,7 +21,8 @@ OsStatus balance_equal_count(Plan *out, const StepWork *w, PolicyScratch *s);
  * post 3.53, post-enc 2.31, post-node 9.25 ms). equal-count is not in that table: 5.9 ms is
  * lpt's 1.04 ms times the equal-count/lpt ratio 5.69 measured in one bench_balance run
  * (Release, 2026-12-01, loaded 2-core VM: lpt 1.40 ms, equal-count 7.99 ms). */
-#define COST(shape, units, ms) {POLICY_COST_##shape, POLICY_UNITS_##units, (ms) * 1e-3}
+#define COST(shape, units, ms) {POLICY_COST_##shape, POLICY_UNITS_##units, (ms) * 1e-3, POLICY_PLANS_ALL}
+#define COST_ENC(shape, units, ms) {POLICY_COST_##shape, POLICY_UNITS_##units, (ms) * 1e-3, POLICY_PLANS_ENCODERS}
 static const Policy POLICIES[] = {
     {"none", "as drawn: every rank keeps its mini-batch (Megatron-LM baseline)", POLICY_PRE,
      balance_none, 0, COST(N, ALL, 0.11)},
@@ -38,12 +39,13 @@ static const Policy POLICIES[] = {
     {"post", "OrchMLLM post-balancing: LPT per phase (each encoder, then the LLM)", POLICY_POST,
      balance_post, POLICY_HONORS_ENC_CAP | POLICY_HONORS_LLM_CAP, COST(NLOGN, ALL, 3.53)},
     {"post-enc", "post-balance the encoders only; LLM phase at the home rank", POLICY_POST,
-     balance_post_enc, POLICY_HONORS_ENC_CAP, COST(NLOGN, ALL, 2.31)},
+     balance_post_enc, POLICY_HONORS_ENC_CAP, COST_ENC(NLOGN, ALL, 2.31)},
     {"post-node", "post, node-wise: work stays in its node unless the node is overloaded",
      POLICY_POST, balance_post_node, POLICY_HONORS_ENC_CAP | POLICY_HONORS_LLM_CAP,
      COST(NLOGN, ALL, 9.25)},
 };
 #undef COST
+#undef COST_ENC
 
 uint32_t policy_count(void) { return (uint32_t)OS_ARRAY_LEN(POLICIES); }
 
@@ -83,6 +85,15 @@ double policy_charge_s(const Policy *p, uint64_t N, uint64_t M) {
     double ref = (double)POLICY_COST_REF_N + (all ? (double)POLICY_COST_REF_M : 0.0);
     if (!(n > 0.0)) return 0.0;
     return p->cost.ref_s * cost_shape(p->cost.shape, n) / cost_shape(p->cost.shape, ref);
+}
+
+double policy_charge_exposed_frac(const Policy *p, const double *n_phase, uint32_t P) {
+    if (!p || p->kind != POLICY_POST) return 0.0;
+    uint32_t last = p->cost.phases == POLICY_PLANS_ENCODERS && P > 1 ? P - 1 : P; /* phases planned: [0, last) */
+    double tot = 0.0;
+    for (uint32_t q = 0; q < last; q++) tot += n_phase[q] > 0 ? cost_shape(p->cost.shape, n_phase[q]) : 0.0;
+    double first = P && n_phase[0] > 0 ? cost_shape(p->cost.shape, n_phase[0]) : 0.0;
+    return tot > 0.0 ? first / tot : 1.0;
 }
 
 const char *policy_charge_desc(const Policy *p) {

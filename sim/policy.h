@@ -84,10 +84,13 @@ enum { POLICY_HONORS_ENC_CAP = 1u, POLICY_HONORS_LLM_CAP = 2u };
  * D = 512 x 16 against 16.0 ms at 2560 x 16), which this one-variable model does not follow. */
 typedef enum { POLICY_COST_N = 0, POLICY_COST_NLOGN = 1 } PolicyCostShape;
 typedef enum { POLICY_UNITS_EXAMPLES = 0, POLICY_UNITS_ALL = 1 } PolicyCostUnits;
+/* The phases a post-balancing policy plans one after another (post-enc leaves the LLM home). */
+typedef enum { POLICY_PLANS_ALL = 0, POLICY_PLANS_ENCODERS = 1 } PolicyCostPhases;
 typedef struct {
     PolicyCostShape shape;
     PolicyCostUnits units;
     double ref_s; /* seconds at the reference step */
+    PolicyCostPhases phases;
 } PolicyCost;
 #define POLICY_COST_REF_D 2560u
 #define POLICY_COST_REF_N 40960u /* examples of bench_balance's D = 2560 x 16 step */
@@ -110,6 +113,12 @@ const char *policy_suggest(const char *name);
 /* The policy's modelled planning cost for one step of N examples and M items, seconds (>= 0,
  * 0 for an empty step): the deterministic balancer charge (PolicyCost). */
 double policy_charge_s(const Policy *p, uint64_t N, uint64_t M);
+/* The share of a post-balancing policy's planning that precedes its first all-to-all: phase 0's
+ * f(n_0) over the sum of f(n_p) across the phases it plans (n_phase[P]: units per phase, items
+ * of each encoder then the examples). Later phases are planned while the GPUs run the earlier
+ * ones (replay.c plan_overlap), so this share is what a step waits for. 1 for P = 1 or when
+ * only phase 0 has units; 0 for a pre-balancing policy (it plans in the data loader). */
+double policy_charge_exposed_frac(const Policy *p, const double *n_phase, uint32_t P);
 /* "n log n over examples + items" — the cost model in words, for outputs. */
 const char *policy_charge_desc(const Policy *p);
 

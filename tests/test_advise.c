@@ -337,6 +337,15 @@ Test(advise, policy_charge_is_the_registry_model) {
     /* none is linear */
     NEAR(policy_charge_s(none, 2000, 1000), 0.11e-3 * 3000.0 / (40960.0 + 61125.0), 1e-15);
     NEAR(policy_charge_s(post, 0, 0), 0, 0);
+    /* the share a post policy's step waits for: its first phase's f(n) over the phases it plans */
+    const double n3[] = {100, 0, 1000}, n3e[] = {100, 300, 1000}, n1[] = {500};
+    double f100 = 100 * log2(101.0), f300 = 300 * log2(301.0), f1000 = 1000 * log2(1001.0);
+    NEAR(policy_charge_exposed_frac(post, n3, 3), f100 / (f100 + f1000), 1e-15);
+    NEAR(policy_charge_exposed_frac(policy_find("post-node"), n3e, 3), f100 / (f100 + f300 + f1000), 1e-15);
+    /* post-enc plans the encoders only: the LLM's 1000 examples are not planned */
+    NEAR(policy_charge_exposed_frac(policy_find("post-enc"), n3e, 3), f100 / (f100 + f300), 1e-15);
+    NEAR(policy_charge_exposed_frac(post, n1, 1), 1.0, 0);
+    NEAR(policy_charge_exposed_frac(lpt, n3, 3), 0.0, 0); /* pre: planned in the data loader */
     /* every registry policy has a positive model */
     for (uint32_t i = 0; i < policy_count(); i++) cr_assert_gt(policy_at(i)->cost.ref_s, 0, "%s", policy_at(i)->name);
 }

@@ -323,7 +323,8 @@ Test(schema, run_level_columns_as_briefed) {
                        "idle_frac_audio,idle_frac_video,idle_frac_llm,tokens_per_s_ci95,mfu_ci95,idle_frac_ci95,"
                        "imbalance_image_ci95,imbalance_audio_ci95,imbalance_video_ci95,imbalance_llm_ci95,"
                        /* then feasibility and provenance (issue "answers a user can act on"), optional on input */
-                       "long_examples,needs_recompute,balancer_charge,balancer_measured_s_per_step,recompute,padded,"
+                       "long_examples,needs_recompute,balancer_charge,balancer_modelled_s_per_step,balancer_measured_s_per_step,"
+                       "recompute,padded,"
                        "calibration,trace,trace_hash,orchsim_version,command\n";
     const char *path = th_tmp("hdr.csv");
     FILE *fp = fopen(path, "w");
