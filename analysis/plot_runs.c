@@ -348,7 +348,7 @@ OsStatus plot_policies(const PlotOptions *o, const char *const *inputs, int n_in
         }
     OS_CHECK(plot_dat_close(&d));
     char sub[512];
-    snprintf(sub, sizeof sub, "model %s, %s, %llu GPUs (%llu per node, TP %llu), %llu steps; bars: 95%% interval of the mean",
+    snprintf(sub, sizeof sub, "model %s, %s, %llu GPUs (%llu per node, TP %llu), %llu steps; bars: each mean's own 95%% interval (unpaired)",
              ref->model, ref->setup, (unsigned long long)ref->gpus, (unsigned long long)ref->gpus_per_node,
              (unsigned long long)ref->tp, (unsigned long long)ref->steps);
     pv_init(&v);

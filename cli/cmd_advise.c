@@ -314,8 +314,9 @@ static OsStatus html_figures(char (*svg)[4300], const char **cap, size_t *nfig, 
     }
     OS_CHECK(st);
     plot_output_path(svg[*nfig], sizeof svg[0], &o, "policies", PLOT_SVG);
-    cap[(*nfig)++] = "Mean simulated step time per policy with its 95% interval over steps; the dashed line is the "
-                     "oracle floor.";
+    cap[(*nfig)++] = "Mean simulated step time per policy; the dashed line is the oracle floor. The bars are each "
+                     "policy's own 95% interval over steps (unpaired: they include the step-to-step variation every "
+                     "policy shares); the paired differences in the ranking above are much tighter.";
     int ns = 0;
     for (int i = 0; i < a->np; i++) {
         static char paths[POLRUN_MAX][4300];
