@@ -152,6 +152,46 @@ double advise_run_mean_s(const AdviseRun *r) {
     return s / (double)r->n;
 }
 
+/* ---------------------------------------------------------------- the charge */
+
+OsStatus advise_units(AdviseUnits *u, Trace *t, const ReplayConfig *cfg) {
+    OsStatus st = OS_OK;
+    uint64_t total = trace_n_steps(t), first = cfg->first_step;
+    memset(u, 0, sizeof *u);
+    u->P = cfg->model->n_enc + 1;
+    if (first >= total) return OS_OK; /* replay_run names the bad --skip */
+    uint64_t n = cfg->n_steps && cfg->n_steps < total - first ? cfg->n_steps : total - first;
+    const TraceStep *s;
+    OS_CHECK(trace_read_step(t, first, &s));
+    /* encoder phase of each trace modality (-1: none; replay refuses such a trace itself) */
+    int enc_of[256];
+    for (uint32_t m = 0; m < 256; m++) enc_of[m] = -1;
+    for (uint32_t m = 0; m < trace_n_modalities(t) && m < 256; m++)
+        for (uint32_t e = 0; e < cfg->model->n_enc; e++)
+            if (!strcmp(trace_modality(t, m)->name, cfg->model->enc[e].modality)) enc_of[m] = (int)e;
+    for (uint32_t j = 0; j < s->n_items; j++)
+        if (enc_of[s->items[j].modality] >= 0) u->phase_units[enc_of[s->items[j].modality]] += 1.0;
+    u->phase_units[u->P - 1] = s->n_examples;
+    if (first == 0 && n == total) {
+        u->mean_n = (double)trace_n_examples(t) / (double)total;
+        u->mean_m = (double)trace_n_items(t) / (double)total;
+        return OS_OK;
+    }
+    for (uint64_t k = 0; k < n; k++) {
+        OS_CHECK(trace_read_step(t, first + k, &s));
+        u->mean_n += (double)s->n_examples / (double)n;
+        u->mean_m += (double)s->n_items / (double)n;
+    }
+fail:
+    return st;
+}
+
+void advise_charge(double *charge_s, double *model_s, const Policy *p, const AdviseUnits *u) {
+    double m = policy_charge_s(p, (uint64_t)llround(u->mean_n), (uint64_t)llround(u->mean_m));
+    *model_s = m;
+    *charge_s = p && p->kind == POLICY_POST ? m * policy_charge_exposed_frac(p, u->phase_units, u->P) : m;
+}
+
 /* ---------------------------------------------------------------- decision */
 
 OsStatus advise_pair(AdvisePair *out, const double *a, const double *b, size_t n) {

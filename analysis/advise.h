@@ -71,6 +71,23 @@ OsStatus advise_run_step(AdviseRun *r, const StepResult *s);
 void advise_run_finish(AdviseRun *r, const ReplaySummary *sum, const ReplayConfig *cfg);
 double advise_run_mean_s(const AdviseRun *r); /* mean step time, s (NaN for no steps) */
 
+/* The sizes the deterministic balancer charge is computed at (advise_charge). */
+typedef struct {
+    double mean_n, mean_m;                 /* mean examples / items per replayed step */
+    double phase_units[REPLAY_MAX_PHASES]; /* the first replayed step's units per phase: items of
+                                              each encoder (by modality), then examples */
+    uint32_t P;
+} AdviseUnits;
+/* Measure them over the steps cfg replays (the trace's totals when it replays them all; one
+ * step read otherwise per replayed step). cfg->model must be set. */
+OsStatus advise_units(AdviseUnits *u, Trace *t, const ReplayConfig *cfg);
+/* The deterministic charge of policy p: *model_s = its modelled planning time per step (all
+ * phases, sim/policy.h), *charge_s = what to put in ReplayConfig.balancer_cost_s: for a post
+ * policy the share before its first all-to-all (policy_charge_exposed_frac), for a pre policy
+ * the whole (replay reports it and never waits for it). Every command that should reproduce
+ * `compare`/`advise` rows (sweep) charges this way. */
+void advise_charge(double *charge_s, double *model_s, const Policy *p, const AdviseUnits *u);
+
 /* Policy b against policy a over the same steps: d_k = b_k - a_k (positive: a faster). */
 typedef struct {
     uint64_t n;

@@ -427,7 +427,7 @@ OsStatus cmd_advise(int argc, char **argv) {
     OS_CHECK(runprov_init(prov, pos[0], command, ORCHSIM_VERSION));
     PolRunOpts po = {.charge = measured ? CHARGE_MEASURED : so.balancer_cost_s >= 0 ? CHARGE_FIXED : CHARGE_MODELLED,
                      .fixed_s = so.balancer_cost_s, .prov = prov, .progress = !no_progress};
-    OS_CHECK(polrun_step_sizes(&po, t, &cfg));
+    OS_CHECK(advise_units(&po.units, t, &cfg));
     if (html) {
         OS_CHECK(polrun_scratch_make(&sc));
         po.steps_dir = sc.dir;
@@ -468,9 +468,11 @@ OsStatus cmd_advise(int argc, char **argv) {
     print_advice(mem, &a, &cfg);
     print_ranking(mem, &a);
     fclose(mem);
-    fputs(advice_text, stdout);
-    print_lines(stdout, "diagnosis", a.diag, a.n_diag, 1);
-    print_lines(stdout, "warnings", a.warn, a.n_warn, 0);
+    /* the human advice goes to stderr when a machine output is "-" (stdout) */
+    FILE *hu = (csv && !strcmp(csv, "-")) || (json && !strcmp(json, "-")) || (html && !strcmp(html, "-")) ? stderr : stdout;
+    fputs(advice_text, hu);
+    print_lines(hu, "diagnosis", a.diag, a.n_diag, 1);
+    print_lines(hu, "warnings", a.warn, a.n_warn, 0);
 
     /* figures first (scratch files, read back), then every output together or none */
     static char svg[3][4300];

@@ -22,15 +22,15 @@
 
 #define CMP_LINES 64
 
-static void print_table(const PolRun *runs, int n, const RunRow *oracle) {
+static void print_table(FILE *fp, const PolRun *runs, int n, const RunRow *oracle) {
     const ReplaySummary *s0 = &runs[0].sum;
-    printf("%-11s %9s %8s %11s %6s %8s %6s", "policy", "step s", "+-95%", "tokens/s", "MFU", "speedup", "idle");
+    fprintf(fp, "%-11s %9s %8s %11s %6s %8s %6s", "policy", "step s", "+-95%", "tokens/s", "MFU", "speedup", "idle");
     for (uint32_t p = 0; p < s0->P; p++) {
         char h[40];
         snprintf(h, sizeof h, "imb:%s", s0->phase_name[p]);
-        printf(" %9s", h);
+        fprintf(fp, " %9s", h);
     }
-    printf(" %9s %9s %7s %9s %7s\n", "GB intra", "GB inter", "a2a ms", "charge ms", "meas ms");
+    fprintf(fp, " %9s %9s %7s %9s %7s\n", "GB intra", "GB inter", "a2a ms", "charge ms", "meas ms");
     for (int i = 0; i < n; i++) {
         const RunRow *r = &runs[i].row;
         const ReplaySummary *s = &runs[i].sum;
@@ -38,17 +38,17 @@ static void print_table(const PolRun *runs, int n, const RunRow *oracle) {
         if (!isnan(r->speedup_vs_none)) snprintf(sp, sizeof sp, "%.2fx", r->speedup_vs_none);
         if (!isnan(r->step_ci95_s)) snprintf(ci, sizeof ci, "%.4f", r->step_ci95_s);
         if (isfinite(r->balancer_measured_s_per_step)) snprintf(me, sizeof me, "%.3f", 1e3 * r->balancer_measured_s_per_step);
-        printf("%-11s %9.4f %8s %11.4g %5.1f%% %8s %5.1f%%", runs[i].name, r->step_mean_s, ci, r->tokens_per_s,
+        fprintf(fp, "%-11s %9.4f %8s %11.4g %5.1f%% %8s %5.1f%%", runs[i].name, r->step_mean_s, ci, r->tokens_per_s,
                100 * r->mfu, sp, 100 * r->idle_frac);
-        for (uint32_t p = 0; p < s->P; p++) printf(" %9.3f", s->phase_imbalance[p]);
-        printf(" %9.3f %9.3f %7.2f %9.3f %7s\n", s->bytes_intra_per_step / 1e9, s->bytes_inter_per_step / 1e9,
+        for (uint32_t p = 0; p < s->P; p++) fprintf(fp, " %9.3f", s->phase_imbalance[p]);
+        fprintf(fp, " %9.3f %9.3f %7.2f %9.3f %7s\n", s->bytes_intra_per_step / 1e9, s->bytes_inter_per_step / 1e9,
                1e3 * s->a2a_s_per_step, 1e3 * s->balancer_s_per_step, me);
     }
-    printf("%-11s %9.4f %8s %11.4g %5.1f%% %8s %6s", "oracle", oracle->step_mean_s, "-", oracle->tokens_per_s,
+    fprintf(fp, "%-11s %9.4f %8s %11.4g %5.1f%% %8s %6s", "oracle", oracle->step_mean_s, "-", oracle->tokens_per_s,
            100 * oracle->mfu, "-", "-");
-    for (uint32_t p = 0; p < s0->P; p++) printf(" %9.3f", 1.0);
-    printf(" %9s %9s %7s %9s %7s\n", "-", "-", "-", "-", "-");
-    printf("\noracle = per-phase floor max(total/D, largest unit) summed over phases, no communication, no idle:\n"
+    for (uint32_t p = 0; p < s0->P; p++) fprintf(fp, " %9.3f", 1.0);
+    fprintf(fp, " %9s %9s %7s %9s %7s\n", "-", "-", "-", "-", "-");
+    fprintf(fp, "\noracle = per-phase floor max(total/D, largest unit) summed over phases, no communication, no idle:\n"
            "no policy can beat it. imb:<phase> = mean over steps of max/mean per-rank compute in that phase\n"
            "(1.000 = perfectly balanced). speedup = tokens/s over `none`. GB moved = rebalancing all-to-all\n"
            "traffic per step (forward + backward). charge ms = the balancer time charged per step (%s%s);\n"
@@ -158,7 +158,7 @@ OsStatus cmd_compare(int argc, char **argv) {
     OS_CHECK(runprov_init(prov, pos[0], command, ORCHSIM_VERSION));
     PolRunOpts po = {.charge = measured ? CHARGE_MEASURED : so.balancer_cost_s >= 0 ? CHARGE_FIXED : CHARGE_MODELLED,
                      .fixed_s = so.balancer_cost_s, .prov = prov, .progress = !no_progress};
-    OS_CHECK(polrun_step_sizes(&po, t, &cfg));
+    OS_CHECK(advise_units(&po.units, t, &cfg));
     fprintf(stderr, "# balancer charge: %s\n", polrun_charge_name(po.charge));
     /* step and timeline files go to a scratch folder first and are copied into place with the
      * other outputs at the end: all of them or none, and the timelines get their title lines */
@@ -201,12 +201,15 @@ OsStatus cmd_compare(int argc, char **argv) {
                 runs[np].row.speedup_vs_none = runs[np].row.tokens_per_s / runs[i].row.tokens_per_s;
         rows[np] = runs[np].row;
     }
-    print_table(runs, nrows, &oracle);
+    /* the human table goes to stderr when a machine output is "-" (stdout) */
+    int to_stdout = (csv && !strcmp(csv, "-")) || (json && !strcmp(json, "-"));
+    FILE *hu = to_stdout ? stderr : stdout;
+    print_table(hu, runs, nrows, &oracle);
     if (baseline) {
-        printf("\nmegatron = %s, %s sequences, no rebalancing, distributed optimizer (the cost model is the same\n"
+        fprintf(hu, "\nmegatron = %s, %s sequences, no rebalancing, distributed optimizer (the cost model is the same\n"
                "for every row). Throughput against it:", bdesc, base_padded ? "padded" : "packed");
         for (int i = 0; i < np; i++)
-            printf(" %s %.2fx%s", names[i],
+            fprintf(hu, " %s %.2fx%s", names[i],
                    runs[np].row.tokens_per_s > 0 ? runs[i].row.tokens_per_s / runs[np].row.tokens_per_s : 0.0,
                    i + 1 < np ? "," : "\n");
     }
@@ -223,13 +226,13 @@ OsStatus cmd_compare(int argc, char **argv) {
         if (i < np && !strcmp(names[i], "none")) none = i;
     }
     n_warn = advise_warnings(warn, CMP_LINES, ar, (size_t)nrows);
-    for (size_t i = 0; i < n_warn; i++) printf("%swarning: %s\n", i ? "" : "\n", warn[i].text);
+    for (size_t i = 0; i < n_warn; i++) fprintf(hu, "%swarning: %s\n", i ? "" : "\n", warn[i].text);
     if (explain) {
         size_t order[POLRUN_MAX];
         advise_rank(order, ar, (size_t)np); /* the fastest policy (not the baseline) is diagnosed */
         n_diag = advise_diagnose(diag, CMP_LINES, ar, (size_t)np, (int)order[0], none);
-        printf("\ndiagnosis (the fastest here, %s, and the as-drawn batches):\n", names[order[0]]);
-        for (size_t i = 0; i < n_diag; i++) printf("  - %s: %s\n", diag[i].tag, diag[i].text);
+        fprintf(hu, "\ndiagnosis (the fastest here, %s, and the as-drawn batches):\n", names[order[0]]);
+        for (size_t i = 0; i < n_diag; i++) fprintf(hu, "  - %s: %s\n", diag[i].tag, diag[i].text);
     }
 
     out_mark = os_outputs_hold(); /* every output or none (released at fail:) */

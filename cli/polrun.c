@@ -53,39 +53,6 @@ const char *polrun_charge_name(ChargeMode m) {
     return m == CHARGE_FIXED ? "fixed" : m == CHARGE_MEASURED ? "measured" : "modelled";
 }
 
-OsStatus polrun_step_sizes(PolRunOpts *o, Trace *t, const ReplayConfig *cfg) {
-    OsStatus st = OS_OK;
-    uint64_t total = trace_n_steps(t), first = cfg->first_step;
-    o->mean_n = o->mean_m = 0.0;
-    o->P = cfg->model->n_enc + 1;
-    memset(o->phase_units, 0, sizeof o->phase_units);
-    if (first >= total) return OS_OK; /* replay_run names the bad --skip */
-    uint64_t n = cfg->n_steps && cfg->n_steps < total - first ? cfg->n_steps : total - first;
-    const TraceStep *s;
-    OS_CHECK(trace_read_step(t, first, &s));
-    /* encoder phase of each trace modality (-1: none; replay refuses such a trace itself) */
-    int enc_of[256];
-    for (uint32_t m = 0; m < 256; m++) enc_of[m] = -1;
-    for (uint32_t m = 0; m < trace_n_modalities(t) && m < 256; m++)
-        for (uint32_t e = 0; e < cfg->model->n_enc; e++)
-            if (!strcmp(trace_modality(t, m)->name, cfg->model->enc[e].modality)) enc_of[m] = (int)e;
-    for (uint32_t j = 0; j < s->n_items; j++)
-        if (enc_of[s->items[j].modality] >= 0) o->phase_units[enc_of[s->items[j].modality]] += 1.0;
-    o->phase_units[o->P - 1] = s->n_examples;
-    if (first == 0 && n == total) {
-        o->mean_n = (double)trace_n_examples(t) / (double)total;
-        o->mean_m = (double)trace_n_items(t) / (double)total;
-        return OS_OK;
-    }
-    for (uint64_t k = 0; k < n; k++) {
-        OS_CHECK(trace_read_step(t, first + k, &s));
-        o->mean_n += (double)s->n_examples / (double)n;
-        o->mean_m += (double)s->n_items / (double)n;
-    }
-fail:
-    return st;
-}
-
 typedef struct {
     PolRun *out;
     int phase_col[REPLAY_MAX_PHASES];
@@ -154,12 +121,11 @@ OsStatus polrun_one(PolRun *out, ReplayConfig *cfg, Trace *t, const char *name, 
      * policy is charged for its first phase only: the later phases are planned while the GPUs
      * compute the earlier ones (replay.c's plan_overlap does the same with measured times). A
      * pre policy plans in the data loader: replay reports its charge but never waits for it. */
-    double model = policy_charge_s(cfg->policy, (uint64_t)llround(o->mean_n), (uint64_t)llround(o->mean_m));
+    double model, charge;
+    advise_charge(&charge, &model, cfg->policy, &o->units);
     if (o->charge == CHARGE_FIXED) cfg->balancer_cost_s = o->fixed_s;
     else if (o->charge == CHARGE_MEASURED) cfg->balancer_cost_s = -1.0;
-    else if (cfg->policy->kind == POLICY_POST)
-        cfg->balancer_cost_s = model * policy_charge_exposed_frac(cfg->policy, o->phase_units, o->P);
-    else cfg->balancer_cost_s = model;
+    else cfg->balancer_cost_s = charge;
     sink.replay_measures = o->charge == CHARGE_MEASURED;
     if (!sink.replay_measures) {
         sink.pol = cfg->policy;

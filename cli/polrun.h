@@ -2,8 +2,8 @@
  * one policy with the deterministic balancer charge, collected for the table, the advice and
  * the diagnosis.
  * Implements: --policies parsing against the registry (did-you-mean, before any work); the
- *   charge per policy (sim/policy.h's model at the replayed steps' mean size, --balancer-cost,
- *   or the host's measurement with --measured-charge); one replay collected into a RunRow
+ *   charge per policy (analysis/advise.h's advise_charge, --balancer-cost, or the host's
+ *   measurement with --measured-charge); one replay collected into a RunRow
  *   (with feasibility and provenance), its RunSeries, an AdviseRun, and the policy's runtime
  *   measured beside the charge; the oracle row; optional per-policy step CSV and timeline.
  * Does not: print tables or decide (analysis/advise.h). */
@@ -30,10 +30,7 @@ const char *polrun_charge_name(ChargeMode m); /* "modelled", "fixed", "measured"
 typedef struct {
     ChargeMode charge;
     double fixed_s;             /* CHARGE_FIXED: the --balancer-cost value */
-    double mean_n, mean_m;      /* mean examples / items per replayed step (polrun_step_sizes) */
-    double phase_units[REPLAY_MAX_PHASES]; /* units per phase of the first replayed step (items of
-                                              each encoder, then examples): the exposed share */
-    uint32_t P;
+    AdviseUnits units;          /* the sizes the modelled charge is computed at (advise_units) */
     const char *steps_dir;      /* write <dir>/steps_<name>.csv, or NULL */
     const char *timeline_dir;   /* write <dir>/timeline_<name>.json/.csv of the first step, or NULL */
     const RunProv *prov;        /* borrowed; NULL = no provenance columns */
@@ -41,10 +38,6 @@ typedef struct {
     int progress;
 } PolRunOpts;
 
-/* o->mean_n, o->mean_m: mean examples and items per step over the steps cfg replays (trace
- * totals when it replays them all); o->phase_units, o->P: the first replayed step's units per
- * phase (items by their encoder's modality, then examples). */
-OsStatus polrun_step_sizes(PolRunOpts *o, Trace *t, const ReplayConfig *cfg);
 
 typedef struct {
     char name[64];

@@ -471,6 +471,21 @@ Test(advise_cli, gives_the_advice_and_is_deterministic) {
     }
 }
 
+/* "-" is standard output for the machine-readable file; the human advice then goes to stderr. */
+Test(advise_cli, json_on_stdout) {
+    char args[4096], *out = NULL;
+    const char *j = th_tmp("adv_stdout.json");
+    snprintf(args, sizeof args, "advise %s --model tiny --no-progress --policies none,post --json - 2>/dev/null > %s; true", g_trace, j);
+    th_run(&out, args);
+    free(out);
+    char *js = slurp(j);
+    cr_assert_not_null(js);
+    cr_assert_eq(js[0], '{', "stdout is not the JSON alone: %.200s", js);
+    cr_assert(strstr(js, "\"recommended\":"), "%s", js);
+    cr_assert_null(strstr(js, "advice for "), "the human advice went to stdout too");
+    free(js);
+}
+
 Test(advise_cli, one_step_trace_still_gets_advice) {
     char args[4096], *out = NULL;
     snprintf(args, sizeof args, "advise %s --model tiny --no-progress --policies none,lpt,post", g_one);
