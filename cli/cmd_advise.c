@@ -288,6 +288,8 @@ static OsStatus html_figures(char (*svg)[4300], const char **cap, size_t *nfig, 
     char csv[4300], tl[2][4300], hdr[1024];
     const char *in[POLRUN_MAX];
     PolRun *extra = NULL;
+    char (*paths)[4300] = calloc(POLRUN_MAX, sizeof *paths); /* the step CSVs */
+    ALLOC_CHECK(paths);
     *nfig = 0;
     *why = NULL;
     o.outdir = sc->dir; /* polrun_scratch_remove empties it, figures and .dat files included */
@@ -319,7 +321,6 @@ static OsStatus html_figures(char (*svg)[4300], const char **cap, size_t *nfig, 
                      "policy shares); the paired differences in the ranking above are much tighter.";
     int ns = 0;
     for (int i = 0; i < a->np; i++) {
-        static char paths[POLRUN_MAX][4300];
         snprintf(paths[i], sizeof paths[i], "%s/steps_%s.csv", sc->dir, a->runs[i].name);
         in[ns++] = paths[i];
     }
@@ -356,6 +357,7 @@ static OsStatus html_figures(char (*svg)[4300], const char **cap, size_t *nfig, 
 fail:
     for (int q = 0; extra && q < 2; q++) polrun_free(&extra[q]);
     free(extra);
+    free(paths);
     return st;
 }
 
