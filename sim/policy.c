@@ -17,10 +17,11 @@ OsStatus balance_equal_count(Plan *out, const StepWork *w, PolicyScratch *s);
 /* One row per policy (STYLE habit 5): help, `compare --policy all` and "did you mean" read it.
  * The last field is the modelled planning cost (policy.h PolicyCost): the shape is the
  * algorithm's, ref_s its runtime on bench_balance's D = 2560 x 16 step from bench/RESULTS.md
- * ("Balancers", policies table, per = 16: none 0.11, sorted 0.48, lpt 1.04, kk 14.2, isf 22.3,
- * post 3.53, post-enc 2.31, post-node 9.25 ms). equal-count is not in that table: 5.9 ms is
- * lpt's 1.04 ms times the equal-count/lpt ratio 5.69 measured in one bench_balance run
- * (Release, 2026-12-01, loaded 2-core VM: lpt 1.40 ms, equal-count 7.99 ms). */
+ * ("Balancers", policies table, per = 16: none 0.11, sorted 0.48, lpt 1.04, kk 14.2, post 3.53,
+ * post-enc 2.31, post-node 9.25 ms). isf (since its bisection search) and equal-count are in the
+ * re-measured paragraph below that table only, taken on a loaded VM (isf 38.4, equal-count
+ * 3.98 ms, while lpt read 1.26 ms): scaled by lpt's 1.04 / 1.26 to the table's load, 31.7 and
+ * 3.28 ms. */
 #define COST(shape, units, ms) {POLICY_COST_##shape, POLICY_UNITS_##units, (ms) * 1e-3, POLICY_PLANS_ALL}
 #define COST_ENC(shape, units, ms) {POLICY_COST_##shape, POLICY_UNITS_##units, (ms) * 1e-3, POLICY_PLANS_ENCODERS}
 static const Policy POLICIES[] = {
@@ -33,9 +34,9 @@ static const Policy POLICIES[] = {
     {"kk", "pre: Karmarkar-Karp differencing on the LLM cost at the loader (verl)", POLICY_PRE,
      balance_kk, 0, COST(NLOGN, EXAMPLES, 14.2)},
     {"equal-count", "pre: LPT on the LLM cost, every rank floor/ceil(N/D) examples (LLaVA)",
-     POLICY_PRE, balance_equal_count, 0, COST(NLOGN, EXAMPLES, 5.9)},
+     POLICY_PRE, balance_equal_count, 0, COST(NLOGN, EXAMPLES, 3.28)},
     {"isf", "pre: OmniBal ISF, randomized 2-D first fit on vision and LLM cost", POLICY_PRE,
-     balance_isf, 0, COST(NLOGN, ALL, 22.3)},
+     balance_isf, 0, COST(NLOGN, ALL, 31.7)},
     {"post", "OrchMLLM post-balancing: LPT per phase (each encoder, then the LLM)", POLICY_POST,
      balance_post, POLICY_HONORS_ENC_CAP | POLICY_HONORS_LLM_CAP, COST(NLOGN, ALL, 3.53)},
     {"post-enc", "post-balance the encoders only; LLM phase at the home rank", POLICY_POST,
