@@ -59,29 +59,7 @@ typedef struct {
     uint32_t P;
     char names[REPLAY_MAX_PHASES][32];
     FILE *csv;
-    const Policy *pol;      /* re-run to measure its runtime (modelled / fixed charge), or NULL */
-    int replay_measures;    /* the replay's balancer_s is the measurement (measured charge) */
-    PolicyScratch *ps;
-    uint32_t *home, *ex_rank, *it_rank;
-    size_t cap_home, cap_exr, cap_itr;
 } Sink;
-
-/* The policy once more on the same step, timed like replay times it (thread CPU): the runtime
- * reported beside the deterministic charge. */
-static OsStatus measure(Sink *s, const StepResult *r) {
-    OsStatus st = OS_OK;
-    const StepWork *w = r->work;
-    OS_CHECK(os_grow((void **)&s->home, &s->cap_home, w->N ? w->N : 1, sizeof *s->home));
-    OS_CHECK(os_grow((void **)&s->ex_rank, &s->cap_exr, w->N ? w->N : 1, sizeof *s->ex_rank));
-    OS_CHECK(os_grow((void **)&s->it_rank, &s->cap_itr, w->M ? w->M : 1, sizeof *s->it_rank));
-    Plan pl = {.home = s->home, .ex_rank = s->ex_rank, .it_rank = s->it_rank, .hierarchical = 0};
-    double t0 = os_thread_cpu_now();
-    OS_CHECK(s->pol->fn(&pl, w, s->ps));
-    s->out->run.measured_s += os_thread_cpu_now() - t0;
-    s->out->run.measured_n++;
-fail:
-    return st;
-}
 
 static OsStatus on_step(const StepResult *r, void *user) {
     Sink *s = user;
@@ -93,10 +71,9 @@ static OsStatus on_step(const StepResult *r, void *user) {
     o->tokens += (double)r->llm_tokens;
     o->model_flops += r->model_flops;
     if (s->csv) simout_step_csv_row(s->csv, o->name, r, s->P, (const char(*)[32])s->names);
-    if (s->replay_measures) {
-        o->run.measured_s += r->balancer_s;
-        o->run.measured_n++;
-    } else if (s->pol && r->work) OS_CHECK(measure(s, r));
+    /* replay measures the policy whatever it charges (thread CPU, StepResult.balancer_measured_s) */
+    o->run.measured_s += r->balancer_measured_s;
+    o->run.measured_n++;
 fail:
     return st;
 }
@@ -126,11 +103,7 @@ OsStatus polrun_one(PolRun *out, ReplayConfig *cfg, Trace *t, const char *name, 
     if (o->charge == CHARGE_FIXED) cfg->balancer_cost_s = o->fixed_s;
     else if (o->charge == CHARGE_MEASURED) cfg->balancer_cost_s = -1.0;
     else cfg->balancer_cost_s = charge;
-    sink.replay_measures = o->charge == CHARGE_MEASURED;
-    if (!sink.replay_measures) {
-        sink.pol = cfg->policy;
-        OS_CHECK(policy_scratch_create(&sink.ps));
-    }
+
     if (o->steps_dir) {
         snprintf(path, sizeof path, "%s/steps_%s.csv", o->steps_dir, name);
         OS_CHECK(os_outfile_open(&fs, path, 1));
@@ -171,10 +144,6 @@ OsStatus polrun_one(PolRun *out, ReplayConfig *cfg, Trace *t, const char *name, 
     if (o->prov) runrow_set_prov(&out->row, o->prov);
 fail:
     if (s_open) os_outfile_abort(&fs);
-    policy_scratch_destroy(sink.ps);
-    free(sink.home);
-    free(sink.ex_rank);
-    free(sink.it_rank);
     return st;
 }
 

@@ -99,6 +99,7 @@ typedef struct {
     double grad_sync_s;                      /* exposed (not overlapped) gradient sync */
     double balancer_s;                       /* measured (thread CPU) time of the policy function, or
                                                 cfg->balancer_cost_s when that is >= 0 */
+    double balancer_measured_s;              /* the measurement, kept whatever is charged */
     uint32_t micro_batches;                  /* per rank this step (the most any rank needed) */
     double tp_comm_s, cp_comm_s;             /* mean worker's exposed TP (sequence-parallel
                                                 all-gathers / reduce-scatters, or all-reduces)
