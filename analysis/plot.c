@@ -115,6 +115,8 @@ static const PolicyStyle POLICY_STYLES[] = {
 static const NamedColor PHASE_COLORS[] = {
     {"image", "#4477AA"}, {"audio", "#228833"}, {"video", "#AA3377"}, {"llm", "#EE6677"},
     {"sync", "#CCBB44"},  {"balance", "#66CCEE"}, {"comm", "#7F4FC9"}, {"idle", "#DDDDDD"},
+    {"bubble", "#FFAABB"}, /* a pipeline stage waiting for its neighbour (the op "bubble") */
+    {"optimizer", "#882255"},
 };
 static const char *const FALLBACK[] = {"#0072B2", "#999933", "#882255", "#44AA99", "#117733", "#332288"};
 

@@ -49,12 +49,14 @@ typedef struct {
     int nrows, nmarks;
     double xmax;
     unsigned keys; /* bit per TL_KEYS entry present */
+    int pipelined; /* rows are (stage, DP rank) workers */
 } Panel;
 
 /* Legend entries in drawing order: compute phases, then communication, then idle. */
-static const char *const TL_KEYS[] = {"image", "audio", "video", "llm", "sync", "balance", "comm", "idle"};
-static const char *const TL_LABELS[] = {"image", "audio", "video", "llm", "sync", "balance",
-                                        "communication", "\"idle (waiting)\""};
+static const char *const TL_KEYS[] = {"image", "audio", "video", "llm", "sync", "balance", "optimizer", "comm",
+                                      "idle", "bubble"};
+static const char *const TL_LABELS[] = {"image", "audio", "video", "llm", "sync", "balance", "optimizer",
+                                        "communication", "\"idle (waiting)\"", "\"pipeline bubble\""};
 
 void plot_timeline_meta(char *buf, size_t cap, const char *policy, uint64_t step, const char *model,
                         uint32_t gpus) {
@@ -101,7 +103,7 @@ static void panel_label(char *buf, size_t cap, const TlMeta *m, const PlotOption
 static OsStatus timeline_panel(Panel *pn, const PlotOptions *o, const char *path, int which) {
     OsStatus st = OS_OK;
     CsvTable *t = NULL;
-    int *ranks = NULL, *nodes = NULL, *row_of = NULL;
+    int *ranks = NULL, *nodes = NULL, *row_of = NULL, *stage = NULL, *replica = NULL;
     double *busy = NULL;
     PlotDat d = {0}, dm = {0};
     OS_CHECK(csv_read(&t, path));
@@ -113,6 +115,7 @@ static OsStatus timeline_panel(Panel *pn, const PlotOptions *o, const char *path
     OS_CHECK(csv_require(&c_kind, t, "kind"));
     OS_CHECK(csv_require(&c_s, t, "start_s"));
     OS_CHECK(csv_require(&c_e, t, "end_s"));
+    int c_op = csv_col(t, "op"), c_stage = csv_col(t, "stage"), c_rep = csv_col(t, "replica");
     size_t n = csv_n_rows(t);
     if (!n) OS_FAIL(OS_ERR_FORMAT, path, NULL, "replay with --timeline", "no spans");
     /* distinct ranks, sorted */
@@ -138,6 +141,10 @@ static OsStatus timeline_panel(Panel *pn, const PlotOptions *o, const char *path
     nodes = malloc(nr1 * sizeof *nodes);
     ranks = malloc(nr1 * sizeof *ranks);
     busy = calloc(nr1, sizeof *busy);
+    stage = calloc(nr1, sizeof *stage);
+    replica = calloc(nr1, sizeof *replica);
+    ALLOC_CHECK(stage);
+    ALLOC_CHECK(replica);
     ALLOC_CHECK(row_of);
     ALLOC_CHECK(nodes);
     ALLOC_CHECK(ranks);
@@ -152,6 +159,14 @@ static OsStatus timeline_panel(Panel *pn, const PlotOptions *o, const char *path
         OS_CHECK(csv_num(&e, t, i, (size_t)c_e));
         if (row_of[(int)r] == -2) ranks[R++] = (int)r, row_of[(int)r] = -1;
         nodes[(int)r] = isfinite(nd) ? (int)nd : 0;
+        if (c_stage >= 0 && c_rep >= 0) { /* pipelines: a row is a worker (stage, DP rank) */
+            double sg, rp;
+            OS_CHECK(csv_num(&sg, t, i, (size_t)c_stage));
+            OS_CHECK(csv_num(&rp, t, i, (size_t)c_rep));
+            stage[(int)r] = isfinite(sg) && sg >= 0 && sg < 1e6 ? (int)sg : 0;
+            replica[(int)r] = isfinite(rp) && rp >= 0 && rp < 1e7 ? (int)rp : (int)r;
+            if (stage[(int)r] > 0) pn->pipelined = 1;
+        }
         if (!strcmp(csv_str(t, i, (size_t)c_kind), "compute")) busy[(int)r] += e - s;
     }
     qsort(ranks, (size_t)R, sizeof *ranks, cmp_int);
@@ -202,7 +217,10 @@ static OsStatus timeline_panel(Panel *pn, const PlotOptions *o, const char *path
         int row = row_of[(int)r];
         if (row < 0) continue;
         const char *kind = csv_str(t, i, (size_t)c_kind), *phase = csv_str(t, i, (size_t)c_phase);
-        const char *key = !strcmp(kind, "idle") ? "idle" : !strcmp(kind, "comm") ? "comm" : phase;
+        /* a pipeline's bubble is idle time of its own colour (program.c names those spans) */
+        const char *op = c_op >= 0 ? csv_str(t, i, (size_t)c_op) : "";
+        const char *key = !strcmp(kind, "idle") ? (!strcmp(op, "bubble") ? "bubble" : "idle")
+                          : !strcmp(kind, "comm") ? "comm" : phase;
         for (size_t k = 0; k < OS_ARRAY_LEN(TL_KEYS); k++)
             if (!strcmp(TL_KEYS[k], key)) pn->keys |= 1u << k;
         fprintf(d.fp, "%d %.9g %.9g %u\n", row, s, e, rgb_int(plot_phase_color(key)));
@@ -237,8 +255,12 @@ static OsStatus timeline_panel(Panel *pn, const PlotOptions *o, const char *path
         int rk = ranks[r];
         if (row_of[rk] < 0) continue;
         const char *mark = rk == slow ? " slowest" : rk == fast ? " fastest" : "";
-        k += (size_t)snprintf(pn->yt + k, sizeof pn->yt - k, "%s'%d (n%d)%s' %d", k > 1 ? ", " : "", rk, nodes[rk],
-                              mark, row_of[rk]);
+        if (pn->pipelined)
+            k += (size_t)snprintf(pn->yt + k, sizeof pn->yt - k, "%s's%d r%d (n%d)%s' %d", k > 1 ? ", " : "", stage[rk],
+                                  replica[rk], nodes[rk], mark, row_of[rk]);
+        else
+            k += (size_t)snprintf(pn->yt + k, sizeof pn->yt - k, "%s'%d (n%d)%s' %d", k > 1 ? ", " : "", rk, nodes[rk],
+                                  mark, row_of[rk]);
     }
     if (k < sizeof pn->yt) snprintf(pn->yt + k, sizeof pn->yt - k, ")");
     pn->nrows = picked;
@@ -247,6 +269,8 @@ fail:
     plot_dat_abort(&dm);
     free(ranks);
     free(nodes);
+    free(stage);
+    free(replica);
     free(row_of);
     free(busy);
     csv_destroy(t);
@@ -284,6 +308,7 @@ OsStatus plot_timeline(const PlotOptions *o, const char *const *inputs, int n_in
     pv_int(v, "nrows2", n_inputs > 1 ? pn[1].nrows : pn[0].nrows);
     pv_num(v, "xmax", OS_MAX(pn[0].xmax, n_inputs > 1 ? pn[1].xmax : 0.0) * 1.01);
     pv_str(v, "title", "Per-rank timeline of one step (same time axis in every panel)");
+    pv_str(v, "ylab", pn[0].pipelined || (n_inputs > 1 && pn[1].pipelined) ? "stage s, DP rank r (node)" : "DP rank (node)");
     pv_int(v, "nkey", nk);
     pv_str(v, "keynames", kw);
     pv_str(v, "keycolors", cw);

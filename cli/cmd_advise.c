@@ -285,7 +285,7 @@ static OsStatus html_figures(char (*svg)[4300], const char **cap, size_t *nfig, 
     OsStatus st = OS_OK;
     PlotOptions o;
     plot_options_init(&o);
-    char csv[4300], tl[2][4300], hdr[1024];
+    char csv[4300], tl[2][4300];
     const char *in[POLRUN_MAX];
     PolRun *extra = NULL;
     char (*paths)[4300] = calloc(POLRUN_MAX, sizeof *paths); /* the step CSVs */
@@ -343,8 +343,7 @@ static OsStatus html_figures(char (*svg)[4300], const char **cap, size_t *nfig, 
         char raw[4300];
         snprintf(raw, sizeof raw, "%s/timeline_%s.csv", sc->dir, r->name);
         snprintf(tl[nt], sizeof tl[nt], "%s/tl_%s.csv", sc->dir, r->name);
-        plot_timeline_meta(hdr, sizeof hdr, r->name, extra[q].first_step, cfg->model->name, cfg->cluster.gpus);
-        OS_CHECK(polrun_copy_file(tl[nt], raw, hdr));
+        OS_CHECK(polrun_copy_file(tl[nt], raw, NULL));  /* replay titled it (its # lines) */
         polrun_scratch_note(sc, tl[nt]);
         in[nt] = tl[nt];
         nt++;

@@ -4,13 +4,13 @@
 # the right end of their row.
 # Reads: npanel, data1, data2 (rows "row start_s end_s rgb_int"), marks1, marks2 (rows
 #   "row \"label\""), title1, title2 (policy, step, model, GPUs), sub1, sub2 (which ranks), yt1, yt2 ("('0 (n0)' 0, ...)":
-#   rank labels per row), nrows1, nrows2, title, xmax (s), nkey, keynames, keycolors (legend).
+#   rank labels per row), ylab (the axis: DP ranks, or pipeline workers "s<stage> r<DP rank>"), nrows1, nrows2, title, xmax (s), nkey, keynames, keycolors (legend).
 load scriptdir.'/common.gp'
 set multiplot layout npanel,1 title title
 set xrange [0:xmax]
 set grid xtics noytics
 set key outside right top
-set ylabel 'DP rank (node)'
+set ylabel ylab
 set style textbox opaque noborder
 do for [p=1:npanel] {
     f = (p == 1 ? data1 : data2)

@@ -681,7 +681,7 @@ OsStatus prog_run_step(Prog *p, Engine *e, SimTime start, const SimTime *dur, Si
 static const char *const KIND_NAMES[] = {"compute", "comm", "idle"};
 
 OsStatus prog_write_timeline(const Prog *p, const char *json_path, const char *csv_path,
-                             const char *const *tag_names, uint32_t dp_per_node) {
+                             const char *const *tag_names, uint32_t dp_per_node, const char *csv_meta) {
     OsStatus st = OS_OK;
     OsOutFile js, cs;
     int js_open = 0, cs_open = 0;
@@ -708,6 +708,7 @@ OsStatus prog_write_timeline(const Prog *p, const char *json_path, const char *c
             fprintf(js.fp, ",\n{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%u,\"tid\":%u,\"args\":{\"name\":\"stage %u dp rank %u\"}}",
                     r / dp_per_node, r, r / p->D, r % p->D);
     }
+    if (csv_meta) fputs(csv_meta, cs.fp);
     fprintf(cs.fp, "rank,node,phase,op,kind,start_s,end_s,stage,replica\n");
     for (size_t i = 0; i < p->n_spans; i++) {
         const Span *s = &p->spans[i];

@@ -216,6 +216,8 @@ static inline Xfer *prog_xfer(Prog *p, uint32_t d, size_t slot) {
  * tag_names: [P+4] names for tags. One track per worker (stage, replica); node of a worker:
  * replica / dp_per_node within its stage's nodes. */
 OsStatus prog_write_timeline(const Prog *p, const char *json_path, const char *csv_path,
-                             const char *const *tag_names, uint32_t dp_per_node);
+                             const char *const *tag_names, uint32_t dp_per_node, const char *csv_meta);
+/* csv_meta: "# key: value" lines written before the CSV's header (analysis/plot.h's
+ * plot_timeline_meta names the keys the timeline figure titles its panels with), or NULL. */
 
 #endif

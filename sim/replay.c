@@ -945,7 +945,12 @@ OsStatus replay_run(ReplaySummary *sum, const ReplayConfig *cfg, Trace *t, Repla
                 snprintf(csv, sizeof csv, "%.*s.csv", (int)(L - 5), cfg->timeline_path);
             else
                 snprintf(csv, sizeof csv, "%s.csv", cfg->timeline_path);
-            OS_CHECK(prog_write_timeline(R.prog, cfg->timeline_path, csv, names, R.cl->dp_per_node));
+            /* the keys the timeline figure titles its panel with (analysis/plot.h) */
+            char meta[512];
+            snprintf(meta, sizeof meta, "# policy: %s\n# step: %llu\n# model: %s\n# gpus: %u\n%s%s%s", cfg->policy->name,
+                     (unsigned long long)s->index, R.m->name, R.cl->gpus, R.S > 1 ? "# layout: " : "",
+                     R.S > 1 ? sum->layout : "", R.S > 1 ? "\n" : "");
+            OS_CHECK(prog_write_timeline(R.prog, cfg->timeline_path, csv, names, R.cl->dp_per_node, meta));
         }
         now = end;
         steps_s[k] = res.step_s;
