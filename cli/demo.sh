@@ -35,6 +35,10 @@ run compare "$TRI" --model orch-84b --recompute --gpus 2560 --no-progress \
     --csv "$OUT/compare_2560.csv" --json "$OUT/compare_2560.json" \
     --steps-dir "$OUT/steps_2560" --timeline-dir "$OUT/timelines_2560"
 
+# The decision: which policy, how sure, what it saves, and why (a self-contained HTML report).
+run advise "$TRI" --model orch-84b --recompute --gpus 2560 --no-progress \
+    --html "$OUT/advice.html" --csv "$OUT/advice.csv"
+
 # Sweeps: GPU counts (throughput scaling) and model sizes (MFU per model).
 run sweep "$TRI" --policies none,lpt,post,post-node --gpus 256,512,1024,2560 \
     --models orch-84b --setups fsdp --recompute --steps 4 -q -o "$OUT/sweep_gpus.csv" --h5 "$OUT/sweep_gpus.h5"
