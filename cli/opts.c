@@ -1,16 +1,44 @@
 /* opts.c — see opts.h. */
 #include "cli/opts.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/util.h"
 
-#define OPTS_MAX 64
+#define OPTS_MAX 96
+
+/* singular <-> plural: the second name a list-taking row answers to (opts.h) */
+static const char *const PLURALS[][2] = {{"model", "models"}, {"setup", "setups"}, {"policy", "policies"}};
+
+static int takes_list(const OptSpec *o) {
+    return o->type == OPT_STR && o->metavar && (strchr(o->metavar, ',') || !strcmp(o->metavar, "LIST"));
+}
+
+const char *opts_alias(const OptSpec *o) {
+    for (size_t i = 0; i < OS_ARRAY_LEN(PLURALS); i++) {
+        if (!strcmp(o->lname, PLURALS[i][1]) && o->type == OPT_STR) return PLURALS[i][0];
+        if (!strcmp(o->lname, PLURALS[i][0]) && takes_list(o)) return PLURALS[i][1];
+    }
+    return NULL;
+}
+
+/* o's alias, unless another row of the table already has that name */
+static const char *alias_in(const OptSpec *specs, size_t n, const OptSpec *o) {
+    const char *a = opts_alias(o);
+    for (size_t i = 0; a && i < n; i++)
+        if (!strcmp(specs[i].lname, a)) return NULL;
+    return a;
+}
 
 static void fmt_default(char *buf, size_t n, const OptSpec *o) {
     buf[0] = '\0';
+    /* a row that states its own default, or is required, shows no stored value: a 0 that means
+     * "not given" is not a default (import's "(required) (default: 0)") */
+    if (o->help && (strstr(o->help, "(default") || strstr(o->help, "(required)"))) return;
     switch (o->type) {
     case OPT_FLAG: break;
     case OPT_STR:
@@ -38,7 +66,10 @@ void opts_usage(FILE *fp, const OptSpec *specs, size_t n_specs, const CmdHelp *h
             snprintf(left, sizeof left, "    --%s%s%s", o->lname, o->metavar ? " " : "",
                      o->metavar ? o->metavar : "");
         fmt_default(def, sizeof def, o);
-        fprintf(fp, "  %-30s %s%s\n", left, o->help, def);
+        const char *al = alias_in(specs, n_specs, o);
+        char also[64] = "";
+        if (al) snprintf(also, sizeof also, " (also --%s)", al);
+        fprintf(fp, "  %-30s %s%s%s\n", left, o->help, def, also);
     }
     fprintf(fp, "  %-30s %s\n", "-h, --help", "show this help and exit");
     if (help->details) fprintf(fp, "\n%s\n", help->details);
@@ -86,9 +117,9 @@ static OsStatus set_value(const OptSpec *o, const char *arg) {
 
 OsStatus opts_parse(const OptSpec *specs, size_t n_specs, const CmdHelp *help, int argc,
                     char **argv, const char **pos, int min_pos, int max_pos, int *n_pos) {
-    struct option lo[OPTS_MAX + 2];
+    struct option lo[2 * OPTS_MAX + 2];
     char shortopts[3 * OPTS_MAX + 4];
-    size_t ns = 0;
+    size_t ns = 0, nl = n_specs;
     if (n_specs > OPTS_MAX) return os_fail(OS_ERR_INTERNAL, help->name, NULL, NULL, "too many options");
     shortopts[ns++] = ':';
     for (size_t i = 0; i < n_specs; i++) {
@@ -101,8 +132,17 @@ OsStatus opts_parse(const OptSpec *specs, size_t n_specs, const CmdHelp *help, i
             if (specs[i].type != OPT_FLAG) shortopts[ns++] = ':';
         }
     }
-    lo[n_specs] = (struct option){"help", no_argument, NULL, 'h'};
-    lo[n_specs + 1] = (struct option){0, 0, 0, 0};
+    for (size_t i = 0; i < n_specs; i++) /* a table with a name or letter twice is a bug here */
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(specs[i].lname, specs[j].lname) || (specs[i].sname && specs[i].sname == specs[j].sname))
+                return os_fail(OS_ERR_INTERNAL, help->name, specs[i].lname, NULL, "option table: --%s / -%c given twice",
+                               specs[i].lname, specs[i].sname ? specs[i].sname : '?');
+    for (size_t i = 0; i < n_specs; i++) { /* plural/singular aliases: the same row */
+        const char *al = alias_in(specs, n_specs, &specs[i]);
+        if (al) lo[nl++] = (struct option){al, required_argument, NULL, 256 + (int)i};
+    }
+    lo[nl] = (struct option){"help", no_argument, NULL, 'h'};
+    lo[nl + 1] = (struct option){0, 0, 0, 0};
     shortopts[ns++] = 'h';
     shortopts[ns] = '\0';
 
@@ -187,5 +227,70 @@ OsStatus opts_named_u32(uint32_t *out, const char *const *names, uint32_t n, uin
         out[m] = (uint32_t)v;
     }
 fail:
+    return st;
+}
+
+/* ---- standard output ---------------------------------------------------------------------- */
+
+OsStatus opts_stdout_claim(FILE **human, const char *const *opt, const char *const *path, size_t n) {
+    const char *first = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (!path[i] || strcmp(path[i], "-")) continue;
+        if (first) {
+            char hint[160];
+            snprintf(hint, sizeof hint, "give %s or %s a file name", first, opt[i]);
+            return os_fail(OS_ERR_ARG, opt[i], "-", hint, "standard output is already %s's", first);
+        }
+        first = opt[i];
+    }
+    if (human) *human = first ? stderr : stdout;
+    return OS_OK;
+}
+
+OsStatus opts_binout_begin(OptsBinOut *b, const char *path, const char *opt) {
+    OsStatus st = OS_OK;
+    memset(b, 0, sizeof *b);
+    b->path = path;
+    if (!path || strcmp(path, "-")) return OS_OK;
+    if (isatty(STDOUT_FILENO))
+        OS_FAIL(OS_ERR_ARG, opt, "-", "redirect it (> file.h5, | ssh ...) or give a file name",
+                "standard output is a terminal: this output is a binary HDF5 file");
+    const char *dir = getenv("TMPDIR");
+    snprintf(b->tmp, sizeof b->tmp, "%s/orchsim-stdout-XXXXXX", dir && *dir ? dir : "/tmp");
+    int fd = mkstemp(b->tmp);
+    if (fd < 0) {
+        int e = errno;
+        b->tmp[0] = '\0';
+        OS_FAIL(OS_ERR_IO, dir && *dir ? dir : "/tmp", NULL, "set TMPDIR to a writable folder",
+                "cannot create a temporary file for %s -: %s", opt, strerror(e));
+    }
+    close(fd);
+    b->track = os_tmp_track(b->tmp, 0);
+    b->path = b->tmp;
+    b->to_stdout = 1;
+fail:
+    return st;
+}
+
+OsStatus opts_binout_end(OptsBinOut *b, OsStatus st) {
+    if (!b->to_stdout) return st;
+    if (st == OS_OK) {
+        FILE *in = fopen(b->tmp, "rb");
+        char buf[1 << 15];
+        size_t k;
+        int bad = !in;
+        while (in && (k = fread(buf, 1, sizeof buf, in)) > 0)
+            if (fwrite(buf, 1, k, stdout) != k) {
+                bad = 1;
+                break;
+            }
+        if (in && ferror(in)) bad = 1;
+        if (in) fclose(in);
+        if (fflush(stdout) != 0 || ferror(stdout)) bad = 1;
+        if (bad) st = os_fail(OS_ERR_IO, "-", NULL, NULL, "writing the file to standard output failed");
+    }
+    unlink(b->tmp);
+    os_tmp_untrack(b->track);
+    b->to_stdout = 0;
     return st;
 }

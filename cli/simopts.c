@@ -57,7 +57,7 @@ void simopts_specs(OptSpec *s, SimOpts *o) {
         {"inter-lat", 0, OPT_F64_AUTO, &o->inter_lat_us, "us|auto", "inter-node latency per step (auto: the cluster default)", 0, 1e4},
         {"peak-tflops", 0, OPT_F64_AUTO, &o->peak_tflops, "TF|auto", "GPU dense bf16 peak (auto: calibration's, else 989.4)", 1, 1e5},
         {"balancer-cost", 0, OPT_F64_AUTO, &o->balancer_cost_s, "S|auto", "charge S seconds per post-balancing step instead of the measured runtime (auto)", 0, 10},
-        {"seed", 0, OPT_U64, &o->seed, "S", "seed for randomized policies (isf)", 0, 0},
+        {"seed", 's', OPT_U64, &o->seed, "S", "seed for randomized policies (isf)", 0, 0},
         {"mem-gb", 0, OPT_F64_AUTO, &o->mem_gb, "GB|auto", "GPU memory for the fit checks (auto: H100 80)", 1, 1e5},
         {"overlap-slowdown", 0, OPT_F64_AUTO, &o->overlap_slowdown, "F|auto", "compute slowdown while NCCL runs beside it, [0, 1) (auto: the calibration's)", 0, 0.999},
         {"grad-reduce", 0, OPT_STR, &o->grad_reduce, "bf16|fp32", "dtype gradients are reduced in (default: the model's parameter dtype; fp32 = FSDP mixed precision DEFAULT)", 0, 0},
@@ -94,6 +94,11 @@ static const NamedValue RECOMPUTE[] = {
 static const NamedValue ALGOS[] = {{"ring", AR_RING}, {"tree", AR_TREE}};
 static const NamedValue OBJECTIVES[] = {
     {"cost", OBJ_COST}, {"linear", OBJ_LINEAR}, {"quadratic", OBJ_QUADRATIC}, {"padded", OBJ_PADDED}};
+
+OsStatus simopts_check_setup(const char *name, const char *opt) {
+    int v;
+    return pick(&v, opt, name, SETUPS, OS_ARRAY_LEN(SETUPS));
+}
 
 OsStatus simopts_resolve(ReplayConfig *cfg, SimOpts *o, Trace *t) {
     OsStatus st = OS_OK;

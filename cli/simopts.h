@@ -1,4 +1,5 @@
-/* simopts.h — the simulator options shared by `replay` and `compare`: one OptSpec fragment
+/* simopts.h — the simulator options shared by `replay`, `compare`, `advise` and `sweep` (whose
+ * grid axes take lists under the same names): one OptSpec fragment
  * (cluster, model, setup, calibration, policy knobs) and its resolution into a ReplayConfig.
  * Implements: defaults, the option rows, parsing of enum-like strings, cluster overrides,
  *   printing the resolved configuration as "#" lines (STYLE habit 9).
@@ -38,5 +39,7 @@ OsStatus simopts_resolve(ReplayConfig *cfg, SimOpts *o, Trace *t);
 /* "# key: value" lines describing what was resolved (stderr unless quiet). */
 void simopts_announce(FILE *fp, const SimOpts *o, const ReplayConfig *cfg, const char *trace);
 const char *simopts_setup_name(TrainSetup s);
+/* OS_OK when name is a training setup --setup accepts; else an error naming opt and the list. */
+OsStatus simopts_check_setup(const char *name, const char *opt);
 
 #endif

@@ -1,6 +1,7 @@
 /* mpimod.h — the interface of the MPI module liborchsim_mpi.so: the few MPI calls orchsim
  * makes, behind one table, so that the orchsim binary links no MPI library and loads it only
- * when started by mpirun (exec/worker.h; issue 11's sweep over MPI uses the same table).
+ * when started by mpirun (exec/worker.h for validate; cli/cmd_sweep.c spreads a sweep's grid
+ * points over the ranks with gather/gatherv/bcast).
  * Implements: the table (ABI EXEC_MPI_ABI) and exec_mpi_api, which loads the module with the
  *   same loader as the GPU module (exec/module.h: the binary's folder, <bin>/../lib/orchsim,
  *   the build tree, or $ORCHSIM_MPI_MODULE); the module's library is libmpi.so.40 (Open MPI).
@@ -15,7 +16,7 @@
 
 #include "base/status.h"
 
-#define EXEC_MPI_ABI 1
+#define EXEC_MPI_ABI 2 /* 2: gatherv */
 #define EXEC_MPI_ENTRY "orchsim_mpi_module"
 #define EXEC_MPI_FILE "liborchsim_mpi.so"
 #define EXEC_MPI_LIB_HINT "install Open MPI (apt-get install libopenmpi3 openmpi-bin), or run without mpirun"
@@ -31,6 +32,11 @@ typedef struct {
     OsStatus (*barrier)(void);
     void (*abort)(int code);                          /* MPI_Abort(MPI_COMM_WORLD) */
     OsStatus (*finalize)(void);
+    /* variable sizes: every rank sends n bytes; root gets them concatenated in rank order in
+     * recv, counts[size] = each rank's n (root's recv and counts only; NULL elsewhere). At most
+     * 2^31 - 1 bytes in all (MPI's int counts): more stops the job (MPI_Abort, with one line on
+     * stderr), since the other ranks would wait for it forever. */
+    OsStatus (*gatherv)(const void *send, size_t n, void *recv, const size_t *counts, int root);
 } ExecMpiApi;
 
 /* The loaded MPI module's table (loaded on the first call; cached). */

@@ -2,6 +2,7 @@
  * orchsim that links libmpi. Everything but the entry is static. */
 #include <mpi.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "exec/mpimod.h"
 
@@ -46,6 +47,38 @@ fail:
     return st;
 }
 
+static OsStatus mod_gatherv(const void *send, size_t n, void *recv, const size_t *counts, int root) {
+    OsStatus st = OS_OK;
+    int rank = 0, size = 0, *rc = NULL, *displs = NULL;
+    if (n > (size_t)0x7fffffff) { /* root would wait for this rank forever */
+        fprintf(stderr, "orchsim: error: mpi: gatherv: %zu bytes from one rank (hint: split the sweep)\n", n);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+    MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size));
+    if (rank == root) {
+        rc = malloc((size_t)size * sizeof *rc);
+        displs = malloc((size_t)size * sizeof *displs);
+        size_t total = 0;
+        for (int r = 0; rc && displs && r < size; r++) {
+            rc[r] = (int)counts[r];
+            displs[r] = (int)total;
+            total += counts[r];
+        }
+        if (!rc || !displs || total > (size_t)0x7fffffff) {
+            /* the other ranks are already sending: they cannot be told, so stop the job */
+            fprintf(stderr, "orchsim: error: mpi: gatherv: %s (hint: split the sweep)\n",
+                    !rc || !displs ? "out of memory" : "more than 2^31 - 1 bytes gathered");
+            MPI_Abort(MPI_COMM_WORLD, 1);
+        }
+    }
+    MPI_CHECK(MPI_Gatherv(send, (int)n, MPI_BYTE, recv, rc, displs, MPI_BYTE, root, MPI_COMM_WORLD));
+fail:
+    free(rc);
+    free(displs);
+    return st;
+}
+
 static OsStatus mod_barrier(void) {
     OsStatus st = OS_OK;
     MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
@@ -74,7 +107,7 @@ fail:
 
 static const ExecMpiApi API = {
     EXEC_MPI_ABI, (uint32_t)sizeof(ExecMpiApi), MPI_BUILD, os_last_error, mod_init, mod_bcast, mod_gather,
-    mod_barrier, mod_abort, mod_finalize,
+    mod_barrier, mod_abort, mod_finalize, mod_gatherv,
 };
 
 __attribute__((visibility("default"))) const void *orchsim_mpi_module(uint32_t abi) {
