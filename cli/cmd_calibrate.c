@@ -22,11 +22,12 @@ OsStatus cmd_calibrate(int argc, char **argv) {
     ExecCalibOptions co;
     exec_calib_options_init(&co);
     int builtin = 0;
+    FILE *human = stdout;
     const OptSpec specs[] = {
-        {"output", 'o', OPT_STR, &out, "FILE", "calibration file to write", 0, 0},
+        OPTS_ROW_OUTPUT(&out, "FILE", "calibration file to write ('-' = stdout)"),
         {"default", 0, OPT_FLAG, &builtin, NULL, "write the built-in H100 table (no GPU needed): a starting point to edit", 0, 0},
-        {"model", 'm', OPT_STR, &model, "MODEL", "preset or preset file whose GEMM shapes are timed", 0, 0},
-        {"repeats", 'r', OPT_U32, &co.repeats, "R", "timed launches per shape (median)", 1, 100000},
+        {"model", 'm', OPT_STR, &model, "NAME|FILE", "preset or preset file whose GEMM shapes are timed", 0, 0},
+        {"repeats", 0, OPT_U32, &co.repeats, "R", "timed launches per shape (median)", 1, 100000},
         {"warmup", 'w', OPT_U32, &co.warmup, "W", "untimed launches before timing", 0, 100000},
         {"min-tokens", 0, OPT_U32, &co.min_tokens, "M", "smallest GEMM m and k (doubling from here)", 1, 1u << 20},
         {"max-tokens", 0, OPT_U32, &co.max_tokens, "M", "largest GEMM m and k", 1, 1u << 20},
@@ -35,7 +36,7 @@ OsStatus cmd_calibrate(int argc, char **argv) {
         {"verbose", 'v', OPT_FLAG, &co.verbose, NULL, "one stderr line per measurement", 0, 0},
     };
     const CmdHelp help = {
-        "calibrate", "orchsim calibrate [-o calib.txt] [--model M] [--repeats R] [--warmup W]",
+        "calibrate", "orchsim calibrate [-o calib.txt|-] [--model M] [--repeats R] [--warmup W]",
         "measure achieved GEMM and attention rates on this GPU for the cost model",
         "Times, each the median of R runs after W warm-ups (CUDA events), on GPU 0:\n"
         "  - cuBLAS bf16 GEMMs (fp32 accumulation) on one complete (m, n, k) grid: m and k over\n"
@@ -52,10 +53,14 @@ OsStatus cmd_calibrate(int argc, char **argv) {
     int n_dev = 0;
     char why[256];
     OS_CHECK(opts_parse(specs, OS_ARRAY_LEN(specs), &help, argc, argv, NULL, 0, 0, NULL));
+    {
+        const char *names[] = {"--output"}, *paths[] = {out};
+        OS_CHECK(opts_stdout_claim(&human, names, paths, 1)); /* '-': the table owns stdout */
+    }
     if (builtin) {
         calib_default_h100(&c);
         OS_CHECK(calib_save(&c, out));
-        printf("# wrote %s: the built-in table %s (%u gemm rows, %u attn rows; sources in sim/calib_h100.c)\n", out,
+        fprintf(human, "# wrote %s: the built-in table %s (%u gemm rows, %u attn rows; sources in sim/calib_h100.c)\n", out,
                c.name, c.n_gemm, c.n_attn);
         return OS_OK;
     }
@@ -70,12 +75,12 @@ OsStatus cmd_calibrate(int argc, char **argv) {
             "measured; overlap_slowdown through a copy-kernel proxy for NCCL)\n", m.name, co.repeats, co.warmup, n_dev,
             exec_gpu_module_path());
     OS_CHECK(exec_calibrate(&c, &m, &co));
-    snprintf(c.name, sizeof c.name, "%s", out);
+    snprintf(c.name, sizeof c.name, "%s", strcmp(out, "-") ? out : "orchsim-calibrate"); /* the file names itself */
     OS_CHECK(calib_save(&c, out));
     {
         double best = 0;
         for (uint32_t i = 0; i < c.n_gemm; i++) best = c.gemm[i].rate > best ? c.gemm[i].rate : best;
-        printf("# wrote %s: %u gemm rows (best %.1f TFLOP/s), %u attn rows, peak %.1f TFLOP/s, HBM %.2f TB/s, "
+        fprintf(human, "# wrote %s: %u gemm rows (best %.1f TFLOP/s), %u attn rows, peak %.1f TFLOP/s, HBM %.2f TB/s, "
                "launch %.2f us, overlap slowdown %.3f, device %s\n", out, c.n_gemm, best / 1e12, c.n_attn,
                c.peak_flops / 1e12, c.hbm_bw / 1e12, c.kernel_launch_s * 1e6, c.overlap_slowdown, c.device);
     }

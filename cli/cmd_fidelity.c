@@ -353,16 +353,16 @@ fail:
     return st;
 }
 
-static void print_row(const FidResult *x) {
+static void print_row(FILE *fp, const FidResult *x) {
     char par[32];
     snprintf(par, sizeof par, "%ux%ux%u", x->run.tp, x->run.pp, x->run.vp);
     if (!x->ok) {
-        printf("%-11s %6u %5u %-8s %3u %3u %-13s %2s %10.1f %10s %8s %7s %7s  not reproducible: %s\n", x->run.model,
+        fprintf(fp, "%-11s %6u %5u %-8s %3u %3u %-13s %2s %10.1f %10s %8s %7s %7s  not reproducible: %s\n", x->run.model,
                x->run.seq_len, x->run.gpus, par, x->run.micro_batch, x->run.grad_accum, x->run.sharding,
                x->run.ckpt ? "y" : "n", x->run.tps_pub, "-", "-", "-", "-", x->why);
         return;
     }
-    printf("%-11s %6u %5u %-8s %3u %3u %-13s %2s %10.1f %10.1f %+7.1f%% %6.1f%% %6.1f%%  %s\n", x->run.model,
+    fprintf(fp, "%-11s %6u %5u %-8s %3u %3u %-13s %2s %10.1f %10.1f %+7.1f%% %6.1f%% %6.1f%%  %s\n", x->run.model,
            x->run.seq_len, x->run.gpus, par, x->run.micro_batch, x->run.grad_accum, x->run.sharding,
            x->run.ckpt ? "y" : "n", x->run.tps_pub, x->tps_pred, 100 * x->err, 100 * x->run.mfu_pub, 100 * x->mfu_pred,
            x->why);
@@ -380,7 +380,8 @@ OsStatus cmd_fidelity(int argc, char **argv) {
                *models = models_def, *format = "png", *coll_csv = NULL, *calib_dir = calib_def;
     uint64_t steps = 2;
     double max_mape = -1;
-    int no_plot = 0, quiet = 0, no_colls = 0, all = 0;
+    int no_plot = 0, quiet = 0, no_colls = 0, all = 0, no_progress = 0;
+    FILE *hout = stdout; /* the tables: stderr when an output is on stdout */
     FidRun *runs = NULL;
     FidResult *res = NULL;
     uint32_t *file_of = NULL;
@@ -391,22 +392,23 @@ OsStatus cmd_fidelity(int argc, char **argv) {
     Calib *cal = calloc(1, sizeof *cal);
     ALLOC_CHECK(cal);
     OptSpec specs[] = {
-        {"out", 'o', OPT_STR, &out, "DIR", "folder for traces, CSV/JSON and the figure", 0, 0},
-        {"csv", 0, OPT_STR, &csv, "FILE", "per-run CSV (default: DIR/fidelity.csv)", 0, 0},
-        {"json", 0, OPT_STR, &json, "FILE", "per-run JSON with the MAPE overall and per runs file", 0, 0},
+        OPTS_ROW_OUTPUT(&out, "DIR", "folder for traces, CSV/JSON and the figure (also --out)"),
+        OPTS_ROW_CSV(&csv, "per-run CSV (default: DIR/fidelity.csv; with '-', the figure reads DIR/fidelity.csv)"),
+        OPTS_ROW_JSON(&json, "per-run JSON with the MAPE overall and per runs file"),
         {"all", 'a', OPT_FLAG, &all, NULL, "every *.csv in bench/fidelity/runs/ (instead of RUNS files)", 0, 0},
         {"calibration", 'c', OPT_STR, &calibration, "FILE",
          "calibration table of rows without a calibration column (default: the built-in H100 table)", 0, 0},
         {"calib-dir", 0, OPT_STR, &calib_dir, "DIR", "where a row's calibration file name resolves", 0, 0},
-        {"models", 0, OPT_STR, &models, "DIR", "folder of <model>.model presets for names that are not built in", 0, 0},
+        {"models-dir", 0, OPT_STR, &models, "DIR", "folder of <model>.model presets for names that are not built in", 0, 0},
         {"collectives", 0, OPT_STR, &colls, "FILE", "published collective figures to compare sim/net with", 0, 0},
-        {"collectives-csv", 0, OPT_STR, &coll_csv, "FILE", "the collective comparison as CSV (default: DIR/collectives.csv)", 0, 0},
+        {"collectives-csv", 0, OPT_STR, &coll_csv, "FILE", "the collective comparison as CSV (default: DIR/collectives.csv; '-' = stdout)", 0, 0},
         {"no-collectives", 0, OPT_FLAG, &no_colls, NULL, "skip the collective table", 0, 0},
-        {"steps", 'n', OPT_U64, &steps, "K", "steps per run (every step of a fixed-length trace is the same)", 1, 64},
+        OPTS_ROW_STEPS(&steps, "steps per run (every step of a fixed-length trace is the same)", 1, 64),
         {"max-mape", 0, OPT_F64, &max_mape, "PCT", "exit non-zero when the overall MAPE exceeds PCT percent (-1: no limit)", -1, 1e6},
-        {"format", 0, OPT_STR, &format, "png,svg,pdf", "figure formats", 0, 0},
+        {"format", 'f', OPT_STR, &format, "LIST", "png, svg and/or pdf, comma-separated", 0, 0},
         {"no-plot", 0, OPT_FLAG, &no_plot, NULL, "do not draw the figure", 0, 0},
-        {"quiet", 'q', OPT_FLAG, &quiet, NULL, "only the summary lines", 0, 0},
+        OPTS_ROW_NO_PROGRESS(&no_progress),
+        OPTS_ROW_QUIET(&quiet),
     };
     CmdHelp help = {
         "fidelity", "orchsim fidelity [RUNS.csv ...] [--all] [-o DIR] [--calibration FILE] [--max-mape PCT]",
@@ -424,6 +426,12 @@ OsStatus cmd_fidelity(int argc, char **argv) {
     const char *pos[FID_MAX_FILES];
     int np = 0;
     OS_CHECK(opts_parse(specs, OS_ARRAY_LEN(specs), &help, argc, argv, pos, 0, FID_MAX_FILES, &np));
+    {
+        const char *names[] = {"--csv", "--json", "--collectives-csv"}, *paths[] = {csv, json, coll_csv};
+        OS_CHECK(opts_stdout_claim(&hout, names, paths, 3));
+    }
+    if (!strcmp(out, "-"))
+        OS_FAIL(OS_ERR_ARG, "--output", "-", "give a folder name", "is a folder (traces, CSV, figure): it cannot be standard output");
     const char *files[FID_MAX_FILES];
     if (all && np) OS_FAIL(OS_ERR_ARG, "fidelity", "--all", "drop --all or the RUNS files", "--all replays every runs file already");
     if (all) {
@@ -451,6 +459,7 @@ OsStatus cmd_fidelity(int argc, char **argv) {
     FidOptions fo = {.models_dir = models, .traces_dir = traces, .calib = cal, .calib_dir = calib_dir, .steps = steps};
     OsProgress prog;
     os_progress_init(&prog, "fidelity", n);
+    if (no_progress || quiet) prog.enabled = 0;
     for (uint32_t f = 0; f < nf; f++) {
         size_t k = 0;
         for (size_t i = 0; i < n; i++) k += file_of[i] == f;
@@ -467,12 +476,12 @@ OsStatus cmd_fidelity(int argc, char **argv) {
     size_t cnt = 0;
     double mape = fid_mape(res, n, NULL, NULL, &cnt), worst = 0;
     if (!quiet) {
-        printf("%-11s %6s %5s %-8s %3s %3s %-13s %2s %10s %10s %8s %7s %7s  %s\n", "model", "seq", "gpus", "tpxppxvp", "mb",
+        fprintf(hout, "%-11s %6s %5s %-8s %3s %3s %-13s %2s %10s %10s %8s %7s %7s  %s\n", "model", "seq", "gpus", "tpxppxvp", "mb",
                "ga", "sharding", "ac", "published", "predicted", "error", "MFU pub", "MFU prd", "note");
         for (uint32_t f = 0; f < nf; f++) {
-            if (nf > 1) printf("# %s\n", files[f]);
+            if (nf > 1) fprintf(hout, "# %s\n", files[f]);
             for (size_t i = 0; i < n; i++)
-                if (file_of[i] == f) print_row(&res[i]);
+                if (file_of[i] == f) print_row(hout, &res[i]);
         }
     }
     for (size_t i = 0; i < n; i++)
@@ -490,10 +499,10 @@ OsStatus cmd_fidelity(int argc, char **argv) {
         strncat(calib_list, j ? ", " : "", sizeof calib_list - strlen(calib_list) - 1);
         strncat(calib_list, cnames[j], sizeof calib_list - strlen(calib_list) - 1);
     }
-    printf("\n# MAPE of tokens/s/GPU: %.1f%% over %zu of %zu runs (worst %.1f%%); calibration %s\n", 100 * mape, cnt, n,
+    fprintf(hout, "\n# MAPE of tokens/s/GPU: %.1f%% over %zu of %zu runs (worst %.1f%%); calibration %s\n", 100 * mape, cnt, n,
            100 * worst, ncal ? calib_list : cal->name);
     if (nf > 1) {
-        printf("# by runs file\n");
+        fprintf(hout, "# by runs file\n");
         for (uint32_t f = 0; f < nf; f++) {
             Group g = {4, f, NULL, res, file_of};
             size_t rows = 0, c2 = 0;
@@ -504,46 +513,46 @@ OsStatus cmd_fidelity(int argc, char **argv) {
             snprintf(label, sizeof label, "%s", b ? b + 1 : files[f]);
             size_t ll = strlen(label);
             if (ll > 4 && !strcmp(label + ll - 4, ".csv")) label[ll - 4] = '\0';
-            print_group(stdout, label, res, n, &g);
-            if (c2 < rows) printf("  %-22s %3zu rows  not reproducible\n", "", rows - c2);
+            print_group(hout, label, res, n, &g);
+            if (c2 < rows) fprintf(hout, "  %-22s %3zu rows  not reproducible\n", "", rows - c2);
         }
     }
     if (ncal > 1) {
-        printf("# by calibration\n");
+        fprintf(hout, "# by calibration\n");
         for (uint32_t j = 0; j < ncal; j++) {
             Group g = {5, 0, cnames[j], NULL, NULL};
-            print_group(stdout, cnames[j], res, n, &g);
+            print_group(hout, cnames[j], res, n, &g);
         }
     }
     uint32_t vals[256];
     uint32_t k = distinct(vals, res, n, 0);
-    printf("# by sequence length\n");
+    fprintf(hout, "# by sequence length\n");
     for (uint32_t j = 0; j < k; j++) {
         char l[32];
         snprintf(l, sizeof l, "seq %u", vals[j]);
         Group g = {0, vals[j], NULL, NULL, NULL};
-        print_group(stdout, l, res, n, &g);
+        print_group(hout, l, res, n, &g);
     }
     k = distinct(vals, res, n, 1);
-    printf("# by GPU count\n");
+    fprintf(hout, "# by GPU count\n");
     for (uint32_t j = 0; j < k; j++) {
         char l[32];
         snprintf(l, sizeof l, "%u GPUs", vals[j]);
         Group g = {1, vals[j], NULL, NULL, NULL};
-        print_group(stdout, l, res, n, &g);
+        print_group(hout, l, res, n, &g);
     }
-    printf("# by activation checkpointing\n");
+    fprintf(hout, "# by activation checkpointing\n");
     for (uint32_t a = 0; a < 2; a++) {
         Group g = {2, a, NULL, NULL, NULL};
-        print_group(stdout, a ? "checkpointing on" : "checkpointing off", res, n, &g);
+        print_group(hout, a ? "checkpointing on" : "checkpointing off", res, n, &g);
     }
-    printf("# by model\n");
+    fprintf(hout, "# by model\n");
     for (size_t i = 0; i < n; i++) {
         int seen = 0;
         for (size_t j = 0; j < i; j++) seen |= !strcmp(runs[j].model, runs[i].model);
         if (seen) continue;
         Group g = {3, 0, runs[i].model, NULL, NULL};
-        print_group(stdout, runs[i].model, res, n, &g);
+        print_group(hout, runs[i].model, res, n, &g);
     }
     /* scale-out: the same model, sequence and micro-batch at 8 GPUs and at more */
     int header = 0;
@@ -555,25 +564,30 @@ OsStatus cmd_fidelity(int argc, char **argv) {
                 a->run.seq_len != b->run.seq_len)
                 continue;
             if (!header) {
-                printf("# scale-out: tokens/s/GPU at N GPUs over the same model and sequence at 8 GPUs\n");
-                printf("  %-9s %6s %5s %10s %10s %8s  %s\n", "model", "seq", "gpus", "published", "predicted", "error", "micro-batch / sharding");
+                fprintf(hout, "# scale-out: tokens/s/GPU at N GPUs over the same model and sequence at 8 GPUs\n");
+                fprintf(hout, "  %-9s %6s %5s %10s %10s %8s  %s\n", "model", "seq", "gpus", "published", "predicted", "error", "micro-batch / sharding");
                 header = 1;
             }
             double rp = b->run.tps_pub / a->run.tps_pub, rs = b->tps_pred / a->tps_pred;
             worst_ratio = fmax(worst_ratio, fabs(rs / rp - 1));
-            printf("  %-9s %6u %5u %10.3f %10.3f %+7.1f%%  %u/%s vs %u/%s\n", b->run.model, b->run.seq_len, b->run.gpus, rp,
+            fprintf(hout, "  %-9s %6u %5u %10.3f %10.3f %+7.1f%%  %u/%s vs %u/%s\n", b->run.model, b->run.seq_len, b->run.gpus, rp,
                    rs, 100 * (rs / rp - 1), b->run.micro_batch, b->run.sharding, a->run.micro_batch, a->run.sharding);
         }
-    if (header) printf("  worst scale-out ratio error: %.1f%%\n", 100 * worst_ratio);
+    if (header) fprintf(hout, "  worst scale-out ratio error: %.1f%%\n", 100 * worst_ratio);
     OS_CHECK(write_csv(csv, res, n, cal->name, files, file_of));
-    fprintf(stderr, "# wrote %s\n", csv);
+    fprintf(stderr, "# wrote %s\n", strcmp(csv, "-") ? csv : "the CSV to standard output");
+    if (!strcmp(csv, "-") && !no_plot) { /* the figure reads a file */
+        OS_CHECK(write_csv(csv_def, res, n, cal->name, files, file_of));
+        fprintf(stderr, "# wrote %s (for the figure)\n", csv_def);
+        csv = csv_def;
+    }
     if (json) {
         OS_CHECK(write_json(json, res, n, mape, cal->name, files, nf, file_of));
         fprintf(stderr, "# wrote %s\n", json);
     }
     if (!no_colls) {
         double wb;
-        OS_CHECK(collectives(stdout, colls, coll_csv, &wb));
+        OS_CHECK(collectives(hout, colls, coll_csv, &wb));
         fprintf(stderr, "# wrote %s\n", coll_csv);
     }
     if (!no_plot) {

@@ -1,5 +1,6 @@
 /* cmd_gen.c — `orchsim gen`: write a synthetic trace from a named profile (traces/gen.h). */
 #include <stdio.h>
+#include <string.h>
 
 #include "cli/commands.h"
 #include "cli/opts.h"
@@ -13,20 +14,22 @@ OsStatus cmd_gen(int argc, char **argv) {
     uint64_t seed = 1, steps = 0, examples = 0;
     uint32_t batch = 512, dp = 8, chunk = 0;
     int list = 0;
+    OptsBinOut bo = {0};
     const OptSpec specs[] = {
-        {"profile", 'p', OPT_STR, &profile, "NAME", "generator profile (see --list-profiles)", 0, 0},
+        /* no -p: that letter is --policies everywhere else (cli/opts.h's vocabulary) */
+        {"profile", 0, OPT_STR, &profile, "NAME", "generator profile (see --list-profiles)", 0, 0},
         {"seed", 's', OPT_U64, &seed, "S", "RNG seed: the same seed gives a byte-identical file", 0, 0},
-        {"steps", 'n', OPT_U64, &steps, "K", "number of steps (global batches); 8 when neither this nor --examples is given", 1, 1e12},
+        OPTS_ROW_STEPS(&steps, "number of steps (global batches) (default: 8 when neither this nor --examples is given)", 1, 1e12),
         {"examples", 0, OPT_U64, &examples, "N", "alternative to --steps: N examples (a multiple of B)", 1, 1e13},
         {"global-batch", 'b', OPT_U32, &batch, "B", "examples per step (at most what the reader takes per step)", 1,
          TRACE_DEFAULT_MAX_STEP_EXAMPLES},
         {"dp", 'd', OPT_U32, &dp, "D", "data-parallel ranks; each draws B/D examples", 1, 1 << 24},
-        {"output", 'o', OPT_STR, &output, "FILE", "output trace (.h5), written atomically", 0, 0},
+        OPTS_ROW_OUTPUT(&output, "FILE", "output trace (.h5), written atomically ('-' = stdout, not a terminal)"),
         {"chunk-rows", 0, OPT_U32, &chunk, "R", "HDF5 chunk size in rows (0 = 65536)", 0, TRACE_MAX_CHUNK_ROWS},
         {"list-profiles", 0, OPT_FLAG, &list, NULL, "list the profiles and exit", 0, 0},
     };
     const CmdHelp help = {
-        "gen", "orchsim gen --profile NAME --steps K --global-batch B --dp D -o FILE [options]",
+        "gen", "orchsim gen --profile NAME -n K --global-batch B --dp D -o FILE|- [options]",
         "Write a synthetic modality-composition trace (DESIGN.md §1) from a named profile.",
         "Each step is one global batch of B examples in drawn order; rank r draws examples\n"
         "[r*B/D, (r+1)*B/D). Profiles and their sources: traces/README.md.\n"
@@ -54,14 +57,18 @@ OsStatus cmd_gen(int argc, char **argv) {
         steps = examples / batch;
     }
     GenConfig cfg = {profile, seed, steps, batch, dp, chunk, "orchsim " ORCHSIM_VERSION};
+    OS_CHECK(opts_binout_begin(&bo, output, "--output")); /* '-': a temporary file, then stdout */
     if (t2i) {
-        OS_CHECK(gen_t2i_write(output, &cfg));
+        OS_CHECK(gen_t2i_write(bo.path, &cfg));
         if (!steps) steps = gen_t2i_fixed_count(profile) / batch;
     } else {
-        OS_CHECK(gen_write(output, &cfg));
+        OS_CHECK(gen_write(bo.path, &cfg));
     }
-    fprintf(stderr, "orchsim gen: wrote %s: %llu steps x %u examples (profile %s, seed %llu, dp %u)\n", output,
-            (unsigned long long)steps, batch, profile, (unsigned long long)seed, dp);
+    OS_CHECK(opts_binout_end(&bo, OS_OK));
+    fprintf(stderr, "orchsim gen: wrote %s: %llu steps x %u examples (profile %s, seed %llu, dp %u)\n",
+            strcmp(output, "-") ? output : "standard output", (unsigned long long)steps, batch, profile,
+            (unsigned long long)seed, dp);
 fail:
+    st = opts_binout_end(&bo, st); /* removes the temporary file on failure */
     return st;
 }

@@ -30,8 +30,9 @@ OsStatus cmd_import(int argc, char **argv) {
     uint64_t seed = 1;
     uint32_t batch = 0, dp = 0, chunk = 0;
     int shuffle = 0, drop = 0, ignore = 0;
+    OptsBinOut bo = {0};
     const OptSpec specs[] = {
-        {"output", 'o', OPT_STR, &output, "FILE", "output trace (.h5), written atomically", 0, 0},
+        OPTS_ROW_OUTPUT(&output, "FILE", "output trace (.h5), written atomically ('-' = stdout, not a terminal)"),
         {"global-batch", 'b', OPT_U32, &batch, "B", "examples per step (required)", 1, TRACE_DEFAULT_MAX_STEP_EXAMPLES},
         {"dp", 'd', OPT_U32, &dp, "D", "data-parallel ranks; each draws B/D examples (required)", 1, 1 << 24},
         {"shuffle", 0, OPT_FLAG, &shuffle, NULL, "deal examples in a seeded random order (holds all lengths)", 0, 0},
@@ -39,7 +40,7 @@ OsStatus cmd_import(int argc, char **argv) {
         {"format", 'f', OPT_STR, &format, "jsonl|json|csv", "input format (default: from the extension; stdin: sniffed)", 0, 0},
         {"drop-remainder", 0, OPT_FLAG, &drop, NULL, "drop a final partial batch instead of failing", 0, 0},
         {"ignore-unknown", 0, OPT_FLAG, &ignore, NULL, "skip keys/columns other than id, text and the modalities (listed once)", 0, 0},
-        {"ratio", 0, OPT_STR, &ratio, "NAME=R,...", "projector ratio stored per modality (default: image=4,audio=2,video=4)", 0, 0},
+        {"ratio", 'r', OPT_STR, &ratio, "NAME=R,...", "projector ratio stored per modality (default: image=4,audio=2,video=4)", 0, 0},
         {"tokens-per-item", 0, OPT_STR, &tpi, "NAME=K,...", "fixed LLM tokens per item (e.g. image=256) instead of ceil(len/ratio)", 0, 0},
         {"window", 0, OPT_STR, &window, "NAME=N,...", "warn about items longer than N positions (default: audio=1500)", 0, 0},
         {"model", 'm', OPT_STR, &model, "NAME|FILE", "take the --window limits from a model's encoders (max_len)", 0, 0},
@@ -79,10 +80,13 @@ OsStatus cmd_import(int argc, char **argv) {
         if (window) OS_CHECK(opts_named_u32(w, names, nm, 1, window, "--window", 0, TRACE_MAX_LEN - 1));
         opt.window = w;
     }
-    ImportConfig cfg = {pos[0], output, format, batch, dp, shuffle, seed, drop, chunk, "orchsim " ORCHSIM_VERSION};
+    OS_CHECK(opts_binout_begin(&bo, output, "--output")); /* '-': a temporary file, then stdout */
+    ImportConfig cfg = {pos[0], bo.path, format, batch, dp, shuffle, seed, drop, chunk, "orchsim " ORCHSIM_VERSION};
     ImportSummary sum;
     OS_CHECK(import_run_opts(&cfg, &opt, &sum));
-    fprintf(stderr, "orchsim import: wrote %s: %llu steps, %llu examples, %llu items (%s)%s\n", output,
+    OS_CHECK(opts_binout_end(&bo, OS_OK));
+    fprintf(stderr, "orchsim import: wrote %s: %llu steps, %llu examples, %llu items (%s)%s\n",
+            strcmp(output, "-") ? output : "standard output",
             (unsigned long long)sum.steps, (unsigned long long)sum.examples, (unsigned long long)sum.items, sum.format,
             sum.dropped ? " (dropped a partial batch)" : "");
     if (sum.dropped)
@@ -103,5 +107,6 @@ OsStatus cmd_import(int argc, char **argv) {
                     "replay flags them as too long\n",
                     (unsigned long long)sum.over_window[m], mods[m].name, sum.window[m], sum.longest[m]);
 fail:
+    st = opts_binout_end(&bo, st); /* removes the temporary file on failure */
     return st;
 }

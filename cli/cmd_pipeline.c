@@ -140,7 +140,7 @@ fail:
 
 OsStatus cmd_pipeline(int argc, char **argv) {
     OsStatus st = OS_OK;
-    const char *pipe_name = NULL, *policy_spec = "none", *calib_path = NULL, *csv_path = NULL, *mode = "infer";
+    const char *pipe_name = NULL, *policy_spec = "all", *calib_path = NULL, *csv_path = NULL, *mode = "infer";
     const char *objective = "cost";
     uint32_t gpus = 0, gpn = 8;
     uint64_t steps = 0, skip = 0;
@@ -159,7 +159,7 @@ OsStatus cmd_pipeline(int argc, char **argv) {
     memset(&of, 0, sizeof of);
     const OptSpec specs[] = {
         {"pipeline", 'P', OPT_STR, &pipe_name, "NAME|FILE", "a built-in (cpdm, t2i, cpdm-unlearn) or a pipeline file; default: cpdm for a trace with interrogation iterations, else t2i", 0, 0},
-        {"policy", 'p', OPT_STR, &policy_spec, "P[,P..]|all", "balancing policies, each acting per stage", 0, 0},
+        OPTS_ROW_POLICIES(&policy_spec), /* each acts per stage */
         {"gpus", 'g', OPT_U32, &gpus, "N", "GPUs (0 = the trace's DP), one data-parallel rank each", 0, 1 << 20},
         {"gpus-per-node", 0, OPT_U32, &gpn, "G", "GPUs per node", 1, 64},
         {"regroup", 0, OPT_FLAG, &regroup, NULL, "re-deal each step to the cluster's ranks when its DP differs", 0, 0},
@@ -167,22 +167,22 @@ OsStatus cmd_pipeline(int argc, char **argv) {
         {"mode", 0, OPT_STR, &mode, "infer|finetune", "finetune: denoiser stages train (forward + backward, gradient all-reduce, AdamW)", 0, 0},
         {"objective", 0, OPT_STR, &objective, "cost|linear|quadratic", "what the balancers equalise (cost = the stage's seconds)", 0, 0},
         {"balancer-cost", 0, OPT_F64_AUTO, &bal_cost, "S", "charge post policies S seconds per stage (auto = the policy's modelled planning cost)", 0, 1e6},
-        {"steps", 'n', OPT_U64, &steps, "K", "replay K steps (0 = all)", 0, 1e12},
+        OPTS_ROW_STEPS(&steps, "replay at most K steps (0: all)", 0, 1e12),
         {"skip", 0, OPT_U64, &skip, "K", "start at step K", 0, 1e12},
-        {"csv", 0, OPT_STR, &csv_path, "FILE", "one row per (policy, stage) ('-' = stdout); input of `orchsim plot pipeline`", 0, 0},
+        OPTS_ROW_CSV(&csv_path, "one row per (policy, stage), input of `orchsim plot pipeline`"),
         {"cost", 0, OPT_FLAG, &cost, NULL, "print what the pipeline costs: FLOPs and GPU-hours per stage and in total", 0, 0},
         {"list-models", 0, OPT_FLAG, &lmodels, NULL, "list the text-to-image model presets and exit", 0, 0},
         {"list-pipelines", 0, OPT_FLAG, &lpipes, NULL, "print the built-in pipelines and exit", 0, 0},
     };
     const CmdHelp help = {
-        "pipeline", "orchsim pipeline TRACE [--pipeline cpdm|t2i|FILE] [--policy all] [--gpus N] [--cost] [--csv F]",
+        "pipeline", "orchsim pipeline TRACE [--pipeline cpdm|t2i|FILE] [--policies all|A,B] [--gpus N] [--cost] [--csv F]",
         "Replay a text-to-image request trace through a pipeline of forward-only stages.",
         "Each trace step is a global batch of requests dealt to the data-parallel ranks; every\n"
         "stage builds one balancing problem whose units are the requests and hands it to the\n"
         "policy (the same code as training's phases). Barrier stages wait for every rank, stream\n"
         "stages only for their inputs. Models, the file format and the cost model:\n"
         "sim/diffusion/README.md. Traces: orchsim gen --profile cpdm | t2i-mixed.\n"
-        "example: orchsim pipeline cpdm.h5 --pipeline cpdm --policy all --cost"};
+        "example: orchsim pipeline cpdm.h5 --pipeline cpdm --policies none,post --cost"};
     OS_CHECK(opts_parse(specs, OS_ARRAY_LEN(specs), &help, argc, argv, pos, 0, 1, &npos));
     if (lmodels) {
         list_models();

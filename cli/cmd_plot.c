@@ -76,15 +76,15 @@ OsStatus cmd_plot(int argc, char **argv) {
                *trace = NULL, *validate = NULL;
     uint64_t seed = o.seed;
     const OptSpec specs[] = {
-        {"output", 'o', OPT_STR, &o.outdir, "OUTDIR", "folder for the figures and their .dat files", 0, 0},
+        OPTS_ROW_OUTPUT(&o.outdir, "OUTDIR", "folder for the figures and their .dat files"),
         {"format", 'f', OPT_STR, &formats, "LIST", "png, svg and/or pdf, comma-separated", 0, 0},
         {"size", 0, OPT_STR, &size, "WxH", "figure size in pixels (pdf: W/100 x H/100 inches); default 1200x800", 0, 0},
-        {"model", 0, OPT_STR, &o.model, "NAME", "throughput: the model to draw (default: the table's first)", 0, 0},
+        {"model", 'm', OPT_STR, &o.model, "NAME", "throughput: the model to draw (default: the table's first)", 0, 0},
         {"setup", 0, OPT_STR, &o.setup, "NAME", "throughput/mfu: ddp or fsdp (default: the table's first)", 0, 0},
-        {"gpus", 0, OPT_U32, &o.gpus, "N", "mfu: the GPU count to compare models at (0 = the largest)", 0, 0},
+        {"gpus", 'g', OPT_U32, &o.gpus, "N", "mfu: the GPU count to compare models at (0 = the largest)", 0, 0},
         {"max-ranks", 0, OPT_U32, &o.max_ranks, "N", "timeline: ranks drawn at most (evenly sampled)", 1, 4096},
         {"max-points", 0, OPT_U32, &o.max_points, "N", "composition: examples drawn at most", 1, 10000000},
-        {"seed", 0, OPT_U64, &seed, "N", "composition: sample seed", 0, 0},
+        {"seed", 's', OPT_U64, &seed, "S", "composition: sample seed", 0, 0},
         {"sweep", 0, OPT_STR, &sweep, "FILE", "plot all: run-level CSV (throughput, mfu)", 0, 0},
         {"steps", 0, OPT_STR, &steps, "A,B,..", "plot all: step-level CSVs (imbalance-cdf)", 0, 0},
         {"timeline", 0, OPT_STR, &timeline, "A[,B]", "plot all: timeline CSVs (timeline)", 0, 0},
@@ -113,6 +113,8 @@ OsStatus cmd_plot(int argc, char **argv) {
     OS_CHECK(plot_parse_formats(&o.formats, formats));
     if (size) OS_CHECK(parse_size(&o.width, &o.height, size));
     if (!o.outdir) OS_FAIL(OS_ERR_ARG, "plot", "-o", "add -o OUTDIR", "no output folder given");
+    if (!strcmp(o.outdir, "-"))
+        OS_FAIL(OS_ERR_ARG, "--output", "-", "give a folder name", "is a folder of figures: it cannot be standard output");
     if (!strcmp(pos[0], "all")) {
         if (np > 1) OS_FAIL(OS_ERR_ARG, "plot all", pos[1], "give inputs with --sweep/--steps/...", "unexpected argument");
         OS_CHECK(draw_all(&o, sweep, (char *)steps, (char *)timeline, trace, validate));

@@ -55,17 +55,18 @@ OsStatus cmd_replay(int argc, char **argv) {
     const char *policy = "none", *csv = NULL, *json = NULL, *timeline = NULL, *loads = NULL, *assign = NULL;
     uint64_t tl_step = 0;
     int no_progress = 0;
+    FILE *human = stdout;
     OptSpec specs[SIMOPTS_N + 10];
     simopts_specs(specs, &so);
     size_t ns = SIMOPTS_N;
     specs[ns++] = (OptSpec){"policy", 'p', OPT_STR, &policy, "NAME", "balancing policy (see `orchsim compare --help`)", 0, 0};
-    specs[ns++] = (OptSpec){"csv", 0, OPT_STR, &csv, "FILE", "per-step CSV (analysis/FORMATS.md, step-level)", 0, 0};
-    specs[ns++] = (OptSpec){"json", 0, OPT_STR, &json, "FILE", "per-step JSON array and the summary", 0, 0};
+    specs[ns++] = (OptSpec)OPTS_ROW_CSV(&csv, "per-step CSV (analysis/FORMATS.md, step-level)");
+    specs[ns++] = (OptSpec)OPTS_ROW_JSON(&json, "per-step JSON array and the summary");
     specs[ns++] = (OptSpec){"timeline", 't', OPT_STR, &timeline, "FILE.json", "Chrome trace of one step (Perfetto); a .csv is written beside it", 0, 0};
     specs[ns++] = (OptSpec){"timeline-step", 0, OPT_U64, &tl_step, "K", "which replayed step (0-based) the timeline shows", 0, 0};
-    specs[ns++] = (OptSpec){"loads", 0, OPT_STR, &loads, "FILE", "per-step per-rank per-phase loads CSV (analysis/FORMATS.md)", 0, 0};
-    specs[ns++] = (OptSpec){"assignment", 0, OPT_STR, &assign, "FILE", "per-step per-unit placements CSV: drawn, home, computing rank", 0, 0};
-    specs[ns++] = (OptSpec){"no-progress", 0, OPT_FLAG, &no_progress, NULL, "no progress bar on stderr", 0, 0};
+    specs[ns++] = (OptSpec){"loads", 0, OPT_STR, &loads, "FILE", "per-step per-rank per-phase loads CSV (analysis/FORMATS.md; '-' = stdout)", 0, 0};
+    specs[ns++] = (OptSpec){"assignment", 0, OPT_STR, &assign, "FILE", "per-step per-unit placements CSV: drawn, home, computing rank ('-' = stdout)", 0, 0};
+    specs[ns++] = (OptSpec)OPTS_ROW_NO_PROGRESS(&no_progress);
     static const CmdHelp help = {
         "replay", "orchsim replay TRACE.h5 [options]",
         "Replay a modality-composition trace on a simulated cluster under one balancing policy and\n"
@@ -82,6 +83,14 @@ OsStatus cmd_replay(int argc, char **argv) {
     StepSink sink = {0};
     uint64_t out_mark = os_outputs_hold(); /* all outputs or none (released at fail:) */
     OS_CHECK(opts_parse(specs, ns, &help, argc, argv, pos, 1, 1, NULL));
+    {
+        /* one output may take stdout; the summary then goes to stderr */
+        const char *names[] = {"--csv", "--json", "--loads", "--assignment"}, *paths[] = {csv, json, loads, assign};
+        OS_CHECK(opts_stdout_claim(&human, names, paths, 4));
+        if (timeline && !strcmp(timeline, "-"))
+            OS_FAIL(OS_ERR_ARG, "--timeline", "-", "give a file name (FILE.json)",
+                    "is two files (the JSON and a .csv beside it): it cannot be standard output");
+    }
     replay_config_init(&cfg);
     cfg.policy = policy_find(policy);
     if (!cfg.policy) {
@@ -124,24 +133,24 @@ OsStatus cmd_replay(int argc, char **argv) {
     sink.P = replay_phase_names(sink.names, cfg.model);
     OS_CHECK(runtable_phase_cols(sink.phase_col, &sink.P, cfg.model));
     OS_CHECK(replay_run(&sum, &cfg, t, on_step, &sink));
-    simout_summary(stdout, policy, &sum);
+    simout_summary(human, policy, &sum);
     {
         RunRow row;
         OS_CHECK(runrow_fill(&row, &sum, &cfg, policy, cfg.model->name, simopts_setup_name(cfg.setup),
                              sink.series.step_s, sink.series.n));
         OS_CHECK(runrow_add_cis(&row, &sink.series));
         if (sink.series.n > 1)
-            printf("  95%% CI     over %llu steps (Student t): step time +-%.4f s, tokens/s +-%.4g, MFU +-%.2f pp, "
+            fprintf(human, "  95%% CI     over %llu steps (Student t): step time +-%.4f s, tokens/s +-%.4g, MFU +-%.2f pp, "
                    "idle +-%.2f pp\n",
                    (unsigned long long)sink.series.n, row.step_ci95_s, row.tokens_per_s_ci95, 100 * row.mfu_ci95,
                    100 * row.idle_frac_ci95);
         else
-            printf("  95%% CI     undefined for one step: replay more steps for intervals\n");
+            fprintf(human, "  95%% CI     undefined for one step: replay more steps for intervals\n");
     }
     if (timeline && sum.steps <= tl_step)
         OS_FAIL(OS_ERR_INTERNAL, "--timeline-step", NULL, NULL, "step %llu was not replayed: no timeline written",
                 (unsigned long long)tl_step);
-    if (timeline) printf("  timeline     %s (open in https://ui.perfetto.dev or chrome://tracing)\n", timeline);
+    if (timeline) fprintf(human, "  timeline     %s (open in https://ui.perfetto.dev or chrome://tracing)\n", timeline);
     if (c_open) {
         c_open = 0;
         OS_CHECK(os_outfile_commit(&fc));

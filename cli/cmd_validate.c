@@ -136,6 +136,7 @@ typedef struct {
     uint64_t n_rows;
     double *scratch;        /* [2 D P] */
     FILE *csv;              /* or NULL */
+    FILE *human;            /* the table: stdout, or stderr when the CSV is on stdout */
 } ValRun;
 
 static OsStatus on_step(uint64_t k, const ExecReport *rep, uint32_t D, void *user) {
@@ -146,7 +147,7 @@ static OsStatus on_step(uint64_t k, const ExecReport *rep, uint32_t D, void *use
     if (D != v->tab.D || k >= v->pred->n)
         OS_FAIL(OS_ERR_INTERNAL, "validate", "step", NULL, "step %llu of %u ranks", (unsigned long long)k, D);
     OS_CHECK(exec_val_step(&s, &v->tab, k, rep, v->pred->step_s[k], v->pred->flops[k], emu, v->scratch));
-    exec_val_print_step(stdout, &v->tab, &s, rep, emu);
+    exec_val_print_step(v->human, &v->tab, &s, rep, emu);
     if (v->csv) exec_val_csv_row(v->csv, &v->tab, &s);
     v->rows[k] = s.row;
     v->n_rows = k + 1;
@@ -171,14 +172,14 @@ OsStatus cmd_validate(int argc, char **argv) {
     const char *pos[1] = {NULL};
     const OptSpec specs[] = {
         {"gpus", 'g', OPT_U32, &gpus, "N", "data-parallel ranks (one process per GPU)", 1, 4096},
-        {"policy", 'p', OPT_STR, &policy, "P", "balancing policy (orchsim replay --help lists them)", 0, 0},
-        {"model", 'm', OPT_STR, &model, "MODEL", "model preset or preset file", 0, 0},
-        {"steps", 'k', OPT_U64, &steps, "K", "trace steps to run", 1, 1000000},
-        {"warmup", 0, OPT_U32, &warmup, "W", "untimed runs of the first step before timing", 0, 100},
+        {"policy", 'p', OPT_STR, &policy, "NAME", "balancing policy (see `orchsim compare --help`)", 0, 0},
+        {"model", 'm', OPT_STR, &model, "NAME|FILE", "model preset or preset file (small enough to run on the GPUs)", 0, 0},
+        OPTS_ROW_STEPS(&steps, "trace steps to run (from step 0)", 1, 1000000),
+        {"warmup", 'w', OPT_U32, &warmup, "W", "untimed runs of the first step before timing", 0, 100},
         {"emulate", 0, OPT_FLAG, &emulate, NULL, "fewer GPUs than ranks: run ranks one after another, model the collectives", 0, 0},
         {"calibration", 'c', OPT_STR, &calibration, "FILE", "calibration for the prediction (default: built-in H100 estimate)", 0, 0},
-        {"csv", 0, OPT_STR, &csv, "FILE", "per-step measured/predicted table (validate schema, analysis/FORMATS.md)", 0, 0},
-        {"timeout", 't', OPT_F64, &timeout, "S", "seconds any step may take before workers are killed", 1, 86400},
+        OPTS_ROW_CSV(&csv, "per-step measured/predicted table (validate schema, analysis/FORMATS.md)"),
+        {"timeout", 0, OPT_F64, &timeout, "S", "seconds any step may take before workers are killed", 1, 86400},
         {"setup-timeout", 0, OPT_F64, &setup_timeout, "S", "seconds for setup (devices, NCCL) and the warm-up runs", 1, 86400},
     };
     const CmdHelp help = {
@@ -209,6 +210,10 @@ OsStatus cmd_validate(int argc, char **argv) {
     int out_open = 0;
     memset(&vr, 0, sizeof vr);
     OS_CHECK(opts_parse(specs, OS_ARRAY_LEN(specs), &help, argc, argv, pos, 1, 1, NULL));
+    {
+        const char *names[] = {"--csv"}, *paths[] = {csv};
+        OS_CHECK(opts_stdout_claim(&vr.human, names, paths, 1));
+    }
     if (!(pol = policy_find(policy))) {
         const char *s = policy_suggest(policy);
         char hint[96];
@@ -270,29 +275,29 @@ OsStatus cmd_validate(int argc, char **argv) {
             exec_val_csv_header(vr.csv, &vr.tab);
         }
         vr.pred = &pred, vr.emu = emu;
-        printf("# validate: %s, steps 0..%llu (%u untimed warm-up run%s of step 0), policy %s, model %s\n", pos[0],
+        fprintf(vr.human, "# validate: %s, steps 0..%llu (%u untimed warm-up run%s of step 0), policy %s, model %s\n", pos[0],
                (unsigned long long)steps - 1, warmup, warmup == 1 ? "" : "s", pol->name, m.name);
         if (emulate)
-            printf("# run: --emulate, %u ranks one after another on GPU 0 (%s, %d present); collectives modelled on "
+            fprintf(vr.human, "# run: --emulate, %u ranks one after another on GPU 0 (%s, %d present); collectives modelled on "
                    "one node of %u GPUs (net.h)\n", gpus, pr.info.name, pr.n_dev, gpus);
         else if (gpus == 1 && !under_mpi)
-            printf("# run: 1 rank, one process on GPU 0 (%s), no NCCL: nothing crosses ranks\n", pr.info.name);
+            fprintf(vr.human, "# run: 1 rank, one process on GPU 0 (%s), no NCCL: nothing crosses ranks\n", pr.info.name);
         else
-            printf("# run: %u rank(s), one %s per GPU (%s), NCCL all-to-all moves and one gradient all-reduce\n", gpus,
+            fprintf(vr.human, "# run: %u rank(s), one %s per GPU (%s), NCCL all-to-all moves and one gradient all-reduce\n", gpus,
                    under_mpi ? "MPI rank" : "process", pr.info.name);
-        printf("# memory: %.2f GB of device buffers on %s by the last step (exec/memplan.h, the executor's own "
+        fprintf(vr.human, "# memory: %.2f GB of device buffers on %s by the last step (exec/memplan.h, the executor's own "
                "count), of %.2f GB\n", peak.total / 1e9, emulate ? "GPU 0" : "the fullest GPU", pr.info.mem_bytes / 1e9);
-        printf("# prediction: replay_run on %u GPUs, %u per node, DDP with one gradient all-reduce, balancer time not "
+        fprintf(vr.human, "# prediction: replay_run on %u GPUs, %u per node, DDP with one gradient all-reduce, balancer time not "
                "charged (the run prepares plans on the host, untimed); calibration: %s%s\n", gpus, cl.gpus_per_node,
                calib.name, calibration ? "" : " (built-in estimate: run `orchsim calibrate` on this GPU)");
-        printf("# MFU: paper convention (replay's model FLOPs) over %.1f TFLOP/s per GPU; timeout %.0f s per step, "
+        fprintf(vr.human, "# MFU: paper convention (replay's model FLOPs) over %.1f TFLOP/s per GPU; timeout %.0f s per step, "
                "%.0f s for setup\n", cl.peak_flops / 1e12, timeout, setup_timeout);
-        exec_val_print_header(stdout, &vr.tab);
+        exec_val_print_header(vr.human, &vr.tab);
     }
     if (under_mpi) OS_CHECK(exec_run_mpi(&rc, on_step, &vr));
     else OS_CHECK(exec_run(&rc, exec_run_body, on_step, &vr));
     if (root) {
-        exec_val_print_summary(stdout, &vr.tab, vr.rows, vr.n_rows);
+        exec_val_print_summary(vr.human, &vr.tab, vr.rows, vr.n_rows);
         if (out_open) {
             out_open = 0;
             OS_CHECK(os_outfile_commit(&out));

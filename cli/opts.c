@@ -69,9 +69,10 @@ void opts_usage(FILE *fp, const OptSpec *specs, size_t n_specs, const CmdHelp *h
         const char *al = alias_in(specs, n_specs, o);
         char also[64] = "";
         if (al) snprintf(also, sizeof also, " (also --%s)", al);
-        fprintf(fp, "  %-30s %s%s%s\n", left, o->help, def, also);
+        /* two spaces at least between the option and its text: --help parses (tests/test_options.c) */
+        fprintf(fp, "  %-29s  %s%s%s\n", left, o->help, def, also);
     }
-    fprintf(fp, "  %-30s %s\n", "-h, --help", "show this help and exit");
+    fprintf(fp, "  %-29s  %s\n", "-h, --help", "show this help and exit");
     if (help->details) fprintf(fp, "\n%s\n", help->details);
 }
 
