@@ -20,7 +20,7 @@ OsStatus cmd_gen(int argc, char **argv) {
         {"profile", 0, OPT_STR, &profile, "NAME", "generator profile (see --list-profiles)", 0, 0},
         {"seed", 's', OPT_U64, &seed, "S", "RNG seed: the same seed gives a byte-identical file", 0, 0},
         OPTS_ROW_STEPS(&steps, "number of steps (global batches) (default: 8 when neither this nor --examples is given)", 1, 1e12),
-        {"examples", 0, OPT_U64, &examples, "N", "alternative to --steps: N examples (a multiple of B)", 1, 1e13},
+        {"examples", 0, OPT_U64, &examples, "N", "alternative to --steps: N examples, a multiple of B (default: none)", 1, 1e13},
         {"global-batch", 'b', OPT_U32, &batch, "B", "examples per step (at most what the reader takes per step)", 1,
          TRACE_DEFAULT_MAX_STEP_EXAMPLES},
         {"dp", 'd', OPT_U32, &dp, "D", "data-parallel ranks; each draws B/D examples", 1, 1 << 24},
