@@ -207,3 +207,32 @@ Test(cli_replay, loads_and_assignment_account_for_every_unit) {
     check_outputs("lpt", 0);
     check_outputs("post-node", 1);
 }
+
+/* The shared vocabulary from replay's side (cli/opts.h): the short letters every simulator
+ * command spells the same way give the same replay as the long names; replay takes one policy
+ * (no plural alias); an option it lacks is one error naming it. */
+Test(cli_replay, short_letters_are_the_long_names) {
+    char args[2048], *out;
+    const char *a = th_tmp("voc_a.csv"), *b = th_tmp("voc_b.csv");
+    snprintf(args, sizeof args, "replay %s --model tiny --gpus 16 --steps 2 --seed 3 --policy isf --calibration %s/bench/fidelity/calib/h100-fa2.calib --balancer-cost 0 --no-progress --csv %s",
+             g_trace, ORCHSIM_SRC, a);
+    cr_assert_eq(th_run(&out, args), 0, "%s", out);
+    free(out);
+    snprintf(args, sizeof args, "replay %s -m tiny -g 16 -n 2 -s 3 -p isf -c %s/bench/fidelity/calib/h100-fa2.calib --balancer-cost 0 --no-progress --csv %s",
+             g_trace, ORCHSIM_SRC, b);
+    cr_assert_eq(th_run(&out, args), 0, "%s", out);
+    free(out);
+    char *x = slurp(a), *y = slurp(b);
+    cr_assert(x && y);
+    cr_assert_str_eq(x, y, "-m -g -n -s -p -c differ from their long names");
+    free(x);
+    free(y);
+    snprintf(args, sizeof args, "replay %s --model tiny --policies post,none", g_trace);
+    cr_assert_eq(th_run(&out, args), 2, "%s", out);
+    cr_assert(strstr(out, "--policies") && strstr(out, "unknown option"), "%s", out);
+    free(out);
+    snprintf(args, sizeof args, "replay %s --model tiny -k 2", g_trace);
+    cr_assert_eq(th_run(&out, args), 2, "%s", out);
+    cr_assert(strstr(out, "-k") && strstr(out, "orchsim replay --help"), "%s", out);
+    free(out);
+}
