@@ -66,6 +66,8 @@ typedef struct {
     const char *csv_path;    /* run-level CSV (required); "-" = standard output */
     const char *h5_path;     /* HDF5 copy (a regular file), or NULL */
     int progress;            /* progress bar on stderr (rank 0 only) */
+    int keep_going;          /* failed points: write the others and succeed (they are listed in the
+                                report); 0 = the sweep fails and commits nothing, like any command */
     SweepRunFn *run;         /* the point runner, or NULL: sweep_run_point with the options below */
     void *run_user;
     const SweepComm *comm;   /* MPI ranks, or NULL */

@@ -473,6 +473,11 @@ OsStatus sweep_run(SweepReport *rep, const SweepGrid *g, const SweepOptions *o) 
                 "the failed points are listed above; fix them and run again",
                 "every one of the %zu grid points failed: nothing written", N);
 
+    if (rep->n_failed && !o->keep_going) /* a command that fails commits none of its outputs */
+        OS_FAIL(first_bad == OS_OK ? OS_ERR_INTERNAL : first_bad, o->csv_path, NULL,
+                "the failed points are listed above; fix or drop them, or add --keep-going to write the others",
+                "%zu of %zu grid points failed: nothing written", rep->n_failed, N);
+
     /* the successful rows, in grid order */
     ALLOC_CHECK(rows = calloc(rep->n_ok, sizeof *rows));
     ALLOC_CHECK(series = calloc(rep->n_ok, sizeof *series));
@@ -491,11 +496,7 @@ OsStatus sweep_run(SweepReport *rep, const SweepGrid *g, const SweepOptions *o) 
     if (o->h5_path) OS_CHECK(sweep_h5_write(o->h5_path, o->trace_path, rows, series, n_rows));
     rep->written = 1;
     rep->wall_s = os_now() - t0;
-    if (rep->n_failed)
-        OS_FAIL(first_bad == OS_OK ? OS_ERR_INTERNAL : first_bad, o->csv_path, NULL,
-                "the failed points are listed above; fix or drop them and run again",
-                "%zu of %zu grid points failed (the other %zu rows were written)", rep->n_failed, N,
-                n_rows);
+    /* --keep-going: the failed points are listed (cmd_sweep), the others written, success */
 fail:
     if (out.fp) os_outfile_abort(&out);
     for (size_t i = 0; series && i < n_rows; i++) run_series_free(&series[i]);
@@ -503,8 +504,8 @@ fail:
     free(rows);
     results_free(&res);
     {
-        /* failed grid points keep the rows that ran (documented: the sweep's one partial
-         * result, CSV and HDF5 copy together); any other error commits nothing */
+        /* with --keep-going, failed grid points leave the rows that ran (CSV and HDF5 copy
+         * together) and the sweep succeeds; any error commits nothing */
         OsStatus rs = os_outputs_release(out_mark, rep->written ? OS_OK : st);
         if (st == OS_OK || (rep->written && rs != OS_OK)) st = rs;
         if (rs != OS_OK) rep->written = 0;

@@ -123,7 +123,7 @@ OsStatus cmd_sweep(int argc, char **argv) {
     SimOpts *so = NULL;
     MpiCtx mctx = {0};
     SweepComm comm = {0};
-    int mpi_inited = 0, held = 0, measured = 0, quiet = 0, no_progress = 0, root = 1;
+    int mpi_inited = 0, held = 0, measured = 0, quiet = 0, no_progress = 0, root = 1, keep_going = 0;
     OptsBinOut h5out = {0};
     uint64_t out_mark = 0;
     sweep_grid_init(&g);
@@ -168,6 +168,7 @@ OsStatus cmd_sweep(int argc, char **argv) {
     specs[ns++] = (OptSpec){"h5", 0, OPT_STR, &h5, "FILE", "HDF5 copy with per-run per-step series ('-' = stdout)", 0, 0};
     specs[ns++] = (OptSpec){"jobs", 'j', OPT_U32, &jobs, "J", "worker processes (not under mpirun: each rank runs its points itself)", 1, 1024};
     specs[ns++] = (OptSpec){"measured-charge", 0, OPT_FLAG, &measured, NULL, "charge the balancer's measured host runtime instead of its modelled cost (numbers then vary run to run)", 0, 0};
+    specs[ns++] = (OptSpec){"keep-going", 0, OPT_FLAG, &keep_going, NULL, "when grid points fail, write the others and exit 0 (they are listed on stderr); default: fail, writing nothing", 0, 0};
     specs[ns++] = (OptSpec)OPTS_ROW_NO_PROGRESS(&no_progress);
     specs[ns++] = (OptSpec)OPTS_ROW_QUIET(&quiet);
     const CmdHelp help = {
@@ -186,7 +187,8 @@ OsStatus cmd_sweep(int argc, char **argv) {
         "writes the table, in grid order, the same as one machine's.\n"
         "Output: one row per point, columns as analysis/FORMATS.md \"Run-level\" says; speedup_vs_none is\n"
         "filled in after all runs. A failing point (e.g. TP not dividing the GPUs) is listed on stderr\n"
-        "with its parameters; the other rows are still written and the exit status is non-zero."};
+        "with its parameters and the sweep fails, writing nothing (like every command); with\n"
+        "--keep-going the other rows are written and the exit status is 0."};
     const char *pos[1];
     static char command[RUNPROV_CMD];
     runprov_command(command, sizeof command, argc, argv); /* before getopt reorders argv */
@@ -255,6 +257,7 @@ OsStatus cmd_sweep(int argc, char **argv) {
     o.csv_path = csv;
     o.h5_path = h5 ? h5out.path : NULL;
     o.progress = !quiet && !no_progress;
+    o.keep_going = keep_going;
     o.run = run_point;
     o.run_user = &cli;
     o.comm = mpi_inited ? &comm : NULL;
@@ -274,7 +277,7 @@ OsStatus cmd_sweep(int argc, char **argv) {
             fprintf(stderr, "orchsim: sweep: point failed: %s: %s\n", rep.failures[i].params, rep.failures[i].error);
 fail:
     if (held) {
-        /* failed grid points keep the rows that ran (see --help); other errors commit nothing */
+        /* --keep-going: failed grid points leave the rows that ran (see --help); errors commit nothing */
         OsStatus rs = os_outputs_release(out_mark, rep.written ? OS_OK : st);
         if (rs != OS_OK && rep.written) st = rs;
         rs = opts_binout_end(&h5out, rep.written && rs == OS_OK ? OS_OK : OS_ERR_IO);
