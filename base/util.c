@@ -528,7 +528,8 @@ void os_progress_init(OsProgress *p, const char *label, uint64_t total) {
     p->label = label;
     p->total = total ? total : 1;
     p->last = 0.0;
-    p->enabled = g_progress_force || isatty(STDERR_FILENO);
+    /* os_progress_force: 1 always, -1 never (--no-progress), 0 when stderr is a terminal */
+    p->enabled = g_progress_force > 0 || (g_progress_force == 0 && isatty(STDERR_FILENO));
 }
 
 void os_progress_update(OsProgress *p, uint64_t done) {

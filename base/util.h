@@ -106,7 +106,7 @@ typedef struct {
 void os_progress_init(OsProgress *p, const char *label, uint64_t total);
 void os_progress_update(OsProgress *p, uint64_t done);
 void os_progress_done(OsProgress *p);
-void os_progress_force(int on);
+void os_progress_force(int on); /* 1: always; -1: never; 0 (default): when stderr is a terminal */
 
 /* Bump arena: one block carved into named arrays, reset per step (STYLE habit 4). */
 typedef struct {

@@ -373,13 +373,13 @@ OsStatus cmd_advise(int argc, char **argv) {
             specs[i].help = "charge S seconds per post-balancing step (auto: the policy's modelled planning cost, "
                             "sim/policy.c)";
     size_t ns = SIMOPTS_N;
-    specs[ns++] = (OptSpec){"policies", 'p', OPT_STR, &policies, "LIST", "comma-separated policies, or 'all' (default: all)", 0, 0};
+    specs[ns++] = (OptSpec)OPTS_ROW_POLICIES(&policies);
     specs[ns++] = (OptSpec){"gpu-hour-price", 0, OPT_STR, &price_s, "USD", "price of one GPU-hour: also say what the savings cost", 0, 0};
-    specs[ns++] = (OptSpec){"csv", 0, OPT_STR, &csv, "FILE", "run-level CSV, one row per policy and the oracle row (analysis/FORMATS.md)", 0, 0};
-    specs[ns++] = (OptSpec){"json", 0, OPT_STR, &json, "FILE", "the advice, diagnosis, warnings and rows as JSON", 0, 0};
-    specs[ns++] = (OptSpec){"html", 0, OPT_STR, &html, "FILE", "one self-contained HTML report (advice, table, figures as inline SVG)", 0, 0};
+    specs[ns++] = (OptSpec)OPTS_ROW_CSV(&csv, "run-level CSV, one row per policy and the oracle row (analysis/FORMATS.md)");
+    specs[ns++] = (OptSpec)OPTS_ROW_JSON(&json, "the advice, diagnosis, warnings and rows as JSON");
+    specs[ns++] = (OptSpec){"html", 0, OPT_STR, &html, "FILE", "one self-contained HTML report (advice, table, figures as inline SVG; '-' = stdout)", 0, 0};
     specs[ns++] = (OptSpec){"measured-charge", 0, OPT_FLAG, &measured, NULL, "charge the balancer's measured host runtime instead of its modelled cost (rankings then vary run to run)", 0, 0};
-    specs[ns++] = (OptSpec){"no-progress", 0, OPT_FLAG, &no_progress, NULL, "no progress bar on stderr", 0, 0};
+    specs[ns++] = (OptSpec)OPTS_ROW_NO_PROGRESS(&no_progress);
     static const CmdHelp help = {
         "advise", "orchsim advise TRACE.h5 [--gpus N] [--model M] [--policies all] [--gpu-hour-price USD] [options]",
         "Replay every policy on your trace and cluster and say which to use: the recommended policy and\n"

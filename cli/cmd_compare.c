@@ -88,14 +88,14 @@ OsStatus cmd_compare(int argc, char **argv) {
             specs[i].help = "charge S seconds per post-balancing step (auto: the policy's modelled planning cost, "
                             "sim/policy.c)";
     size_t ns = SIMOPTS_N;
-    specs[ns++] = (OptSpec){"policies", 'p', OPT_STR, &policies, "LIST", "comma-separated policies, or 'all' (default: all)", 0, 0};
-    specs[ns++] = (OptSpec){"csv", 0, OPT_STR, &csv, "FILE", "run-level CSV, one row per policy and the oracle row (analysis/FORMATS.md)", 0, 0};
-    specs[ns++] = (OptSpec){"json", 0, OPT_STR, &json, "FILE", "the same rows as JSON, with provenance and warnings", 0, 0};
+    specs[ns++] = (OptSpec)OPTS_ROW_POLICIES(&policies);
+    specs[ns++] = (OptSpec)OPTS_ROW_CSV(&csv, "run-level CSV, one row per policy and the oracle row (analysis/FORMATS.md)");
+    specs[ns++] = (OptSpec)OPTS_ROW_JSON(&json, "the same rows as JSON, with provenance and warnings");
     specs[ns++] = (OptSpec){"steps-dir", 0, OPT_STR, &steps_dir, "DIR", "also write DIR/steps_<policy>.csv (step-level)", 0, 0};
     specs[ns++] = (OptSpec){"timeline-dir", 0, OPT_STR, &tl_dir, "DIR", "also write DIR/timeline_<policy>.json/.csv of the first step", 0, 0};
     specs[ns++] = (OptSpec){"explain", 0, OPT_FLAG, &explain, NULL, "print a diagnosis after the table: the phase holding the imbalance, floors set by single units, all-to-all, memory", 0, 0};
     specs[ns++] = (OptSpec){"measured-charge", 0, OPT_FLAG, &measured, NULL, "charge the balancer's measured host runtime instead of its modelled cost (numbers then vary run to run)", 0, 0};
-    specs[ns++] = (OptSpec){"no-progress", 0, OPT_FLAG, &no_progress, NULL, "no progress bar on stderr", 0, 0};
+    specs[ns++] = (OptSpec)OPTS_ROW_NO_PROGRESS(&no_progress);
     specs[ns++] = (OptSpec){"baseline", 0, OPT_STR, &baseline, "megatron", "add the row a Megatron-LM user would run: TP x PP (x CP) x DP, packed sequences, no rebalancing, the distributed optimizer", 0, 0};
     specs[ns++] = (OptSpec){"baseline-parallel", 0, OPT_STR, &base_par, "tp=T,pp=P,cp=C", "the baseline's layout (default: the smallest TP, then PP, that fits)", 0, 0};
     specs[ns++] = (OptSpec){"baseline-padded", 0, OPT_FLAG, &base_padded, NULL, "the baseline pads each micro-batch to its longest sequence instead of packing", 0, 0};

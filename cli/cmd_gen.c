@@ -13,7 +13,7 @@ OsStatus cmd_gen(int argc, char **argv) {
     const char *profile = "vl-sft", *output = NULL;
     uint64_t seed = 1, steps = 0, examples = 0;
     uint32_t batch = 512, dp = 8, chunk = 0;
-    int list = 0;
+    int list = 0, no_progress = 0;
     OptsBinOut bo = {0};
     const OptSpec specs[] = {
         /* no -p: that letter is --policies everywhere else (cli/opts.h's vocabulary) */
@@ -27,6 +27,7 @@ OsStatus cmd_gen(int argc, char **argv) {
         OPTS_ROW_OUTPUT(&output, "FILE", "output trace (.h5), written atomically ('-' = stdout, not a terminal)"),
         {"chunk-rows", 0, OPT_U32, &chunk, "R", "HDF5 chunk size in rows (0 = 65536)", 0, TRACE_MAX_CHUNK_ROWS},
         {"list-profiles", 0, OPT_FLAG, &list, NULL, "list the profiles and exit", 0, 0},
+        OPTS_ROW_NO_PROGRESS(&no_progress),
     };
     const CmdHelp help = {
         "gen", "orchsim gen --profile NAME -n K --global-batch B --dp D -o FILE|- [options]",
@@ -35,6 +36,7 @@ OsStatus cmd_gen(int argc, char **argv) {
         "[r*B/D, (r+1)*B/D). Profiles and their sources: traces/README.md.\n"
         "example: orchsim gen --profile tri-modal-mix --seed 42 --steps 8 --global-batch 512 --dp 64 -o demo.h5"};
     OS_CHECK(opts_parse(specs, OS_ARRAY_LEN(specs), &help, argc, argv, NULL, 0, 0, NULL));
+    if (no_progress) os_progress_force(-1);
     if (list) {
         for (size_t i = 0; i < gen_profile_count(); i++)
             printf("%-14s %s\n", gen_profile_name(i), gen_profile_summary(i));

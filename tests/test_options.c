@@ -262,7 +262,7 @@ Test(options, the_simulator_commands_share_rows_and_defaults, .timeout = 120) {
     }
     /* one progress switch: every command that draws a progress bar has --no-progress, and -q
      * means "summary lines only" wherever it exists */
-    static const char *const PROGRESS[] = {"replay", "compare", "advise", "sweep", "fidelity"};
+    static const char *const PROGRESS[] = {"replay", "compare", "advise", "sweep", "fidelity", "gen"};
     for (size_t k = 0; k < sizeof PROGRESS / sizeof PROGRESS[0]; k++)
         cr_assert_not_null(find(cmd_named(cmds, n, PROGRESS[k]), "no-progress"), "%s --no-progress", PROGRESS[k]);
     for (int a = 0; a < n; a++) {

@@ -174,7 +174,7 @@ static OsStatus set_key(Pipeline *p, Stage *s, StageRaw *raw, Ctx *c, StageKey k
     case SK_IMAGE_MODEL:
     case SK_TEXT_MODEL:
     case SK_CNN_MODEL: {
-        const DiffModel *m;
+        const DiffModel *m = NULL;
         OS_CHECK(get_model(&m, c, v));
         DmKind want = k == SK_IMAGE_MODEL ? DM_VIT : k == SK_TEXT_MODEL ? DM_TEXT : DM_CNN;
         if (m->kind != want)
