@@ -356,10 +356,28 @@ static void span(Prog *p, uint32_t r, uint8_t tag, uint8_t kind, const char *nam
     p->spans[p->n_spans++] = (Span){.rank = r, .tag = tag, .kind = kind, .name = name, .start = a, .end = b};
 }
 
+/* Index of a compute op's pass in the dur array (and the rec_* annotations). */
+static size_t dur_index(const Prog *p, const RankRun *r, const Op *op) {
+    return ((((size_t)r->rank * p->P + op->tag) * p->M + op->mb) * p->V + op->chunk) * 2 + op->pass;
+}
+
+/* A compute op's span, with its tokens and its part of the pass's model FLOPs. */
+static void span_compute(Prog *p, const RankRun *r, const Op *op, SimTime a, SimTime b) {
+    size_t before = p->n_spans;
+    span(p, r->rank, op->tag, 0, op->name, a, b);
+    if (p->n_spans == before || op->pass > 1) return;
+    Span *s = &p->spans[p->n_spans - 1];
+    size_t i = dur_index(p, r, op);
+    s->mb = op->mb;
+    s->part = op->part, s->nparts = op->nparts;
+    if (p->rec_tokens) s->tokens = p->rec_tokens[i]; /* each layer group runs every token */
+    if (p->rec_flops) s->flops = p->rec_flops[i] / op->nparts;
+}
+
 static SimTime compute_dur(const Prog *p, const RankRun *r, const Op *op) {
     if (op->pass == 2) return p->balance_dur;
     if (op->pass == 3) return p->stage_opt[r->stage];
-    SimTime total = p->dur[((((size_t)r->rank * p->P + op->tag) * p->M + op->mb) * p->V + op->chunk) * 2 + op->pass];
+    SimTime total = p->dur[dur_index(p, r, op)];
     SimTime base = total / op->nparts;
     /* the last part takes the remainder, so the parts add up to the pass exactly */
     return op->part + 1u == op->nparts ? total - base * (op->nparts - 1) : base;
@@ -388,7 +406,7 @@ static void on_compute_done(Engine *e, EventId id, void *data) {
         const Op *op = &p->ops[r->pc];
         SimTime now = engine_now(p->engine), d = now - r->comp_start;
         if (d > r->comp_full) r->slowed += d - r->comp_full;
-        span(p, r->rank, op->tag, 0, op->name, r->comp_start, now);
+        span_compute(p, r, op, r->comp_start, now);
         r->busy += d;
         r->tag_busy[op->tag] += d;
         r->t = now;
@@ -545,7 +563,7 @@ static void advance(RankRun *r) {
                 return;
             }
             if (d > 0) {
-                span(p, r->rank, op->tag, 0, op->name, r->t, r->t + d);
+                span_compute(p, r, op, r->t, r->t + d);
                 r->busy += d;
                 r->tag_busy[op->tag] += d;
                 r->t = tadd(p, r->t, d, op->name);
@@ -579,6 +597,13 @@ static void advance(RankRun *r) {
                 c->end = tadd(p, c->start, c->dur, c->name);
                 c->known = 1;
                 p->comm_tail[c->stage] = c->end;
+                /* the collective on every member's comm stream (overlapped with its compute) */
+                uint32_t nm = c->stage == PROG_ALL_STAGES ? p->W : p->D;
+                for (uint32_t w = 0; p->record && c->end > c->start && w < nm; w++) {
+                    uint32_t wk = c->stage == PROG_ALL_STAGES ? w : c->stage * p->D + w;
+                    span(p, wk, c->tag, 1, c->name, c->start, c->end);
+                    if (p->n_spans) p->spans[p->n_spans - 1].track = 1;
+                }
                 if (p->slowdown > 0 && c->end > c->start) schedule(p, c->start, on_coll_start, c);
                 schedule(p, c->end, on_coll_done, c);
             }
@@ -700,21 +725,32 @@ OsStatus prog_write_timeline(const Prog *p, const char *json_path, const char *c
                 first ? "" : ",\n", n, n);
         first = 0;
     }
-    for (uint32_t r = 0; r < p->W; r++) {
-        if (p->S == 1)
-            fprintf(js.fp, ",\n{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%u,\"tid\":%u,\"args\":{\"name\":\"dp rank %u\"}}",
-                    r / dp_per_node, r, r);
-        else
-            fprintf(js.fp, ",\n{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%u,\"tid\":%u,\"args\":{\"name\":\"stage %u dp rank %u\"}}",
-                    r / dp_per_node, r, r / p->D, r % p->D);
-    }
+    /* two tracks per worker: its compute stream (tid = worker) and its comm stream (tid = W +
+     * worker), where the asynchronous collectives run beside the compute */
+    for (uint32_t r = 0; r < p->W; r++)
+        for (int tr = 0; tr < 2; tr++) {
+            char who[64];
+            if (p->S == 1) snprintf(who, sizeof who, "dp rank %u", r);
+            else snprintf(who, sizeof who, "stage %u dp rank %u", r / p->D, r % p->D);
+            fprintf(js.fp, ",\n{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%u,\"tid\":%u,\"args\":{\"name\":\"%s%s\"}}",
+                    r / dp_per_node, tr ? p->W + r : r, who, tr ? " comm stream" : "");
+        }
     if (csv_meta) fputs(csv_meta, cs.fp);
     fprintf(cs.fp, "rank,node,phase,op,kind,start_s,end_s,stage,replica\n");
     for (size_t i = 0; i < p->n_spans; i++) {
         const Span *s = &p->spans[i];
         double ts = (double)(s->start - p->step_start) * 1e-3, du = (double)(s->end - s->start) * 1e-3;
-        fprintf(js.fp, ",\n{\"name\":\"%s %s\",\"cat\":\"%s\",\"ph\":\"X\",\"ts\":%.3f,\"dur\":%.3f,\"pid\":%u,\"tid\":%u}",
-                tag_names[s->tag], s->name, KIND_NAMES[s->kind], ts, du, s->rank / dp_per_node, s->rank);
+        fprintf(js.fp, ",\n{\"name\":\"%s %s\",\"cat\":\"%s\",\"ph\":\"X\",\"ts\":%.3f,\"dur\":%.3f,\"pid\":%u,\"tid\":%u",
+                tag_names[s->tag], s->name, KIND_NAMES[s->kind], ts, du, s->rank / dp_per_node,
+                s->track ? p->W + s->rank : s->rank);
+        if (s->kind == 0 && (s->tokens > 0 || s->flops > 0))
+            fprintf(js.fp, ",\"args\":{\"micro_batch\":%u,\"part\":\"%u/%u\",\"tokens\":%.0f,\"model_flops\":%.6g}}", s->mb,
+                    s->part + 1u, s->nparts ? s->nparts : 1u, s->tokens, s->flops);
+        else if (s->track)
+            fprintf(js.fp, ",\"args\":{\"overlapped\":true}}");
+        else
+            fputs("}", js.fp);
+        if (s->track) continue; /* the CSV is the compute stream: busy + idle + comm = the step */
         fprintf(cs.fp, "%u,%u,%s,%s,%s,%.9f,%.9f,%u,%u\n", s->rank, s->rank / dp_per_node, tag_names[s->tag], s->name,
                 KIND_NAMES[s->kind], (double)(s->start - p->step_start) * 1e-9,
                 (double)(s->end - p->step_start) * 1e-9, s->rank / p->D, s->rank % p->D);

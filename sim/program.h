@@ -121,9 +121,15 @@ typedef struct {
 typedef struct {
     uint32_t rank;
     uint8_t tag;
-    uint8_t kind; /* 0 compute, 1 comm, 2 idle */
+    uint8_t kind;  /* 0 compute, 1 comm, 2 idle */
+    uint8_t track; /* 0 the worker's compute stream (what it waits on); 1 its comm stream, where
+                      asynchronous collectives run overlapped (timeline JSON only) */
+    uint16_t mb;   /* compute: micro-batch */
+    uint16_t part, nparts; /* compute: which FSDP layer group / DDP bucket of the pass */
     const char *name;
     SimTime start, end;
+    double tokens, flops; /* compute: the micro-batch's tokens (every part of a pass runs them
+                             all) and this part's model FLOPs (Prog.rec_*), else 0 */
 } Span;
 
 typedef struct Prog {
@@ -158,6 +164,9 @@ typedef struct Prog {
     SimTime step_start;
     OsStatus err;
     const char *err_what;    /* the op or collective an OS_ERR_RANGE is about */
+    /* per-op annotations for the timeline, indexed like dur (may be NULL): tokens and model
+     * FLOPs of each (worker, phase, micro-batch, chunk, pass) */
+    const double *rec_tokens, *rec_flops;
     /* timeline recording (when record != 0) */
     int record;
     Span *spans;

@@ -92,8 +92,9 @@ typedef struct {
     NetScratch *net;
     PolicyScratch *pol;
     OsArena arena;
-    SimTime *dur;         /* [D*P*MB*2] */
-    size_t dur_cap;       /* entries allocated in dur */
+    SimTime *dur;         /* [W*P*MB*V*2] */
+    double *rec_tok, *rec_flop; /* the same shape: each op's tokens and model FLOPs (timelines) */
+    size_t dur_cap;       /* entries allocated in dur (and rec_*) */
     uint32_t MB;          /* micro-batches of the program built (prog) */
     uint32_t *cnt, *fill; /* [P*D*MB + 1] bucket offsets by (phase, rank, micro-batch) */
     size_t cnt_cap, fill_cap;
@@ -380,6 +381,9 @@ static OsStatus cost_ranks(Replay *R, const StepWork *w, StepBufs *b, const Plan
                     size_t d = ((((wk * P + p) * MB + k) * V) + v / S) * 2;
                     R->dur[d + 0] = sim_from_seconds(one.fwd_s + tf + cf);
                     R->dur[d + 1] = sim_from_seconds(one.bwd_s + tb + cb);
+                    /* the timeline's span args: the 6N convention's 1/3 forward, 2/3 backward */
+                    R->rec_tok[d] = R->rec_tok[d + 1] = (double)one.tokens;
+                    R->rec_flop[d] = one.model_flops / 3, R->rec_flop[d + 1] = one.model_flops * 2 / 3;
                     tp_comm += tf + tb;
                     cp_comm += cf + cb;
                     c->fwd_s += (one.fwd_s + tf + cf) / S, c->bwd_s += (one.bwd_s + tb + cb) / S;
@@ -634,6 +638,8 @@ static void replay_free(Replay *R) {
     policy_scratch_destroy(R->pol);
     os_arena_free(&R->arena);
     free(R->dur);
+    free(R->rec_tok);
+    free(R->rec_flop);
     free(R->pc);
     free(R->memo);
     free(R->cnt);
@@ -663,6 +669,12 @@ static OsStatus ensure_prog(Replay *R, uint32_t MB) {
         SimTime *d = realloc(R->dur, need * sizeof *d);
         ALLOC_CHECK(d);
         R->dur = d;
+        double *a = realloc(R->rec_tok, need * sizeof *a);
+        ALLOC_CHECK(a);
+        R->rec_tok = a;
+        double *b = realloc(R->rec_flop, need * sizeof *b);
+        ALLOC_CHECK(b);
+        R->rec_flop = b;
         R->dur_cap = need;
     }
 fail:
@@ -921,6 +933,8 @@ OsStatus replay_run(ReplaySummary *sum, const ReplayConfig *cfg, Trace *t, Repla
         SimTime bal = cfg->policy->kind != POLICY_POST ? 0 : plan_overlap(&R, &pl, &res, cfg->balancer_cost_s >= 0);
         SimTime end;
         int record = cfg->timeline_path && k == cfg->timeline_step;
+        R.prog->rec_tokens = record ? R.rec_tok : NULL;
+        R.prog->rec_flops = record ? R.rec_flop : NULL;
         OS_CHECK(prog_run_step(R.prog, R.engine, now, R.dur, bal, record, &end));
         res.step = s->index;
         res.n_examples = s->n_examples;

@@ -327,3 +327,38 @@ Test(parallel, calibration_is_an_input_and_its_rates_are_checked) {
     cr_assert(strstr(out, "line"), "%s", out);
     free(out);
 }
+
+/* The timeline's compute spans carry their tokens and model FLOPs as Perfetto args: the LLM's
+ * forward spans of the recorded step add up to the step's LLM tokens; the FSDP collectives that
+ * overlap the compute appear on each worker's comm-stream track. */
+Test(parallel, timeline_spans_carry_tokens_and_an_overlap_track) {
+    Trace *t = text_trace("tl-args.h5", 8, 150, 2);
+    ReplayConfig c;
+    config(&c, 2, 1, 1, 1, 2, 1);
+    c.setup = SETUP_FSDP;
+    c.micro_batch = 2;
+    char json[1024];
+    snprintf(json, sizeof json, "%s", th_tmp("tl-args.json"));
+    c.timeline_path = json;
+    ReplaySummary sum;
+    Sink sink = {0};
+    cr_assert_eq(replay_run(&sum, &c, t, keep, &sink), OS_OK, "%s", os_last_error());
+    FILE *fp = fopen(json, "r");
+    cr_assert_not_null(fp);
+    char line[4096];
+    double tokens = 0;
+    int overlapped = 0, comm_tracks = 0;
+    while (fgets(line, sizeof line, fp)) {
+        const char *a = strstr(line, "\"tokens\":");
+        /* every layer group of a pass runs all its tokens: count the first part's */
+        if (strstr(line, "\"name\":\"llm fwd\"") && strstr(line, "\"part\":\"1/") && a) tokens += strtod(a + 9, NULL);
+        overlapped += strstr(line, "\"overlapped\":true") != NULL;
+        comm_tracks += strstr(line, "comm stream\"") != NULL;
+    }
+    fclose(fp);
+    cr_assert_float_eq(tokens, (double)sink.r[0].llm_tokens, 1e-6, "%g vs %llu", tokens,
+                       (unsigned long long)sink.r[0].llm_tokens);
+    cr_assert(overlapped > 0, "no collective on a comm-stream track");
+    cr_assert_eq(comm_tracks, 2, "one comm-stream track per worker");
+    trace_close(t);
+}
