@@ -368,10 +368,6 @@ OsStatus cmd_advise(int argc, char **argv) {
     int no_progress = 0, measured = 0;
     OptSpec specs[SIMOPTS_N + 8];
     simopts_specs(specs, &so);
-    for (size_t i = 0; i < SIMOPTS_N; i++)
-        if (!strcmp(specs[i].lname, "balancer-cost"))
-            specs[i].help = "charge S seconds per post-balancing step (auto: the policy's modelled planning cost, "
-                            "sim/policy.c)";
     size_t ns = SIMOPTS_N;
     specs[ns++] = (OptSpec)OPTS_ROW_POLICIES(&policies);
     specs[ns++] = (OptSpec){"gpu-hour-price", 0, OPT_STR, &price_s, "USD", "price of one GPU-hour: also say what the savings cost", 0, 0};

@@ -83,10 +83,6 @@ OsStatus cmd_compare(int argc, char **argv) {
     int no_progress = 0, base_padded = 0, explain = 0, measured = 0;
     OptSpec specs[SIMOPTS_N + 13];
     simopts_specs(specs, &so);
-    for (size_t i = 0; i < SIMOPTS_N; i++)
-        if (!strcmp(specs[i].lname, "balancer-cost"))
-            specs[i].help = "charge S seconds per post-balancing step (auto: the policy's modelled planning cost, "
-                            "sim/policy.c)";
     size_t ns = SIMOPTS_N;
     specs[ns++] = (OptSpec)OPTS_ROW_POLICIES(&policies);
     specs[ns++] = (OptSpec)OPTS_ROW_CSV(&csv, "run-level CSV, one row per policy and the oracle row (analysis/FORMATS.md)");

@@ -158,8 +158,6 @@ OsStatus cmd_sweep(int argc, char **argv) {
                   "group; a list is a grid axis";
         r = row_named(specs, ns, "regroup");
         r->help = "re-deal each global batch to the point's DP: always on in a sweep (accepted for symmetry)";
-        r = row_named(specs, ns, "balancer-cost");
-        r->help = "charge S seconds per post-balancing step (auto: the policy's modelled planning cost, sim/policy.c)";
     }
     specs[ns++] = (OptSpec)OPTS_ROW_POLICIES(&policies);
     specs[ns++] = (OptSpec){"grid", 0, OPT_STR, &grid, "FILE", "grid file of 'key = v1, v2' lines (analysis/FORMATS.md)", 0, 0};

@@ -56,7 +56,7 @@ void simopts_specs(OptSpec *s, SimOpts *o) {
         {"intra-lat", 0, OPT_F64_AUTO, &o->intra_lat_us, "us|auto", "intra-node latency per step (auto: the cluster default)", 0, 1e4},
         {"inter-lat", 0, OPT_F64_AUTO, &o->inter_lat_us, "us|auto", "inter-node latency per step (auto: the cluster default)", 0, 1e4},
         {"peak-tflops", 0, OPT_F64_AUTO, &o->peak_tflops, "TF|auto", "GPU dense bf16 peak (auto: calibration's, else 989.4)", 1, 1e5},
-        {"balancer-cost", 0, OPT_F64_AUTO, &o->balancer_cost_s, "S|auto", "charge S seconds per post-balancing step instead of the measured runtime (auto)", 0, 10},
+        {"balancer-cost", 0, OPT_F64_AUTO, &o->balancer_cost_s, "S|auto", "charge S seconds per post-balancing step (auto: compare, advise and sweep charge the policy's modelled planning cost, sim/policy.c; replay its measured runtime)", 0, 10},
         {"seed", 's', OPT_U64, &o->seed, "S", "seed for randomized policies (isf)", 0, 0},
         {"mem-gb", 0, OPT_F64_AUTO, &o->mem_gb, "GB|auto", "GPU memory for the fit checks (auto: H100 80)", 1, 1e5},
         {"overlap-slowdown", 0, OPT_F64_AUTO, &o->overlap_slowdown, "F|auto", "compute slowdown while NCCL runs beside it, [0, 1) (auto: the calibration's)", 0, 0.999},
