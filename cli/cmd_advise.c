@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "analysis/advise.h"
+#include "analysis/baseline.h"
 #include "analysis/plot.h"
 #include "analysis/report_html.h"
 #include "analysis/runtable.h"
@@ -365,14 +366,22 @@ OsStatus cmd_advise(int argc, char **argv) {
     SimOpts so;
     simopts_init(&so);
     const char *policies = NULL, *csv = NULL, *json = NULL, *html = NULL, *price_s = NULL;
+    const char *baseline = NULL, *base_par = NULL;
+    int base_padded = 0, have_mega = 0;
+    PolRun mega;
+    memset(&mega, 0, sizeof mega);
+    char bdesc[256] = "";
     int no_progress = 0, measured = 0;
-    OptSpec specs[SIMOPTS_N + 8];
+    OptSpec specs[SIMOPTS_N + 14];
     simopts_specs(specs, &so);
     size_t ns = SIMOPTS_N;
     specs[ns++] = (OptSpec)OPTS_ROW_POLICIES(&policies);
     specs[ns++] = (OptSpec){"gpu-hour-price", 0, OPT_STR, &price_s, "USD", "price of one GPU-hour: also say what the savings cost", 0, 0};
     specs[ns++] = (OptSpec)OPTS_ROW_CSV(&csv, "run-level CSV, one row per policy and the oracle row (analysis/FORMATS.md)");
     specs[ns++] = (OptSpec)OPTS_ROW_JSON(&json, "the advice, diagnosis, warnings and rows as JSON");
+    specs[ns++] = (OptSpec){"baseline", 0, OPT_STR, &baseline, "megatron", "also replay the row a Megatron-LM user would run (compare --baseline) and say how the advice compares with it", 0, 0};
+    specs[ns++] = (OptSpec){"baseline-parallel", 0, OPT_STR, &base_par, "tp=T,pp=P,cp=C", "the baseline's layout (default: the smallest TP, then PP, that fits)", 0, 0};
+    specs[ns++] = (OptSpec){"baseline-padded", 0, OPT_FLAG, &base_padded, NULL, "the baseline pads each micro-batch instead of packing", 0, 0};
     specs[ns++] = (OptSpec){"html", 0, OPT_STR, &html, "FILE", "one self-contained HTML report (advice, table, figures as inline SVG; '-' = stdout)", 0, 0};
     specs[ns++] = (OptSpec){"measured-charge", 0, OPT_FLAG, &measured, NULL, "charge the balancer's measured host runtime instead of its modelled cost (rankings then vary run to run)", 0, 0};
     specs[ns++] = (OptSpec)OPTS_ROW_NO_PROGRESS(&no_progress);
@@ -406,6 +415,11 @@ OsStatus cmd_advise(int argc, char **argv) {
     /* every argument checked before any work */
     a.price = NAN;
     if (price_s) OS_CHECK(os_parse_f64(&a.price, price_s, 0.0, 1e9, "--gpu-hour-price"));
+    if (baseline && strcmp(baseline, "megatron"))
+        OS_FAIL(OS_ERR_ARG, "--baseline", baseline, "the one baseline is 'megatron'", "unknown baseline");
+    if ((base_par || base_padded) && !baseline)
+        OS_FAIL(OS_ERR_ARG, base_par ? "--baseline-parallel" : "--baseline-padded", NULL, "add --baseline megatron",
+                "only applies to the baseline row");
     OS_CHECK(polrun_parse_list(names, &a.np, &list, policies));
     if (measured && so.balancer_cost_s >= 0)
         OS_FAIL(OS_ERR_ARG, "--measured-charge", NULL, "give one of --measured-charge and --balancer-cost",
@@ -441,6 +455,16 @@ OsStatus cmd_advise(int argc, char **argv) {
         fprintf(stderr, "# policy %s (%d/%d)\n", names[i], i + 1, a.np);
         OS_CHECK(polrun_one(&a.runs[i], &cfg, t, names[i], NULL, &po));
     }
+    if (baseline) {
+        /* Megatron-LM's row (analysis/baseline.h): its own layout on the same GPUs and trace */
+        ReplayConfig bcfg;
+        OS_CHECK(baseline_megatron(&bcfg, &cfg, t, base_par, base_padded, bdesc, sizeof bdesc));
+        fprintf(stderr, "# baseline megatron: %s\n", bdesc);
+        OS_CHECK(polrun_one(&mega, &bcfg, t, "none", "dist-opt", &po));
+        snprintf(mega.name, sizeof mega.name, "megatron");
+        snprintf(mega.row.policy, sizeof mega.row.policy, "megatron");
+        have_mega = 1;
+    }
     RunRow *rows = malloc(((size_t)a.np + 1) * sizeof *rows);
     ALLOC_CHECK(rows);
     for (int i = 0; i < a.np; i++) rows[i] = a.runs[i].row;
@@ -463,6 +487,19 @@ OsStatus cmd_advise(int argc, char **argv) {
     FILE *mem = open_memstream(&advice_text, &advice_len);
     if (!mem) OS_FAIL(OS_ERR_NOMEM, "advise", NULL, NULL, "cannot buffer the advice");
     print_advice(mem, &a, &cfg);
+    if (have_mega) {
+        const PolRun *b = &a.runs[a.adv.best];
+        AdvisePair pr;
+        size_t n = OS_MIN(b->run.n, mega.run.n);
+        OS_CHECK(advise_pair(&pr, b->run.step_s, mega.run.step_s, n));
+        double ratio = mega.row.tokens_per_s > 0 ? b->row.tokens_per_s / mega.row.tokens_per_s : 0;
+        char ci[64] = "one step: no confidence interval";
+        if (n > 1) snprintf(ci, sizeof ci, "+- %.4g s (paired over %zu steps, 95%%)", pr.ci95_s, n);
+        fprintf(mem, "  megatron     %s: %.6g s per step; %s is %.2fx its throughput, %s by %.6g s per step %s, "
+                     "%llu of %zu steps%s\n",
+                bdesc, mega.row.step_mean_s, b->name, ratio, pr.mean_s >= 0 ? "faster" : "slower", fabs(pr.mean_s), ci,
+                (unsigned long long)(pr.mean_s >= 0 ? pr.wins : pr.losses), n, pr.tied ? " (tied within noise)" : "");
+    }
     print_ranking(mem, &a);
     fclose(mem);
     /* the human advice goes to stderr when a machine output is "-" (stdout) */
@@ -484,6 +521,7 @@ OsStatus cmd_advise(int argc, char **argv) {
         c_open = 1;
         runtable_write_header(fc.fp);
         for (int i = 0; i < a.np; i++) runtable_write_row(fc.fp, &a.runs[i].row);
+        if (have_mega) runtable_write_row(fc.fp, &mega.row);
         runtable_write_row(fc.fp, &a.oracle);
         c_open = 0;
         OS_CHECK(os_outfile_commit(&fc));
@@ -516,6 +554,7 @@ fail:
     if (held) st = os_outputs_release(out_mark, st);
     polrun_scratch_remove(&sc);
     for (int i = 0; a.runs && i < a.np; i++) polrun_free(&a.runs[i]);
+    if (have_mega) polrun_free(&mega);
     free(a.runs);
     free(a.ar);
     free(advice_text);

@@ -362,3 +362,31 @@ Test(parallel, timeline_spans_carry_tokens_and_an_overlap_track) {
     cr_assert_eq(comm_tracks, 2, "one comm-stream track per worker");
     trace_close(t);
 }
+
+/* advise --baseline megatron: the advice says how the recommended policy compares with the row
+ * a Megatron-LM user would run, and the CSV carries that row before the oracle's. */
+Test(parallel, advise_sets_the_advice_beside_megatron) {
+    make_trace();
+    char args[4096], *out = NULL, csv[1024];
+    snprintf(csv, sizeof csv, "%s", th_tmp("adv-base.csv"));
+    snprintf(args, sizeof args, "advise %s --model tiny --no-progress --gpus 8 --regroup -p none,post --baseline megatron --csv %s",
+             g_trace, csv);
+    int rc = th_run(&out, args);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "  megatron     tp 1, pp 1") && strstr(out, "x its throughput"), "%s", out);
+    free(out);
+    FILE *fp = fopen(csv, "r");
+    cr_assert_not_null(fp);
+    char line[8192], last[64] = "", prev[64] = "";
+    while (fgets(line, sizeof line, fp)) {
+        snprintf(prev, sizeof prev, "%s", last);
+        snprintf(last, sizeof last, "%.20s", line);
+    }
+    fclose(fp);
+    cr_assert(!strncmp(prev, "megatron,", 9) && !strncmp(last, "oracle,", 7), "%s / %s", prev, last);
+    snprintf(args, sizeof args, "advise %s --model tiny --no-progress --gpus 8 --regroup --baseline-padded", g_trace);
+    rc = th_run(&out, args);
+    cr_assert_neq(rc, 0);
+    cr_assert(strstr(out, "--baseline megatron"), "%s", out);
+    free(out);
+}
