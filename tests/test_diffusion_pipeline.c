@@ -237,6 +237,16 @@ Test(pipeline_cpdm, finetune) {
     cr_assert_eq(ft.st[0].requests, 2100);
     cr_assert_gt(ft.st[0].grad_sync_s, 0);
     cr_assert_gt(ft.st[0].optimizer_s, 0);
+    /* the training step runs through the replay's step program: DDP's buckets overlap the
+     * backward, so the exposed sync is less than one whole all-reduce of the gradients, and the
+     * stage ends no earlier than its slowest rank's compute plus the optimizer step */
+    Cluster cl;
+    cr_assert_eq(cluster_init(&cl, 4, 8, 1), OS_OK);
+    double whole = net_allreduce_ring(&cl, (double)dm_params(g.p.st[0].model) * 4.0);
+    double per_step = ft.st[0].grad_sync_s / (double)ft.steps;
+    cr_assert(ft.steps > 0 && per_step < whole, "exposed sync %g s per step against a whole all-reduce %g s", per_step, whole);
+    cr_assert(ft.st[0].span_s >= ft.st[0].compute_max_s + ft.st[0].optimizer_s - 1e-9, "span %g, compute %g + optimizer %g",
+              ft.st[0].span_s, ft.st[0].compute_max_s, ft.st[0].optimizer_s);
     /* one training step per image (3 passes' FLOPs) against 50 sampling steps x CFG 2 */
     double r = ft.st[0].model_flops / inf.st[0].model_flops;
     cr_assert(r > 0.02 && r < 0.04, "training/sampling FLOPs %.4f (expected ~3/100)", r);

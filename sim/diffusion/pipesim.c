@@ -24,6 +24,8 @@
 
 #include "base/util.h"
 #include "sim/diffusion/dops.h"
+#include "sim/engine.h"
+#include "sim/program.h"
 
 void pipe_config_init(PipeConfig *c) {
     memset(c, 0, sizeof *c);
@@ -38,19 +40,20 @@ typedef struct {
     /* per request */
     uint32_t *loc;        /* [S*N] rank after stage s */
     uint32_t *drawn, *home, *ex_rank, *tok;
-    double *cost;
+    double *cost, *bwd;   /* a request's seconds, and (training) their backward part */
     uint64_t *bytes;
     /* per rank */
     double *end;          /* [S*D] end of stage s on rank r */
-    double *load, *ready, *start;
+    double *load, *ready, *start, *bload; /* bload: training, the backward part of load */
+    SimTime *dur;         /* [D * 2] training: each rank's forward and backward (ns) */
     uint8_t *touch;       /* [D] sends or receives in this stage's all-to-all */
     NetMove *moves;
     size_t cap_n;
 } PipeBufs;
 
 static void bufs_free(PipeBufs *b) {
-    void *p[] = {b->loc, b->drawn, b->home, b->ex_rank, b->tok, b->cost, b->bytes, b->end, b->load, b->ready,
-                 b->start, b->touch, b->moves};
+    void *p[] = {b->loc, b->drawn, b->home, b->ex_rank, b->tok, b->cost, b->bwd, b->bytes, b->end, b->load,
+                 b->ready, b->start, b->bload, b->dur, b->touch, b->moves};
     for (size_t i = 0; i < OS_ARRAY_LEN(p); i++) free(p[i]);
     memset(b, 0, sizeof *b);
 }
@@ -63,7 +66,9 @@ static OsStatus bufs_reserve(PipeBufs *b, uint32_t N, uint32_t D, uint32_t S) {
         b->ready = calloc(D, sizeof *b->ready);
         b->start = calloc(D, sizeof *b->start);
         b->touch = calloc(D, sizeof *b->touch);
-        ALLOC_CHECK(b->end && b->load && b->ready && b->start && b->touch);
+        b->bload = calloc(D, sizeof *b->bload);
+        b->dur = calloc((size_t)D * 2, sizeof *b->dur);
+        ALLOC_CHECK(b->end && b->load && b->ready && b->start && b->touch && b->bload && b->dur);
     }
     if (N > b->cap_n) { /* grows to the largest step, then reused (STYLE habit 4) */
         size_t n = N;
@@ -79,6 +84,7 @@ static OsStatus bufs_reserve(PipeBufs *b, uint32_t N, uint32_t D, uint32_t S) {
         RE(ex_rank, n);
         RE(tok, n);
         RE(cost, n);
+        RE(bwd, n);
         RE(bytes, n);
         RE(moves, n);
 #undef RE
@@ -95,6 +101,9 @@ static double dmax(const double *v, uint32_t n) {
     return m;
 }
 
+/* PyTorch DDP's default gradient bucket (bucket_cap_mb = 25, torch/nn/parallel/distributed.py). */
+#define PIPE_DDP_BUCKET_BYTES (25.0 * 1024 * 1024)
+
 /* Parameters of the denoisers a training stage updates (the stage's model). */
 static double train_params(const Stage *s) { return dm_params(s->model); }
 
@@ -102,6 +111,9 @@ OsStatus pipe_run(PipeSummary *sum, const PipeConfig *cfg, Trace *t, const T2iRe
     OsStatus st = OS_OK;
     PipeBufs b;
     PolicyScratch *ps = NULL;
+    Engine *eng = NULL;
+    Prog *pg = NULL;
+    SimTime eclock = 0; /* the engine's clock only moves forward: each training step starts where the last ended */
     NetScratch *ns = NULL;
     StageCoster *sc = NULL;
     memset(&b, 0, sizeof b);
@@ -180,6 +192,7 @@ OsStatus pipe_run(PipeSummary *sum, const PipeConfig *cfg, Trace *t, const T2iRe
                 OS_CHECK(stage_resolve(&f, sg, req, t2i_request_row(req, k, i), tp));
                 OS_CHECK(stage_request_cost(&c, sc, sg, &f, train));
                 b.cost[i] = c.seconds;
+                b.bwd[i] = c.bwd_seconds;
                 b.tok[i] = c.tokens;
                 b.bytes[i] = c.in_bytes;
                 cost_sum += c.seconds;
@@ -205,13 +218,14 @@ OsStatus pipe_run(PipeSummary *sum, const PipeConfig *cfg, Trace *t, const T2iRe
             int loader = !post && sg->n_after == 0;
             size_t nm = 0;
             uint64_t moved = 0;
-            for (uint32_t r = 0; r < D; r++) b.load[r] = 0;
+            for (uint32_t r = 0; r < D; r++) b.load[r] = b.bload[r] = 0;
             double load_sum = 0;
             for (uint32_t i = 0; i < N; i++) {
                 uint32_t dst = pl.ex_rank[i], src = loader ? dst : in[i];
                 if (src != dst && b.bytes[i]) b.moves[nm++] = (NetMove){src, dst, b.bytes[i]};
                 moved += src != dst;
                 b.load[dst] += b.cost[i];
+                b.bload[dst] += b.bwd[i];
                 load_sum += b.cost[i];
                 out[i] = dst;
             }
@@ -247,13 +261,41 @@ OsStatus pipe_run(PipeSummary *sum, const PipeConfig *cfg, Trace *t, const T2iRe
                 last_end = fmax(last_end, end[r]);
             }
             double lmax = dmax(b.load, D), lmean = load_sum / D;
-            if (train) { /* gradient all-reduce (every rank), then the AdamW step */
-                double prm = train_params(sg);
-                double gs = net_allreduce_ring(&cfg->cluster, prm * cfg->grad_bytes_per_param);
+            if (train) {
+                /* the training step through the MLLM replay's step program (sim/program.h): DDP's
+                 * gradient buckets all-reduced as the backward produces them, overlapping the rest of
+                 * it, compute slowed while NCCL runs beside it, the gradient-norm all-reduce and the
+                 * AdamW step; each rank starts when its inputs are there (its wait is charged as the
+                 * start of its forward: only the step's end is read back) */
+                double prm = train_params(sg), gbytes = prm * cfg->grad_bytes_per_param;
+                uint32_t B = (uint32_t)ceil(gbytes / PIPE_DDP_BUCKET_BYTES);
+                if (B < 1) B = 1;
+                if (B > 1024) B = 1024;
+                SimTime bucket = sim_from_seconds(net_allreduce_ring(&cfg->cluster, gbytes / B));
                 double opt = prm * cost_optimizer_bytes_per_param() / cfg->calib->hbm_bw + 10 * cfg->calib->kernel_launch_s;
-                for (uint32_t r = 0; r < D; r++) end[r] = last_end + gs + opt;
-                last_end += gs + opt;
-                ss->grad_sync_s += gs;
+                double clip = D > 1 ? net_allreduce_ring(&cfg->cluster, 4.0) : 0;
+                ProgSpec spec = {.D = D, .P = 1, .M = 1, .fsdp = SHARD_DDP, .buckets = B, .grad_coll_dur = &bucket,
+                                 .clip_dur = sim_from_seconds(clip), .opt_dur = sim_from_seconds(opt),
+                                 .slowdown = cfg->calib->overlap_slowdown};
+                double t0 = INFINITY, compute_end = 0;
+                for (uint32_t r = 0; r < D; r++) t0 = fmin(t0, b.start[r]);
+                for (uint32_t r = 0; r < D; r++) {
+                    b.dur[2 * r] = sim_from_seconds(b.start[r] - t0 + b.load[r] - b.bload[r]);
+                    b.dur[2 * r + 1] = sim_from_seconds(b.bload[r]);
+                    compute_end = fmax(compute_end, b.start[r] + b.load[r]);
+                }
+                if (!eng) OS_CHECK(engine_create(&eng, ENGINE_HEAP, (size_t)D * 2 + 64));
+                OS_CHECK(prog_create(&pg, &spec));
+                SimTime stop;
+                OS_CHECK(prog_run_step(pg, eng, eclock, b.dur, 0, 0, &stop));
+                prog_destroy(pg);
+                pg = NULL;
+                double step_end_t = t0 + sim_to_seconds(stop - eclock);
+                eclock = stop;
+                for (uint32_t r = 0; r < D; r++) end[r] = step_end_t;
+                last_end = step_end_t;
+                /* what the gradients cost beyond the compute: the exposed part of their sync */
+                ss->grad_sync_s += fmax(0.0, step_end_t - compute_end - opt - clip);
                 ss->optimizer_s += opt;
             }
             /* a barrier stage runs from its barrier (waiting for the previous stage's stragglers
@@ -289,6 +331,8 @@ OsStatus pipe_run(PipeSummary *sum, const PipeConfig *cfg, Trace *t, const T2iRe
     sum->gpu_hours = sum->total_s * sum->gpus / 3600.0;
 fail:
     bufs_free(&b);
+    prog_destroy(pg);
+    engine_destroy(eng);
     policy_scratch_destroy(ps);
     net_scratch_destroy(ns);
     stage_coster_destroy(sc);

@@ -124,20 +124,23 @@ fail:
 
 /* n samples in calls of at most `batch`: seconds and executed FLOPs; *macs per sample. */
 static OsStatus batched(double *sec, double *exec, double *macs, StageCoster *c, const DiffModel *m, uint32_t w,
-                        uint32_t h, uint64_t n, uint32_t batch, uint32_t mult, int train) {
+                        uint32_t h, uint64_t n, uint32_t batch, uint32_t mult, int train, double *bwd) {
     OsStatus st = OS_OK;
     DopTime t;
     *sec = *exec = 0;
+    if (bwd) *bwd = 0;
     uint64_t full = n / batch, rest = n % batch;
     if (full) {
         OS_CHECK(get_time(&t, macs, c, m, w, h, batch * mult, train));
         *sec += (double)full * (t.fwd_s + t.bwd_s);
         *exec += (double)full * t.flops;
+        if (bwd) *bwd += (double)full * t.bwd_s;
     }
     if (rest) {
         OS_CHECK(get_time(&t, macs, c, m, w, h, (uint32_t)rest * mult, train));
         *sec += t.fwd_s + t.bwd_s;
         *exec += t.flops;
+        if (bwd) *bwd += t.bwd_s;
     }
 fail:
     return st;
@@ -175,11 +178,11 @@ static uint32_t sat32(double x) { return x >= 2147483647.0 ? 2147483647u : x <= 
 OsStatus stage_request_cost(ReqCost *out, StageCoster *c, const Stage *s, const ReqFields *f, int train) {
     OsStatus st = OS_OK;
     memset(out, 0, sizeof *out);
-    double sec = 0, exec = 0, macs = 0, m1 = 0;
+    double sec = 0, exec = 0, macs = 0, m1 = 0, bsec = 0;
     double lat = (double)(f->width / 8) * (f->height / 8); /* latent positions (KL-f8) */
     switch (s->kind) {
     case STG_CAPTION: {
-        OS_CHECK(batched(&sec, &exec, &m1, c, s->model, 0, 0, 1, 1, 1, 0));
+        OS_CHECK(batched(&sec, &exec, &m1, c, s->model, 0, 0, 1, 1, 1, 0, NULL));
         macs = m1;
         const DmCaption *cp = &s->model->u.cap;
         out->tokens = sat32(dm_tf_tokens(&cp->vision) + (double)cp->new_tokens * cp->beams);
@@ -190,7 +193,7 @@ OsStatus stage_request_cost(ReqCost *out, StageCoster *c, const Stage *s, const 
         ScChain *ch = NULL;
         uint32_t it = f->iters ? f->iters : s->iters;
         if (it > T2I_MAX_ITERS) it = T2I_MAX_ITERS;
-        OS_CHECK(batched(&sec, &exec, &m1, c, s->aux, 0, 0, 1, 1, 1, 0));
+        OS_CHECK(batched(&sec, &exec, &m1, c, s->aux, 0, 0, 1, 1, 1, 0, NULL));
         OS_CHECK(get_chain(&ch, c, s));
         sec += ch->prefix_s[it];
         exec += ch->prefix_exec[it];
@@ -208,12 +211,13 @@ OsStatus stage_request_cost(ReqCost *out, StageCoster *c, const Stage *s, const 
         uint32_t cm = !train && f->cfg > 1.0 ? 2 : 1;
         double tsec = 0, texec = 0, tm = 0;
         if (te) {
-            OS_CHECK(batched(&tsec, &texec, &tm, c, te, 0, 0, 1, 1, cm, 0));
+            OS_CHECK(batched(&tsec, &texec, &tm, c, te, 0, 0, 1, 1, cm, 0, NULL));
             macs += cm * tm;
         }
-        OS_CHECK(batched(&sec, &exec, &m1, c, den, f->width, f->height, f->images, s->batch, cm, train));
+        OS_CHECK(batched(&sec, &exec, &m1, c, den, f->width, f->height, f->images, s->batch, cm, train, &bsec));
         double passes = train ? 1.0 : (double)f->steps;
         sec = sec * passes + tsec;
+        bsec *= passes;
         exec = exec * passes + texec;
         macs += (double)f->images * cm * passes * m1 * (train ? 3.0 : 1.0);
         out->tokens = sat32((double)f->images * passes * cm * lat);
@@ -222,7 +226,7 @@ OsStatus stage_request_cost(ReqCost *out, StageCoster *c, const Stage *s, const 
         break;
     }
     case STG_DECODE:
-        OS_CHECK(batched(&sec, &exec, &m1, c, s->model, f->width, f->height, f->images, s->batch, 1, 0));
+        OS_CHECK(batched(&sec, &exec, &m1, c, s->model, f->width, f->height, f->images, s->batch, 1, 0, NULL));
         macs = (double)f->images * m1;
         out->tokens = sat32((double)f->images * lat);
         out->in_bytes = (uint64_t)(f->images * 4.0 * lat * 2.0); /* fp16 latents */
@@ -230,11 +234,11 @@ OsStatus stage_request_cost(ReqCost *out, StageCoster *c, const Stage *s, const 
         break;
     case STG_SCORE: {
         uint64_t n = (uint64_t)f->images + 1; /* the generated images and their anchor */
-        OS_CHECK(batched(&sec, &exec, &m1, c, s->model, 0, 0, n, s->batch, 1, 0));
+        OS_CHECK(batched(&sec, &exec, &m1, c, s->model, 0, 0, n, s->batch, 1, 0, NULL));
         macs = (double)n * m1;
         if (s->aux) {
             double s2 = 0, e2 = 0, m2 = 0;
-            OS_CHECK(batched(&s2, &e2, &m2, c, s->aux, 0, 0, n, s->batch, 1, 0));
+            OS_CHECK(batched(&s2, &e2, &m2, c, s->aux, 0, 0, n, s->batch, 1, 0, NULL));
             sec += s2, exec += e2, macs += (double)n * m2;
         }
         out->tokens = sat32((double)n * dm_tf_tokens(&s->model->u.tf));
@@ -245,6 +249,7 @@ OsStatus stage_request_cost(ReqCost *out, StageCoster *c, const Stage *s, const 
     default: OS_FAIL(OS_ERR_ARG, s->name, "kind", NULL, "unknown stage kind %d", (int)s->kind);
     }
     out->seconds = sec;
+    out->bwd_seconds = train ? bsec : 0;
     out->model_flops = 2.0 * macs;
     out->exec_flops = exec;
 fail:

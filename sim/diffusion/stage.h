@@ -75,6 +75,7 @@ OsStatus stage_resolve(ReqFields *f, const Stage *s, const T2iRequests *r, uint6
 
 typedef struct {
     double seconds;           /* forward (or forward + backward when training) on one GPU */
+    double bwd_seconds;       /* training: the backward's part of seconds (0 for inference) */
     double model_flops;       /* 2 x the multiply-adds of the request's work (the analytic count) */
     double exec_flops;        /* FLOPs executed (causal halving, backward when training) */
     uint32_t tokens;          /* positions its main model processes (a balancer's length) */
