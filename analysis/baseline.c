@@ -7,15 +7,10 @@
 #include "base/util.h"
 #include "sim/policy.h"
 
-/* The user's cluster rebuilt for another layout, keeping every link and GPU figure. */
+/* The user's cluster under another layout: the same links and GPUs (net.h). */
 static OsStatus relayout(Cluster *c, const Cluster *u, const Layout *l) {
-    OsStatus st = OS_OK;
-    OS_CHECK(cluster_init_parallel(c, u->gpus, u->gpus_per_node, l->tp, l->pp, l->cp));
-    c->peak_flops = u->peak_flops, c->mem_bytes = u->mem_bytes;
-    c->intra_bw = u->intra_bw, c->intra_lat = u->intra_lat, c->inter_bw = u->inter_bw, c->inter_lat = u->inter_lat;
-    c->base_lat = u->base_lat, c->nvls_lat = u->nvls_lat, c->nvls = u->nvls;
-fail:
-    return st;
+    *c = *u;
+    return cluster_set_parallel(c, l->tp, l->pp, l->cp);
 }
 
 static void base_config(ReplayConfig *o, const ReplayConfig *u, int padded) {

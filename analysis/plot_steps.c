@@ -9,6 +9,7 @@
 #include "analysis/schema.h"
 #include "analysis/stats.h"
 #include "base/util.h"
+#include "sim/replay.h"
 
 #define MAX_POL 64
 
@@ -60,8 +61,7 @@ static const char *const TL_LABELS[] = {"image", "audio", "video", "llm", "sync"
 
 void plot_timeline_meta(char *buf, size_t cap, const char *policy, uint64_t step, const char *model,
                         uint32_t gpus) {
-    snprintf(buf, cap, "# policy: %s\n# step: %llu\n# model: %s\n# gpus: %u\n", policy, (unsigned long long)step,
-             model, gpus);
+    replay_timeline_meta(buf, cap, policy, step, model, gpus); /* the one format replay writes too */
 }
 
 /* The "# key: value" lines before a timeline's header (plot_timeline_annotate). */

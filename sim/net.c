@@ -117,13 +117,7 @@ OsStatus cluster_init_parallel(Cluster *c, uint32_t gpus, uint32_t gpus_per_node
     if (gpus > 0 && gpus < gpus_per_node) gpus_per_node = gpus;
     c->gpus = gpus;
     c->gpus_per_node = gpus_per_node;
-    c->tp = tp;
-    c->pp = pp;
-    c->cp = cp;
     c->nodes = gpus_per_node ? gpus / gpus_per_node : 0;
-    uint64_t mp = (uint64_t)tp * pp * cp, tc = (uint64_t)tp * cp;
-    c->dp = mp ? (uint32_t)(gpus / mp) : 0;
-    c->dp_per_node = (tc && gpus_per_node / tc) ? (uint32_t)(gpus_per_node / tc) : 1;
     c->peak_flops = NET_H100_PEAK_FLOPS;
     c->mem_bytes = NET_H100_MEM_BYTES;
     c->intra_bw = NET_NVLINK4_BW;
@@ -133,9 +127,19 @@ OsStatus cluster_init_parallel(Cluster *c, uint32_t gpus, uint32_t gpus_per_node
     c->base_lat = NET_BASE_LAT;
     c->nvls_lat = NET_NVLS_LAT;
     c->nvls = 1;
-    OS_CHECK(cluster_validate(c));
+    OS_CHECK(cluster_set_parallel(c, tp, pp, cp));
 fail:
     return st;
+}
+
+OsStatus cluster_set_parallel(Cluster *c, uint32_t tp, uint32_t pp, uint32_t cp) {
+    c->tp = tp;
+    c->pp = pp;
+    c->cp = cp;
+    uint64_t mp = (uint64_t)tp * pp * cp, tc = (uint64_t)tp * cp;
+    c->dp = mp ? (uint32_t)(c->gpus / mp) : 0;
+    c->dp_per_node = (tc && c->gpus_per_node / tc) ? (uint32_t)(c->gpus_per_node / tc) : 1;
+    return cluster_validate(c);
 }
 
 uint32_t cluster_node_of(const Cluster *c, uint32_t d) { return d / c->dp_per_node; }

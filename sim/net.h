@@ -42,6 +42,9 @@ OsStatus cluster_init(Cluster *c, uint32_t gpus, uint32_t gpus_per_node, uint32_
 OsStatus cluster_init_parallel(Cluster *c, uint32_t gpus, uint32_t gpus_per_node, uint32_t tp, uint32_t pp,
                                uint32_t cp);
 OsStatus cluster_validate(const Cluster *c);
+/* Another layout on the same machine: set tp, pp, cp and re-derive dp and dp_per_node, keeping
+ * every link and GPU figure; then validate. */
+OsStatus cluster_set_parallel(Cluster *c, uint32_t tp, uint32_t pp, uint32_t cp);
 /* Views of one parallel group for the collective functions below, which read a view's dp as
  * the group's size and dp_per_node as how many of its members share a node (a view is not a
  * cluster: cluster_validate refuses it):

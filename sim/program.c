@@ -269,7 +269,6 @@ OsStatus prog_create(Prog **out, const ProgSpec *s) {
     p->W = S * s->D;
     p->staged = S > 1 || s->stage_sync;
     p->slowdown = s->slowdown;
-    p->opt_dur = s->opt_dur;
     for (uint32_t q = 0; q < S; q++) p->stage_opt[q] = s->stage_opt_dur ? s->stage_opt_dur[q] : s->opt_dur;
     p->ranks = calloc(p->W, sizeof *p->ranks);
     ALLOC_CHECK(p->ranks);
@@ -358,7 +357,7 @@ static void span(Prog *p, uint32_t r, uint8_t tag, uint8_t kind, const char *nam
 
 /* Index of a compute op's pass in the dur array (and the rec_* annotations). */
 static size_t dur_index(const Prog *p, const RankRun *r, const Op *op) {
-    return ((((size_t)r->rank * p->P + op->tag) * p->M + op->mb) * p->V + op->chunk) * 2 + op->pass;
+    return prog_dur_index(p, r->rank, op->tag, op->mb, op->chunk, op->pass);
 }
 
 /* A compute op's span, with its tokens and its part of the pass's model FLOPs. */

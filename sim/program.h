@@ -153,7 +153,6 @@ typedef struct Prog {
     const SimTime *dur;      /* [W * P * M * V * 2] compute time of worker w, phase p, micro-batch
                                 k, chunk c, pass: dur[(((w * P + p) * M + k) * V + c) * 2 + pass] */
     SimTime balance_dur;     /* balancer op, same on every rank */
-    SimTime opt_dur;         /* optimizer step, same on every rank (set once) */
     SimTime stage_opt[PROG_MAX_STAGES]; /* the optimizer step of each stage's workers */
     /* per-step execution */
     RankRun *ranks;          /* [W] */
@@ -210,6 +209,11 @@ void prog_destroy(Prog *p);
  * accounting is filled and the step end is max over ranks of t. */
 OsStatus prog_run_step(Prog *p, Engine *e, SimTime start, const SimTime *dur, SimTime balance_dur,
                        int record, SimTime *end);
+/* Index in prog_run_step's dur array (and Prog.rec_*) of worker w's phase p, micro-batch k,
+ * chunk c, pass (0 forward, 1 backward). */
+static inline size_t prog_dur_index(const Prog *p, uint32_t w, uint32_t ph, uint32_t k, uint32_t c, int pass) {
+    return ((((size_t)w * p->P + ph) * p->M + k) * p->V + c) * 2 + (size_t)pass;
+}
 /* Transfer slot of a pipeline message: micro-batch k between virtual stages v and v + 1
  * (dir 0: activations v -> v+1, dir 1: gradients v+1 -> v). */
 static inline size_t prog_xfer_slot(const Prog *p, uint32_t k, uint32_t v, int dir) {

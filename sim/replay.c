@@ -59,9 +59,9 @@ typedef struct {
     uint64_t *rank_tok;  /* [D] tokens in it */
     uint32_t *rank_cnt;  /* [D] examples in it */
     uint32_t *lens;  /* [N + M] unit lengths bucketed by (phase, rank, micro-batch) */
-    uint32_t *rank_ex, *rank_off, *mb_tok; /* mb-kk: examples by rank [N], offsets [D+1], tokens [N] */
-    double *mb_work;  /* [N] their costs */
-    uint16_t *mb_of;  /* [N] */
+    uint32_t *rank_ex, *rank_off, *kk_tok; /* mb-kk: examples by rank [N], offsets [D+1], tokens [N] */
+    double *kk_work;  /* [N] their costs */
+    uint16_t *kk_mb;  /* [N] their micro-batch within the rank */
     NetMove *moves;  /* [2M + N] */
 } StepBufs;
 
@@ -102,7 +102,7 @@ typedef struct {
     SimTime gdur[REPLAY_MAX_PHASES]; /* one gradient collective per module */
     SimTime rsdur[REPLAY_MAX_PHASES]; /* FSDP: one group's reduce-scatter per module */
     uint32_t groups[REPLAY_MAX_PHASES]; /* FSDP groups per module */
-    SimTime clip_dur, opt_dur;
+    SimTime clip_dur;
     double opt_s, slowdown;
     double act_per_token; /* activation bytes per LLM token per GPU kept for backward (all layers) */
     double act_floor_per_token; /* the same with full recomputation: the floor */
@@ -131,7 +131,7 @@ static OsStatus carve(Replay *R, StepBufs *b, uint32_t N, uint32_t M) {
     CARVE(it_out_bytes, M); CARVE(it_phase, M); CARVE(it_rank, M);
     CARVE(rank_next, D); CARVE(rank_tok, D); CARVE(rank_cnt, D);
     CARVE(lens, N + M);
-    CARVE(rank_ex, N); CARVE(rank_off, D + 1); CARVE(mb_tok, N); CARVE(mb_work, N); CARVE(mb_of, N);
+    CARVE(rank_ex, N); CARVE(rank_off, D + 1); CARVE(kk_tok, N); CARVE(kk_work, N); CARVE(kk_mb, N);
     CARVE(moves, 2 * (size_t)M + N);
 #undef CARVE
     if (!b->moves) OS_FAIL(OS_ERR_INTERNAL, "replay", "arena", NULL, "scratch carving ran out");
@@ -241,20 +241,20 @@ static OsStatus pack_kk(Replay *R, const StepWork *w, StepBufs *b, const Plan *p
     memcpy(b->rank_next, b->rank_off, D * sizeof *b->rank_next);
     for (uint32_t i = 0; i < N; i++) b->rank_ex[b->rank_next[pl->ex_rank[i]]++] = i;
     for (uint32_t i = 0; i < N; i++) {
-        b->mb_tok[i] = w->ex_tokens[b->rank_ex[i]];
-        b->mb_work[i] = w->ex_cost[b->rank_ex[i]];
+        b->kk_tok[i] = w->ex_tokens[b->rank_ex[i]];
+        b->kk_work[i] = w->ex_cost[b->rank_ex[i]];
     }
     for (uint32_t r = 0; r < D; r++) {
         uint32_t c, o = b->rank_off[r], n = b->rank_off[r + 1] - o;
-        OS_CHECK(mb_count_for_budget(&c, b->mb_tok + o, n, R->cfg->micro_batch_tokens, R->mbs));
+        OS_CHECK(mb_count_for_budget(&c, b->kk_tok + o, n, R->cfg->micro_batch_tokens, R->mbs));
         MB = OS_MAX(MB, c);
     }
     MB = OS_MIN(OS_MAX(MB, R->S), MB_MAX);
     for (uint32_t r = 0; r < D; r++) {
         uint32_t o = b->rank_off[r], n = b->rank_off[r + 1] - o;
         if (n == 0) continue;
-        OS_CHECK(mb_partition_kk(b->mb_of + o, b->mb_work + o, n, MB, R->mbs));
-        for (uint32_t k = 0; k < n; k++) b->ex_mb[b->rank_ex[o + k]] = b->mb_of[o + k];
+        OS_CHECK(mb_partition_kk(b->kk_mb + o, b->kk_work + o, n, MB, R->mbs));
+        for (uint32_t k = 0; k < n; k++) b->ex_mb[b->rank_ex[o + k]] = b->kk_mb[o + k];
     }
     *out = MB;
 fail:
@@ -339,7 +339,7 @@ static void par_comm(const Replay *R, uint32_t p, const PhaseCost *one, double l
  * totals (times as the mean stage's, FLOPs and tokens whole). */
 static OsStatus cost_ranks(Replay *R, const StepWork *w, StepBufs *b, const Plan *pl, uint32_t MB, StepResult *res) {
     OsStatus st = OS_OK;
-    uint32_t D = R->D, P = R->P, llm = P - 1, S = R->S, V = R->V, SV = R->SV;
+    uint32_t D = R->D, P = R->P, llm = P - 1, S = R->S, SV = R->SV;
     size_t PDM = (size_t)P * D * MB;
     OS_CHECK(grow_u32(&R->cnt, &R->cnt_cap, PDM + 1));
     OS_CHECK(grow_u32(&R->fill, &R->fill_cap, PDM));
@@ -377,8 +377,7 @@ static OsStatus cost_ranks(Replay *R, const StepWork *w, StepBufs *b, const Plan
                     double layers = sl ? sl->layers : (p < llm ? R->m->enc[p].stack.layers : R->m->llm.layers);
                     double tf, tb, cf, cb;
                     par_comm(R, p, &one, layers, &tf, &tb, &cf, &cb);
-                    size_t wk = (size_t)(v % S) * D + r;
-                    size_t d = ((((wk * P + p) * MB + k) * V) + v / S) * 2;
+                    size_t d = prog_dur_index(R->prog, (v % S) * D + r, p, k, v / S, 0);
                     R->dur[d + 0] = sim_from_seconds(one.fwd_s + tf + cf);
                     R->dur[d + 1] = sim_from_seconds(one.bwd_s + tb + cb);
                     /* the timeline's span args: the 6N convention's 1/3 forward, 2/3 backward */
@@ -599,6 +598,12 @@ static void step_results(Replay *R, const StepWork *w, StepResult *res, SimTime 
     }
 }
 
+void replay_timeline_meta(char *buf, size_t cap, const char *policy, uint64_t step, const char *model,
+                          uint32_t gpus) {
+    snprintf(buf, cap, "# policy: %s\n# step: %llu\n# model: %s\n# gpus: %u\n", policy, (unsigned long long)step, model,
+             gpus);
+}
+
 void replay_apply_calib(Cluster *c, const Calib *cal) {
     if (cal->peak_flops > 0) c->peak_flops = cal->peak_flops;
     if (cal->intra_bw > 0) c->intra_bw = cal->intra_bw;
@@ -661,7 +666,7 @@ static OsStatus ensure_prog(Replay *R, uint32_t MB) {
                    .stage_sync = cfg->grad_sync_end,
                    .fsdp = cfg->setup == SETUP_DDP ? SHARD_DDP : cfg->setup == SETUP_FSDP_GRAD_OP ? SHARD_GRAD_OP : SHARD_FULL,
                    .groups = R->groups, .buckets = cfg->ddp_buckets, .post = cfg->policy->kind == POLICY_POST,
-                   .grad_coll_dur = R->gdur, .rs_dur = R->rsdur, .clip_dur = R->clip_dur, .opt_dur = R->opt_dur, .slowdown = R->slowdown};
+                   .grad_coll_dur = R->gdur, .rs_dur = R->rsdur, .clip_dur = R->clip_dur, .slowdown = R->slowdown};
     OS_CHECK(prog_create(&R->prog, &ps));
     R->MB = MB;
     size_t need = (size_t)R->W * R->P * MB * R->V * 2;
@@ -765,7 +770,6 @@ static OsStatus setup_layout(Replay *R, ReplaySummary *sum) {
         if (os_ > R->opt_s) R->opt_s = os_;
     }
     sum->state_bytes_per_gpu = worst_state;
-    R->opt_dur = R->sopt[0];
     R->mem_free = R->stage_free[0];
     for (uint32_t q = 1; q < R->S; q++) R->mem_free = OS_MIN(R->mem_free, R->stage_free[q]);
     /* activations kept for backward, per LLM token per layer on one GPU (TP and CP split them) */
@@ -961,9 +965,11 @@ OsStatus replay_run(ReplaySummary *sum, const ReplayConfig *cfg, Trace *t, Repla
                 snprintf(csv, sizeof csv, "%s.csv", cfg->timeline_path);
             /* the keys the timeline figure titles its panel with (analysis/plot.h) */
             char meta[512];
-            snprintf(meta, sizeof meta, "# policy: %s\n# step: %llu\n# model: %s\n# gpus: %u\n%s%s%s", cfg->policy->name,
-                     (unsigned long long)s->index, R.m->name, R.cl->gpus, R.S > 1 ? "# layout: " : "",
-                     R.S > 1 ? sum->layout : "", R.S > 1 ? "\n" : "");
+            replay_timeline_meta(meta, sizeof meta, cfg->policy->name, s->index, R.m->name, R.cl->gpus);
+            if (R.S > 1) {
+                size_t ml = strlen(meta);
+                snprintf(meta + ml, sizeof meta - ml, "# layout: %s\n", sum->layout);
+            }
             OS_CHECK(prog_write_timeline(R.prog, cfg->timeline_path, csv, names, R.cl->dp_per_node, meta));
         }
         now = end;

@@ -157,6 +157,11 @@ typedef struct {
  * NVLink SHARP, e.g. A100). Callers apply their command-line overrides after. */
 void replay_apply_calib(Cluster *c, const Calib *cal);
 
+/* The "# policy: P", "# step: S", "# model: M", "# gpus: G" lines that open a timeline CSV (the
+ * timeline figure titles its panel with them; analysis/plot.h). */
+void replay_timeline_meta(char *buf, size_t cap, const char *policy, uint64_t step, const char *model,
+                          uint32_t gpus);
+
 /* "ddp", "fsdp", "fsdp-grad-op". */
 const char *replay_setup_name(TrainSetup s);
 /* Phase names of a model in replay order (encoders' modalities, then "llm"); returns P. */
