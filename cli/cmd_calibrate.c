@@ -33,6 +33,7 @@ OsStatus cmd_calibrate(int argc, char **argv) {
         {"max-tokens", 0, OPT_U32, &co.max_tokens, "M", "largest GEMM m and k", 1, 1u << 20},
         {"min-len", 0, OPT_U32, &co.min_len, "N", "shortest attention sequence (doubling from here)", 1, 1u << 18},
         {"max-len", 0, OPT_U32, &co.max_len, "N", "longest attention sequence", 1, 1u << 18},
+        {"sustain", 0, OPT_F64, &co.sustain_s, "S", "seconds of the sustained GEMM burn (gemm_sustained; 0 = skip)", 0, 3600},
         {"verbose", 'v', OPT_FLAG, &co.verbose, NULL, "one stderr line per measurement", 0, 0},
     };
     const CmdHelp help = {
@@ -45,7 +46,10 @@ OsStatus cmd_calibrate(int argc, char **argv) {
         "    one sequence of --min-len..--max-len positions at each head dim of the model;\n"
         "  - HBM bandwidth (a streaming copy kernel), one tiny kernel's time (kernel_launch_s),\n"
         "    and overlap_slowdown: a large GEMM alone against beside a 16-CTA copy kernel (a\n"
-        "    labelled proxy for NCCL: one GPU has no peers).\n"
+        "    labelled proxy for NCCL: one GPU has no peers);\n"
+        "  - gemm_sustained: that GEMM back to back for --sustain seconds (median of the second\n"
+        "    half): the rate through a training run, once the board is at its power and thermal\n"
+        "    limits; the cost model scales the burst grid by it.\n"
         "Use the file with `orchsim replay --calibration FILE`. Collective bandwidths are not\n"
         "measured here (they need >= 2 ranks): intra_bw/inter_bw stay 0 = cluster defaults."};
     ModelSpec m;

@@ -21,6 +21,7 @@ void exec_calib_options_init(ExecCalibOptions *o) {
     o->min_len = 64;
     o->max_len = 16384;
     o->copy_bytes = 2.0 * 1073741824.0;
+    o->sustain_s = 60.0; /* gpu-fryer's default burn (calib_h100.c's gemm_sustained source) */
 }
 
 static int dbl_cmp(const void *a, const void *b) {
@@ -185,6 +186,24 @@ OsStatus exec_calibrate_run(Calib *c, const ModelSpec *m, const ExecCalibOptions
         snprintf(buf, sizeof buf, "measured: %dx%dx%d GEMM alone %.1f us, beside a %d-CTA HBM copy %.1f us (NCCL proxy)",
                  w.m, w.n, w.k, alone * 1e6, EXEC_CAL_PROXY_CTAS, beside * 1e6);
         OS_CHECK(calib_set_meta(c, "overlap_slowdown_source", buf));
+        /* sustained: the same GEMM for sustain_s seconds, timed over the second half */
+        if (o->sustain_s > 0) {
+            double half = 0.5 * o->sustain_s / alone, sust = 0;
+            uint32_t nw = (uint32_t)fmin(ceil(half), 4e9), nr = (uint32_t)fmin(fmax(ceil(half), 1), 1e6);
+            w.kind = EXEC_CW_GEMM;
+            OS_CHECK(t->time(t->ctx, &w, nr, nw, &sust));
+            if (!(sust > 0) || !isfinite(sust))
+                OS_FAIL(OS_ERR_INTERNAL, "calibrate", "timer", NULL, "a sustained measurement of %g s", sust);
+            c->gemm_sustained = 2.0 * w.m * w.n * (double)w.k / sust;
+            c->gemm_sustained_mnk[0] = w.m, c->gemm_sustained_mnk[1] = w.n, c->gemm_sustained_mnk[2] = w.k;
+            best = fmax(best, c->gemm_sustained);
+            snprintf(buf, sizeof buf, "measured: %dx%dx%d GEMMs back to back, %u untimed then median of %u (%.0f s)",
+                     w.m, w.n, w.k, nw, nr, o->sustain_s);
+            OS_CHECK(calib_set_meta(c, "gemm_sustained_source", buf));
+            if (o->verbose)
+                fprintf(stderr, "# gemm sustained %dx%dx%d  %.1f TFLOP/s against %.1f burst (measured)\n", w.m, w.n, w.k,
+                        c->gemm_sustained / 1e12, 2.0 * w.m * w.n * (double)w.k / alone / 1e12);
+        }
     }
     /* peak: 4096 dense bf16 FLOP per SM per clock on sm_90 (989.4e12 / (132 x 1830 MHz),
      * REFERENCE.md §D.4); raised to the best measured rate if that is higher */

@@ -20,6 +20,10 @@
  *     kernel on another stream that holds EXEC_CAL_PROXY_CTAS CTAs (about NCCL's channel
  *     count) streaming HBM: a labelled proxy for NCCL (one GPU has no peers), recorded as
  *     such in the file's provenance.
+ *   - gemm_sustained: the overlap GEMM (below) back to back for sustain_s seconds, the first
+ *     half untimed (the board reaching its power and thermal steady state, as in a training
+ *     run), the median of the second; the grid above is a burst measurement, and
+ *     calib_validate scales it by the ratio (sim/calib.c prepare_sustain).
  *   - peak_flops: 4096 dense bf16 FLOP/clock/SM on sm_90 (REFERENCE.md §D.4) at the SM clock,
  *     raised to the best measured GEMM if one beats it (a table is never refused for it).
  *   Timing is the timer's: warm-up launches, then `repeats` launches between CUDA events,
@@ -44,10 +48,12 @@ typedef struct {
     uint32_t min_tokens, max_tokens; /* GEMM m and k ladder, doubling */
     uint32_t min_len, max_len;       /* attention lengths, doubling */
     double copy_bytes;               /* HBM copy size */
+    double sustain_s;                /* seconds of the sustained GEMM burn (half untimed, half
+                                        timed); 0 = skip (gemm_sustained not written) */
     int verbose;                     /* one stderr line per measurement */
 } ExecCalibOptions;
 
-void exec_calib_options_init(ExecCalibOptions *o); /* 20, 5, 256, 32768, 64, 16384, 2 GiB */
+void exec_calib_options_init(ExecCalibOptions *o); /* 20, 5, 256, 32768, 64, 16384, 2 GiB, 60 s */
 
 typedef enum { EXEC_CW_GEMM, EXEC_CW_ATTN, EXEC_CW_COPY, EXEC_CW_LAUNCH, EXEC_CW_GEMM_BESIDE } ExecCalKind;
 

@@ -21,6 +21,10 @@
  *                                        gradients in the framework's buffer; absent = 0 (none)
  *   recompute_early_stop = 1             optional, 0 or 1: full recomputation stops before the
  *                                        block's last GEMM (PyTorch >= 2.1); absent = 0
+ *   gemm_sustained = 7.3e14 8192 8192 8192
+ *                                        optional, FLOP/s of back-to-back GEMMs of shape m n k held
+ *                                        for a minute (a burn); every GEMM row is scaled by
+ *                                        min(1, this / the rows' rate at that shape); absent = 1
  *   intra_bw = 0                         bytes/s per direction per GPU, 0 = not measured
  *   inter_bw = 0
  *   clock_mhz = 1980                     any other key = value: kept as free text
@@ -74,14 +78,15 @@ OsStatus calib_add_norm(Calib *c, AttnDir dir, uint32_t hidden, double bw) {
 
 typedef enum {
     CK_NAME, CK_DEVICE, CK_STACK, CK_ATTN_KERNEL, CK_PEAK, CK_HBM, CK_LAUNCH, CK_OVERLAP, CK_INTRA,
-    CK_INTER, CK_CONV, CK_CE_EAGER, CK_METRIC_CE, CK_GRAD_LAND, CK_EARLY_STOP, CK_COUNT
+    CK_INTER, CK_CONV, CK_CE_EAGER, CK_METRIC_CE, CK_GRAD_LAND, CK_EARLY_STOP,
+    CK_GEMM_SUSTAINED, CK_COUNT
 } CalibKey;
 static const char *const CALIB_KEYS[CK_COUNT] = {"name",    "device",          "stack",
                                                  "attn_kernel", "peak_flops",  "hbm_bw",
                                                  "kernel_launch_s", "overlap_slowdown",
                                                  "intra_bw", "inter_bw", "conv", "ce_eager_bw",
                                                  "train_metric_ce", "grad_land_bytes",
-                                                 "recompute_early_stop"};
+                                                 "recompute_early_stop", "gemm_sustained"};
 /* keys the cost model cannot do without: a file missing one is refused, naming it */
 static const int CALIB_REQUIRED[CK_COUNT] = {[CK_PEAK] = 1, [CK_HBM] = 1, [CK_LAUNCH] = 1,
                                              [CK_OVERLAP] = 1};
@@ -258,6 +263,44 @@ fail:
     return st;
 }
 
+/* Sustained GEMM throughput. The gemm rows are burst measurements: each shape timed for
+ * milliseconds to seconds from a cool GPU (OpenXLA's table: 5 profiled runs per shape; the
+ * MAMF finder: 100 after 50 warm-ups). Held for a minute, as through a training run, the
+ * same GEMMs settle at a lower clock once the board reaches its power and thermal limits
+ * (an H100 SXM burn: ~730 TFLOP/s at 8192^3 against the burst table's ~808; calib_h100.c).
+ * One sustained figure at a reference shape rescales every GEMM row by the ratio of the two,
+ * never above 1 (a table measured throttled, or on an older, slower library, keeps its rates).
+ * Only GEMMs: the burn is a GEMM, near the tensor cores' peak power; attention kernels of the
+ * FlashAttention v1/v2 class run at 15-35% of that peak and memory-bound kernels on HBM,
+ * whose clock the power limit does not lower, so their burst rates stand. The scale is
+ * folded into grid_lr (rebuilt from the rows by prepare_gemm on every validation, so a table
+ * validated twice is not scaled twice). */
+static OsStatus prepare_sustain(Calib *c, const char *where) {
+    OsStatus st = OS_OK;
+    c->gemm_sustain_scale = 1.0;
+    if (c->gemm_sustained == 0) return OS_OK;
+    const double *q = c->gemm_sustained_mnk;
+    if (!(c->gemm_sustained > 0) || !isfinite(c->gemm_sustained) || c->gemm_sustained > c->peak_flops)
+        OS_FAIL(OS_ERR_FORMAT, where, "gemm_sustained", "FLOP/s up to peak_flops, 0 = not measured",
+                "%g is outside (0, %g]", c->gemm_sustained, c->peak_flops);
+    for (int d = 0; d < 3; d++)
+        if (!(q[d] >= 1) || !(q[d] <= 1e9))
+            OS_FAIL(OS_ERR_FORMAT, where, "gemm_sustained", "write: gemm_sustained = <FLOP/s> <m> <n> <k>",
+                    "reference shape %g x %g x %g: sizes are 1 to 1e9", q[0], q[1], q[2]);
+    double burst = calib_gemm_rate(c, q[0], q[1], q[2]);
+    double scale = fmin(1.0, c->gemm_sustained / burst);
+    if (scale < 0.25)
+        OS_FAIL(OS_ERR_FORMAT, where, "gemm_sustained",
+                "a burn runs at most a few tens of percent below a burst measurement; check the shape and units",
+                "%.4g FLOP/s is %.1f%% of the gemm rows' %.4g at %g x %g x %g", c->gemm_sustained,
+                100 * c->gemm_sustained / burst, burst, q[0], q[1], q[2]);
+    c->gemm_sustain_scale = scale;
+    size_t cells = (size_t)c->ax_n[0] * c->ax_n[1] * c->ax_n[2];
+    for (size_t i = 0; i < cells; i++) c->grid_lr[i] += log(scale);
+fail:
+    return st;
+}
+
 static OsStatus prepare_attn(Calib *c, const char *where) {
     OsStatus st = OS_OK;
     char f[96];
@@ -346,6 +389,7 @@ OsStatus calib_validate(Calib *c, const char *where) {
         OS_FAIL(OS_ERR_FORMAT, where, "overlap_slowdown", "a fraction: 0.1 = compute 10% slower beside NCCL",
                 "%g is outside [0, 1)", c->overlap_slowdown);
     OS_CHECK(prepare_gemm(c, where));
+    OS_CHECK(prepare_sustain(c, where));
     OS_CHECK(prepare_attn(c, where));
     if (!(c->intra_bw >= 0) || !(c->inter_bw >= 0) || !isfinite(c->intra_bw) || !isfinite(c->inter_bw))
         OS_FAIL(OS_ERR_FORMAT, where, c->intra_bw >= 0 ? "inter_bw" : "intra_bw",
@@ -652,6 +696,16 @@ static OsStatus parse_kv(Calib *c, int *seen, char *key, char *val, const char *
         c->recompute_early_stop = (uint32_t)v;
         break;
     }
+    case CK_GEMM_SUSTAINED: {
+        char *w[4];
+        const char *form = "write: gemm_sustained = <FLOP/s> <m> <n> <k> (0 = not measured)";
+        int nw = words(val, w, 4);
+        if (nw == 1 && !strcmp(w[0], "0")) break;
+        if (nw != 4) OS_FAIL(OS_ERR_FORMAT, f, NULL, form, "expected four fields, got %d", nw);
+        OS_CHECK(os_parse_f64(&c->gemm_sustained, w[0], 1e9, 1e17, f));
+        for (int d = 0; d < 3; d++) OS_CHECK(os_parse_f64(&c->gemm_sustained_mnk[d], w[d + 1], 1, 1e9, f));
+        break;
+    }
     default: break;
     }
 fail:
@@ -752,6 +806,9 @@ OsStatus calib_save(const Calib *in, const char *path) {
     if (c->metric_ce > 0) fprintf(fp, "train_metric_ce = %.17g\n", c->metric_ce);
     if (c->grad_land_bytes > 0) fprintf(fp, "grad_land_bytes = %.17g\n", c->grad_land_bytes);
     if (c->recompute_early_stop) fprintf(fp, "recompute_early_stop = %u\n", c->recompute_early_stop);
+    if (c->gemm_sustained > 0)
+        fprintf(fp, "gemm_sustained = %.17g %.17g %.17g %.17g\n", c->gemm_sustained, c->gemm_sustained_mnk[0],
+                c->gemm_sustained_mnk[1], c->gemm_sustained_mnk[2]);
     for (uint32_t i = 0; i < c->n_meta; i++) fprintf(fp, "%s = %s\n", c->meta_key[i], c->meta_val[i]);
     for (uint32_t i = 0; i < c->n_gemm; i++)
         fprintf(fp, "gemm %.17g %.17g %.17g %.17g\n", c->gemm[i].m, c->gemm[i].n, c->gemm[i].k, c->gemm[i].rate);

@@ -20,6 +20,14 @@
  *    FP16/BF16, batch x seqlen = 16k, hidden 2048). That chart gives forward+backward together,
  *    so both passes take the combined rate: their sum, 3.5 F / R, is exactly the chart's.
  *    A FlashAttention-2 table for newer stacks is bench/fidelity/calib/h100-fa2.calib.
+ *  - gemm_sustained: 730e12 FLOP/s, bf16 8192 x 8192 x 8192 cuBLASLt GEMMs back to back on
+ *    random data for a minute or more on "NVIDIA H100-SXM5-80GB HBM3" (huggingface/gpu-fryer
+ *    README reference table, commit f9d564b; the tool averages every second of the burn after
+ *    the first four; its contributors' reference runs were 3 x 10 minutes). The GEMM rows above
+ *    are bursts (OpenXLA's generator profiles 5 runs per shape, xla/tools/
+ *    matmul_perf_table_gen.cc); their 8192^3 rate (clamped to the grid's 8192 x 4096 x 4096
+ *    cell) is 807.7e12, so every GEMM runs at 730 / 807.7 = 0.904 of its row through a
+ *    training run (calib.c prepare_sustain; bench/fidelity/data/SOURCES-clocks.md §2d).
  *  - hbm_bw: 2.903e12 B/s, device-to-device copy (read + write) on H100 80GB HBM3 SXM5
  *    (aigatech/vpbenchmarking README, "Memory Bandwidth"; 86.7% of the 3.35 TB/s peak).
  *  - overlap_slowdown: 0.189, the average slowdown of compute overlapped with communication
@@ -66,6 +74,8 @@
 #define CE_EAGER_BW 1.726e12
 #define TRAIN_METRIC_CE 2.0
 #define GRAD_LAND_BYTES 4.0
+#define GEMM_SUSTAINED 730e12 /* FLOP/s at GEMM_SUSTAINED_EDGE^3 (header) */
+#define GEMM_SUSTAINED_EDGE 8192.0
 
 /* torch.nn.LayerNorm on H100 SXM5 (header): {hidden, forward bytes/s, backward bytes/s} */
 static const double H100_LAYERNORM[][3] = {
@@ -297,6 +307,8 @@ void calib_default_h100(Calib *c) {
     c->metric_ce = TRAIN_METRIC_CE;
     c->grad_land_bytes = GRAD_LAND_BYTES;
     c->recompute_early_stop = 1;
+    c->gemm_sustained = GEMM_SUSTAINED;
+    for (int d = 0; d < 3; d++) c->gemm_sustained_mnk[d] = GEMM_SUSTAINED_EDGE;
     c->intra_bw = 0.0; /* not measured: the cluster defaults (net.h) apply */
     c->inter_bw = 0.0;
     /* the rows above are a complete grid with rates below peak: this cannot fail */

@@ -103,6 +103,17 @@ typedef struct {
                                 rebuilt (PyTorch >= 2.1 non-reentrant checkpoint): the block's
                                 last GEMM and residual add are not recomputed; 0: the whole block
                                 is. File key `recompute_early_stop` */
+    /* ---- sustained GEMM throughput (optional key, appended last) ---- */
+    double gemm_sustained;   /* FLOP/s of back-to-back GEMMs of one reference shape held for
+                                a minute (a burn: the GPU at its power and thermal steady
+                                state, as through a training run); 0 = not measured. File key
+                                `gemm_sustained = <FLOP/s> <m> <n> <k>` */
+    double gemm_sustained_mnk[3]; /* its reference shape */
+    double gemm_sustain_scale; /* derived by calib_validate: min(1, gemm_sustained / the gemm
+                                rows' rate at that shape), applied to every GEMM rate (the rows
+                                are burst measurements: seconds of load, a cooler, faster
+                                clock); 1 when not measured. Attention and memory-bound rates
+                                are not scaled (see calib.c) */
 } Calib;
 
 /* The built-in H100 SXM table (calib_h100.c: every number's source). */
@@ -127,7 +138,8 @@ OsStatus calib_set_meta(Calib *c, const char *key, const char *value);
 const char *calib_get_meta(const Calib *c, const char *key);
 /* Achieved FLOP/s of a GEMM of shape (m, n, k): power-law (trilinear in log space) between grid
  * points; above the grid the largest size's rate; below it the smallest size's time (a
- * launch-bound kernel takes as long as the smallest measured one). Needs calib_validate. */
+ * launch-bound kernel takes as long as the smallest measured one); times gemm_sustain_scale.
+ * Needs calib_validate. */
 double calib_gemm_rate(const Calib *c, double m, double n, double k);
 /* calib_gemm_rate along one axis with the other two fixed: the trilinear interpolation is
  * separable, so interpolating the fixed dimensions once at every grid value of the varying one

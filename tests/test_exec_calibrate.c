@@ -23,15 +23,17 @@ static double noise(const ExecCalWork *w) {
     return 0.6 + 0.8 * (double)(x % 1000) / 1000.0; /* +-40%: wild, on purpose */
 }
 
+#define FAKE_THROTTLE 0.9
 static OsStatus fake_time(void *ctx, const ExecCalWork *w, uint32_t repeats, uint32_t warmup, double *sec) {
     Fake *f = ctx;
-    (void)repeats, (void)warmup;
+    (void)repeats;
     f->calls[w->kind]++;
     switch (w->kind) {
     case EXEC_CW_GEMM:
     case EXEC_CW_GEMM_BESIDE: {
         double s = cbrt((double)w->m * w->n * w->k);
         *sec = 2.0 * w->m * w->n * w->k / (600e12 * s / (s + 3000) * noise(w)) * (w->kind == EXEC_CW_GEMM_BESIDE ? 1.2 : 1);
+        if (warmup > 1000) *sec /= FAKE_THROTTLE; /* a long burn: the board at its power limit */
         break;
     }
     case EXEC_CW_ATTN:
@@ -92,7 +94,18 @@ Test(exec_calibrate, noisy_runs_keep_every_measurement_and_save) {
     cr_assert_eq(exec_calib_plan(&p, &need, m, &o), OS_OK);
     const uint32_t cells = p.n_ladder * p.n_ladder * p.n_dims;
     cr_assert_eq(c.n_gemm, cells, "every GEMM measured is a row: %u of %u", c.n_gemm, cells);
-    cr_assert_eq(f.calls[EXEC_CW_GEMM], cells + 1, "the grid, plus the overlap's GEMM alone");
+    cr_assert_eq(f.calls[EXEC_CW_GEMM], cells + 2, "the grid, the overlap's GEMM alone and the sustained burn");
+    /* the burn: the overlap's shape at the fake's throttle, below the grid at that shape */
+    double *q = c.gemm_sustained_mnk;
+    cr_assert_eq(q[0], 8192);
+    cr_assert_eq(q[2], 8192);
+    ExecCalWork bw = {.kind = EXEC_CW_GEMM, .m = (int)q[0], .n = (int)q[1], .k = (int)q[2]};
+    cr_assert(fabs(c.gemm_sustained / (2.0 * q[0] * q[1] * q[2] * noise(&bw)) -
+                   FAKE_THROTTLE * 600e12 * cbrt(q[0] * q[1] * q[2]) / (cbrt(q[0] * q[1] * q[2]) + 3000) /
+                       (2.0 * q[0] * q[1] * q[2])) < 1e-6 * c.gemm_sustained / (2.0 * q[0] * q[1] * q[2]),
+              "sustained %g", c.gemm_sustained);
+    cr_assert(c.gemm_sustain_scale > 0 && c.gemm_sustain_scale <= 1.0, "%g", c.gemm_sustain_scale);
+    cr_assert(strstr(calib_get_meta(&c, "gemm_sustained_source"), "back to back"));
     cr_assert_eq(c.n_attn, p.n_hd * 2 * 2 * p.n_len);
     /* the noise did make bigger GEMMs faster somewhere: the case defect 3 refused */
     int inv = 0;
@@ -114,7 +127,16 @@ Test(exec_calibrate, noisy_runs_keep_every_measurement_and_save) {
     cr_assert_eq(calib_load(&back, path), OS_OK, "%s", os_last_error());
     cr_assert_eq(back.n_gemm, c.n_gemm);
     cr_assert_eq(back.n_attn, c.n_attn);
+    cr_assert_eq(back.gemm_sustained, c.gemm_sustained);
+    cr_assert_eq(back.gemm_sustain_scale, c.gemm_sustain_scale);
     remove(path);
+    /* --sustain 0: no burn, no key, the grid as measured */
+    o.sustain_s = 0;
+    memset(&f, 0, sizeof f);
+    cr_assert_eq(exec_calibrate_run(&c, m, &o, &t, &info), OS_OK, "%s", os_last_error());
+    cr_assert_eq(f.calls[EXEC_CW_GEMM], cells + 1);
+    cr_assert_eq(c.gemm_sustained, 0);
+    cr_assert_eq(c.gemm_sustain_scale, 1.0);
 }
 
 Test(exec_calibrate, a_rate_above_the_clock_peak_raises_the_peak_not_an_error) {

@@ -110,11 +110,9 @@ Test(fidelity, collective_busbw_by_hand) {
     cr_assert(isnan(fid_coll_busbw("broadcast", 16, 8, S, "ib-ndr", "default", &why)));
 }
 
-/* The regression guard on the shipped published runs (deterministic: no host timing). The
- * bound is the suite's current figure (12.8%) plus a margin, not the issue's 10% target (and its
- * 12% guard), which the cost model does not reach with sourced physics (bench/fidelity/README.md
- * and data/SOURCES-stack.md say why). */
-#define FIDELITY_GUARD_PCT 14.0
+/* The regression guard on the shipped published runs (deterministic: no host timing): issue
+ * 9's 12% (the suite reads 8.6% with the sustained GEMM scale; bench/RESULTS.md). */
+#define FIDELITY_GUARD_PCT 12.0
 Test(fidelity, shipped_runs_stay_within_the_guard, .timeout = 240) {
     char *out = NULL;
     char args[1024];

@@ -211,6 +211,48 @@ Test(fidelity_3d, megatron_rows_replay_within_the_guard, .timeout = 60) {
     free(runs);
 }
 
+/* Llama 3 405B (arXiv 2407.21783 Table 4): the three rows run on the FlashAttention-2 table
+ * their file names (a 2024 PyTorch stack: SDPA has dispatched to FlashAttention-2 since
+ * PyTorch 2.2), with its sustained GEMM scale; each within issue 12's 15%. The CP-16 row
+ * splits the 128k positions and the attention over 16 GPUs. */
+#define LLAMA_RUNS FID "/runs/llama3-405b-h100.csv"
+#define LLAMA_GUARD_WORST 0.15
+Test(fidelity_3d, llama3_rows_replay_within_15_percent, .timeout = 60) {
+    FidRun *runs = NULL;
+    FidCalibs *cals = NULL;
+    size_t n = 0;
+    os_clear_error();
+    cr_assert_eq(fid_read_runs(&runs, &n, LLAMA_RUNS), OS_OK, "%s", os_last_error());
+    cr_assert_eq(n, 3u);
+    cr_assert_eq(fid_calibs_load(&cals, runs, n, FID "/calib", LLAMA_RUNS), OS_OK, "%s", os_last_error());
+    const Calib *fa2 = fid_calibs_get(cals, "h100-fa2.calib");
+    cr_assert_not_null(fa2);
+    cr_assert(fa2->gemm_sustain_scale > 0.85 && fa2->gemm_sustain_scale < 0.95, "%g", fa2->gemm_sustain_scale);
+    Calib *h100 = malloc(sizeof *h100);
+    cr_assert_not_null(h100);
+    calib_default_h100(h100);
+    FidOptions o = {.models_dir = FID "/models", .traces_dir = th_tmp("fid3d-llama"), .calib = h100,
+                    .calib_dir = FID "/calib", .calibs = cals, .steps = 1};
+    FidResult *res = calloc(n, sizeof *res);
+    cr_assert_not_null(res);
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_eq(fid_predict(&res[i], &runs[i], &o), OS_OK, "%s", os_last_error());
+        cr_assert(res[i].ok, "%s: %s", runs[i].model, res[i].why);
+        cr_assert_str_eq(res[i].calib_name, "h100-fa2");
+        cr_assert_gt(res[i].bubble_s, 0);
+        cr_assert_gt(res[i].tp_comm_s, 0);
+        cr_assert_lt(fabs(res[i].err), LLAMA_GUARD_WORST, "%s seq %u on %u GPUs: %+.3f", runs[i].model,
+                     runs[i].seq_len, runs[i].gpus, res[i].err);
+    }
+    /* the long-context row: 16x the positions of a sequence, a sixteenth of them per GPU */
+    cr_assert_eq(runs[2].cp, 16u);
+    cr_assert_gt(res[2].attn_s / res[2].step_s, res[0].attn_s / res[0].step_s);
+    fid_calibs_destroy(cals);
+    free(h100);
+    free(res);
+    free(runs);
+}
+
 #define HEAD "model,seq_len,gpus,micro_batch,grad_accum,global_batch,tokens_per_s_per_gpu,sharding,activation_checkpointing"
 
 static void bad(const char *body, const char *want1, const char *want2) {

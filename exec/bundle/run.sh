@@ -182,7 +182,7 @@ if grep -q "^PASS  device" "$SELF_LOG" && ! { grep -q "^PASS  kernel:flash_forwa
     export ORCHSIM_ATTN=cublas
     echo "attention: the fused kernels did not pass their self-test: calibrate and validate use the cuBLAS twin (ORCHSIM_ATTN=cublas)" | tee -a "$SUM"
 fi
-run_step calibrate 180 "$CAL_LOG" "$BIN" calibrate -o "$CALIB" --model "$MODEL" --repeats "$REPEATS" --warmup 3 --verbose
+run_step calibrate 220 "$CAL_LOG" "$BIN" calibrate -o "$CALIB" --model "$MODEL" --repeats "$REPEATS" --warmup 3 --sustain 30 --verbose
 CAL_OPT=()
 if [ -s "$CALIB" ]; then CAL_OPT=(--calibration "$CALIB"); fi
 VAL=(--model "$MODEL" --steps 4 --warmup 1 --timeout 45 --setup-timeout 60)

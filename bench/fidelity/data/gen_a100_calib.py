@@ -129,6 +129,10 @@ HEADER = """# orchsim calibration v2
 #              busbw on DGX A100 (nccl #812).
 #  overlap_slowdown 0.189 (arXiv 2507.03114, GPT/LLaMA layers on A100/H100/MI250/MI210).
 #  kernel_launch_s  2.5e-06: an ESTIMATE (no A100 figure found), the built-in H100 table's.
+#  gemm_sustained   270 TFLOP/s, bf16 8192^3 cuBLASLt GEMMs held for minutes on "NVIDIA
+#              A100-SXM4-80GB HBM2e" (huggingface/gpu-fryer README, PR #9: 3 x 10-minute runs).
+#              Above the rows' 257 (already a randn, power-bound figure), so the scale is 1: the
+#              burn leaves this table's GEMMs as they are (sim/calib.c prepare_sustain).
 # rates in FLOP/s; gemm m n k rate (C[m x n] = A[m x k] B[k x n]); attn fwd|bwd causal|full head_dim length rate (FlashAttention FLOP convention)
 name = a100-megatron
 device = NVIDIA A100 SXM4 80GB (published kernel measurements, not measured here)
@@ -138,6 +142,7 @@ peak_flops = 312000000000000
 hbm_bw = 1732000000000
 kernel_launch_s = 2.5e-06
 overlap_slowdown = 0.189
+gemm_sustained = 270000000000000 8192 8192 8192
 intra_bw = 300000000000
 inter_bw = 25000000000
 # nvls = 0: A100's second-generation NVSwitch has no NVLink SHARP (NVIDIA introduced it with the
