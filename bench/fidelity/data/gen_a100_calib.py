@@ -133,6 +133,13 @@ HEADER = """# orchsim calibration v2
 #              A100-SXM4-80GB HBM2e" (huggingface/gpu-fryer README, PR #9: 3 x 10-minute runs).
 #              Above the rows' 257 (already a randn, power-bound figure), so the scale is 1: the
 #              burn leaves this table's GEMMs as they are (sim/calib.c prepare_sustain).
+#  grad_land_bytes  6: the SC21 scripts ran --fp16 with --DDP-impl local (39B and up) or torch, and
+#              no --use-contiguous-buffers-in-ddp (examples/sc21/CONFIG.sh, run_table_1.sh at
+#              6985e58); megatron/model/distributed.py (de7dc40) then keeps the gradients in
+#              param.grad, so autograd's AccumulateGrad adds every micro-batch's fp16 weight
+#              gradient into it in place: read 2 + read 2 + write 2 bytes per parameter. (The
+#              first micro-batch's gradient is stolen, not added: rows with one micro-batch are
+#              charged ~0.2% of their step too much.)
 # rates in FLOP/s; gemm m n k rate (C[m x n] = A[m x k] B[k x n]); attn fwd|bwd causal|full head_dim length rate (FlashAttention FLOP convention)
 name = a100-megatron
 device = NVIDIA A100 SXM4 80GB (published kernel measurements, not measured here)
@@ -143,6 +150,7 @@ hbm_bw = 1732000000000
 kernel_launch_s = 2.5e-06
 overlap_slowdown = 0.189
 gemm_sustained = 270000000000000 8192 8192 8192
+grad_land_bytes = 6
 intra_bw = 300000000000
 inter_bw = 25000000000
 # nvls = 0: A100's second-generation NVSwitch has no NVLink SHARP (NVIDIA introduced it with the
