@@ -400,6 +400,9 @@ OsStatus fid_predict(FidResult *res, const FidRun *run, const FidOptions *o) {
         snprintf(res->why, sizeof res->why, "note: grad_accum %u in the table, %u micro-batches of %u make the rank's %u",
                  run->grad_accum, want_mb, run->micro_batch, share);
     }
+    if (sum.mb_clamped) /* replay's documented clamp: the whole share is one micro-batch */
+        snprintf(res->why, sizeof res->why, "note: micro_batch %u is more than a rank's share of %u sequences: "
+                 "clamped, the share runs as one micro-batch", run->micro_batch, share);
     res->tps_pred = sum.tokens_per_s / run->gpus;
     res->err = res->tps_pred / run->tps_pub - 1;
     res->step_s = sum.step_mean_s;

@@ -75,6 +75,27 @@ Test(fidelity, unbuildable_rows_are_kept_with_the_reason) {
     free(r);
 }
 
+/* A micro_batch above a rank's share is replay's documented clamp (one micro-batch of the
+ * whole share), said in the row's note; it predicts exactly what the share as one micro-batch
+ * does. */
+Test(fidelity, micro_batch_above_the_share_is_a_noted_clamp) {
+    const char *p = write_file("clamp.csv", HEAD "mpt-125m,2048,8,64,1,16,81000,FULL_SHARD,False\n"
+                                                 "mpt-125m,2048,8,2,1,16,81000,FULL_SHARD,False\n");
+    FidRun *r = NULL;
+    size_t n = 0;
+    cr_assert_eq(fid_read_runs(&r, &n, p), OS_OK, "%s", os_last_error());
+    Calib c;
+    calib_default_h100(&c);
+    FidOptions o = {.models_dir = NULL, .traces_dir = th_tmp("fid-clamp"), .calib = &c, .steps = 1};
+    FidResult res[2];
+    for (size_t i = 0; i < n; i++) cr_assert_eq(fid_predict(&res[i], &r[i], &o), OS_OK, "%s", os_last_error());
+    cr_assert(res[0].ok && res[1].ok);
+    cr_assert(strstr(res[0].why, "clamped"), "%s", res[0].why);
+    cr_assert_null(strstr(res[1].why, "clamped"), "%s", res[1].why);
+    cr_assert_eq(res[0].tps_pred, res[1].tps_pred);
+    free(r);
+}
+
 Test(fidelity, mape_by_hand) {
     FidResult r[3];
     memset(r, 0, sizeof r);
