@@ -272,6 +272,9 @@ OsStatus prog_create(Prog **out, const ProgSpec *s) {
     for (uint32_t q = 0; q < S; q++) p->stage_opt[q] = s->stage_opt_dur ? s->stage_opt_dur[q] : s->opt_dur;
     p->ranks = calloc(p->W, sizeof *p->ranks);
     ALLOC_CHECK(p->ranks);
+    p->wheap = calloc(p->W, sizeof *p->wheap);
+    ALLOC_CHECK(p->wheap);
+    for (uint32_t q = 0; q < S; q++) p->sref[q] = (StageRef){p, q};
     p->xfers_per_replica = (size_t)M * (S * V - 1) * 2;
     p->n_xfers = p->xfers_per_replica * s->D;
     if (p->n_xfers) {
@@ -333,11 +336,16 @@ fail:
     return st;
 }
 
+void prog_set_reference(Prog *p, int ref) {
+    if (p) p->ref_clock = ref != 0;
+}
+
 void prog_destroy(Prog *p) {
     if (!p) return;
     free(p->ops);
     free(p->colls);
     free(p->ranks);
+    free(p->wheap);
     free(p->local_end);
     free(p->xfers);
     free(p->spans);
@@ -396,25 +404,117 @@ static SimTime tadd(Prog *p, SimTime a, SimTime b, const char *what) {
     return a + b;
 }
 
+/* A slowed op ends now: its span and busy time. */
+static void comp_finish(Prog *p, RankRun *r, SimTime now) {
+    const Op *op = &p->ops[r->pc];
+    SimTime d = now - r->comp_start;
+    if (d > r->comp_full) r->slowed += d - r->comp_full;
+    span_compute(p, r, op, r->comp_start, now);
+    r->busy += d;
+    r->tag_busy[op->tag] += d;
+    r->t = now;
+    r->computing = 0;
+    r->comp_ev = 0;
+}
+
 static void on_compute_done(Engine *e, EventId id, void *data) {
     (void)e;
     (void)id;
     RankRun *r = data;
     Prog *p = r->prog;
-    if (r->computing) { /* a slowed op: its span and busy time end now */
-        const Op *op = &p->ops[r->pc];
-        SimTime now = engine_now(p->engine), d = now - r->comp_start;
-        if (d > r->comp_full) r->slowed += d - r->comp_full;
-        span_compute(p, r, op, r->comp_start, now);
-        r->busy += d;
-        r->tag_busy[op->tag] += d;
-        r->t = now;
-        r->computing = 0;
-        r->comp_ev = 0;
-    }
+    if (r->computing) comp_finish(p, r, engine_now(p->engine)); /* the reference twin's slowed op */
     r->pc++;
     advance(r);
 }
+
+static double stage_rate(const Prog *p, uint32_t s) { return p->comm_active[s] > 0 ? 1.0 - p->slowdown : 1.0; }
+
+/* ---- the overlap slowdown: the per-stage work clock (Prog.wclk) ---- */
+
+static void wclk_sync(Prog *p, uint32_t s, SimTime now) {
+    p->wclk[s] += (double)(now - p->wclk_t[s]) * stage_rate(p, s);
+    p->wclk_t[s] = now;
+}
+
+static int slot_before(const ClockSlot *a, const ClockSlot *b) {
+    return a->target < b->target || (a->target == b->target && a->seq < b->seq);
+}
+
+static void wheap_push(Prog *p, uint32_t s, ClockSlot x) {
+    ClockSlot *h = p->wheap + (size_t)s * p->D;
+    uint32_t i = p->wclk_n[s]++;
+    while (i > 0) {
+        uint32_t up = (i - 1) / 2;
+        if (!slot_before(&x, &h[up])) break;
+        h[i] = h[up];
+        i = up;
+    }
+    h[i] = x;
+}
+
+static ClockSlot wheap_pop(Prog *p, uint32_t s) {
+    ClockSlot *h = p->wheap + (size_t)s * p->D, top = h[0];
+    uint32_t n = --p->wclk_n[s], i = 0;
+    if (n == 0) return top;
+    ClockSlot x = h[n];
+    for (;;) {
+        uint32_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && slot_before(&h[c + 1], &h[c])) c++;
+        if (!slot_before(&h[c], &x)) break;
+        h[i] = h[c];
+        i = c;
+    }
+    h[i] = x;
+    return top;
+}
+
+static void on_clock(Engine *e, EventId id, void *data);
+
+/* (Re)arm stage s's one event: when its earliest target is reached at the current rate (the
+ * same rounding as the twin's comp_schedule, from the clock's last sync). */
+static void wclk_arm(Prog *p, uint32_t s) {
+    if (p->wclk_ev[s]) engine_cancel(p->engine, p->wclk_ev[s]);
+    p->wclk_ev[s] = 0;
+    if (p->wclk_n[s] == 0) return;
+    const ClockSlot *top = p->wheap + (size_t)s * p->D;
+    double left = ceil((top->target - p->wclk[s]) / stage_rate(p, s) - 1e-6);
+    if (!(left > 0)) left = 0;
+    SimTime end = tadd(p, p->wclk_t[s], left < (double)PROG_TIME_MAX ? (SimTime)left : PROG_TIME_MAX,
+                       p->ops[p->ranks[top->rank].pc].name);
+    p->wclk_ev[s] = engine_at(p->engine, end, on_clock, &p->sref[s], NULL);
+    if (p->wclk_ev[s] == 0) p->err = OS_ERR_NOMEM;
+}
+
+/* Stage s's earliest op is done: finish it, advance its rank, re-arm for the next. */
+static void on_clock(Engine *e, EventId id, void *data) {
+    (void)id;
+    const StageRef *sr = data;
+    Prog *p = sr->prog;
+    uint32_t s = sr->stage;
+    SimTime now = engine_now(e);
+    p->wclk_ev[s] = 0;
+    wclk_sync(p, s, now);
+    ClockSlot top = wheap_pop(p, s);
+    RankRun *r = &p->ranks[top.rank];
+    comp_finish(p, r, now);
+    r->pc++;
+    advance(r); /* may start the rank's next op on this clock, which arms it */
+    if (!p->wclk_ev[s]) wclk_arm(p, s);
+}
+
+/* A slowed compute op of d ns at full speed starts now on rank r's stage clock. */
+static void wclk_start(Prog *p, RankRun *r, SimTime d) {
+    uint32_t s = r->stage;
+    wclk_sync(p, s, r->t);
+    r->comp_target = p->wclk[s] + (double)d;
+    ClockSlot x = {r->comp_target, p->wseq++, r->rank};
+    wheap_push(p, s, x);
+    const ClockSlot *top = p->wheap + (size_t)s * p->D;
+    if (!p->wclk_ev[s] || (top->seq == x.seq && top->rank == x.rank)) wclk_arm(p, s);
+}
+
+/* ---- the overlap slowdown: the reference twin (every op re-timed at every change) ---- */
 
 /* Schedule the in-flight compute op's end from its remaining work and current rate. */
 static void comp_schedule(Prog *p, RankRun *r) {
@@ -425,10 +525,9 @@ static void comp_schedule(Prog *p, RankRun *r) {
     if (r->comp_ev == 0) p->err = OS_ERR_NOMEM;
 }
 
-/* A stage's comm stream started or stopped a collective at `now`: every op in flight on that
- * stage's workers changes speed (all of them are members of its DP collectives). */
-static void comm_changed(Prog *p, uint32_t stage, SimTime now) {
-    double rate = p->comm_active[stage] > 0 ? 1.0 - p->slowdown : 1.0;
+/* The twin: every op in flight on the stage's workers is re-timed at the new rate. */
+static void ref_changed(Prog *p, uint32_t stage, SimTime now) {
+    double rate = stage_rate(p, stage);
     for (uint32_t i = 0; i < p->D; i++) {
         RankRun *r = &p->ranks[(size_t)stage * p->D + i];
         if (!r->computing || r->comp_rate == rate) continue;
@@ -441,12 +540,25 @@ static void comm_changed(Prog *p, uint32_t stage, SimTime now) {
     }
 }
 
+/* A stage's comm stream starts (delta +1) or stops (-1) a collective at `now`: every op in
+ * flight on that stage's workers changes speed (all of them are members of its DP
+ * collectives). */
+static void comm_changed(Prog *p, uint32_t stage, SimTime now, int delta) {
+    if (p->ref_clock) {
+        p->comm_active[stage] += delta;
+        ref_changed(p, stage, now);
+        return;
+    }
+    double before = stage_rate(p, stage);
+    wclk_sync(p, stage, now);
+    p->comm_active[stage] += delta;
+    if (stage_rate(p, stage) != before) wclk_arm(p, stage);
+}
+
 static void on_coll_start(Engine *e, EventId id, void *data) {
     (void)id;
     Coll *c = data;
-    Prog *p = c->prog;
-    p->comm_active[c->stage]++;
-    comm_changed(p, c->stage, engine_now(e));
+    comm_changed(c->prog, c->stage, engine_now(e), +1);
 }
 
 static void wake(Prog *p, RankRun *r, const Coll *c) {
@@ -483,10 +595,7 @@ static void on_coll_done(Engine *e, EventId id, void *data) {
     (void)id;
     Coll *c = data;
     Prog *p = c->prog;
-    if (c->async && p->slowdown > 0 && c->end > c->start) {
-        p->comm_active[c->stage]--;
-        comm_changed(p, c->stage, engine_now(e));
-    }
+    if (c->async && p->slowdown > 0 && c->end > c->start) comm_changed(p, c->stage, engine_now(e), -1);
     /* wake in rank order (the list is LIFO): deterministic and readable timelines */
     int32_t head = c->waiters;
     c->waiters = -1;
@@ -555,9 +664,14 @@ static void advance(RankRun *r) {
                 /* GPU work beside the comm stream: its end moves with the collectives */
                 r->computing = 1;
                 r->comp_full = d;
+                r->comp_start = r->t;
+                if (!p->ref_clock) {
+                    wclk_start(p, r, d);
+                    return;
+                }
                 r->comp_rem = (double)d;
-                r->comp_t0 = r->comp_start = r->t;
-                r->comp_rate = p->comm_active[r->stage] > 0 ? 1.0 - p->slowdown : 1.0;
+                r->comp_t0 = r->t;
+                r->comp_rate = stage_rate(p, r->stage);
                 comp_schedule(p, r);
                 return;
             }
@@ -653,7 +767,12 @@ OsStatus prog_run_step(Prog *p, Engine *e, SimTime start, const SimTime *dur, Si
     for (uint32_t q = 0; q < p->S; q++) {
         p->comm_tail[q] = start;
         p->comm_active[q] = 0;
+        p->wclk[q] = 0;
+        p->wclk_t[q] = start;
+        p->wclk_ev[q] = 0;
+        p->wclk_n[q] = 0;
     }
+    p->wseq = 0;
     for (size_t i = 0; i < p->n_colls; i++) {
         Coll *c = &p->colls[i];
         c->arrived = 0;

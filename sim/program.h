@@ -98,24 +98,29 @@ typedef struct {
 } Xfer;
 
 typedef struct {
+    /* hot: read on every op (kept together at the front: a replay of thousands of ranks walks
+     * them all per collective, and the tag arrays below would push these into other lines) */
     uint32_t pc;
+    uint32_t rank;       /* worker index: stage * D + replica */
+    uint32_t stage, replica;
     SimTime t;           /* == engine now whenever the rank is advanced */
     SimTime wait_since;
     int32_t next_waiter;
-    uint32_t rank;       /* worker index: stage * D + replica */
-    uint32_t stage, replica;
-    SimTime busy, idle, comm;
-    SimTime tag_busy[PROG_MAX_TAGS], tag_idle[PROG_MAX_TAGS], tag_comm[PROG_MAX_TAGS];
-    SimTime final_wait_at; /* when the rank reached the end-of-step gradient wait */
-    SimTime local_tail;    /* when this rank's comm stream would be free if no peer were late */
-    /* the compute op in flight (overlap slowdown): work left at full speed, since when */
+    /* the compute op in flight (overlap slowdown) */
     int computing;
-    double comp_rem;       /* ns of full-speed work left at comp_t0 */
-    SimTime comp_t0, comp_start, comp_full;
+    SimTime comp_start, comp_full;
+    double comp_target;    /* its end on its stage's work clock (Prog.wclk) */
+    struct Prog *prog;
+    SimTime local_tail;    /* when this rank's comm stream would be free if no peer were late */
+    SimTime busy, idle, comm;
+    SimTime slowed;        /* compute time lost to the slowdown this step */
+    /* the reference twin (Prog.ref_clock): work left at full speed since comp_t0, at comp_rate */
+    double comp_rem;
+    SimTime comp_t0;
     double comp_rate;      /* 1, or 1 - slowdown while a collective runs */
     EventId comp_ev;
-    SimTime slowed;        /* compute time lost to the slowdown this step */
-    struct Prog *prog;
+    SimTime final_wait_at; /* when the rank reached the end-of-step gradient wait */
+    SimTime tag_busy[PROG_MAX_TAGS], tag_idle[PROG_MAX_TAGS], tag_comm[PROG_MAX_TAGS];
 } RankRun;
 
 typedef struct {
@@ -132,6 +137,18 @@ typedef struct {
                              all) and this part's model FLOPs (Prog.rec_*), else 0 */
 } Span;
 
+/* One in-flight slowed compute op on its stage's work-clock heap. */
+typedef struct {
+    double target;   /* Prog.wclk value at which its work is done */
+    uint64_t seq;    /* insertion order: ties end in the order they started */
+    uint32_t rank;
+} ClockSlot;
+
+typedef struct {
+    struct Prog *prog;
+    uint32_t stage;
+} StageRef;
+
 typedef struct Prog {
     uint32_t D, P, M;        /* data-parallel replicas, phases, micro-batches per step */
     uint32_t S, V, W;        /* pipeline stages, model chunks per stage, workers = S * D */
@@ -139,6 +156,19 @@ typedef struct Prog {
                                 with S > 1; ProgSpec.stage_sync asks for it without a pipeline) */
     double slowdown;         /* [0, 1): compute speed lost while an async collective runs */
     int comm_active[PROG_MAX_STAGES]; /* async collectives running now, per stage's DP group */
+    /* The overlap slowdown's work clock, per stage: every compute op in flight on a stage runs
+     * at the stage's one rate (1, or 1 - slowdown while its DP group has a collective running),
+     * so ops are targets on a clock of full-speed work, wclk at time wclk_t, and the stage
+     * keeps one engine event, for the earliest target. A rate change moves that one event, not
+     * every op's (the reference twin, ref_clock = 1, re-times every op: prog_set_reference). */
+    double wclk[PROG_MAX_STAGES];
+    SimTime wclk_t[PROG_MAX_STAGES];
+    EventId wclk_ev[PROG_MAX_STAGES];
+    uint32_t wclk_n[PROG_MAX_STAGES]; /* ops in the stage's heap */
+    ClockSlot *wheap;        /* [W]: stage s's min-heap by (target, seq) is wheap[s * D ...] */
+    StageRef sref[PROG_MAX_STAGES];
+    uint64_t wseq;
+    int ref_clock;
     Op *ops;                 /* every stage's ops: stage s's are [op_begin[s], op_begin[s+1]) */
     size_t n_ops, cap_ops;
     size_t op_begin[PROG_MAX_STAGES + 1];
@@ -202,6 +232,10 @@ typedef struct {
 
 OsStatus prog_create(Prog **out, const ProgSpec *spec);
 void prog_destroy(Prog *p);
+/* ref = 1: price the overlap slowdown with the slow, obvious twin (every in-flight compute op
+ * cancelled and re-timed at every rate change) instead of the per-stage work clock; the two
+ * agree (tests/test_program.c). */
+void prog_set_reference(Prog *p, int ref);
 
 /* Run one step starting at `start` on engine e (empty queue). dur: [W*P*M*V*2]. Coll durations
  * of roles other than COLL_FIXED, and every pipeline transfer's (prog_xfer), must be set by the

@@ -668,6 +668,7 @@ static OsStatus ensure_prog(Replay *R, uint32_t MB) {
                    .groups = R->groups, .buckets = cfg->ddp_buckets, .post = cfg->policy->kind == POLICY_POST,
                    .grad_coll_dur = R->gdur, .rs_dur = R->rsdur, .clip_dur = R->clip_dur, .slowdown = R->slowdown};
     OS_CHECK(prog_create(&R->prog, &ps));
+    prog_set_reference(R->prog, R->cfg->ref_slowdown);
     R->MB = MB;
     size_t need = (size_t)R->W * R->P * MB * R->V * 2;
     if (need > R->dur_cap) {

@@ -70,6 +70,10 @@ typedef struct {
     uint64_t timeline_step;   /* which replayed step (0-based within the replay) goes there */
     int progress;             /* progress bar on stderr */
     EngineKind engine_kind;   /* ENGINE_HEAP; tests replay with ENGINE_NAIVE too */
+    int ref_slowdown;         /* 1: price the overlap slowdown with program.c's reference twin
+                                 (every in-flight op re-timed at every collective start and end)
+                                 instead of its per-stage work clock; the same numbers, slower
+                                 (tests and bench_replay --twin) */
     double balancer_cost_s;   /* < 0: charge each post-balancing step the balancer's measured
                                  runtime (default); >= 0: charge this fixed time instead, which
                                  makes the output byte-identical run to run */
