@@ -170,13 +170,18 @@ Test(fidelity_3d, megatron_runs_are_table1_through_eq3) {
  * reads 8.7% MAPE, worst +14.8%: bench/RESULTS.md). */
 #define MEGATRON_GUARD_MAPE 0.10
 #define MEGATRON_GUARD_WORST 0.15
+/* A shipped runs file and the calibrations its rows name. */
+static void load_runs(const char *path, FidRun **runs, size_t *n, FidCalibs **cals) {
+    os_clear_error();
+    cr_assert_eq(fid_read_runs(runs, n, path), OS_OK, "%s", os_last_error());
+    cr_assert_eq(fid_calibs_load(cals, *runs, *n, FID "/calib", path), OS_OK, "%s", os_last_error());
+}
+
 Test(fidelity_3d, megatron_rows_replay_within_the_guard, .timeout = 60) {
     FidRun *runs = NULL;
     FidCalibs *cals = NULL;
     size_t n = 0;
-    os_clear_error();
-    cr_assert_eq(fid_read_runs(&runs, &n, MEGATRON_RUNS), OS_OK, "%s", os_last_error());
-    cr_assert_eq(fid_calibs_load(&cals, runs, n, FID "/calib", MEGATRON_RUNS), OS_OK, "%s", os_last_error());
+    load_runs(MEGATRON_RUNS, &runs, &n, &cals);
     const Calib *a100 = fid_calibs_get(cals, "a100-megatron.calib");
     cr_assert_not_null(a100);
     Calib *h100 = malloc(sizeof *h100);
@@ -226,10 +231,8 @@ Test(fidelity_3d, llama3_rows_replay_within_15_percent, .timeout = 60) {
     FidRun *runs = NULL;
     FidCalibs *cals = NULL;
     size_t n = 0;
-    os_clear_error();
-    cr_assert_eq(fid_read_runs(&runs, &n, LLAMA_RUNS), OS_OK, "%s", os_last_error());
+    load_runs(LLAMA_RUNS, &runs, &n, &cals);
     cr_assert_eq(n, 3u);
-    cr_assert_eq(fid_calibs_load(&cals, runs, n, FID "/calib", LLAMA_RUNS), OS_OK, "%s", os_last_error());
     const Calib *l3 = fid_calibs_get(cals, "h100-llama3.calib");
     cr_assert_not_null(l3);
     cr_assert(l3->gemm_sustain_scale > 0.85 && l3->gemm_sustain_scale < 0.95, "%g", l3->gemm_sustain_scale);
