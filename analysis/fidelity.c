@@ -6,6 +6,7 @@
  * simulated step time gives tokens/s/GPU. */
 #include "analysis/fidelity.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -59,6 +60,7 @@ OsStatus fid_read_runs(FidRun **runs, size_t *n, const char *path) {
     int c_mp = csv_col(t, "mp_mode");
     int c_pp = csv_col(t, "pp"), c_cp = csv_col(t, "cp"), c_vp = csv_col(t, "vp");
     int c_sp = csv_col(t, "sequence_parallel"), c_cal = csv_col(t, "calibration"), c_conv = csv_col(t, "mfu_convention");
+    int c_gpu = csv_col(t, "gpu"), c_prec = csv_col(t, "precision");
     size_t rows = csv_n_rows(t);
     if (rows == 0) OS_FAIL(OS_ERR_FORMAT, path, NULL, "one row per published run", "no rows");
     r = calloc(rows, sizeof *r);
@@ -133,6 +135,20 @@ OsStatus fid_read_runs(FidRun **runs, size_t *n, const char *path) {
             snprintf(f, sizeof f, "line %zu: column calibration", x->line);
             if (strlen(v) >= sizeof x->calibration) OS_FAIL(OS_ERR_FORMAT, path, f, NULL, "longer than %zu characters", sizeof x->calibration - 1);
             strcpy(x->calibration, v);
+        }
+        const struct {
+            int col;
+            char *dst;
+            size_t cap;
+            const char *name;
+        } txt[2] = {{c_gpu, x->gpu, sizeof x->gpu, "gpu"}, {c_prec, x->precision, sizeof x->precision, "precision"}};
+        for (int k = 0; k < 2; k++) {
+            txt[k].dst[0] = '\0';
+            if (txt[k].col < 0) continue;
+            const char *v = csv_str(t, i, (size_t)txt[k].col);
+            snprintf(f, sizeof f, "line %zu: column %s", x->line, txt[k].name);
+            if (strlen(v) >= txt[k].cap) OS_FAIL(OS_ERR_FORMAT, path, f, NULL, "longer than %zu characters", txt[k].cap - 1);
+            strcpy(txt[k].dst, v);
         }
         x->mfu_pub = x->hfu_pub = x->num_params = x->peak_flops = NAN;
         if (c_mfu >= 0) {
@@ -300,6 +316,34 @@ static OsStatus resolve_model(ModelSpec *m, const char *name, const char *dir) {
     return model_resolve(m, name);
 }
 
+/* Case-insensitive substring test. */
+static int ci_has(const char *hay, const char *needle) {
+    size_t n = strlen(needle);
+    for (; *hay; hay++) {
+        size_t k = 0;
+        while (k < n && hay[k] && tolower((unsigned char)hay[k]) == tolower((unsigned char)needle[k])) k++;
+        if (k == n) return 1;
+    }
+    return 0;
+}
+
+/* Does a table's device (its `device` text, e.g. "NVIDIA H100 SXM5 80GB ...") stand for the
+ * row's GPU as llm-foundry's tables name it (h100_80gb, a100_40gb, ...)? The model family
+ * (H100, H200, A100, ...) must appear in both, and a PCIe part in both or neither. */
+static int gpu_matches(const char *gpu, const char *device) {
+    static const char *const fam[] = {"h100", "h200", "h800", "gh200", "a100", "a800", "b200", "gb200", "l40", "v100", "mi300", "mi250"};
+    int found = 0;
+    for (size_t i = 0; i < sizeof fam / sizeof fam[0]; i++) {
+        if (!ci_has(gpu, fam[i])) continue;
+        found = 1;
+        if (!ci_has(device, fam[i])) return 0;
+    }
+    if (!found) return 0; /* a GPU we cannot place: never assume it is the table's */
+    if (ci_has(gpu, "pcie") != ci_has(device, "pcie")) return 0;
+    if ((ci_has(gpu, "40gb") && ci_has(device, "80gb")) || (ci_has(gpu, "80gb") && ci_has(device, "40gb"))) return 0;
+    return 1;
+}
+
 typedef struct {
     double exposed_comm, slowed, gemm, attn, mem, opt, tp, bubble, p2p;
     uint32_t mb;
@@ -339,6 +383,24 @@ OsStatus fid_predict(FidResult *res, const FidRun *run, const FidOptions *o) {
         }
     }
     snprintf(res->calib_name, sizeof res->calib_name, "%s", cal->name);
+    /* what no table here prices: 8- or 32-bit GEMMs, and a GPU the row's table is not for */
+    if (run->precision[0] && (ci_has(run->precision, "fp8") || ci_has(run->precision, "fp32") ||
+                              ci_has(run->precision, "int8"))) {
+        res->ok = 0;
+        snprintf(res->why, sizeof res->why, "precision %s: the cost model's GEMM and attention rates are 16-bit "
+                 "(bf16/fp16); no calibration here has such rates", run->precision);
+        goto fail;
+    }
+    if (run->gpu[0] && !run->calibration[0] && !gpu_matches(run->gpu, cal->device)) {
+        const char *d = cal->device[0] ? cal->device : "another GPU";
+        int dl = (int)strcspn(d, "("); /* the device's name, without its "(published ...)" note */
+        while (dl > 0 && d[dl - 1] == ' ') dl--;
+        res->ok = 0;
+        snprintf(res->why, sizeof res->why, "gpu %.31s: table %.40s is for %.*s; give the row a calibration column "
+                 "naming its GPU's table (calib/a100-megatron.calib: A100, Megatron-LM 2021) or measure one with "
+                 "orchsim calibrate", run->gpu, cal->name, dl > 60 ? 60 : dl, d);
+        goto fail;
+    }
     os_clear_error();
     if (resolve_model(&m, run->model, o->models_dir) != OS_OK) {
         why(res, "model: %s", last_error_short());

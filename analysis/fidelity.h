@@ -53,12 +53,19 @@ typedef struct {
     int flops;                /* FidFlops, from the optional mfu_convention column (default palm) */
     char calibration[256];    /* optional calibration column: a file name under the suite's
                                  calib/ folder or an absolute path; "" = the command's table */
+    char gpu[32];             /* optional gpu column as llm-foundry's tables write it (h100_80gb,
+                                 a100_80gb, ...); "" = not stated. A row on another GPU than the
+                                 command's table stands for, with no calibration column, is not
+                                 reproducible (never priced as an H100) */
+    char precision[24];       /* optional precision column (amp_bf16, bf16, fp16, amp_fp8, ...); the
+                                 cost model's rates are 16-bit: an fp8 or fp32 row is not
+                                 reproducible */
 } FidRun;
 
 typedef struct {
     FidRun run;
     int ok;                   /* predicted; else why says why not */
-    char why[256];
+    char why[512];
     double tps_pred;          /* tokens/s/GPU */
     double err;               /* tps_pred / tps_pub - 1 */
     double mfu_pred, hfu_pred;/* the published table's convention (run.flops); under megatron-eq3

@@ -419,7 +419,9 @@ OsStatus cmd_fidelity(int argc, char **argv) {
         "optional mfu_pct, hfu_pct, num_params, gpus_per_node, tp, pp, cp, vp, peak_tflops, mp_mode,\n"
         "sequence_parallel (True/False), calibration (a file under bench/fidelity/calib/ or an absolute\n"
         "path: rows of one table may run on different GPUs) and mfu_convention (palm: 6N + 12 L h s per\n"
-        "token; megatron-eq3: arXiv 2104.04473 eq. 3, recomputation counted)). Default RUNS.csv:\n"
+        "token; megatron-eq3: arXiv 2104.04473 eq. 3, recomputation counted), gpu (h100_80gb, ...: a row\n"
+        "on another GPU than its table's is not reproducible, never priced as an H100) and precision\n"
+        "(bf16/fp16 rows only: fp8 and fp32 are not reproducible)). Default RUNS.csv:\n"
         "bench/fidelity/runs/llm-foundry-h100-bf16.csv; several files (or --all) are replayed together\n"
         "and the MAPE is given per file and overall. A row that cannot be built is kept and printed as\n"
         "'not reproducible: <why>'. Nothing is fitted: see bench/fidelity/README.md."};

@@ -75,6 +75,36 @@ Test(fidelity, unbuildable_rows_are_kept_with_the_reason) {
     free(r);
 }
 
+/* The gpu and precision columns: a row on another GPU than its table is for, or in a precision
+ * the 16-bit rates do not price, is kept as not reproducible with the reason, never priced as
+ * an H100 bf16 row; an H100 bf16 row predicts as without the columns. */
+Test(fidelity, other_gpus_and_precisions_are_not_priced_as_h100_bf16) {
+    const char *p = write_file("gpus.csv", "model,seq_len,gpus,gpu,micro_batch,grad_accum,global_batch,sharding,"
+                                           "activation_checkpointing,tokens_per_s_per_gpu,precision\n"
+                                           "mpt-125m,2048,8,h100_80gb,2,1,16,FULL_SHARD,False,81000,amp_bf16\n"
+                                           "mpt-125m,2048,8,a100_80gb,2,1,16,FULL_SHARD,False,81000,amp_bf16\n"
+                                           "mpt-125m,2048,8,h100_80gb,2,1,16,FULL_SHARD,False,81000,amp_fp8\n"
+                                           "mpt-125m,2048,8,h100_pcie,2,1,16,FULL_SHARD,False,81000,bf16\n"
+                                           "mpt-125m,2048,8,,2,1,16,FULL_SHARD,False,81000,\n");
+    FidRun *r = NULL;
+    size_t n = 0;
+    cr_assert_eq(fid_read_runs(&r, &n, p), OS_OK, "%s", os_last_error());
+    cr_assert_eq(n, 5u);
+    cr_assert_str_eq(r[1].gpu, "a100_80gb");
+    cr_assert_str_eq(r[2].precision, "amp_fp8");
+    Calib c;
+    calib_default_h100(&c);
+    FidOptions o = {.models_dir = NULL, .traces_dir = th_tmp("fid-gpus"), .calib = &c, .steps = 1};
+    FidResult res[5];
+    for (size_t i = 0; i < n; i++) cr_assert_eq(fid_predict(&res[i], &r[i], &o), OS_OK, "%s", os_last_error());
+    cr_assert(res[0].ok && res[4].ok, "%s / %s", res[0].why, res[4].why);
+    cr_assert_eq(res[0].tps_pred, res[4].tps_pred);
+    cr_assert(!res[1].ok && strstr(res[1].why, "a100_80gb") && strstr(res[1].why, "calibration column"), "%s", res[1].why);
+    cr_assert(!res[2].ok && strstr(res[2].why, "amp_fp8"), "%s", res[2].why);
+    cr_assert(!res[3].ok && strstr(res[3].why, "h100_pcie"), "%s", res[3].why);
+    free(r);
+}
+
 /* A micro_batch above a rank's share is replay's documented clamp (one micro-batch of the
  * whole share), said in the row's note; it predicts exactly what the share as one micro-batch
  * does. */
