@@ -67,10 +67,13 @@ void plot_timeline_meta(char *buf, size_t cap, const char *policy, uint64_t step
 /* The "# key: value" lines before a timeline's header (plot_timeline_annotate). */
 typedef struct {
     char policy[64], model[256], step[32], gpus[32];
+    int ranks;            /* "# ranks: D per stage, K here": the replay's D (0: not said) */
+    double mean_compute;  /* "# compute: mean X s per rank over all W" (NaN: not said) */
 } TlMeta;
 
 static void read_meta(TlMeta *m, const char *path) {
     memset(m, 0, sizeof *m);
+    m->mean_compute = NAN;
     FILE *fp = fopen(path, "r");
     if (!fp) return;
     char line[512];
@@ -81,6 +84,8 @@ static void read_meta(TlMeta *m, const char *path) {
         else if (!strcmp(key, "model")) snprintf(m->model, sizeof m->model, "%.255s", val);
         else if (!strcmp(key, "step")) snprintf(m->step, sizeof m->step, "%.31s", val);
         else if (!strcmp(key, "gpus")) snprintf(m->gpus, sizeof m->gpus, "%.31s", val);
+        else if (!strcmp(key, "ranks")) m->ranks = atoi(val);
+        else if (!strcmp(key, "compute") && sscanf(val, "mean %lf", &m->mean_compute) != 1) m->mean_compute = NAN;
     }
     fclose(fp);
 }
@@ -242,8 +247,13 @@ static OsStatus timeline_panel(Panel *pn, const PlotOptions *o, const char *path
     panel_label(label, sizeof label, &meta, o, path);
     double mean = 0.0;
     for (int k = 0; k < R; k++) mean += busy[ranks[k]] / R;
+    if (isfinite(meta.mean_compute)) mean = meta.mean_compute; /* over every rank, not the file's sample */
     snprintf(pn->title, sizeof pn->title, "%s", label);
-    if (picked < R)
+    if (meta.ranks > 0 && R < meta.ranks && !pn->pipelined)
+        snprintf(pn->sub, sizeof pn->sub,
+                 "%d of %d ranks (the replay's sample: evenly spaced, the slowest %d, the fastest %d); mean compute "
+                 "%.3f s over all", picked, meta.ranks, slow, fast, mean);
+    else if (picked < R)
         snprintf(pn->sub, sizeof pn->sub,
                  "%d of %d ranks: evenly spaced, plus the slowest (%d) and the fastest (%d); mean compute %.3f s", picked, R,
                  slow, fast, mean);

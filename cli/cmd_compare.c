@@ -79,6 +79,7 @@ OsStatus cmd_compare(int argc, char **argv) {
     SimOpts so;
     simopts_init(&so);
     const char *policies = NULL, *csv = NULL, *json = NULL, *steps_dir = NULL, *tl_dir = NULL;
+    uint32_t tl_ranks = REPLAY_TIMELINE_RANKS;
     const char *baseline = NULL, *base_par = NULL;
     int no_progress = 0, base_padded = 0, explain = 0, measured = 0;
     OptSpec specs[SIMOPTS_N + 13];
@@ -89,6 +90,7 @@ OsStatus cmd_compare(int argc, char **argv) {
     specs[ns++] = (OptSpec)OPTS_ROW_JSON(&json, "the same rows as JSON, with provenance and warnings");
     specs[ns++] = (OptSpec){"steps-dir", 0, OPT_STR, &steps_dir, "DIR", "also write DIR/steps_<policy>.csv (step-level)", 0, 0};
     specs[ns++] = (OptSpec){"timeline-dir", 0, OPT_STR, &tl_dir, "DIR", "also write DIR/timeline_<policy>.json/.csv of the first step", 0, 0};
+    specs[ns++] = (OptSpec){"timeline-ranks", 0, OPT_U32, &tl_ranks, "N", "DP ranks per stage in those timelines: the most and the least loaded and N evenly spaced (0: every rank)", 0, 1u << 24};
     specs[ns++] = (OptSpec){"explain", 0, OPT_FLAG, &explain, NULL, "print a diagnosis after the table: the phase holding the imbalance, floors set by single units, all-to-all, memory", 0, 0};
     specs[ns++] = (OptSpec){"measured-charge", 0, OPT_FLAG, &measured, NULL, "charge the balancer's measured host runtime instead of its modelled cost (numbers then vary run to run)", 0, 0};
     specs[ns++] = (OptSpec)OPTS_ROW_NO_PROGRESS(&no_progress);
@@ -146,6 +148,7 @@ OsStatus cmd_compare(int argc, char **argv) {
     OS_CHECK(trace_open(&t, pos[0]));
     replay_config_init(&cfg);
     OS_CHECK(simopts_resolve(&cfg, &so, t));
+    cfg.timeline_ranks = tl_ranks;
     if (csv) OS_CHECK(os_output_check(csv, 1));
     if (json) OS_CHECK(os_output_check(json, 1));
     simopts_announce(stderr, &so, &cfg, pos[0]);

@@ -54,6 +54,7 @@ OsStatus cmd_replay(int argc, char **argv) {
     simopts_init(&so);
     const char *policy = "none", *csv = NULL, *json = NULL, *timeline = NULL, *loads = NULL, *assign = NULL;
     uint64_t tl_step = 0;
+    uint32_t tl_ranks = REPLAY_TIMELINE_RANKS;
     int no_progress = 0;
     FILE *human = stdout;
     OptSpec specs[SIMOPTS_N + 10];
@@ -64,6 +65,7 @@ OsStatus cmd_replay(int argc, char **argv) {
     specs[ns++] = (OptSpec)OPTS_ROW_JSON(&json, "per-step JSON array and the summary");
     specs[ns++] = (OptSpec){"timeline", 't', OPT_STR, &timeline, "FILE.json", "Chrome trace of one step (Perfetto); a .csv is written beside it", 0, 0};
     specs[ns++] = (OptSpec){"timeline-step", 0, OPT_U64, &tl_step, "K", "which replayed step (0-based) the timeline shows", 0, 0};
+    specs[ns++] = (OptSpec){"timeline-ranks", 0, OPT_U32, &tl_ranks, "N", "DP ranks per stage in the timeline: the most and the least loaded and N evenly spaced (0: every rank)", 0, 1u << 24};
     specs[ns++] = (OptSpec){"loads", 0, OPT_STR, &loads, "FILE", "per-step per-rank per-phase loads CSV (analysis/FORMATS.md; '-' = stdout)", 0, 0};
     specs[ns++] = (OptSpec){"assignment", 0, OPT_STR, &assign, "FILE", "per-step per-unit placements CSV: drawn, home, computing rank ('-' = stdout)", 0, 0};
     specs[ns++] = (OptSpec)OPTS_ROW_NO_PROGRESS(&no_progress);
@@ -117,6 +119,7 @@ OsStatus cmd_replay(int argc, char **argv) {
     OS_CHECK(simopts_resolve(&cfg, &so, t));
     cfg.timeline_path = timeline;
     cfg.timeline_step = tl_step;
+    cfg.timeline_ranks = tl_ranks;
     cfg.progress = !no_progress;
     simopts_announce(stderr, &so, &cfg, pos[0]);
     OS_CHECK(open_csv(&fc, &c_open, &sink.csv, csv, simout_step_csv_header));

@@ -823,8 +823,31 @@ OsStatus prog_run_step(Prog *p, Engine *e, SimTime start, const SimTime *dur, Si
 
 static const char *const KIND_NAMES[] = {"compute", "comm", "idle"};
 
+uint32_t prog_timeline_sample(const Prog *p, uint32_t per_stage, uint8_t *keep) {
+    if (per_stage == 0 || per_stage >= p->D) {
+        memset(keep, 1, p->W);
+        return p->D;
+    }
+    memset(keep, 0, p->W);
+    uint32_t most = 0, K = per_stage < 2 ? 2 : per_stage;
+    for (uint32_t s = 0; s < p->S; s++) {
+        const RankRun *rr = p->ranks + (size_t)s * p->D;
+        uint32_t slow = 0, fast = 0, n = 0;
+        for (uint32_t i = 1; i < p->D; i++) {
+            if (rr[i].busy > rr[slow].busy) slow = i;
+            if (rr[i].busy < rr[fast].busy) fast = i;
+        }
+        keep[s * p->D + slow] = keep[s * p->D + fast] = 1;
+        for (uint32_t k = 0; k < K; k++) keep[s * p->D + (uint32_t)((uint64_t)k * (p->D - 1) / (K - 1))] = 1;
+        for (uint32_t i = 0; i < p->D; i++) n += keep[s * p->D + i];
+        if (n > most) most = n;
+    }
+    return most;
+}
+
 OsStatus prog_write_timeline(const Prog *p, const char *json_path, const char *csv_path,
-                             const char *const *tag_names, uint32_t dp_per_node, const char *csv_meta) {
+                             const char *const *tag_names, uint32_t dp_per_node, const char *csv_meta,
+                             const uint8_t *keep) {
     OsStatus st = OS_OK;
     OsOutFile js, cs;
     int js_open = 0, cs_open = 0;
@@ -846,7 +869,7 @@ OsStatus prog_write_timeline(const Prog *p, const char *json_path, const char *c
     /* two tracks per worker: its compute stream (tid = worker) and its comm stream (tid = W +
      * worker), where the asynchronous collectives run beside the compute */
     for (uint32_t r = 0; r < p->W; r++)
-        for (int tr = 0; tr < 2; tr++) {
+        for (int tr = 0; tr < 2 && (!keep || keep[r]); tr++) {
             char who[64];
             if (p->S == 1) snprintf(who, sizeof who, "dp rank %u", r);
             else snprintf(who, sizeof who, "stage %u dp rank %u", r / p->D, r % p->D);
@@ -857,6 +880,7 @@ OsStatus prog_write_timeline(const Prog *p, const char *json_path, const char *c
     fprintf(cs.fp, "rank,node,phase,op,kind,start_s,end_s,stage,replica\n");
     for (size_t i = 0; i < p->n_spans; i++) {
         const Span *s = &p->spans[i];
+        if (keep && !keep[s->rank]) continue;
         double ts = (double)(s->start - p->step_start) * 1e-3, du = (double)(s->end - s->start) * 1e-3;
         fprintf(js.fp, ",\n{\"name\":\"%s %s\",\"cat\":\"%s\",\"ph\":\"X\",\"ts\":%.3f,\"dur\":%.3f,\"pid\":%u,\"tid\":%u",
                 tag_names[s->tag], s->name, KIND_NAMES[s->kind], ts, du, s->rank / dp_per_node,

@@ -263,7 +263,15 @@ static inline Xfer *prog_xfer(Prog *p, uint32_t d, size_t slot) {
  * tag_names: [P+4] names for tags. One track per worker (stage, replica); node of a worker:
  * replica / dp_per_node within its stage's nodes. */
 OsStatus prog_write_timeline(const Prog *p, const char *json_path, const char *csv_path,
-                             const char *const *tag_names, uint32_t dp_per_node, const char *csv_meta);
+                             const char *const *tag_names, uint32_t dp_per_node, const char *csv_meta,
+                             const uint8_t *keep);
+/* keep: [W] 1 for the workers whose tracks and spans are written, NULL = every worker. */
+/* The workers a timeline of at most `per_stage` DP ranks per stage keeps, after a recorded
+ * step: per stage the most and the least loaded replica (compute time, ties to the lower
+ * replica) and per_stage evenly spaced ones (the first and the last included), so up to
+ * per_stage + 2; per_stage = 0 or >= D keeps every worker. keep: [W]. Returns the replicas
+ * kept in the fullest stage. */
+uint32_t prog_timeline_sample(const Prog *p, uint32_t per_stage, uint8_t *keep);
 /* csv_meta: "# key: value" lines written before the CSV's header (analysis/plot.h's
  * plot_timeline_meta names the keys the timeline figure titles its panels with), or NULL. */
 

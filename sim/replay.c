@@ -36,6 +36,7 @@ void replay_config_init(ReplayConfig *c) {
     c->popt.seed = 1;
     c->fsdp_groups = 0;
     c->ddp_buckets = 4;
+    c->timeline_ranks = REPLAY_TIMELINE_RANKS;
     c->optimizer = 1;
     c->grad_clip = 1;
     c->overlap_slowdown = -1.0;
@@ -965,13 +966,27 @@ OsStatus replay_run(ReplaySummary *sum, const ReplayConfig *cfg, Trace *t, Repla
             else
                 snprintf(csv, sizeof csv, "%s.csv", cfg->timeline_path);
             /* the keys the timeline figure titles its panel with (analysis/plot.h) */
-            char meta[512];
+            char meta[1024];
             replay_timeline_meta(meta, sizeof meta, cfg->policy->name, s->index, R.m->name, R.cl->gpus);
             if (R.S > 1) {
                 size_t ml = strlen(meta);
                 snprintf(meta + ml, sizeof meta - ml, "# layout: %s\n", sum->layout);
             }
-            OS_CHECK(prog_write_timeline(R.prog, cfg->timeline_path, csv, names, R.cl->dp_per_node, meta));
+            /* thousands of ranks make a file no viewer opens: a sample that always holds the
+             * most and the least loaded rank of every stage, said in the CSV's head */
+            uint8_t *keep = malloc(R.prog->W);
+            ALLOC_CHECK(keep);
+            uint32_t kept = prog_timeline_sample(R.prog, cfg->timeline_ranks, keep);
+            double busy = 0;
+            for (uint32_t q = 0; q < R.prog->W; q++) busy += sim_to_seconds(R.prog->ranks[q].busy);
+            size_t ml = strlen(meta);
+            snprintf(meta + ml, sizeof meta - ml,
+                     "# ranks: %u per stage, %u here (%s)\n# compute: mean %.9f s per rank over all %u\n", R.prog->D,
+                     kept, kept < R.prog->D ? "the most and the least loaded, then evenly spaced: --timeline-ranks"
+                                            : "every rank", busy / R.prog->W, R.prog->W);
+            st = prog_write_timeline(R.prog, cfg->timeline_path, csv, names, R.cl->dp_per_node, meta, keep);
+            free(keep);
+            OS_CHECK(st);
         }
         now = end;
         steps_s[k] = res.step_s;

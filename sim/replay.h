@@ -35,6 +35,9 @@ typedef enum { AR_RING = 0, AR_TREE = 1 } AllReduceAlgo;
  * Karmarkar-Karp on their cost, the smaller micro-batches at both ends of the pipeline. */
 typedef enum { MBP_FIXED = 0, MBP_KK = 1 } MicroBatchPolicy;
 
+/* DP ranks per stage a timeline keeps by default (ReplayConfig.timeline_ranks) */
+#define REPLAY_TIMELINE_RANKS 32
+
 typedef struct {
     const ModelSpec *model;   /* borrowed */
     const Calib *calib;       /* borrowed */
@@ -68,6 +71,9 @@ typedef struct {
                                  optimizer) instead of PyTorch DDP/FSDP's in-backward collectives */
     const char *timeline_path;/* Chrome trace JSON of one step, or NULL */
     uint64_t timeline_step;   /* which replayed step (0-based within the replay) goes there */
+    uint32_t timeline_ranks;  /* DP ranks per stage the timeline keeps: the most and the least
+                                 loaded and this many evenly spaced (prog_timeline_sample);
+                                 0 = every rank. Default 32: a 2560-rank step is ~400 MB of JSON */
     int progress;             /* progress bar on stderr */
     EngineKind engine_kind;   /* ENGINE_HEAP; tests replay with ENGINE_NAIVE too */
     int ref_slowdown;         /* 1: price the overlap slowdown with program.c's reference twin

@@ -87,6 +87,64 @@ Test(cli_replay, timeline_is_chrome_trace_json) {
     cr_assert_eq(system(cmd), 0, "timeline JSON does not follow the Chrome trace event format");
 }
 
+/* --timeline-ranks: 16 DP ranks, 4 kept: the CSV's head says so, and its ranks are the most
+ * and the least loaded (compute time, recomputed here from the CSV of every rank) plus the
+ * evenly spaced 0, 5, 10, 15; 0 keeps every rank, and every kept rank's spans are whole (the
+ * sampled file holds the same spans for those ranks as the full one). */
+static int csv_ranks(const char *path, int *has, double *busy) {
+    FILE *fp = fopen(path, "r");
+    cr_assert_not_null(fp, "%s", path);
+    char line[512];
+    int n = 0;
+    for (int r = 0; r < 16; r++) has[r] = 0, busy[r] = 0;
+    while (fgets(line, sizeof line, fp)) {
+        int rank;
+        double s, e;
+        char kind[16];
+        if (sscanf(line, "%d,%*d,%*[^,],%*[^,],%15[^,],%lf,%lf", &rank, kind, &s, &e) != 4 || rank < 0 || rank >= 16)
+            continue;
+        if (!has[rank]) n++;
+        has[rank] = 1;
+        if (!strcmp(kind, "compute")) busy[rank] += e - s;
+    }
+    fclose(fp);
+    return n;
+}
+
+Test(cli_replay, timeline_keeps_a_sample_of_the_ranks) {
+    char args[2048], *out;
+    const char *all = th_tmp("tl-all.json"), *some = th_tmp("tl-some.json");
+    snprintf(args, sizeof args, "replay %s --model tiny --policy none --no-progress --timeline %s --timeline-ranks 0",
+             g_trace, all);
+    cr_assert_eq(th_run(&out, args), 0, "%s", out);
+    free(out);
+    snprintf(args, sizeof args, "replay %s --model tiny --policy none --no-progress --timeline %s --timeline-ranks 4",
+             g_trace, some);
+    cr_assert_eq(th_run(&out, args), 0, "%s", out);
+    free(out);
+    int has_all[16], has[16];
+    double busy_all[16], busy[16];
+    cr_assert_eq(csv_ranks(th_tmp("tl-all.csv"), has_all, busy_all), 16);
+    int n = csv_ranks(th_tmp("tl-some.csv"), has, busy);
+    int slow = 0, fast = 0;
+    for (int r = 1; r < 16; r++) {
+        if (busy_all[r] > busy_all[slow]) slow = r;
+        if (busy_all[r] < busy_all[fast]) fast = r;
+    }
+    cr_assert(has[0] && has[5] && has[10] && has[15], "the evenly spaced ranks");
+    cr_assert(has[slow] && has[fast], "slowest %d, fastest %d", slow, fast);
+    cr_assert_leq(n, 6);
+    for (int r = 0; r < 16; r++)
+        if (has[r]) cr_assert_float_eq(busy[r], busy_all[r], 1e-9, "rank %d", r);
+    FILE *fp = fopen(th_tmp("tl-some.csv"), "r");
+    char head[4096] = "";
+    size_t got = fread(head, 1, sizeof head - 1, fp);
+    head[got] = '\0';
+    fclose(fp);
+    cr_assert(strstr(head, "# ranks: 16 per stage"), "%s", head);
+    cr_assert(strstr(head, "# compute: mean"), "%s", head);
+}
+
 Test(cli_replay, compare_has_every_policy_and_the_oracle) {
     char args[2048], *out;
     const char *csv = th_tmp("cmp.csv");

@@ -208,7 +208,7 @@ Test(options, the_simulator_commands_share_rows_and_defaults, .timeout = 120) {
     /* compare, advise and sweep take every replay option (cli/simopts.c) with its letter and
      * its default; sweep's axes take lists of the same name with the same default */
     static const char *const SIM[] = {"compare", "advise", "sweep"};
-    static const char *const OWN[] = {"policy", "csv", "json", "timeline", "timeline-step", "loads", "assignment",
+    static const char *const OWN[] = {"policy", "csv", "json", "timeline", "timeline-step", "timeline-ranks", "loads", "assignment",
                                       "no-progress"};
     for (int i = 0; i < replay->n; i++) {
         const HelpOpt *r = &replay->opt[i];
