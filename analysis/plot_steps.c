@@ -251,8 +251,8 @@ static OsStatus timeline_panel(Panel *pn, const PlotOptions *o, const char *path
     snprintf(pn->title, sizeof pn->title, "%s", label);
     if (meta.ranks > 0 && R < meta.ranks && !pn->pipelined)
         snprintf(pn->sub, sizeof pn->sub,
-                 "%d of %d ranks, sampled: slowest %d, fastest %d, evenly spaced; mean compute %.3f s (all)", picked,
-                 meta.ranks, slow, fast, mean);
+                 "%d of %d ranks: slowest %d, fastest %d, evenly spaced; mean compute %.2f s", picked, meta.ranks, slow,
+                 fast, mean);
     else if (picked < R)
         snprintf(pn->sub, sizeof pn->sub,
                  "%d of %d ranks: evenly spaced, plus the slowest (%d) and the fastest (%d); mean compute %.3f s", picked, R,

@@ -9,7 +9,11 @@ load scriptdir.'/common.gp'
 set multiplot layout npanel,1 title title
 set xrange [0:xmax]
 set grid xtics noytics
-set key outside right top
+# one legend column, and the same plot area in every panel (gnuplot would otherwise wrap the
+# legend of a shorter panel into two columns and narrow its time axis)
+set key at screen 0.995, graph 1.0 right top vertical maxrows 20
+set lmargin at screen 0.25
+set rmargin at screen 0.76
 set ylabel ylab
 set style textbox opaque noborder
 do for [p=1:npanel] {
@@ -21,6 +25,7 @@ do for [p=1:npanel] {
     set ytics scale 0 font ',9'
     set title (p == 1 ? title1."\n".sub1 : title2."\n".sub2)
     if (p == npanel) { set xlabel 'time from the start of the step (s)' } else { unset xlabel }
+    if (p > 1) { unset key } # one legend, beside the first panel: the colours are the same in all
     plot f using (($2+$3)/2):1:(($3-$2)/2):(0.42):4 with boxxyerror fs solid 1.0 noborder lc rgb variable notitle, \
          m using (xmax*0.995):1:2 with labels right boxed font ',9' tc rgb '#B00000' notitle, \
          for [k=1:nkey] keyentry with boxes fs solid 1.0 lc rgb word(keycolors,k) title word(keynames,k)
