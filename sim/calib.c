@@ -274,7 +274,9 @@ fail:
  * FlashAttention v1/v2 class run at 15-35% of that peak and memory-bound kernels on HBM,
  * whose clock the power limit does not lower, so their burst rates stand. The scale is
  * folded into grid_lr (rebuilt from the rows by prepare_gemm on every validation, so a table
- * validated twice is not scaled twice). */
+ * validated twice is not scaled twice). Simplification: small, launch-bound GEMMs draw less
+ * power than the burn and are scaled all the same (at most 1/scale too slow); in a training
+ * step's large GEMMs, where the time is, the burn's conditions hold. */
 static OsStatus prepare_sustain(Calib *c, const char *where) {
     OsStatus st = OS_OK;
     c->gemm_sustain_scale = 1.0;
