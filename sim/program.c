@@ -862,6 +862,9 @@ OsStatus prog_write_timeline(const Prog *p, const char *json_path, const char *c
     uint32_t nodes = (p->W + dp_per_node - 1) / dp_per_node;
     int first = 1;
     for (uint32_t n = 0; n < nodes; n++) {
+        int any = !keep; /* a node only when one of its workers is in the file */
+        for (uint32_t r = n * dp_per_node; keep && r < p->W && r < (n + 1) * dp_per_node; r++) any |= keep[r];
+        if (!any) continue;
         fprintf(js.fp, "%s{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":%u,\"tid\":0,\"args\":{\"name\":\"node %u\"}}",
                 first ? "" : ",\n", n, n);
         first = 0;
