@@ -327,6 +327,18 @@ static int ci_has(const char *hay, const char *needle) {
     return 0;
 }
 
+/* ci_has, at the start of a word: "h200" is not in "gh200". */
+static int ci_has_word(const char *hay, const char *needle) {
+    size_t n = strlen(needle);
+    for (const char *h = hay; *h; h++) {
+        if (h > hay && isalnum((unsigned char)h[-1])) continue;
+        size_t k = 0;
+        while (k < n && h[k] && tolower((unsigned char)h[k]) == tolower((unsigned char)needle[k])) k++;
+        if (k == n) return 1;
+    }
+    return 0;
+}
+
 /* Does a table's device (its `device` text, e.g. "NVIDIA H100 SXM5 80GB ...") stand for the
  * row's GPU as llm-foundry's tables name it (h100_80gb, a100_40gb, ...)? The model family
  * (H100, H200, A100, ...) must appear in both, and a PCIe part in both or neither. */
@@ -334,9 +346,9 @@ static int gpu_matches(const char *gpu, const char *device) {
     static const char *const fam[] = {"h100", "h200", "h800", "gh200", "a100", "a800", "b200", "gb200", "l40", "v100", "mi300", "mi250"};
     int found = 0;
     for (size_t i = 0; i < sizeof fam / sizeof fam[0]; i++) {
-        if (!ci_has(gpu, fam[i])) continue;
+        if (!ci_has_word(gpu, fam[i])) continue;
         found = 1;
-        if (!ci_has(device, fam[i])) return 0;
+        if (!ci_has_word(device, fam[i])) return 0;
     }
     if (!found) return 0; /* a GPU we cannot place: never assume it is the table's */
     if (ci_has(gpu, "pcie") != ci_has(device, "pcie")) return 0;

@@ -85,19 +85,21 @@ Test(fidelity, other_gpus_and_precisions_are_not_priced_as_h100_bf16) {
                                            "mpt-125m,2048,8,a100_80gb,2,1,16,FULL_SHARD,False,81000,amp_bf16\n"
                                            "mpt-125m,2048,8,h100_80gb,2,1,16,FULL_SHARD,False,81000,amp_fp8\n"
                                            "mpt-125m,2048,8,h100_pcie,2,1,16,FULL_SHARD,False,81000,bf16\n"
-                                           "mpt-125m,2048,8,,2,1,16,FULL_SHARD,False,81000,\n");
+                                           "mpt-125m,2048,8,,2,1,16,FULL_SHARD,False,81000,\n"
+                                           "mpt-125m,2048,8,gh200_480gb,2,1,16,FULL_SHARD,False,81000,bf16\n");
     FidRun *r = NULL;
     size_t n = 0;
     cr_assert_eq(fid_read_runs(&r, &n, p), OS_OK, "%s", os_last_error());
-    cr_assert_eq(n, 5u);
+    cr_assert_eq(n, 6u);
     cr_assert_str_eq(r[1].gpu, "a100_80gb");
     cr_assert_str_eq(r[2].precision, "amp_fp8");
     Calib c;
     calib_default_h100(&c);
     FidOptions o = {.models_dir = NULL, .traces_dir = th_tmp("fid-gpus"), .calib = &c, .steps = 1};
-    FidResult res[5];
+    FidResult res[6];
     for (size_t i = 0; i < n; i++) cr_assert_eq(fid_predict(&res[i], &r[i], &o), OS_OK, "%s", os_last_error());
     cr_assert(res[0].ok && res[4].ok, "%s / %s", res[0].why, res[4].why);
+    cr_assert(!res[5].ok && strstr(res[5].why, "gh200"), "a GH200 is not an H100: %s", res[5].why);
     cr_assert_eq(res[0].tps_pred, res[4].tps_pred);
     cr_assert(!res[1].ok && strstr(res[1].why, "a100_80gb") && strstr(res[1].why, "calibration column"), "%s", res[1].why);
     cr_assert(!res[2].ok && strstr(res[2].why, "amp_fp8"), "%s", res[2].why);
