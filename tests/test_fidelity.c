@@ -75,29 +75,41 @@ Test(fidelity, unbuildable_rows_are_kept_with_the_reason) {
     free(r);
 }
 
+/* Read a runs table written to `name` and predict every row on the built-in table (one step);
+ * returns the rows (caller frees) and fills res[0 .. *n). */
+static FidRun *predict_all(const char *name, const char *body, FidResult *res, size_t max, size_t *n) {
+    const char *p = write_file(name, body);
+    FidRun *r = NULL;
+    cr_assert_eq(fid_read_runs(&r, n, p), OS_OK, "%s", os_last_error());
+    cr_assert_leq(*n, max);
+    static Calib c;
+    calib_default_h100(&c);
+    char traces[128];
+    snprintf(traces, sizeof traces, "traces-%s", name);
+    FidOptions o = {.models_dir = NULL, .traces_dir = th_tmp(traces), .calib = &c, .steps = 1};
+    for (size_t i = 0; i < *n; i++) cr_assert_eq(fid_predict(&res[i], &r[i], &o), OS_OK, "%s", os_last_error());
+    return r;
+}
+
 /* The gpu and precision columns: a row on another GPU than its table is for, or in a precision
  * the 16-bit rates do not price, is kept as not reproducible with the reason, never priced as
  * an H100 bf16 row; an H100 bf16 row predicts as without the columns. */
 Test(fidelity, other_gpus_and_precisions_are_not_priced_as_h100_bf16) {
-    const char *p = write_file("gpus.csv", "model,seq_len,gpus,gpu,micro_batch,grad_accum,global_batch,sharding,"
-                                           "activation_checkpointing,tokens_per_s_per_gpu,precision\n"
-                                           "mpt-125m,2048,8,h100_80gb,2,1,16,FULL_SHARD,False,81000,amp_bf16\n"
-                                           "mpt-125m,2048,8,a100_80gb,2,1,16,FULL_SHARD,False,81000,amp_bf16\n"
-                                           "mpt-125m,2048,8,h100_80gb,2,1,16,FULL_SHARD,False,81000,amp_fp8\n"
-                                           "mpt-125m,2048,8,h100_pcie,2,1,16,FULL_SHARD,False,81000,bf16\n"
-                                           "mpt-125m,2048,8,,2,1,16,FULL_SHARD,False,81000,\n"
-                                           "mpt-125m,2048,8,gh200_480gb,2,1,16,FULL_SHARD,False,81000,bf16\n");
-    FidRun *r = NULL;
+    FidResult res[6];
     size_t n = 0;
-    cr_assert_eq(fid_read_runs(&r, &n, p), OS_OK, "%s", os_last_error());
+    FidRun *r = predict_all("gpus.csv",
+                            "model,seq_len,gpus,gpu,micro_batch,grad_accum,global_batch,sharding,"
+                            "activation_checkpointing,tokens_per_s_per_gpu,precision\n"
+                            "mpt-125m,2048,8,h100_80gb,2,1,16,FULL_SHARD,False,81000,amp_bf16\n"
+                            "mpt-125m,2048,8,a100_80gb,2,1,16,FULL_SHARD,False,81000,amp_bf16\n"
+                            "mpt-125m,2048,8,h100_80gb,2,1,16,FULL_SHARD,False,81000,amp_fp8\n"
+                            "mpt-125m,2048,8,h100_pcie,2,1,16,FULL_SHARD,False,81000,bf16\n"
+                            "mpt-125m,2048,8,,2,1,16,FULL_SHARD,False,81000,\n"
+                            "mpt-125m,2048,8,gh200_480gb,2,1,16,FULL_SHARD,False,81000,bf16\n",
+                            res, 6, &n);
     cr_assert_eq(n, 6u);
     cr_assert_str_eq(r[1].gpu, "a100_80gb");
     cr_assert_str_eq(r[2].precision, "amp_fp8");
-    Calib c;
-    calib_default_h100(&c);
-    FidOptions o = {.models_dir = NULL, .traces_dir = th_tmp("fid-gpus"), .calib = &c, .steps = 1};
-    FidResult res[6];
-    for (size_t i = 0; i < n; i++) cr_assert_eq(fid_predict(&res[i], &r[i], &o), OS_OK, "%s", os_last_error());
     cr_assert(res[0].ok && res[4].ok, "%s / %s", res[0].why, res[4].why);
     cr_assert(!res[5].ok && strstr(res[5].why, "gh200"), "a GH200 is not an H100: %s", res[5].why);
     cr_assert_eq(res[0].tps_pred, res[4].tps_pred);
@@ -111,16 +123,12 @@ Test(fidelity, other_gpus_and_precisions_are_not_priced_as_h100_bf16) {
  * whole share), said in the row's note; it predicts exactly what the share as one micro-batch
  * does. */
 Test(fidelity, micro_batch_above_the_share_is_a_noted_clamp) {
-    const char *p = write_file("clamp.csv", HEAD "mpt-125m,2048,8,64,1,16,81000,FULL_SHARD,False\n"
-                                                 "mpt-125m,2048,8,2,1,16,81000,FULL_SHARD,False\n");
-    FidRun *r = NULL;
-    size_t n = 0;
-    cr_assert_eq(fid_read_runs(&r, &n, p), OS_OK, "%s", os_last_error());
-    Calib c;
-    calib_default_h100(&c);
-    FidOptions o = {.models_dir = NULL, .traces_dir = th_tmp("fid-clamp"), .calib = &c, .steps = 1};
     FidResult res[2];
-    for (size_t i = 0; i < n; i++) cr_assert_eq(fid_predict(&res[i], &r[i], &o), OS_OK, "%s", os_last_error());
+    size_t n = 0;
+    FidRun *r = predict_all("clamp.csv", HEAD "mpt-125m,2048,8,64,1,16,81000,FULL_SHARD,False\n"
+                                              "mpt-125m,2048,8,2,1,16,81000,FULL_SHARD,False\n",
+                            res, 2, &n);
+    cr_assert_eq(n, 2u);
     cr_assert(res[0].ok && res[1].ok);
     cr_assert(strstr(res[0].why, "clamped"), "%s", res[0].why);
     cr_assert_null(strstr(res[1].why, "clamped"), "%s", res[1].why);

@@ -177,6 +177,23 @@ static void load_runs(const char *path, FidRun **runs, size_t *n, FidCalibs **ca
     cr_assert_eq(fid_calibs_load(cals, *runs, *n, FID "/calib", path), OS_OK, "%s", os_last_error());
 }
 
+/* The options a shipped runs file replays under: its rows' tables, the built-in one for rows
+ * naming none (*h100, caller frees), the suite's models; res: [n], caller frees. */
+static FidResult *predict_runs(const FidRun *runs, size_t n, FidCalibs *cals, const char *traces, Calib **h100) {
+    *h100 = malloc(sizeof **h100);
+    cr_assert_not_null(*h100);
+    calib_default_h100(*h100);
+    FidOptions o = {.models_dir = FID "/models", .traces_dir = th_tmp(traces), .calib = *h100,
+                    .calib_dir = FID "/calib", .calibs = cals, .steps = 1};
+    FidResult *res = calloc(n, sizeof *res);
+    cr_assert_not_null(res);
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_eq(fid_predict(&res[i], &runs[i], &o), OS_OK, "%s", os_last_error());
+        cr_assert(res[i].ok, "%s: %s", runs[i].model, res[i].why);
+    }
+    return res;
+}
+
 Test(fidelity_3d, megatron_rows_replay_within_the_guard, .timeout = 60) {
     FidRun *runs = NULL;
     FidCalibs *cals = NULL;
@@ -184,17 +201,10 @@ Test(fidelity_3d, megatron_rows_replay_within_the_guard, .timeout = 60) {
     load_runs(MEGATRON_RUNS, &runs, &n, &cals);
     const Calib *a100 = fid_calibs_get(cals, "a100-megatron.calib");
     cr_assert_not_null(a100);
-    Calib *h100 = malloc(sizeof *h100);
-    cr_assert_not_null(h100);
-    calib_default_h100(h100);
-    FidOptions o = {.models_dir = FID "/models", .traces_dir = th_tmp("fid3d-traces"), .calib = h100,
-                    .calib_dir = FID "/calib", .calibs = cals, .steps = 1};
-    FidResult *res = calloc(n, sizeof *res);
-    cr_assert_not_null(res);
+    Calib *h100 = NULL;
+    FidResult *res = predict_runs(runs, n, cals, "fid3d-traces", &h100);
     double worst = 0;
     for (size_t i = 0; i < n; i++) {
-        cr_assert_eq(fid_predict(&res[i], &runs[i], &o), OS_OK, "%s", os_last_error());
-        cr_assert(res[i].ok, "%s: %s", runs[i].model, res[i].why);
         cr_assert_str_eq(res[i].calib_name, "a100-megatron");
         /* eq. (3) MFU over the A100's 312 TFLOP/s; it counts the recomputation: HFU = MFU */
         double fpt = eq3(TABLE1[i].layers, TABLE1[i].hidden);
@@ -212,7 +222,8 @@ Test(fidelity_3d, megatron_rows_replay_within_the_guard, .timeout = 60) {
     cr_assert_lt(worst, MEGATRON_GUARD_WORST, "worst %.3f", worst);
     /* without the cache, fid_predict loads the row's table itself: the same answer */
     FidResult again;
-    o.calibs = NULL;
+    FidOptions o = {.models_dir = FID "/models", .traces_dir = th_tmp("fid3d-traces"), .calib = h100,
+                    .calib_dir = FID "/calib", .calibs = NULL, .steps = 1};
     cr_assert_eq(fid_predict(&again, &runs[0], &o), OS_OK, "%s", os_last_error());
     cr_assert_eq(again.tps_pred, res[0].tps_pred);
     fid_calibs_destroy(cals);
@@ -238,16 +249,9 @@ Test(fidelity_3d, llama3_rows_replay_within_15_percent, .timeout = 60) {
     cr_assert(l3->gemm_sustain_scale > 0.85 && l3->gemm_sustain_scale < 0.95, "%g", l3->gemm_sustain_scale);
     cr_assert_eq(l3->grad_land_bytes, 10.0); /* fp32 accumulation: r4 + r2 + w4 */
     cr_assert_eq(l3->metric_ce, 0.0);        /* no Composer training metrics */
-    Calib *h100 = malloc(sizeof *h100);
-    cr_assert_not_null(h100);
-    calib_default_h100(h100);
-    FidOptions o = {.models_dir = FID "/models", .traces_dir = th_tmp("fid3d-llama"), .calib = h100,
-                    .calib_dir = FID "/calib", .calibs = cals, .steps = 1};
-    FidResult *res = calloc(n, sizeof *res);
-    cr_assert_not_null(res);
+    Calib *h100 = NULL;
+    FidResult *res = predict_runs(runs, n, cals, "fid3d-llama", &h100);
     for (size_t i = 0; i < n; i++) {
-        cr_assert_eq(fid_predict(&res[i], &runs[i], &o), OS_OK, "%s", os_last_error());
-        cr_assert(res[i].ok, "%s: %s", runs[i].model, res[i].why);
         cr_assert_str_eq(res[i].calib_name, "h100-llama3");
         cr_assert_gt(res[i].bubble_s, 0);
         cr_assert_gt(res[i].tp_comm_s, 0);
