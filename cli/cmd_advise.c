@@ -436,7 +436,7 @@ OsStatus cmd_advise(int argc, char **argv) {
     prov = malloc(sizeof *prov);
     ALLOC_CHECK(prov);
     OS_CHECK(runprov_init(prov, pos[0], command, ORCHSIM_VERSION));
-    PolRunOpts po = {.charge = measured ? CHARGE_MEASURED : so.balancer_cost_s >= 0 ? CHARGE_FIXED : CHARGE_MODELLED,
+    PolRunOpts po = {.charge = polrun_charge_pick(measured, so.balancer_cost_s),
                      .fixed_s = so.balancer_cost_s, .prov = prov, .progress = !no_progress};
     OS_CHECK(advise_units(&po.units, t, &cfg));
     if (html) {

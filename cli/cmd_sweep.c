@@ -226,8 +226,7 @@ OsStatus cmd_sweep(int argc, char **argv) {
     for (uint32_t i = 0; i < g.n_setups; i++) OS_CHECK(simopts_check_setup(g.setups[i], "--setup"));
     ALLOC_CHECK(prov = malloc(sizeof *prov));
     OS_CHECK(runprov_init(prov, pos[0], command, ORCHSIM_VERSION));
-    cli = (SweepCli){pos[0], so, measured ? CHARGE_MEASURED : so->balancer_cost_s >= 0 ? CHARGE_FIXED : CHARGE_MODELLED,
-                     prov};
+    cli = (SweepCli){pos[0], so, polrun_charge_pick(measured, so->balancer_cost_s), prov};
 
     /* under mpirun: the ranks (the MPI module is loaded now, and only here) */
     uint32_t mrank = 0, msize = 0;

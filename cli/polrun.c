@@ -49,6 +49,10 @@ fail:
     return st;
 }
 
+ChargeMode polrun_charge_pick(int measured, double fixed_s) {
+    return measured ? CHARGE_MEASURED : fixed_s >= 0 ? CHARGE_FIXED : CHARGE_MODELLED;
+}
+
 const char *polrun_charge_name(ChargeMode m) {
     return m == CHARGE_FIXED ? "fixed" : m == CHARGE_MEASURED ? "measured" : "modelled";
 }

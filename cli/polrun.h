@@ -26,6 +26,9 @@ OsStatus polrun_parse_list(const char **names, int *np, char **buf, const char *
 
 typedef enum { CHARGE_MODELLED = 0, CHARGE_FIXED, CHARGE_MEASURED } ChargeMode;
 const char *polrun_charge_name(ChargeMode m); /* "modelled", "fixed", "measured" */
+/* The charge a command's options ask for: --measured-charge, else a fixed --balancer-cost
+ * (fixed_s >= 0), else the modelled one. */
+ChargeMode polrun_charge_pick(int measured, double fixed_s);
 
 typedef struct {
     ChargeMode charge;
