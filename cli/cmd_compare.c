@@ -90,7 +90,7 @@ OsStatus cmd_compare(int argc, char **argv) {
     specs[ns++] = (OptSpec)OPTS_ROW_JSON(&json, "the same rows as JSON, with provenance and warnings");
     specs[ns++] = (OptSpec){"steps-dir", 0, OPT_STR, &steps_dir, "DIR", "also write DIR/steps_<policy>.csv (step-level)", 0, 0};
     specs[ns++] = (OptSpec){"timeline-dir", 0, OPT_STR, &tl_dir, "DIR", "also write DIR/timeline_<policy>.json/.csv of the first step", 0, 0};
-    specs[ns++] = (OptSpec){"timeline-ranks", 0, OPT_U32, &tl_ranks, "N", "DP ranks per stage in those timelines: the most and the least loaded and N evenly spaced (0: every rank)", 0, 1u << 24};
+    specs[ns++] = (OptSpec)OPTS_ROW_TIMELINE_RANKS(&tl_ranks, "those timelines");
     specs[ns++] = (OptSpec){"explain", 0, OPT_FLAG, &explain, NULL, "print a diagnosis after the table: the phase holding the imbalance, floors set by single units, all-to-all, memory", 0, 0};
     specs[ns++] = (OptSpec){"measured-charge", 0, OPT_FLAG, &measured, NULL, "charge the balancer's measured host runtime instead of its modelled cost (numbers then vary run to run)", 0, 0};
     specs[ns++] = (OptSpec)OPTS_ROW_NO_PROGRESS(&no_progress);

@@ -469,12 +469,11 @@ OsStatus cmd_fidelity(int argc, char **argv) {
     }
     fprintf(stderr, "# calibration %s (%s); rows with a calibration column use their own (%s)\n", cal->name,
             cal->stack[0] ? cal->stack : "-", calib_dir);
-    if (cal->gemm_sustained > 0)
-        fprintf(stderr, "# GEMMs at %.3f of the table's burst rates: a sustained burn of %.0f TFLOP/s at %gx%gx%g "
-                "(gemm_sustained)\n", cal->gemm_sustain_scale, cal->gemm_sustained / 1e12, cal->gemm_sustained_mnk[0],
-                cal->gemm_sustained_mnk[1], cal->gemm_sustained_mnk[2]);
-    else
-        fprintf(stderr, "# GEMMs at the table's own rates (no gemm_sustained: burst measurements taken as sustained)\n");
+    {
+        char g[256];
+        calib_sustain_text(cal, g, sizeof g);
+        fprintf(stderr, "# GEMMs: %s\n", g);
+    }
     for (size_t i = 0; i < n; i++) {
         fo.calibs = cals[file_of[i]];
         OS_CHECK(fid_predict(&res[i], &runs[i], &fo));

@@ -65,7 +65,7 @@ OsStatus cmd_replay(int argc, char **argv) {
     specs[ns++] = (OptSpec)OPTS_ROW_JSON(&json, "per-step JSON array and the summary");
     specs[ns++] = (OptSpec){"timeline", 't', OPT_STR, &timeline, "FILE.json", "Chrome trace of one step (Perfetto); a .csv is written beside it", 0, 0};
     specs[ns++] = (OptSpec){"timeline-step", 0, OPT_U64, &tl_step, "K", "which replayed step (0-based) the timeline shows", 0, 0};
-    specs[ns++] = (OptSpec){"timeline-ranks", 0, OPT_U32, &tl_ranks, "N", "DP ranks per stage in the timeline: the most and the least loaded and N evenly spaced (0: every rank)", 0, 1u << 24};
+    specs[ns++] = (OptSpec)OPTS_ROW_TIMELINE_RANKS(&tl_ranks, "the timeline");
     specs[ns++] = (OptSpec){"loads", 0, OPT_STR, &loads, "FILE", "per-step per-rank per-phase loads CSV (analysis/FORMATS.md; '-' = stdout)", 0, 0};
     specs[ns++] = (OptSpec){"assignment", 0, OPT_STR, &assign, "FILE", "per-step per-unit placements CSV: drawn, home, computing rank ('-' = stdout)", 0, 0};
     specs[ns++] = (OptSpec)OPTS_ROW_NO_PROGRESS(&no_progress);

@@ -58,6 +58,10 @@ void opts_usage(FILE *fp, const OptSpec *specs, size_t n_specs, const CmdHelp *h
 #define OPTS_ROW_STEPS(dest, help, lo, hi) {"steps", 'n', OPT_U64, (dest), "K", help, lo, hi}
 #define OPTS_ROW_POLICIES(dest) \
     {"policies", 'p', OPT_STR, (dest), "LIST", "comma-separated policies, or 'all' (default: all)", 0, 0}
+#define OPTS_ROW_TIMELINE_RANKS(dest, help_what)                                                           \
+    {"timeline-ranks", 0, OPT_U32, (dest), "N",                                                               \
+     "DP ranks per stage in " help_what ": the most and the least loaded and N evenly spaced (0: every rank)", \
+     0, 1u << 24}
 #define OPTS_ROW_NO_PROGRESS(dest) {"no-progress", 0, OPT_FLAG, (dest), NULL, "no progress bar on stderr", 0, 0}
 #define OPTS_ROW_QUIET(dest) {"quiet", 'q', OPT_FLAG, (dest), NULL, "summary lines only (no tables, no progress bar)", 0, 0}
 #define OPTS_ROW_CSV(dest, help) {"csv", 0, OPT_STR, (dest), "FILE", help OPTS_STDOUT_NOTE, 0, 0}

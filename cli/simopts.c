@@ -212,10 +212,11 @@ void simopts_announce(FILE *fp, const SimOpts *o, const ReplayConfig *cfg, const
     fprintf(fp, "# calibration: %s%s; stack: %s; attention kernel: %s\n", cfg->calib->name,
             o->calibration ? "" : " (built-in, from published kernel measurements: run `orchsim calibrate` on your GPUs)",
             cfg->calib->stack[0] ? cfg->calib->stack : "-", cfg->calib->attn_kernel[0] ? cfg->calib->attn_kernel : "-");
-    if (cfg->calib->gemm_sustained > 0)
-        fprintf(fp, "# GEMMs: at %.3f of the table's burst rates (gemm_sustained: a minute-long burn of %.0f TFLOP/s "
-                    "at %gx%gx%g)\n", cfg->calib->gemm_sustain_scale, cfg->calib->gemm_sustained / 1e12,
-                cfg->calib->gemm_sustained_mnk[0], cfg->calib->gemm_sustained_mnk[1], cfg->calib->gemm_sustained_mnk[2]);
+    if (cfg->calib->gemm_sustained > 0) {
+        char g[256];
+        calib_sustain_text(cfg->calib, g, sizeof g);
+        fprintf(fp, "# GEMMs: %s\n", g);
+    }
     fprintf(fp, "# measured vs modelled: everything here is modelled (simulator); only the balancer's own "
                 "runtime is measured on this host%s\n", cfg->balancer_cost_s >= 0 ? " (overridden by --balancer-cost)" : "");
 #ifdef ORCHSIM_HAVE_CUDA

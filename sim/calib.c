@@ -303,6 +303,15 @@ fail:
     return st;
 }
 
+void calib_sustain_text(const Calib *c, char *buf, size_t cap) {
+    if (c->gemm_sustained > 0)
+        snprintf(buf, cap, "at %.3f of the table's burst rates (gemm_sustained: a minute-long burn of %.0f TFLOP/s at "
+                 "%gx%gx%g)", c->gemm_sustain_scale, c->gemm_sustained / 1e12, c->gemm_sustained_mnk[0],
+                 c->gemm_sustained_mnk[1], c->gemm_sustained_mnk[2]);
+    else
+        snprintf(buf, cap, "at the table's own rates (no gemm_sustained: burst measurements taken as sustained)");
+}
+
 static OsStatus prepare_attn(Calib *c, const char *where) {
     OsStatus st = OS_OK;
     char f[96];

@@ -132,6 +132,9 @@ OsStatus calib_validate(Calib *c, const char *where);
 OsStatus calib_add_gemm(Calib *c, double m, double n, double k, double rate);
 OsStatus calib_add_attn(Calib *c, AttnDir dir, int causal, uint32_t hdim, double len, double rate);
 OsStatus calib_add_norm(Calib *c, AttnDir dir, uint32_t hidden, double bw);
+/* One line on the table's GEMM rates for a command's resolved configuration: the sustained
+ * scale and the burn behind it, or that the rows are taken as they are (no gemm_sustained). */
+void calib_sustain_text(const Calib *c, char *buf, size_t cap);
 /* Set (or replace) a free-text provenance entry; key: [a-z0-9_]+, < 32 chars. */
 OsStatus calib_set_meta(Calib *c, const char *key, const char *value);
 /* The value of a provenance entry, or NULL. Borrowed from c. */
