@@ -129,20 +129,16 @@ OsStatus fid_read_runs(FidRun **runs, size_t *n, const char *path) {
             else OS_FAIL(OS_ERR_FORMAT, path, f, "palm (6N + 12 L h s per token) or megatron-eq3 (arXiv 2104.04473 eq. 3)",
                          "'%s' is not a FLOP convention", v);
         }
-        x->calibration[0] = '\0';
-        if (c_cal >= 0 && *csv_str(t, i, (size_t)c_cal)) {
-            const char *v = csv_str(t, i, (size_t)c_cal);
-            snprintf(f, sizeof f, "line %zu: column calibration", x->line);
-            if (strlen(v) >= sizeof x->calibration) OS_FAIL(OS_ERR_FORMAT, path, f, NULL, "longer than %zu characters", sizeof x->calibration - 1);
-            strcpy(x->calibration, v);
-        }
+        /* the free-text columns, copied as written ("" when absent) */
         const struct {
             int col;
             char *dst;
             size_t cap;
             const char *name;
-        } txt[2] = {{c_gpu, x->gpu, sizeof x->gpu, "gpu"}, {c_prec, x->precision, sizeof x->precision, "precision"}};
-        for (int k = 0; k < 2; k++) {
+        } txt[3] = {{c_cal, x->calibration, sizeof x->calibration, "calibration"},
+                    {c_gpu, x->gpu, sizeof x->gpu, "gpu"},
+                    {c_prec, x->precision, sizeof x->precision, "precision"}};
+        for (int k = 0; k < 3; k++) {
             txt[k].dst[0] = '\0';
             if (txt[k].col < 0) continue;
             const char *v = csv_str(t, i, (size_t)txt[k].col);
@@ -316,22 +312,12 @@ static OsStatus resolve_model(ModelSpec *m, const char *name, const char *dir) {
     return model_resolve(m, name);
 }
 
-/* Case-insensitive substring test. */
-static int ci_has(const char *hay, const char *needle) {
-    size_t n = strlen(needle);
-    for (; *hay; hay++) {
-        size_t k = 0;
-        while (k < n && hay[k] && tolower((unsigned char)hay[k]) == tolower((unsigned char)needle[k])) k++;
-        if (k == n) return 1;
-    }
-    return 0;
-}
-
-/* ci_has, at the start of a word: "h200" is not in "gh200". */
-static int ci_has_word(const char *hay, const char *needle) {
+/* Case-insensitive substring test; word = 1: only where a word starts ("h200" is not in
+ * "gh200"). */
+static int ci_has(const char *hay, const char *needle, int word) {
     size_t n = strlen(needle);
     for (const char *h = hay; *h; h++) {
-        if (h > hay && isalnum((unsigned char)h[-1])) continue;
+        if (word && h > hay && isalnum((unsigned char)h[-1])) continue;
         size_t k = 0;
         while (k < n && h[k] && tolower((unsigned char)h[k]) == tolower((unsigned char)needle[k])) k++;
         if (k == n) return 1;
@@ -346,13 +332,14 @@ static int gpu_matches(const char *gpu, const char *device) {
     static const char *const fam[] = {"h100", "h200", "h800", "gh200", "a100", "a800", "b200", "gb200", "l40", "v100", "mi300", "mi250"};
     int found = 0;
     for (size_t i = 0; i < sizeof fam / sizeof fam[0]; i++) {
-        if (!ci_has_word(gpu, fam[i])) continue;
+        if (!ci_has(gpu, fam[i], 1)) continue;
         found = 1;
-        if (!ci_has_word(device, fam[i])) return 0;
+        if (!ci_has(device, fam[i], 1)) return 0;
     }
     if (!found) return 0; /* a GPU we cannot place: never assume it is the table's */
-    if (ci_has(gpu, "pcie") != ci_has(device, "pcie")) return 0;
-    if ((ci_has(gpu, "40gb") && ci_has(device, "80gb")) || (ci_has(gpu, "80gb") && ci_has(device, "40gb"))) return 0;
+    if (ci_has(gpu, "pcie", 0) != ci_has(device, "pcie", 0)) return 0;
+    if ((ci_has(gpu, "40gb", 0) && ci_has(device, "80gb", 0)) || (ci_has(gpu, "80gb", 0) && ci_has(device, "40gb", 0)))
+        return 0;
     return 1;
 }
 
@@ -396,8 +383,8 @@ OsStatus fid_predict(FidResult *res, const FidRun *run, const FidOptions *o) {
     }
     snprintf(res->calib_name, sizeof res->calib_name, "%s", cal->name);
     /* what no table here prices: 8- or 32-bit GEMMs, and a GPU the row's table is not for */
-    if (run->precision[0] && (ci_has(run->precision, "fp8") || ci_has(run->precision, "fp32") ||
-                              ci_has(run->precision, "int8"))) {
+    if (run->precision[0] && (ci_has(run->precision, "fp8", 0) || ci_has(run->precision, "fp32", 0) ||
+                              ci_has(run->precision, "int8", 0))) {
         res->ok = 0;
         snprintf(res->why, sizeof res->why, "precision %s: the cost model's GEMM and attention rates are 16-bit "
                  "(bf16/fp16); no calibration here has such rates", run->precision);

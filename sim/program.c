@@ -507,11 +507,10 @@ static void on_clock(Engine *e, EventId id, void *data) {
 static void wclk_start(Prog *p, RankRun *r, SimTime d) {
     uint32_t s = r->stage;
     wclk_sync(p, s, r->t);
-    r->comp_target = p->wclk[s] + (double)d;
-    ClockSlot x = {r->comp_target, p->wseq++, r->rank};
+    ClockSlot x = {p->wclk[s] + (double)d, p->wseq++, r->rank}; /* its end on the clock */
     wheap_push(p, s, x);
-    const ClockSlot *top = p->wheap + (size_t)s * p->D;
-    if (!p->wclk_ev[s] || (top->seq == x.seq && top->rank == x.rank)) wclk_arm(p, s);
+    /* a new earliest op moves the stage's event (seq is unique: the top is x or another) */
+    if (!p->wclk_ev[s] || p->wheap[(size_t)s * p->D].seq == x.seq) wclk_arm(p, s);
 }
 
 /* ---- the overlap slowdown: the reference twin (every op re-timed at every change) ---- */

@@ -109,7 +109,6 @@ typedef struct {
     /* the compute op in flight (overlap slowdown) */
     int computing;
     SimTime comp_start, comp_full;
-    double comp_target;    /* its end on its stage's work clock (Prog.wclk) */
     struct Prog *prog;
     SimTime local_tail;    /* when this rank's comm stream would be free if no peer were late */
     SimTime busy, idle, comm;
