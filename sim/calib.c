@@ -603,6 +603,9 @@ fail:
     return st;
 }
 
+/* A row's pass word: 0 fwd, 1 bwd, -1 neither. */
+static int pass_word(const char *w) { return !strcmp(w, "fwd") ? 0 : !strcmp(w, "bwd") ? 1 : -1; }
+
 static OsStatus parse_attn(Calib *c, char *s, const char *path, int line) {
     OsStatus st = OS_OK;
     char f[160];
@@ -610,7 +613,7 @@ static OsStatus parse_attn(Calib *c, char *s, const char *path, int line) {
     char *w[5];
     const char *form = "write: attn <fwd|bwd> <causal|full> <head dim> <length> <FLOP/s>";
     if (words(s, w, 5) != 5) OS_FAIL(OS_ERR_FORMAT, f, NULL, form, "expected five fields");
-    int dir = !strcmp(w[0], "fwd") ? 0 : !strcmp(w[0], "bwd") ? 1 : -1;
+    int dir = pass_word(w[0]);
     int causal = !strcmp(w[1], "causal") ? 1 : !strcmp(w[1], "full") ? 0 : -1;
     if (dir < 0) OS_FAIL(OS_ERR_FORMAT, f, NULL, form, "'%s' is not fwd or bwd", w[0]);
     if (causal < 0) OS_FAIL(OS_ERR_FORMAT, f, NULL, form, "'%s' is not causal or full", w[1]);
@@ -631,7 +634,7 @@ static OsStatus parse_norm(Calib *c, char *s, const char *path, int line) {
     char *w[3];
     const char *form = "write: layernorm <fwd|bwd> <hidden> <bytes/s>";
     if (words(s, w, 3) != 3) OS_FAIL(OS_ERR_FORMAT, f, NULL, form, "expected three fields");
-    int dir = !strcmp(w[0], "fwd") ? 0 : !strcmp(w[0], "bwd") ? 1 : -1;
+    int dir = pass_word(w[0]);
     if (dir < 0) OS_FAIL(OS_ERR_FORMAT, f, NULL, form, "'%s' is not fwd or bwd", w[0]);
     uint64_t hidden;
     double bw;
