@@ -172,6 +172,12 @@ void plot_sort_policies(const char **pols, int n) {
     if (n > 1) qsort(pols, (size_t)n, sizeof *pols, cmp_policy);
 }
 
+void plot_join_words(char *buf, size_t cap, const char *const *list, int n) {
+    size_t k = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < n && k < cap; i++) k += (size_t)snprintf(buf + k, cap - k, "%s%s", i ? " " : "", list[i]);
+}
+
 void plot_policy_words(char *colors, char *dts, char *pts, size_t cap, const char *const *pols, int n) {
     size_t a = 0, b = 0, c = 0;
     colors[0] = dts[0] = pts[0] = '\0';

@@ -45,6 +45,8 @@ const char *plot_policy_color(const char *policy);
 const char *plot_phase_color(const char *phase);
 /* Space-separated colours, dash types and point types of pols[n] (each buffer cap bytes). */
 void plot_policy_words(char *colors, char *dts, char *pts, size_t cap, const char *const *pols, int n);
+/* list[0 .. n) joined by single spaces into buf (gnuplot's word() lists), cut at cap. */
+void plot_join_words(char *buf, size_t cap, const char *const *list, int n);
 
 /* The figures (one function each, registered in plot.c). */
 PlotFn plot_throughput, plot_policies, plot_mfu, plot_timeline, plot_imbalance_cdf, plot_validate, plot_composition,

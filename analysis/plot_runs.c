@@ -20,11 +20,6 @@ static int add_unique(const char **list, int *n, const char *s) {
     return (*n)++;
 }
 
-static void words(char *buf, size_t cap, const char *const *list, int n) {
-    size_t k = 0;
-    buf[0] = '\0';
-    for (int i = 0; i < n && k < cap; i++) k += (size_t)snprintf(buf + k, cap - k, "%s%s", i ? " " : "", list[i]);
-}
 
 
 static int cmp_u64(const void *a, const void *b) {
@@ -72,7 +67,7 @@ static OsStatus throughput_bars(const PlotOptions *o, const RunRow *rows, size_t
             }
     OS_CHECK(plot_dat_close(&d));
     char pw[2048], cw[2048], dw[512], tw[512], sub[512], sub2[256];
-    words(pw, sizeof pw, pols, np);
+    plot_join_words(pw, sizeof pw, pols, np);
     plot_policy_words(cw, dw, tw, sizeof dw, pols, np);
     snprintf(sub, sizeof sub, "model %s, %s, %llu GPUs (%llu per node), TP %llu, %llu steps per run", ref->model,
              ref->setup, (unsigned long long)gpus, (unsigned long long)ref->gpus_per_node, (unsigned long long)ref->tp,
@@ -158,7 +153,7 @@ OsStatus plot_throughput(const PlotOptions *o, const char *const *inputs, int n_
     OS_CHECK(plot_dat_close(&d));
 
     char pw[2048], cw[2048], dw[512], tw[512], xt[1024], sub[512], ideal[256];
-    words(pw, sizeof pw, pols, np);
+    plot_join_words(pw, sizeof pw, pols, np);
     plot_policy_words(cw, dw, tw, sizeof dw, pols, np);
     size_t k = (size_t)snprintf(xt, sizeof xt, "(");
     for (int i = 0; i < ng && k < sizeof xt; i++)
@@ -281,7 +276,7 @@ OsStatus plot_mfu(const PlotOptions *o, const char *const *inputs, int n_inputs)
     }
     OS_CHECK(plot_dat_close(&d));
     char pw[2048], cw[2048], dw[512], tw[512], sub[512];
-    words(pw, sizeof pw, pols, np);
+    plot_join_words(pw, sizeof pw, pols, np);
     plot_policy_words(cw, dw, tw, sizeof dw, pols, np);
     snprintf(sub, sizeof sub, "%llu GPUs (%llu per node, TP %llu), %s", (unsigned long long)gpus,
              (unsigned long long)gpn, (unsigned long long)tp, setup);

@@ -21,11 +21,6 @@ static int find_or_add(const char **list, int *n, int max, const char *s) {
     return (*n)++;
 }
 
-static void join_words(char *buf, size_t cap, const char *const *list, int n) {
-    size_t k = 0;
-    buf[0] = '\0';
-    for (int i = 0; i < n && k < cap; i++) k += (size_t)snprintf(buf + k, cap - k, "%s%s", i ? " " : "", list[i]);
-}
 
 /* "runs/steps_post.csv" -> "steps_post" */
 static void stem(char *buf, size_t cap, const char *path) {
@@ -298,8 +293,8 @@ OsStatus plot_timeline(const PlotOptions *o, const char *const *inputs, int n_in
     for (size_t k = 0; k < OS_ARRAY_LEN(TL_KEYS); k++)
         if (keys & (1u << k)) kn[nk] = TL_LABELS[k], kc[nk++] = plot_phase_color(TL_KEYS[k]);
     char kw[512], cw[512];
-    join_words(kw, sizeof kw, kn, nk);
-    join_words(cw, sizeof cw, kc, nk);
+    plot_join_words(kw, sizeof kw, kn, nk);
+    plot_join_words(cw, sizeof cw, kc, nk);
     PlotVars *v = malloc(sizeof *v);
     ALLOC_CHECK(v);
     pv_init(v);
@@ -407,9 +402,9 @@ OsStatus plot_imbalance_cdf(const PlotOptions *o, const char *const *inputs, int
     }
     if (!nph) OS_FAIL(OS_ERR_FORMAT, inputs[0], "<phase>_imbalance", "replay with --csv", "no imbalance values");
     char pw[2048], cw[2048], dw[512], tw[512], phw[256];
-    join_words(pw, sizeof pw, sorted, np);
+    plot_join_words(pw, sizeof pw, sorted, np);
     plot_policy_words(cw, dw, tw, sizeof dw, sorted, np);
-    join_words(phw, sizeof phw, phases, nph);
+    plot_join_words(phw, sizeof phw, phases, nph);
     PlotVars *v = malloc(sizeof *v);
     ALLOC_CHECK(v);
     pv_init(v);
@@ -486,7 +481,7 @@ OsStatus plot_validate(const PlotOptions *o, const char *const *inputs, int n_in
     }
     OS_CHECK(plot_dat_close(&d));
     char pw[2048], cw[2048], dw[512], tw[512], sub[256], sub2[256];
-    join_words(pw, sizeof pw, pols, np);
+    plot_join_words(pw, sizeof pw, pols, np);
     plot_policy_words(cw, dw, tw, sizeof dw, pols, np);
     snprintf(sub, sizeof sub, "%zu steps: mean |error| %.1f%%, max |error| %.1f%%, bias %+.1f%%", pe.n,
              100.0 * pe.mape, 100.0 * pe.max_abs_err, 100.0 * pe.mean_err);
