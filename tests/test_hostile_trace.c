@@ -57,17 +57,32 @@ static hid_t open_rw(const char *p) {
 }
 
 /* Replace table `name` by a dataset of type ty, n rows of data (may be NULL: unwritten). */
-static void replace_table(const char *p, const char *name, hid_t ty, hsize_t n, hsize_t maxn, hid_t dcpl,
-                          const void *data) {
+/* Replace table `name` by n rows of file type ty (maxn rows at most), data in memory type mt. */
+static void replace_table_as(const char *p, const char *name, hid_t ty, hid_t mt, hsize_t n, hsize_t maxn, hid_t dcpl,
+                             const void *data) {
     hid_t f = open_rw(p);
     cr_assert_geq(H5Ldelete(f, name, H5P_DEFAULT), 0);
     hid_t sp = H5Screate_simple(1, &n, &maxn);
     hid_t ds = H5Dcreate2(f, name, ty, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     cr_assert_geq(ds, 0, "cannot create %s", name);
-    if (data && n) cr_assert_geq(H5Dwrite(ds, ty, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), 0);
+    if (data && n) cr_assert_geq(H5Dwrite(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), 0);
     H5Dclose(ds);
     H5Sclose(sp);
     H5Fclose(f);
+}
+
+static void replace_table(const char *p, const char *name, hid_t ty, hsize_t n, hsize_t maxn, hid_t dcpl,
+                          const void *data) {
+    replace_table_as(p, name, ty, ty, n, maxn, dcpl, data);
+}
+
+/* The same with orchsim's own row layout of table t: the rows as the writer holds them. */
+static void replace_rows(const char *p, const char *name, Th5Table t, hsize_t n, hsize_t maxn, hid_t dcpl,
+                         const void *rows) {
+    hid_t ft = th5_file_type(t), mt = th5_mem_type(t);
+    replace_table_as(p, name, ft, mt, n, maxn, dcpl, rows);
+    H5Tclose(ft);
+    H5Tclose(mt);
 }
 
 static void expect_bad(const char *path, const char *n1, const char *n2) {
@@ -255,22 +270,12 @@ Test(hostile_trace, overlapping_steps_are_refused_at_open) {
     enum { NS = 100000 };
     TraceStepRec *rows = malloc(NS * sizeof *rows);
     for (int i = 0; i < NS; i++) rows[i] = (TraceStepRec){0, 4, 2};
-    hid_t ft = th5_file_type(TH5_STEPS), mt = th5_mem_type(TH5_STEPS), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     hsize_t chunk = 4096;
     H5Pset_chunk(dcpl, 1, &chunk);
     H5Pset_deflate(dcpl, 9);
-    hid_t f = open_rw(p);
-    H5Ldelete(f, "/steps", H5P_DEFAULT);
-    hsize_t n = NS;
-    hid_t sp = H5Screate_simple(1, &n, NULL);
-    hid_t ds = H5Dcreate2(f, "/steps", ft, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    cr_assert_geq(H5Dwrite(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows), 0);
-    H5Dclose(ds);
-    H5Sclose(sp);
-    H5Fclose(f);
+    replace_rows(p, "/steps", TH5_STEPS, NS, NS, dcpl, rows);
     H5Pclose(dcpl);
-    H5Tclose(ft);
-    H5Tclose(mt);
     free(rows);
     double t0 = os_now();
     expect_bad(p, "/steps", "the steps overlap");
@@ -282,36 +287,15 @@ Test(hostile_trace, steps_sharing_items) {
     const char *p = valid_file("shareitems.h5");
     TraceExample ex[8];
     for (int i = 0; i < 8; i++) ex[i] = (TraceExample){(uint64_t)i, 3, 1, (uint64_t)(i % 4)};
-    hid_t ft = th5_file_type(TH5_EXAMPLES), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     hsize_t chunk = 4;
     H5Pset_chunk(dcpl, 1, &chunk);
-    hid_t f = open_rw(p);
-    H5Ldelete(f, "/examples", H5P_DEFAULT);
-    hsize_t n = 8;
-    hid_t sp = H5Screate_simple(1, &n, NULL), mt = th5_mem_type(TH5_EXAMPLES);
-    hid_t ds = H5Dcreate2(f, "/examples", ft, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    cr_assert_geq(H5Dwrite(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, ex), 0);
-    H5Dclose(ds);
-    H5Sclose(sp);
-    H5Tclose(mt);
-    H5Tclose(ft);
+    replace_rows(p, "/examples", TH5_EXAMPLES, 8, 8, dcpl, ex);
     H5Pclose(dcpl);
-    H5Fclose(f);
     /* both steps read items 0..3 (contiguous within each step, so a per-step check passes):
      * 8 items referenced in all, from an /items table of 4 rows */
     TraceItem it[4] = {{1, 1}, {2, 1}, {3, 1}, {4, 1}};
-    hid_t ift = th5_file_type(TH5_ITEMS), imt = th5_mem_type(TH5_ITEMS);
-    hid_t f2 = open_rw(p);
-    H5Ldelete(f2, "/items", H5P_DEFAULT);
-    hsize_t m = 4;
-    hid_t sp2 = H5Screate_simple(1, &m, NULL);
-    hid_t ds2 = H5Dcreate2(f2, "/items", ift, sp2, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    cr_assert_geq(H5Dwrite(ds2, imt, H5S_ALL, H5S_ALL, H5P_DEFAULT, it), 0);
-    H5Dclose(ds2);
-    H5Sclose(sp2);
-    H5Tclose(ift);
-    H5Tclose(imt);
-    H5Fclose(f2);
+    replace_rows(p, "/items", TH5_ITEMS, 4, 4, H5P_DEFAULT, it);
     expect_bad(p, "/steps", "reference 8 items, but /items holds 4 rows");
 }
 
@@ -323,18 +307,7 @@ Test(hostile_trace, chunks_larger_than_the_reader_takes) {
     H5Pset_deflate(dcpl, 1);
     TraceItem it[8];
     for (int i = 0; i < 8; i++) it[i] = (TraceItem){(uint32_t)(10 * (i % 4) + 1), 1};
-    hid_t ft = th5_file_type(TH5_ITEMS), mt = th5_mem_type(TH5_ITEMS);
-    hid_t f = open_rw(p);
-    H5Ldelete(f, "/items", H5P_DEFAULT);
-    hsize_t n = 8, mx = H5S_UNLIMITED;
-    hid_t sp = H5Screate_simple(1, &n, &mx);
-    hid_t ds = H5Dcreate2(f, "/items", ft, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    cr_assert_geq(H5Dwrite(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, it), 0);
-    H5Dclose(ds);
-    H5Sclose(sp);
-    H5Fclose(f);
-    H5Tclose(ft);
-    H5Tclose(mt);
+    replace_rows(p, "/items", TH5_ITEMS, 8, H5S_UNLIMITED, dcpl, it);
     H5Pclose(dcpl);
     expect_bad(p, "/items", "exceed the reader's 16 MiB");
 }
@@ -366,19 +339,7 @@ Test(hostile_trace, foreign_filter) {
     H5Pset_nbit(dcpl);
     TraceItem it[8];
     for (int i = 0; i < 8; i++) it[i] = (TraceItem){(uint32_t)(10 * (i % 4) + 1), 1};
-    hid_t ft = th5_file_type(TH5_ITEMS), mt = th5_mem_type(TH5_ITEMS);
-    hid_t f = open_rw(p);
-    H5Ldelete(f, "/items", H5P_DEFAULT);
-    hsize_t n = 8;
-    hid_t sp = H5Screate_simple(1, &n, NULL);
-    hid_t ds = H5Dcreate2(f, "/items", ft, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    cr_assert_geq(ds, 0);
-    cr_assert_geq(H5Dwrite(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, it), 0);
-    H5Dclose(ds);
-    H5Sclose(sp);
-    H5Fclose(f);
-    H5Tclose(ft);
-    H5Tclose(mt);
+    replace_rows(p, "/items", TH5_ITEMS, 8, 8, dcpl, it);
     H5Pclose(dcpl);
     expect_bad(p, "/items", "not one orchsim writes");
 }
