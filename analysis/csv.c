@@ -14,6 +14,7 @@ struct CsvTable {
     size_t n_cols, n_rows;
     size_t *cell;      /* [(n_rows + 1) * n_cols] offsets into pool; row 0 = header */
     size_t *line;      /* [n_rows + 1] 1-based file line of each row */
+    size_t skipped;    /* markdown: tables left out (another header than the first's) */
 };
 
 static OsStatus slurp(char **buf, size_t *len, const char *path) {
@@ -39,16 +40,11 @@ fail:
     return st;
 }
 
-OsStatus csv_read(CsvTable **out, const char *path) {
+/* RFC 4180 text into t (pool, cells, lines); n_row counts the header. */
+static OsStatus parse_csv(CsvTable *t, const char *src, size_t len, size_t *rows_out) {
     OsStatus st = OS_OK;
-    char *src = NULL;
-    size_t len = 0, cap_cell = 0, cap_line = 0, n_cell = 0, n_row = 0;
-    *out = NULL;
-    CsvTable *t = calloc(1, sizeof *t);
-    ALLOC_CHECK(t);
-    t->path = strdup(path);
-    ALLOC_CHECK(t->path);
-    OS_CHECK(slurp(&src, &len, path));
+    const char *path = t->path;
+    size_t cap_cell = 0, cap_line = 0, n_cell = 0, n_row = 0;
     /* Unquoting only shrinks text and each cell gains one NUL per separator it replaces,
      * so the pool never needs more than len + 1 + (one NUL for a last cell) bytes. */
     t->pool = malloc(len + 2);
@@ -108,6 +104,165 @@ OsStatus csv_read(CsvTable **out, const char *path) {
         OS_CHECK(os_grow((void **)&t->line, &cap_line, n_row + 1, sizeof *t->line));
         t->line[n_row++] = row_line;
     }
+    *rows_out = n_row;
+fail:
+    return st;
+}
+
+/* One cell of a pipe-table line: s[a, b) trimmed, "\|" unescaped, appended to the pool. */
+static OsStatus md_cell(CsvTable *t, size_t *cap_cell, size_t *n_cell, size_t *w, const char *s, size_t a, size_t b) {
+    OsStatus st = OS_OK;
+    while (a < b && (s[a] == ' ' || s[a] == '\t')) a++;
+    while (b > a && (s[b - 1] == ' ' || s[b - 1] == '\t')) b--;
+    OS_CHECK(os_grow((void **)&t->cell, cap_cell, *n_cell + 1, sizeof *t->cell));
+    t->cell[(*n_cell)++] = *w;
+    for (size_t i = a; i < b; i++) {
+        if (s[i] == '\\' && i + 1 < b && s[i + 1] == '|') i++;
+        t->pool[(*w)++] = s[i];
+    }
+    t->pool[(*w)++] = '\0';
+fail:
+    return st;
+}
+
+/* Does s[a, b) hold a '|' that is not escaped? */
+static int has_bar(const char *s, size_t a, size_t b) {
+    for (size_t i = a; i < b; i++)
+        if (s[i] == '|' && !(i > a && s[i - 1] == '\\')) return 1;
+    return 0;
+}
+
+/* Is s[a, b) a pipe table's delimiter row: only '|', '-', ':' and blanks, with a '-' and a '|'
+ * (a line of dashes alone is a heading's underline or a rule)? */
+static int md_delim(const char *s, size_t a, size_t b) {
+    int dash = 0, bar = 0;
+    for (size_t i = a; i < b; i++) {
+        if (s[i] == '-') dash = 1;
+        else if (s[i] == '|') bar = 1;
+        else if (s[i] != ':' && s[i] != ' ' && s[i] != '\t') return 0;
+    }
+    return dash && bar;
+}
+
+/* The cells of the pipe-table line s[a, b) (a leading and a trailing '|' are optional). */
+static OsStatus md_row(CsvTable *t, size_t *cap_cell, size_t *n_cell, size_t *w, const char *s, size_t a, size_t b,
+                       size_t *fields) {
+    OsStatus st = OS_OK;
+    while (a < b && (s[a] == ' ' || s[a] == '\t')) a++;
+    while (b > a && (s[b - 1] == ' ' || s[b - 1] == '\t')) b--;
+    if (a < b && s[a] == '|') a++;
+    if (b > a && s[b - 1] == '|' && !(b - 1 > a && s[b - 2] == '\\')) b--;
+    *fields = 0;
+    size_t c = a;
+    for (size_t i = a; i <= b; i++) {
+        if (i < b && !(s[i] == '|' && !(i > a && s[i - 1] == '\\'))) continue;
+        OS_CHECK(md_cell(t, cap_cell, n_cell, w, s, c, i));
+        (*fields)++;
+        c = i + 1;
+    }
+fail:
+    return st;
+}
+
+/* Markdown pipe tables into t: the first table's header row is the header, its rows and the
+ * rows of every later table with the same header are the data; a table with another header is
+ * left out and counted (t->skipped). Lines outside tables (prose, headings) are ignored. */
+static OsStatus parse_md(CsvTable *t, const char *src, size_t len, size_t *rows_out, CsvAcceptFn accept, void *arg) {
+    OsStatus st = OS_OK;
+    const char *path = t->path;
+    size_t cap_cell = 0, cap_line = 0, n_cell = 0, n_row = 0, w = 0;
+    /* every cell is a trimmed substring plus one NUL, and a line of k cells has >= k - 1 bars */
+    t->pool = malloc(2 * len + 2);
+    ALLOC_CHECK(t->pool);
+    size_t i = 0, line = 1;
+    int in_table = 0, keep = 0; /* inside a table's rows; whether they are kept */
+    size_t hdr_line = 0;
+    while (i < len) {
+        size_t a = i, b = i;
+        while (b < len && src[b] != '\n') b++;
+        size_t e = b;
+        if (e > a && src[e - 1] == '\r') e--;
+        size_t f = a;
+        while (f < e && (src[f] == ' ' || src[f] == '\t')) f++;
+        int piped = has_bar(src, f, e); /* GFM: the outer bars are optional */
+        size_t next_a = b + 1, this_line = line;
+        if (!piped) in_table = 0;
+        else if (!in_table) {
+            /* a header needs the delimiter row on the next line */
+            size_t a2 = next_a, b2 = a2;
+            while (b2 < len && src[b2] != '\n') b2++;
+            size_t e2 = b2;
+            if (e2 > a2 && src[e2 - 1] == '\r') e2--;
+            if (a2 < len && md_delim(src, a2, e2)) {
+                size_t mark_cell = n_cell, mark_w = w, fields;
+                OS_CHECK(md_row(t, &cap_cell, &n_cell, &w, src, f, e, &fields));
+                int ok = 1;
+                if (n_row == 0 && accept) { /* the caller's test of a header: the first it takes */
+                    const char **names = malloc(fields * sizeof *names);
+                    ALLOC_CHECK(names);
+                    for (size_t c = 0; c < fields; c++) names[c] = t->pool + t->cell[mark_cell + c];
+                    ok = accept(names, fields, arg);
+                    free(names);
+                }
+                if (!ok) {
+                    n_cell = mark_cell, w = mark_w;
+                    keep = 0;
+                    t->skipped++;
+                } else if (n_row == 0) {
+                    t->n_cols = fields;
+                    keep = 1;
+                    hdr_line = this_line;
+                    OS_CHECK(os_grow((void **)&t->line, &cap_line, n_row + 1, sizeof *t->line));
+                    t->line[n_row++] = this_line;
+                } else {
+                    keep = fields == t->n_cols;
+                    for (size_t c = 0; keep && c < fields; c++)
+                        keep = !strcmp(t->pool + t->cell[mark_cell + c], t->pool + t->cell[c]);
+                    n_cell = mark_cell, w = mark_w; /* a repeated header is not a row */
+                    if (!keep) t->skipped++;
+                }
+                in_table = 1;
+                next_a = b2 + 1; /* past the delimiter row */
+                line++;
+            }
+        } else if (keep) {
+            size_t fields;
+            OS_CHECK(md_row(t, &cap_cell, &n_cell, &w, src, f, e, &fields));
+            if (fields != t->n_cols)
+                OS_FAIL(OS_ERR_FORMAT, path, NULL, "every row needs one cell (maybe empty) per header column",
+                        "line %zu: %zu cells, the header (line %zu) has %zu", this_line, fields, hdr_line, t->n_cols);
+            OS_CHECK(os_grow((void **)&t->line, &cap_line, n_row + 1, sizeof *t->line));
+            t->line[n_row++] = this_line;
+        }
+        line++;
+        i = next_a;
+    }
+    if (n_row == 0) OS_FAIL(OS_ERR_FORMAT, path, NULL, "a pipe table: | a | b |, then | --- | --- |, then rows",
+                            "no markdown table found");
+    *rows_out = n_row;
+fail:
+    return st;
+}
+
+static int is_markdown(const char *path) {
+    size_t n = strlen(path);
+    return (n >= 3 && !strcmp(path + n - 3, ".md")) || (n >= 9 && !strcmp(path + n - 9, ".markdown"));
+}
+
+OsStatus csv_read(CsvTable **out, const char *path) { return csv_read_where(out, path, NULL, NULL); }
+
+OsStatus csv_read_where(CsvTable **out, const char *path, CsvAcceptFn accept, void *arg) {
+    OsStatus st = OS_OK;
+    char *src = NULL;
+    size_t len = 0, n_row = 0;
+    *out = NULL;
+    CsvTable *t = calloc(1, sizeof *t);
+    ALLOC_CHECK(t);
+    t->path = strdup(path);
+    ALLOC_CHECK(t->path);
+    OS_CHECK(slurp(&src, &len, path));
+    if (is_markdown(path)) OS_CHECK(parse_md(t, src, len, &n_row, accept, arg));
+    else OS_CHECK(parse_csv(t, src, len, &n_row));
     if (n_row == 0) OS_FAIL(OS_ERR_FORMAT, path, NULL, "write a header row", "empty file: no header row");
     t->n_rows = n_row - 1;
     for (size_t c = 0; c < t->n_cols; c++)
@@ -135,6 +290,7 @@ void csv_destroy(CsvTable *t) {
 const char *csv_path(const CsvTable *t) { return t->path; }
 size_t csv_n_rows(const CsvTable *t) { return t->n_rows; }
 size_t csv_n_cols(const CsvTable *t) { return t->n_cols; }
+size_t csv_n_skipped(const CsvTable *t) { return t->skipped; }
 const char *csv_col_name(const CsvTable *t, size_t col) { return t->pool + t->cell[col]; }
 size_t csv_line(const CsvTable *t, size_t row) { return t->line[row + 1]; }
 

@@ -1,6 +1,7 @@
 /* csv.h — the small CSV reader and writer helpers that plot, sweep (and compare) share.
  * Implements: reading a whole CSV with one header row into named columns (RFC 4180 quotes,
- *   '#' comment lines and blank lines skipped, CRLF accepted), cells read as strings or numbers
+ *   '#' comment lines and blank lines skipped, CRLF accepted) or the pipe tables of a
+ *   markdown file (published benchmark READMEs), cells read as strings or numbers
  *   (an empty cell is "absent": NaN), errors that name file, line and column; writer helpers
  *   that quote when needed and print absent numbers as empty cells.
  * Does not: stream (files here are run tables and step series: kilobytes to megabytes), guess
@@ -18,13 +19,23 @@
 typedef struct CsvTable CsvTable;
 
 /* Read path whole. Every data row must have as many fields as the header; errors name the
- * file and line ("x.csv: line 7: 5 fields, header has 6"). */
+ * file and line ("x.csv: line 7: 5 fields, header has 6"). A path ending in .md (or .markdown)
+ * is read as markdown pipe tables instead (a header line "| a | b |", a delimiter line
+ * "|---|---|", then rows; cells trimmed, "\|" a literal bar): the first table's header is the
+ * header, and the rows of it and of every later table with the same header are the data; a
+ * table with another header is left out and counted (csv_n_skipped). Prose and headings
+ * between tables are ignored. */
 OsStatus csv_read(CsvTable **out, const char *path);
+/* The same, where the header of a markdown file is the first table's that accept(names, n,
+ * arg) takes (tables before it are left out and counted); CSV files ignore accept. */
+typedef int (*CsvAcceptFn)(const char *const *names, size_t n, void *arg);
+OsStatus csv_read_where(CsvTable **out, const char *path, CsvAcceptFn accept, void *arg);
 void csv_destroy(CsvTable *t); /* NULL-safe */
 
 const char *csv_path(const CsvTable *t);    /* borrowed */
 size_t csv_n_rows(const CsvTable *t);       /* data rows (header excluded) */
 size_t csv_n_cols(const CsvTable *t);
+size_t csv_n_skipped(const CsvTable *t);    /* markdown tables left out (another header) */
 const char *csv_col_name(const CsvTable *t, size_t col); /* borrowed */
 /* Column index by exact name, or -1. */
 int csv_col(const CsvTable *t, const char *name);

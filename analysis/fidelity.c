@@ -39,28 +39,113 @@ fail:
 
 static int truthy(const char *s) { return !strcmp(s, "True") || !strcmp(s, "true") || !strcmp(s, "1"); }
 
+/* A runs table's columns: this file format's own names, and the spellings of llm-foundry's
+ * benchmark tables, which scripts/train/benchmarking/collect_results.py writes to its
+ * results.csv and the README's tables ("Model", "SeqLen (T)", "# GPUs", "MicroBatchSize",
+ * "GradAccum", "GlobalBatchSize", "Throughput (T/s/GPU)", "Sharding Strategy", "Activation
+ * Checkpointing", "MFU", "HFU", "NumParams", "GPU", "Precision", "MP Mode"). Names compare
+ * without case, blanks and punctuation, so "# GPUs" reads as gpus and "MP Mode" as mp_mode,
+ * while "GlobalBatchSize (T)" (tokens) stays apart from "GlobalBatchSize" (sequences). */
+static const struct {
+    const char *name, *alias[3];
+} RUN_COLS[] = {
+    {"model", {"model_size", "model_name", NULL}},
+    {"seq_len", {"SeqLen (T)", "sequence_length", "max_seq_len"}},
+    {"gpus", {"num_gpus", "n_gpus", "world_size"}},
+    {"micro_batch", {"MicroBatchSize", "micro_batch_size", "device_train_microbatch_size"}},
+    {"grad_accum", {"gradient_accumulation_steps", NULL, NULL}},
+    {"global_batch", {"GlobalBatchSize", "global_batch_size", "global_train_batch_size"}},
+    {"tokens_per_s_per_gpu", {"Throughput (T/s/GPU)", "tokens_per_sec_per_gpu", NULL}},
+    {"sharding", {"Sharding Strategy", "sharding_strategy", NULL}},
+    {"activation_checkpointing", {NULL, NULL, NULL}},
+    {"mfu_pct", {"MFU", NULL, NULL}},
+    {"hfu_pct", {"HFU", NULL, NULL}},
+    {"gpu", {"gpu_type", NULL, NULL}},
+};
+
+/* s without case, blanks and punctuation ('#' too: "# GPUs" is gpus) */
+static void col_key(char *out, size_t cap, const char *s) {
+    size_t k = 0;
+    for (; *s && k + 1 < cap; s++)
+        if (isalnum((unsigned char)*s)) out[k++] = (char)tolower((unsigned char)*s);
+    out[k] = '\0';
+}
+
+static int col_is(const char *header, const char *name) {
+    char a[96], b[96];
+    col_key(a, sizeof a, header);
+    col_key(b, sizeof b, name);
+    return a[0] && !strcmp(a, b);
+}
+
+/* Is header h the column `name`, or one of its spellings? */
+static int is_run_col(const char *h, const char *name) {
+    if (col_is(h, name)) return 1;
+    for (size_t k = 0; k < sizeof RUN_COLS / sizeof RUN_COLS[0]; k++)
+        if (!strcmp(RUN_COLS[k].name, name))
+            for (int a = 0; a < 3 && RUN_COLS[k].alias[a]; a++)
+                if (col_is(h, RUN_COLS[k].alias[a])) return 1;
+    return 0;
+}
+
+/* The column of `name` (or one of its spellings), or -1. */
+static int run_col(const CsvTable *t, const char *name) {
+    for (size_t c = 0; c < csv_n_cols(t); c++)
+        if (is_run_col(csv_col_name(t, c), name)) return (int)c;
+    return -1;
+}
+
+static OsStatus run_col_require(int *col, const CsvTable *t, const char *name) {
+    *col = run_col(t, name);
+    if (*col >= 0) return OS_OK;
+    char also[160] = "";
+    for (size_t k = 0; k < sizeof RUN_COLS / sizeof RUN_COLS[0]; k++)
+        if (!strcmp(RUN_COLS[k].name, name))
+            for (int a = 0; a < 3 && RUN_COLS[k].alias[a]; a++) {
+                size_t u = strlen(also);
+                snprintf(also + u, sizeof also - u, "%s\"%s\"", u ? ", " : " (or ", RUN_COLS[k].alias[a]);
+            }
+    if (also[0]) strncat(also, ")", sizeof also - strlen(also) - 1);
+    return os_fail(OS_ERR_FORMAT, csv_path(t), name, "see bench/fidelity/README.md for a runs table's columns",
+                   "no column %s%s in the header", name, also);
+}
+
+/* A markdown table holds runs when its header names a model and a GPU count. */
+static int runs_header(const char *const *names, size_t n, void *arg) {
+    (void)arg;
+    int model = 0, gpus = 0;
+    for (size_t c = 0; c < n; c++) model |= is_run_col(names[c], "model"), gpus |= is_run_col(names[c], "gpus");
+    return model && gpus;
+}
+
 OsStatus fid_read_runs(FidRun **runs, size_t *n, const char *path) {
+    size_t skipped;
+    return fid_read_runs_md(runs, n, &skipped, path);
+}
+
+OsStatus fid_read_runs_md(FidRun **runs, size_t *n, size_t *skipped_tables, const char *path) {
     OsStatus st = OS_OK;
     CsvTable *t = NULL;
     FidRun *r = NULL;
-    *runs = NULL, *n = 0;
-    OS_CHECK(csv_read(&t, path));
+    *runs = NULL, *n = 0, *skipped_tables = 0;
+    OS_CHECK(csv_read_where(&t, path, runs_header, NULL));
+    *skipped_tables = csv_n_skipped(t);
     int c_model, c_seq, c_gpus, c_mb, c_ga, c_gb, c_tps, c_shard, c_ckpt;
-    OS_CHECK(csv_require(&c_model, t, "model"));
-    OS_CHECK(csv_require(&c_seq, t, "seq_len"));
-    OS_CHECK(csv_require(&c_gpus, t, "gpus"));
-    OS_CHECK(csv_require(&c_mb, t, "micro_batch"));
-    OS_CHECK(csv_require(&c_ga, t, "grad_accum"));
-    OS_CHECK(csv_require(&c_gb, t, "global_batch"));
-    OS_CHECK(csv_require(&c_tps, t, "tokens_per_s_per_gpu"));
-    OS_CHECK(csv_require(&c_shard, t, "sharding"));
-    OS_CHECK(csv_require(&c_ckpt, t, "activation_checkpointing"));
-    int c_mfu = csv_col(t, "mfu_pct"), c_hfu = csv_col(t, "hfu_pct"), c_np = csv_col(t, "num_params");
-    int c_gpn = csv_col(t, "gpus_per_node"), c_tp = csv_col(t, "tp"), c_peak = csv_col(t, "peak_tflops");
-    int c_mp = csv_col(t, "mp_mode");
-    int c_pp = csv_col(t, "pp"), c_cp = csv_col(t, "cp"), c_vp = csv_col(t, "vp");
-    int c_sp = csv_col(t, "sequence_parallel"), c_cal = csv_col(t, "calibration"), c_conv = csv_col(t, "mfu_convention");
-    int c_gpu = csv_col(t, "gpu"), c_prec = csv_col(t, "precision");
+    OS_CHECK(run_col_require(&c_model, t, "model"));
+    OS_CHECK(run_col_require(&c_seq, t, "seq_len"));
+    OS_CHECK(run_col_require(&c_gpus, t, "gpus"));
+    OS_CHECK(run_col_require(&c_mb, t, "micro_batch"));
+    OS_CHECK(run_col_require(&c_ga, t, "grad_accum"));
+    OS_CHECK(run_col_require(&c_gb, t, "global_batch"));
+    OS_CHECK(run_col_require(&c_tps, t, "tokens_per_s_per_gpu"));
+    OS_CHECK(run_col_require(&c_shard, t, "sharding"));
+    OS_CHECK(run_col_require(&c_ckpt, t, "activation_checkpointing"));
+    int c_mfu = run_col(t, "mfu_pct"), c_hfu = run_col(t, "hfu_pct"), c_np = run_col(t, "num_params");
+    int c_gpn = run_col(t, "gpus_per_node"), c_tp = run_col(t, "tp"), c_peak = run_col(t, "peak_tflops");
+    int c_mp = run_col(t, "mp_mode");
+    int c_pp = run_col(t, "pp"), c_cp = run_col(t, "cp"), c_vp = run_col(t, "vp");
+    int c_sp = run_col(t, "sequence_parallel"), c_cal = run_col(t, "calibration"), c_conv = run_col(t, "mfu_convention");
+    int c_gpu = run_col(t, "gpu"), c_prec = run_col(t, "precision");
     size_t rows = csv_n_rows(t);
     if (rows == 0) OS_FAIL(OS_ERR_FORMAT, path, NULL, "one row per published run", "no rows");
     r = calloc(rows, sizeof *r);
@@ -298,17 +383,41 @@ fail:
     return st;
 }
 
-static OsStatus resolve_model(ModelSpec *m, const char *name, const char *dir) {
-    if (model_preset_find(name)) return model_resolve(m, name);
-    if (dir) {
-        char p[4096];
-        snprintf(p, sizeof p, "%s/%s.model", dir, name);
-        FILE *fp = fopen(p, "r");
-        if (fp) {
-            fclose(fp);
-            return model_load_file(m, p);
+static int have_model(const char *name, const char *dir, char *file, size_t cap) {
+    file[0] = '\0';
+    if (model_preset_find(name)) return 1;
+    if (!dir) return 0;
+    snprintf(file, cap, "%s/%s.model", dir, name);
+    FILE *fp = fopen(file, "r");
+    if (fp) fclose(fp);
+    else file[0] = '\0';
+    return fp != NULL;
+}
+
+/* A bare model size as llm-foundry's tables write their Model column: "760m", "7b", "1.3b". */
+static int bare_size(const char *s) {
+    size_t i = 0, d = 0;
+    while (isdigit((unsigned char)s[i]) || (s[i] == '.' && d)) d += isdigit((unsigned char)s[i++]) != 0;
+    return d && (s[i] == 'm' || s[i] == 'b') && !s[i + 1];
+}
+
+/* A row's model: a built-in preset, DIR/<name>.model or a preset file's path; else the name in
+ * lower case (MPT-7B), and a bare size as mpt-<size> (llm-foundry's tables name their MPT
+ * models by size only). `as` gets the name used when it is not the row's own (else ""). */
+static OsStatus resolve_model(ModelSpec *m, const char *name, const char *dir, char *as, size_t cap) {
+    char file[4096], low[64], mpt[80];
+    as[0] = '\0';
+    if (have_model(name, dir, file, sizeof file)) return file[0] ? model_load_file(m, file) : model_resolve(m, name);
+    size_t k = 0;
+    for (; name[k] && k + 1 < sizeof low; k++) low[k] = (char)tolower((unsigned char)name[k]);
+    low[k] = '\0';
+    snprintf(mpt, sizeof mpt, "mpt-%s", low);
+    const char *try[2] = {low, bare_size(low) ? mpt : NULL};
+    for (int i = 0; i < 2; i++)
+        if (try[i] && strcmp(try[i], name) && have_model(try[i], dir, file, sizeof file)) {
+            snprintf(as, cap, "%s", try[i]);
+            return file[0] ? model_load_file(m, file) : model_resolve(m, try[i]);
         }
-    }
     return model_resolve(m, name);
 }
 
@@ -401,7 +510,8 @@ OsStatus fid_predict(FidResult *res, const FidRun *run, const FidOptions *o) {
         goto fail;
     }
     os_clear_error();
-    if (resolve_model(&m, run->model, o->models_dir) != OS_OK) {
+    char model_as[80];
+    if (resolve_model(&m, run->model, o->models_dir, model_as, sizeof model_as) != OS_OK) {
         why(res, "model: %s", last_error_short());
         goto fail;
     }
@@ -464,6 +574,12 @@ OsStatus fid_predict(FidResult *res, const FidRun *run, const FidOptions *o) {
     if (sum.mb_clamped) /* replay's documented clamp: the whole share is one micro-batch */
         snprintf(res->why, sizeof res->why, "note: micro_batch %u is more than a rank's share of %u sequences: "
                  "clamped, the share runs as one micro-batch", run->micro_batch, share);
+    if (model_as[0]) { /* say which preset a size or a spelling was read as, before any other note */
+        char note[sizeof res->why];
+        snprintf(note, sizeof note, "%s", res->why);
+        snprintf(res->why, sizeof res->why, "note: model %.63s read as %.79s%s%.340s", run->model, model_as, note[0] ? "; " : "",
+                 note[0] ? note + (strncmp(note, "note: ", 6) ? 0 : 6) : "");
+    }
     res->tps_pred = sum.tokens_per_s / run->gpus;
     res->err = res->tps_pred / run->tps_pub - 1;
     res->step_s = sum.step_mean_s;

@@ -79,8 +79,11 @@ typedef struct {
     char calib_name[128];     /* the calibration the row ran under */
 } FidResult;
 
-/* Read the runs table; errors name the file, line and column. *runs is malloc'd. */
+/* Read the runs table (CSV, or a .md file's markdown pipe tables; csv.h); errors name the file,
+ * line and column. *runs is malloc'd. fid_read_runs_md also gives how many of a markdown file's
+ * tables had another header and were left out (0 for CSV). */
 OsStatus fid_read_runs(FidRun **runs, size_t *n, const char *path);
+OsStatus fid_read_runs_md(FidRun **runs, size_t *n, size_t *skipped_tables, const char *path);
 
 /* The calibration tables a set of rows names, each loaded (and validated) once. */
 typedef struct FidCalibs FidCalibs;

@@ -333,11 +333,11 @@ fail:
 
 /* Read one runs file and its rows' calibration tables; append the rows to *runs (file index f). */
 static OsStatus append_runs(FidRun **runs, uint32_t **file_of, size_t *n, FidCalibs **cals, const char *path, uint32_t f,
-                            const char *calib_dir) {
+                            const char *calib_dir, size_t *skipped) {
     OsStatus st = OS_OK;
     FidRun *r = NULL;
     size_t k = 0;
-    OS_CHECK(fid_read_runs(&r, &k, path));
+    OS_CHECK(fid_read_runs_md(&r, &k, skipped, path));
     OS_CHECK(fid_calibs_load(cals, r, k, calib_dir, path));
     FidRun *grown = realloc(*runs, (*n + k) * sizeof *grown);
     ALLOC_CHECK(grown);
@@ -362,10 +362,11 @@ static void print_row(FILE *fp, const FidResult *x) {
                x->run.ckpt ? "y" : "n", x->run.tps_pub, "-", "-", "-", "-", x->why);
         return;
     }
-    fprintf(fp, "%-11s %6u %5u %-8s %3u %3u %-13s %2s %10.1f %10.1f %+7.1f%% %6.1f%% %6.1f%%  %s\n", x->run.model,
+    char mfu_pub[16] = "      -"; /* a table without the column, or an empty cell */
+    if (!isnan(x->run.mfu_pub)) snprintf(mfu_pub, sizeof mfu_pub, "%6.1f%%", 100 * x->run.mfu_pub);
+    fprintf(fp, "%-11s %6u %5u %-8s %3u %3u %-13s %2s %10.1f %10.1f %+7.1f%% %s %6.1f%%  %s\n", x->run.model,
            x->run.seq_len, x->run.gpus, par, x->run.micro_batch, x->run.grad_accum, x->run.sharding,
-           x->run.ckpt ? "y" : "n", x->run.tps_pub, x->tps_pred, 100 * x->err, 100 * x->run.mfu_pub, 100 * x->mfu_pred,
-           x->why);
+           x->run.ckpt ? "y" : "n", x->run.tps_pub, x->tps_pred, 100 * x->err, mfu_pub, 100 * x->mfu_pred, x->why);
 }
 
 OsStatus cmd_fidelity(int argc, char **argv) {
@@ -421,7 +422,10 @@ OsStatus cmd_fidelity(int argc, char **argv) {
         "path: rows of one table may run on different GPUs) and mfu_convention (palm: 6N + 12 L h s per\n"
         "token; megatron-eq3: arXiv 2104.04473 eq. 3, recomputation counted), gpu (h100_80gb, ...: a row\n"
         "on another GPU than its table's is not reproducible, never priced as an H100) and precision\n"
-        "(bf16/fp16 rows only: fp8 and fp32 are not reproducible)). Default RUNS.csv:\n"
+        "(bf16/fp16 rows only: fp8 and fp32 are not reproducible)). llm-foundry's own tables read as they\n"
+        "are: its results.csv headers (\"# GPUs\", \"SeqLen (T)\", \"Throughput (T/s/GPU)\", ...), its bare\n"
+        "model sizes (7b: mpt-7b, said in the row's note), and a RUNS.md's markdown pipe tables (its\n"
+        "benchmarking README whole: every table with the runs header). Default RUNS.csv:\n"
         "bench/fidelity/runs/llm-foundry-h100-bf16.csv; several files (or --all) are replayed together\n"
         "and the MAPE is given per file and overall. A row that cannot be built is kept and printed as\n"
         "'not reproducible: <why>'. Nothing is fitted: see bench/fidelity/README.md."};
@@ -449,7 +453,9 @@ OsStatus cmd_fidelity(int argc, char **argv) {
     }
     if (calibration) OS_CHECK(calib_load(cal, calibration));
     else calib_default_h100(cal);
-    for (uint32_t f = 0; f < nf; f++) OS_CHECK(append_runs(&runs, &file_of, &n, &cals[f], files[f], f, calib_dir));
+    size_t skipped[FID_MAX_FILES] = {0}; /* a markdown file's tables with another header */
+    for (uint32_t f = 0; f < nf; f++)
+        OS_CHECK(append_runs(&runs, &file_of, &n, &cals[f], files[f], f, calib_dir, &skipped[f]));
     res = calloc(n, sizeof *res);
     ALLOC_CHECK(res);
     char traces[4200], csv_def[4200], cc_def[4200];
@@ -465,7 +471,10 @@ OsStatus cmd_fidelity(int argc, char **argv) {
     for (uint32_t f = 0; f < nf; f++) {
         size_t k = 0;
         for (size_t i = 0; i < n; i++) k += file_of[i] == f;
-        fprintf(stderr, "# fidelity: %zu runs from %s\n", k, files[f]);
+        fprintf(stderr, "# fidelity: %zu runs from %s", k, files[f]);
+        if (skipped[f])
+            fprintf(stderr, " (%zu markdown table%s with another header left out)", skipped[f], skipped[f] > 1 ? "s" : "");
+        fputc('\n', stderr);
     }
     fprintf(stderr, "# calibration %s (%s); rows with a calibration column use their own (%s)\n", cal->name,
             cal->stack[0] ? cal->stack : "-", calib_dir);

@@ -236,6 +236,61 @@ Test(csv, errors_name_file_line_and_column) {
     os_clear_error();
 }
 
+/* Markdown pipe tables: cells trimmed, escaped bars kept, the first table's header the header,
+ * later tables with the same header appended (their header and delimiter rows not data), a
+ * table with another header left out and counted, prose and headings ignored, CRLF accepted;
+ * a short row names its line; a file without a table is an error. */
+static int want_k(const char *const *names, size_t n, void *arg) {
+    (void)arg;
+    return n > 0 && !strcmp(names[0], "k");
+}
+
+Test(csv, reads_markdown_pipe_tables) {
+    const char *path = th_tmp("t.md");
+    write_file(path, "# Title\n\nprose | not a table\n\n"
+                     "| name | x |\r\n"
+                     "|:-----|--:|\r\n"
+                     "|  a b | 1 |\r\n"
+                     "| c \\| d | 2e3 |\n"
+                     "\n## Other\n"
+                     "| k | v | w |\n|---|---|---|\n| 1 | 2 | 3 |\n\n"
+                     "name | x\n--- | ---\n"
+                     "e | |\n");
+    CsvTable *t = NULL;
+    cr_assert_eq(csv_read(&t, path), OS_OK, "%s", os_last_error());
+    cr_assert_eq(csv_n_cols(t), 2u);
+    cr_assert_eq(csv_n_rows(t), 3u);
+    cr_assert_eq(csv_n_skipped(t), 1u);
+    cr_assert_str_eq(csv_col_name(t, 1), "x");
+    cr_assert_str_eq(csv_str(t, 0, 0), "a b");
+    cr_assert_str_eq(csv_str(t, 1, 0), "c | d");
+    cr_assert_str_eq(csv_str(t, 2, 0), "e");
+    double v;
+    cr_assert_eq(csv_num(&v, t, 1, 1), OS_OK);
+    NEAR(v, 2000.0, 0);
+    cr_assert_eq(csv_num(&v, t, 2, 1), OS_OK);
+    cr_assert(isnan(v), "an empty cell reads as absent");
+    cr_assert_eq(csv_line(t, 0), 7u);
+    cr_assert_eq(csv_line(t, 2), 17u);
+    csv_destroy(t);
+
+    /* a caller's header test: the first table it takes is the header; tables before are left out */
+    cr_assert_eq(csv_read_where(&t, path, want_k, NULL), OS_OK, "%s", os_last_error());
+    cr_assert_eq(csv_n_rows(t), 1u);
+    cr_assert_str_eq(csv_str(t, 0, 2), "3");
+    cr_assert_eq(csv_n_skipped(t), 2u, "the name/x tables, before and after");
+    csv_destroy(t);
+
+    write_file(path, "| a | b |\n|---|---|\n| 1 | 2 |\n| 3 |\n");
+    cr_assert_eq(csv_read(&t, path), OS_ERR_FORMAT);
+    cr_assert(strstr(os_last_error(), "line 4") && strstr(os_last_error(), "1 cells"), "%s", os_last_error());
+    os_clear_error();
+    write_file(path, "no table here\n| a | b |\n");
+    cr_assert_eq(csv_read(&t, path), OS_ERR_FORMAT);
+    cr_assert(strstr(os_last_error(), "no markdown table"), "%s", os_last_error());
+    os_clear_error();
+}
+
 Test(csv, writer_round_trips) {
     const char *path = th_tmp("t3.csv");
     FILE *fp = fopen(path, "w");

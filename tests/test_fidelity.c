@@ -136,6 +136,64 @@ Test(fidelity, micro_batch_above_the_share_is_a_noted_clamp) {
     free(r);
 }
 
+/* llm-foundry's own table formats: its results.csv / README headers ("# GPUs", "SeqLen (T)",
+ * "Throughput (T/s/GPU)", ...) and its bare model sizes ("125m": mpt-125m, said in the note),
+ * as CSV and as the README's markdown pipe tables (two tables with the header, one without,
+ * prose between), all read the same row and predict exactly what this format's own row does. */
+Test(fidelity, llm_foundry_headers_sizes_and_markdown_read_as_the_own_format) {
+    FidResult res[4];
+    size_t n = 0;
+    FidRun *r = predict_all("own.csv", HEAD "mpt-125m,2048,8,2,1,16,81000,FULL_SHARD,False\n", res, 1, &n);
+    free(r);
+    double own = res[0].tps_pred;
+    cr_assert(res[0].ok && own > 0, "%s", res[0].why);
+    cr_assert_eq(res[0].why[0], '\0', "%s", res[0].why);
+    r = predict_all("lf.csv",
+                    "Model,SeqLen (T),# GPUs,GPU,MFU,HFU,MicroBatchSize,GradAccum,GlobalBatchSize,Throughput (T/s),"
+                    "Throughput (T/s/GPU),GlobalBatchSize (T),Precision,MP Mode,Sharding Strategy,Activation Checkpointing\n"
+                    "125m,2048,8,h100_80gb,40.5,40.5,2,1,16,648000,81000,32768,amp_bf16,DEFAULT,FULL_SHARD,False\n"
+                    "MPT-125M,2048,8,h100_80gb,40.5,40.5,2,1,16,648000,81000,32768,amp_bf16,DEFAULT,FULL_SHARD,False\n",
+                    res, 2, &n);
+    cr_assert_eq(n, 2u);
+    cr_assert_eq(r[0].global_batch, 16u, "GlobalBatchSize, not GlobalBatchSize (T)");
+    cr_assert_eq(r[0].tps_pub, 81000.0, "Throughput (T/s/GPU), not Throughput (T/s)");
+    cr_assert(fabs(r[0].mfu_pub - 0.405) < 1e-12);
+    for (int i = 0; i < 2; i++) {
+        cr_assert(res[i].ok, "%s", res[i].why);
+        cr_assert_eq(res[i].tps_pred, own);
+        cr_assert(strstr(res[i].why, "read as mpt-125m"), "%s", res[i].why);
+    }
+    free(r);
+    r = predict_all("lf.md",
+                    "# MPT Training Benchmarks\n\nSome prose | with a bar.\n\n"
+                    "## Cluster\n| Nodes | GPUs |\n|---|---|\n| 4 | 32 |\n\n## H100 80GB BF16\n"
+                    "| Model | SeqLen (T) | # GPUs | GPU | MicroBatchSize | GradAccum | GlobalBatchSize | "
+                    "Throughput (T/s/GPU) | Sharding Strategy | Activation Checkpointing |\n"
+                    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
+                    "| 125m | 2048 | 8 | h100_80gb | 2 | 1 | 16 | 81000 | FULL_SHARD | False |\n\n"
+                    "## H100 80GB FP8\n"
+                    "| Model | SeqLen (T) | # GPUs | GPU | MicroBatchSize | GradAccum | GlobalBatchSize | "
+                    "Throughput (T/s/GPU) | Sharding Strategy | Activation Checkpointing |\n"
+                    "|:---|---:|---|---|---|---|---|---|---|---|\n"
+                    "| 125m | 2048 | 8 | h100_80gb | 2 | 1 | 16 | 81000 | FULL_SHARD | False |\n",
+                    res, 2, &n);
+    cr_assert_eq(n, 2u, "the two tables with the runs header, not the cluster table before them");
+    cr_assert_eq(r[0].line, 13u, "rows keep their line in the file");
+    cr_assert_eq(r[1].line, 18u);
+    FidRun *again = NULL;
+    size_t k = 0, skipped = 0;
+    cr_assert_eq(fid_read_runs_md(&again, &k, &skipped, th_tmp("lf.md")), OS_OK, "%s", os_last_error());
+    cr_assert_eq(k, 2u);
+    cr_assert_eq(skipped, 1u, "the cluster table is left out and counted");
+    free(again);
+    cr_assert(res[0].ok && res[1].ok, "%s / %s", res[0].why, res[1].why);
+    cr_assert_eq(res[0].tps_pred, own);
+    cr_assert_eq(res[1].tps_pred, own);
+    free(r);
+    /* a missing column names the spellings it accepts */
+    bad_runs("Model,SeqLen (T),GPU\n7b,2048,h100_80gb\n", "gpus", "num_gpus");
+}
+
 Test(fidelity, mape_by_hand) {
     FidResult r[3];
     memset(r, 0, sizeof r);
