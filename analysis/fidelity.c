@@ -478,6 +478,7 @@ OsStatus fid_predict(FidResult *res, const FidRun *run, const FidOptions *o) {
     res->run = *run;
     res->ok = 1;
     res->tps_pred = res->err = res->mfu_pred = res->hfu_pred = NAN;
+    res->state_bytes = res->act_bytes = res->gpu_bytes = NAN;
     char path[4096];
     const Calib *cal = o->calib;
     if (run->calibration[0]) {
@@ -588,6 +589,8 @@ OsStatus fid_predict(FidResult *res, const FidRun *run, const FidOptions *o) {
     res->slowed_s = acc.slowed / k, res->exposed_comm_s = acc.exposed_comm / k;
     res->tp_comm_s = acc.tp / k, res->bubble_s = acc.bubble / k, res->p2p_s = acc.p2p / k;
     res->micro_batches = acc.mb;
+    res->state_bytes = sum.state_bytes_per_gpu, res->act_bytes = sum.act_bytes_peak;
+    res->gpu_bytes = c.cluster.mem_bytes;
     /* the table's MFU convention: (6 N + 12 L d s) per token with its own N (REFERENCE §D.1),
      * or Megatron's eq. (3), which counts the recomputed forward already */
     double fpt = fid_flops_per_token(run->flops, &m, run->seq_len, run->num_params);

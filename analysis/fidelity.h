@@ -76,6 +76,10 @@ typedef struct {
     double params_ours;       /* the preset's parameter count at this sequence length */
     double tp_comm_s, bubble_s, p2p_s; /* per step, mean worker: exposed TP collectives, pipeline
                                  bubble (idle) and stage-to-stage transfers */
+    double state_bytes, act_bytes, gpu_bytes; /* per GPU: weights + gradients + Adam states (the
+                                 fullest stage's), the activations one micro-batch keeps for
+                                 backward at the peak, and the GPU's memory (replay's estimate:
+                                 no allocator slack, workspaces or gathered FSDP units) */
     char calib_name[128];     /* the calibration the row ran under */
 } FidResult;
 

@@ -91,7 +91,7 @@ static OsStatus write_csv(const char *path, const FidResult *r, size_t n, const 
                 "published_tokens_per_s_per_gpu,predicted_tokens_per_s_per_gpu,error,published_mfu,predicted_mfu,"
                 "published_hfu,predicted_hfu,step_s,micro_batches,gemm_s,attn_s,mem_s,optimizer_s,slowdown_s,"
                 "exposed_comm_s,params_table,params_orchsim,runs_file,calibration,tp,pp,vp,mfu_convention,tp_comm_s,"
-                "bubble_s,p2p_s,note\n");
+                "bubble_s,p2p_s,state_gb,activations_gb,gpu_gb,note\n");
     for (size_t i = 0; i < n; i++) {
         const FidResult *x = &r[i];
         csv_put_u64(fp, x->run.line, 1);
@@ -129,8 +129,12 @@ static OsStatus write_csv(const char *path, const FidResult *r, size_t n, const 
         csv_put_f64(fp, x->ok ? x->tp_comm_s : NAN, 0);
         csv_put_f64(fp, x->ok ? x->bubble_s : NAN, 0);
         csv_put_f64(fp, x->ok ? x->p2p_s : NAN, 0);
-        csv_put_str(fp, x->ok ? x->why : "", 0);
-        if (!x->ok) fprintf(fp, "not reproducible: %s", x->why);
+        csv_put_f64(fp, x->ok ? x->state_bytes / 1e9 : NAN, 0);
+        csv_put_f64(fp, x->ok ? x->act_bytes / 1e9 : NAN, 0);
+        csv_put_f64(fp, x->ok ? x->gpu_bytes / 1e9 : NAN, 0);
+        char note[sizeof x->why + 32];
+        snprintf(note, sizeof note, "%s%s", x->ok ? "" : "not reproducible: ", x->why);
+        csv_put_str(fp, note, 0); /* quoted where the reason has a comma */
         csv_end_row(fp);
     }
     OS_CHECK(os_outfile_commit(&of));
@@ -192,6 +196,12 @@ static OsStatus write_json(const char *path, const FidResult *r, size_t n, doubl
         json_num(fp, x->ok ? x->tps_pred : NAN);
         fprintf(fp, ",\"error\":");
         json_num(fp, x->ok ? x->err : NAN);
+        fprintf(fp, ",\"state_gb\":");
+        json_num(fp, x->ok ? x->state_bytes / 1e9 : NAN);
+        fprintf(fp, ",\"activations_gb\":");
+        json_num(fp, x->ok ? x->act_bytes / 1e9 : NAN);
+        fprintf(fp, ",\"gpu_gb\":");
+        json_num(fp, x->ok ? x->gpu_bytes / 1e9 : NAN);
         fprintf(fp, ",\"reproducible\":%s,\"note\":", x->ok ? "true" : "false");
         json_str(fp, x->why);
         fputc('}', fp);

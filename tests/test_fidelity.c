@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "analysis/csv.h"
 #include "analysis/fidelity.h"
 #include "helpers.h"
 
@@ -192,6 +193,39 @@ Test(fidelity, llm_foundry_headers_sizes_and_markdown_read_as_the_own_format) {
     free(r);
     /* a missing column names the spellings it accepts */
     bad_runs("Model,SeqLen (T),GPU\n7b,2048,h100_80gb\n", "gpus", "num_gpus");
+}
+
+/* The command's CSV: a not-reproducible row's reason (it has commas) stays one quoted cell, so
+ * every row reads back with the header's columns; the memory columns are replay's estimate:
+ * FULL_SHARD state = 16 bytes per parameter over the DP ranks. */
+Test(fidelity, csv_output_reads_back_whole, .timeout = 60) {
+    const char *p = write_file("mixed-gpus.csv", "model,seq_len,gpus,gpu,micro_batch,grad_accum,global_batch,sharding,"
+                                                 "activation_checkpointing,tokens_per_s_per_gpu\n"
+                                                 "mpt-125m,2048,8,h100_80gb,2,1,16,FULL_SHARD,False,81000\n"
+                                                 "mpt-125m,2048,8,a100_80gb,2,1,16,FULL_SHARD,False,81000\n");
+    char args[1024], *out = NULL, csvp[512];
+    snprintf(csvp, sizeof csvp, "%s", th_tmp("mixed-gpus-out.csv"));
+    snprintf(args, sizeof args, "fidelity %s --no-plot --no-collectives -q -o %s --csv %s", p, th_tmp("fid-mixed"), csvp);
+    int rc = th_run(&out, args);
+    cr_assert_eq(rc, 0, "%s", out);
+    free(out);
+    CsvTable *t = NULL;
+    cr_assert_eq(csv_read(&t, csvp), OS_OK, "%s", os_last_error());
+    cr_assert_eq(csv_n_rows(t), 2u);
+    int note = csv_col(t, "note"), state = csv_col(t, "state_gb"), gpu = csv_col(t, "gpu_gb");
+    cr_assert(note >= 0 && state >= 0 && gpu >= 0);
+    cr_assert(strncmp(csv_str(t, 1, (size_t)note), "not reproducible: gpu a100_80gb", 31) == 0, "%s",
+              csv_str(t, 1, (size_t)note));
+    cr_assert(strchr(csv_str(t, 1, (size_t)note), ','), "the reason keeps its comma inside the cell");
+    double v, params = 0;
+    cr_assert_eq(csv_num(&params, t, 0, (size_t)csv_col(t, "params_orchsim")), OS_OK);
+    cr_assert_eq(csv_num(&v, t, 0, (size_t)state), OS_OK);
+    cr_assert(fabs(v - params * 16.0 / 8 / 1e9) < 1e-6, "state %g GB for %g parameters", v, params);
+    cr_assert_eq(csv_num(&v, t, 0, (size_t)gpu), OS_OK);
+    cr_assert_gt(v, 70.0);
+    cr_assert_eq(csv_num(&v, t, 1, (size_t)state), OS_OK);
+    cr_assert(isnan(v), "no estimate for a row that was not replayed");
+    csv_destroy(t);
 }
 
 Test(fidelity, mape_by_hand) {
