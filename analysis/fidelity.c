@@ -535,8 +535,21 @@ OsStatus fid_predict(FidResult *res, const FidRun *run, const FidOptions *o) {
         why(res, "%s", d);
         goto fail;
     }
-    OS_CHECK(fixed_trace(path, sizeof path, o, run->seq_len, run->global_batch, dp));
-    OS_CHECK(trace_open(&t, path));
+    /* the fixed-length trace holds every sequence of the global batch: bounded, so that a
+     * hostile row is refused here instead of filling the host's memory */
+    if (run->seq_len >= TRACE_MAX_LEN || run->global_batch > FID_MAX_GLOBAL_BATCH) {
+        char d[128];
+        if (run->seq_len >= TRACE_MAX_LEN) snprintf(d, sizeof d, "seq_len %u: a trace holds lengths below 2^31", run->seq_len);
+        else snprintf(d, sizeof d, "global batch %u: above %u sequences", run->global_batch, FID_MAX_GLOBAL_BATCH);
+        why(res, "%s", d);
+        goto fail;
+    }
+    os_clear_error();
+    if (fixed_trace(path, sizeof path, o, run->seq_len, run->global_batch, dp) != OS_OK ||
+        trace_open(&t, path) != OS_OK) {
+        why(res, "trace: %s", last_error_short());
+        goto fail;
+    }
     ReplayConfig c;
     replay_config_init(&c);
     c.model = &m;

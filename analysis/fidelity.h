@@ -83,6 +83,10 @@ typedef struct {
     char calib_name[128];     /* the calibration the row ran under */
 } FidResult;
 
+/* The largest global batch a row may have, in sequences: 2^24 (the published runs' largest is
+ * 16,384); its fixed-length trace holds every sequence, so a larger one is not reproducible. */
+#define FID_MAX_GLOBAL_BATCH 16777216u
+
 /* Read the runs table (CSV, or a .md file's markdown pipe tables; csv.h); errors name the file,
  * line and column. *runs is malloc'd. fid_read_runs_md also gives how many of a markdown file's
  * tables had another header and were left out (0 for CSV). */

@@ -525,8 +525,11 @@ OsStatus cmd_fidelity(int argc, char **argv) {
         strncat(calib_list, j ? ", " : "", sizeof calib_list - strlen(calib_list) - 1);
         strncat(calib_list, cnames[j], sizeof calib_list - strlen(calib_list) - 1);
     }
-    fprintf(hout, "\n# MAPE of tokens/s/GPU: %.1f%% over %zu of %zu runs (worst %.1f%%); calibration %s\n", 100 * mape, cnt, n,
-           100 * worst, ncal ? calib_list : cal->name);
+    if (cnt)
+        fprintf(hout, "\n# MAPE of tokens/s/GPU: %.1f%% over %zu of %zu runs (worst %.1f%%); calibration %s\n", 100 * mape,
+                cnt, n, 100 * worst, ncal ? calib_list : cal->name);
+    else
+        fprintf(hout, "\n# MAPE of tokens/s/GPU: none: no run of %zu could be reproduced (each row says why)\n", n);
     if (nf > 1) {
         fprintf(hout, "# by runs file\n");
         for (uint32_t f = 0; f < nf; f++) {

@@ -50,16 +50,21 @@ Test(fidelity, unbuildable_rows_are_kept_with_the_reason) {
     const char *p = write_file("runs.csv", HEAD "mpt-7b,2048,8,6,1,48,10643,FULL_SHARD,False\n"
                                                 "mpt-9b,2048,8,6,1,48,10643,FULL_SHARD,False\n"
                                                 "mpt-7b,2048,8,6,1,50,10643,FULL_SHARD,False\n"
-                                                "orch-84b,2048,8,6,1,48,10643,FULL_SHARD,False\n");
+                                                "orch-84b,2048,8,6,1,48,10643,FULL_SHARD,False\n"
+                                                "mpt-7b,2147483648,8,6,1,48,10643,FULL_SHARD,False\n"
+                                                "mpt-7b,2048,8,6,1,16777224,10643,FULL_SHARD,False\n");
     FidRun *r = NULL;
     size_t n = 0;
     cr_assert_eq(fid_read_runs(&r, &n, p), OS_OK, "%s", os_last_error());
-    cr_assert_eq(n, 4u);
+    cr_assert_eq(n, 6u);
     Calib c;
     calib_default_h100(&c);
     FidOptions o = {.models_dir = NULL, .traces_dir = th_tmp("fid-traces"), .calib = &c, .steps = 1};
-    FidResult res[4];
+    FidResult res[6];
     for (size_t i = 0; i < n; i++) cr_assert_eq(fid_predict(&res[i], &r[i], &o), OS_OK, "%s", os_last_error());
+    /* hostile sizes are refused before a trace is built, not by the host's memory */
+    cr_assert(!res[4].ok && strstr(res[4].why, "seq_len 2147483648"), "%s", res[4].why);
+    cr_assert(!res[5].ok && strstr(res[5].why, "global batch 16777224"), "%s", res[5].why);
     cr_assert(res[0].ok, "%s", res[0].why);
     cr_assert_gt(res[0].tps_pred, 1000);
     cr_assert(fabs(res[0].err - (res[0].tps_pred / 10643 - 1)) < 1e-12);
@@ -70,7 +75,7 @@ Test(fidelity, unbuildable_rows_are_kept_with_the_reason) {
     cr_assert(!res[2].ok && strstr(res[2].why, "does not divide"), "%s", res[2].why);
     cr_assert(!res[3].ok && strstr(res[3].why, "encoders"), "%s", res[3].why);
     size_t cnt = 0;
-    double m = fid_mape(res, 4, NULL, NULL, &cnt);
+    double m = fid_mape(res, 6, NULL, NULL, &cnt);
     cr_assert_eq(cnt, 1u);
     cr_assert(fabs(m - fabs(res[0].err)) < 1e-15);
     free(r);
