@@ -679,7 +679,12 @@ double fid_coll_busbw(const char *coll, uint32_t gpus, uint32_t gpn, double byte
     if (gpus > gpn && strcmp(fabric, "ib-ndr")) {
         *why_not = !strcmp(fabric, "roce")       ? "RoCE fabric: sim/net models InfiniBand NDR between nodes"
                    : !strcmp(fabric, "tcpxo")    ? "GPUDirect-TCPXO over Ethernet: sim/net models InfiniBand NDR"
+                   : !strcmp(fabric, "nvlink")   ? "fabric nvlink, but the GPUs are more than one node holds"
                                                  : "fabric not stated: sim/net models InfiniBand NDR, one 400 Gb/s NIC per GPU";
+        return NAN;
+    }
+    if (!strcmp(coll, "alltoall") && gpus > FID_MAX_A2A_GPUS) {
+        *why_not = "all-to-all over more than 2048 GPUs: sim/net prices it from its n x n list of messages";
         return NAN;
     }
     if (!strcmp(algo, "nvlstree") || !strcmp(algo, "collnet")) {

@@ -86,6 +86,9 @@ typedef struct {
 /* The largest global batch a row may have, in sequences: 2^24 (the published runs' largest is
  * 16,384); its fixed-length trace holds every sequence, so a larger one is not reproducible. */
 #define FID_MAX_GLOBAL_BATCH 16777216u
+/* The largest all-to-all the collective table prices: sim/net costs it from its n x n list of
+ * messages (2048 GPUs: 4.2 M messages, 64 MiB), so a larger one is not reproducible. */
+#define FID_MAX_A2A_GPUS 2048u
 
 /* Read the runs table (CSV, or a .md file's markdown pipe tables; csv.h); errors name the file,
  * line and column. *runs is malloc'd. fid_read_runs_md also gives how many of a markdown file's

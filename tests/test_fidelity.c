@@ -266,6 +266,11 @@ Test(fidelity, collective_busbw_by_hand) {
     cr_assert(why && strstr(why, "RoCE"));
     cr_assert(isnan(fid_coll_busbw("allreduce", 16, 8, S, "ib-ndr", "nvlstree", &why)));
     cr_assert(isnan(fid_coll_busbw("broadcast", 16, 8, S, "ib-ndr", "default", &why)));
+    cr_assert(isnan(fid_coll_busbw("allgather", 16, 8, S, "nvlink", "ring", &why)));
+    cr_assert(why && strstr(why, "more than one node"), "%s", why);
+    /* a hostile size is refused before its n x n message list is built */
+    cr_assert(isnan(fid_coll_busbw("alltoall", 65536, 1, S, "ib-ndr", "default", &why)));
+    cr_assert(why && strstr(why, "n x n"), "%s", why);
 }
 
 /* The regression guard on the shipped published runs (deterministic: no host timing): issue
