@@ -615,6 +615,21 @@ fail:
     return st;
 }
 
+int fid_dominant(const FidResult *r) {
+    if (!r->ok) return -1;
+    double part[FID_N_DOM] = {r->gemm_s, r->attn_s, r->mem_s, r->exposed_comm_s + r->tp_comm_s + r->p2p_s, r->bubble_s,
+                              r->opt_s};
+    int best = 0;
+    for (int d = 1; d < FID_N_DOM; d++)
+        if (part[d] > part[best]) best = d;
+    return best;
+}
+
+const char *fid_dominant_name(int d) {
+    static const char *const name[FID_N_DOM] = {"GEMM", "attention", "memory", "communication", "bubble", "optimizer"};
+    return d >= 0 && d < FID_N_DOM ? name[d] : "-";
+}
+
 double fid_mape(const FidResult *r, size_t n, int (*keep)(const FidResult *, const void *), const void *arg,
                 size_t *count) {
     double s = 0;

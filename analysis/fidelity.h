@@ -62,7 +62,7 @@ typedef struct {
                                  reproducible */
 } FidRun;
 
-typedef struct {
+typedef struct FidResultS {
     FidRun run;
     int ok;                   /* predicted; else why says why not */
     char why[512];
@@ -89,6 +89,14 @@ typedef struct {
 /* The largest all-to-all the collective table prices: sim/net costs it from its n x n list of
  * messages (2048 GPUs: 4.2 M messages, 64 MiB), so a larger one is not reproducible. */
 #define FID_MAX_A2A_GPUS 2048u
+
+/* What takes the largest part of a predicted step (mean rank): GEMMs, attention kernels,
+ * memory-bound kernels, communication not hidden (FSDP/DDP, TP, pipeline transfers), the
+ * pipeline bubble or the optimizer. Grouping the errors by it says which part of a calibration
+ * to measure first. -1 for a row that was not predicted. */
+enum { FID_DOM_GEMM, FID_DOM_ATTN, FID_DOM_MEM, FID_DOM_COMM, FID_DOM_BUBBLE, FID_DOM_OPT, FID_N_DOM };
+int fid_dominant(const struct FidResultS *r);
+const char *fid_dominant_name(int d);
 
 /* Read the runs table (CSV, or a .md file's markdown pipe tables; csv.h); errors name the file,
  * line and column. *runs is malloc'd. fid_read_runs_md also gives how many of a markdown file's

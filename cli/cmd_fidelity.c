@@ -30,7 +30,8 @@ static const char *fid_dir(void) {
 /* ---- groups ------------------------------------------------------------------------------ */
 
 typedef struct {
-    int kind; /* 0 seq_len, 1 gpus, 2 ckpt, 3 model, 4 runs file (u: index), 5 calibration */
+    int kind; /* 0 seq_len, 1 gpus, 2 ckpt, 3 model, 4 runs file (u: index), 5 calibration,
+                 6 dominant part of the step (u: FID_DOM_*) */
     uint32_t u;
     const char *s;
     const FidResult *base;  /* kind 4: the results array, */
@@ -45,6 +46,7 @@ static int in_group(const FidResult *r, const void *arg) {
     case 2: return r->run.ckpt == (int)g->u;
     case 4: return g->file[r - g->base] == g->u;
     case 5: return !strcmp(r->calib_name, g->s);
+    case 6: return fid_dominant(r) == (int)g->u;
     default: return !strcmp(r->run.model, g->s);
     }
 }
@@ -91,7 +93,7 @@ static OsStatus write_csv(const char *path, const FidResult *r, size_t n, const 
                 "published_tokens_per_s_per_gpu,predicted_tokens_per_s_per_gpu,error,published_mfu,predicted_mfu,"
                 "published_hfu,predicted_hfu,step_s,micro_batches,gemm_s,attn_s,mem_s,optimizer_s,slowdown_s,"
                 "exposed_comm_s,params_table,params_orchsim,runs_file,calibration,tp,pp,vp,mfu_convention,tp_comm_s,"
-                "bubble_s,p2p_s,state_gb,activations_gb,gpu_gb,note\n");
+                "bubble_s,p2p_s,state_gb,activations_gb,gpu_gb,dominant,note\n");
     for (size_t i = 0; i < n; i++) {
         const FidResult *x = &r[i];
         csv_put_u64(fp, x->run.line, 1);
@@ -132,6 +134,7 @@ static OsStatus write_csv(const char *path, const FidResult *r, size_t n, const 
         csv_put_f64(fp, x->ok ? x->state_bytes / 1e9 : NAN, 0);
         csv_put_f64(fp, x->ok ? x->act_bytes / 1e9 : NAN, 0);
         csv_put_f64(fp, x->ok ? x->gpu_bytes / 1e9 : NAN, 0);
+        csv_put_str(fp, x->ok ? fid_dominant_name(fid_dominant(x)) : "", 0);
         char note[sizeof x->why + 32];
         snprintf(note, sizeof note, "%s%s", x->ok ? "" : "not reproducible: ", x->why);
         csv_put_str(fp, note, 0); /* quoted where the reason has a comma */
@@ -582,6 +585,13 @@ OsStatus cmd_fidelity(int argc, char **argv) {
         if (seen) continue;
         Group g = {3, 0, runs[i].model, NULL, NULL};
         print_group(hout, runs[i].model, res, n, &g);
+    }
+    fprintf(hout, "# by the largest part of the predicted step (what to calibrate first)\n");
+    for (uint32_t d = 0; d < FID_N_DOM; d++) {
+        char l[40];
+        snprintf(l, sizeof l, "%s-bound", fid_dominant_name((int)d));
+        Group g = {6, d, NULL, NULL, NULL};
+        print_group(hout, l, res, n, &g);
     }
     /* scale-out: the same model, sequence and micro-batch at 8 GPUs and at more */
     int header = 0;

@@ -217,8 +217,23 @@ Test(fidelity, csv_output_reads_back_whole, .timeout = 60) {
     CsvTable *t = NULL;
     cr_assert_eq(csv_read(&t, csvp), OS_OK, "%s", os_last_error());
     cr_assert_eq(csv_n_rows(t), 2u);
-    int note = csv_col(t, "note"), state = csv_col(t, "state_gb"), gpu = csv_col(t, "gpu_gb");
-    cr_assert(note >= 0 && state >= 0 && gpu >= 0);
+    int note = csv_col(t, "note"), state = csv_col(t, "state_gb"), gpu = csv_col(t, "gpu_gb"), dom = csv_col(t, "dominant");
+    cr_assert(note >= 0 && state >= 0 && gpu >= 0 && dom >= 0);
+    /* the dominant part is the largest of the row's own columns (a 125M model at 2k tokens: its
+     * memory-bound kernels) */
+    const char *part[] = {"gemm_s", "attn_s", "mem_s"}, *name[] = {"GEMM", "attention", "memory"};
+    double most = -1;
+    int arg = -1;
+    for (int k = 0; k < 3; k++) {
+        double x;
+        cr_assert_eq(csv_num(&x, t, 0, (size_t)csv_col(t, part[k])), OS_OK);
+        if (x > most) most = x, arg = k;
+    }
+    double comm;
+    cr_assert_eq(csv_num(&comm, t, 0, (size_t)csv_col(t, "exposed_comm_s")), OS_OK);
+    cr_assert_lt(comm, most);
+    cr_assert_str_eq(csv_str(t, 0, (size_t)dom), name[arg]);
+    cr_assert_str_eq(csv_str(t, 1, (size_t)dom), "");
     cr_assert(strncmp(csv_str(t, 1, (size_t)note), "not reproducible: gpu a100_80gb", 31) == 0, "%s",
               csv_str(t, 1, (size_t)note));
     cr_assert(strchr(csv_str(t, 1, (size_t)note), ','), "the reason keeps its comma inside the cell");
@@ -231,6 +246,26 @@ Test(fidelity, csv_output_reads_back_whole, .timeout = 60) {
     cr_assert_eq(csv_num(&v, t, 1, (size_t)state), OS_OK);
     cr_assert(isnan(v), "no estimate for a row that was not replayed");
     csv_destroy(t);
+}
+
+/* The largest part of a step names its group; exposed FSDP, TP and pipeline transfers count
+ * together as communication; a row not predicted has none. */
+Test(fidelity, dominant_part_by_hand) {
+    FidResult r;
+    memset(&r, 0, sizeof r);
+    r.ok = 1;
+    r.gemm_s = 3, r.attn_s = 2, r.mem_s = 1;
+    cr_assert_eq(fid_dominant(&r), FID_DOM_GEMM);
+    cr_assert_str_eq(fid_dominant_name(fid_dominant(&r)), "GEMM");
+    r.attn_s = 3.5;
+    cr_assert_eq(fid_dominant(&r), FID_DOM_ATTN);
+    r.exposed_comm_s = 1.5, r.tp_comm_s = 1.5, r.p2p_s = 1;
+    cr_assert_eq(fid_dominant(&r), FID_DOM_COMM, "1.5 + 1.5 + 1 = 4 > 3.5");
+    r.bubble_s = 5;
+    cr_assert_str_eq(fid_dominant_name(fid_dominant(&r)), "bubble");
+    r.ok = 0;
+    cr_assert_eq(fid_dominant(&r), -1);
+    cr_assert_str_eq(fid_dominant_name(-1), "-");
 }
 
 Test(fidelity, mape_by_hand) {
