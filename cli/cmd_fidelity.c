@@ -205,6 +205,9 @@ static OsStatus write_json(const char *path, const FidResult *r, size_t n, doubl
         json_num(fp, x->ok ? x->act_bytes / 1e9 : NAN);
         fprintf(fp, ",\"gpu_gb\":");
         json_num(fp, x->ok ? x->gpu_bytes / 1e9 : NAN);
+        fprintf(fp, ",\"dominant\":");
+        if (x->ok) json_str(fp, fid_dominant_name(fid_dominant(x)));
+        else fputs("null", fp);
         fprintf(fp, ",\"reproducible\":%s,\"note\":", x->ok ? "true" : "false");
         json_str(fp, x->why);
         fputc('}', fp);
