@@ -3,6 +3,7 @@
  * reason, the MAPE by hand, collective bus bandwidths by hand from sim/net's constants, and
  * the regression guard on the shipped published runs. */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -266,6 +267,54 @@ Test(fidelity, dominant_part_by_hand) {
     r.ok = 0;
     cr_assert_eq(fid_dominant(&r), -1);
     cr_assert_str_eq(fid_dominant_name(-1), "-");
+}
+
+/* The committed fuzz corpus of the runs reader (analysis/fuzz/corpus-runs, minimised from
+ * fuzz_runs): each input, read as the harness reads it (first byte even: CSV, odd: markdown),
+ * gives rows that hold what the reader promises, or one message; never a crash or a leak
+ * (this suite runs under ASan + UBSan). */
+Test(fidelity, runs_fuzz_corpus_replays) {
+    const char *dir = ORCHSIM_SRC "/analysis/fuzz/corpus-runs";
+    DIR *d = opendir(dir);
+    if (!d) cr_skip_test("no %s", dir);
+    struct dirent *e;
+    size_t files = 0, read_ok = 0;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char p[2048];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        FILE *fp = fopen(p, "rb");
+        cr_assert_not_null(fp, "%s", p);
+        static char buf[1 << 16];
+        size_t n = fread(buf, 1, sizeof buf, fp);
+        fclose(fp);
+        const char *q = write_file(n && (buf[0] & 1) ? "corpus-in.md" : "corpus-in.csv", "");
+        fp = fopen(q, "wb");
+        cr_assert_not_null(fp);
+        if (n > 1) fwrite(buf + 1, 1, n - 1, fp);
+        fclose(fp);
+        FidRun *r = NULL;
+        size_t k = 0, skipped = 0;
+        os_clear_error();
+        if (fid_read_runs_md(&r, &k, &skipped, q) == OS_OK) {
+            cr_assert_gt(k, 0u, "%s: accepted without rows", p);
+            for (size_t i = 0; i < k; i++) {
+                cr_assert(r[i].model[0] && r[i].gpus >= 1 && r[i].seq_len >= 1 && r[i].micro_batch >= 1 &&
+                              r[i].global_batch >= 1 && r[i].tps_pub > 0,
+                          "%s: row %zu", p, i);
+                cr_assert(r[i].line >= 2, "%s: a row is below its header", p);
+            }
+            read_ok++;
+        } else {
+            cr_assert(os_has_error(), "%s: refused without a message", p);
+        }
+        free(r);
+        remove(q);
+        files++;
+    }
+    closedir(d);
+    cr_assert_gt(files, 0u);
+    cr_log_info("runs corpus: %zu inputs, %zu read", files, read_ok);
 }
 
 Test(fidelity, mape_by_hand) {

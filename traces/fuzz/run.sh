@@ -63,7 +63,7 @@ printf 'id,text,image,audio\n7,512,576;576,1500\n8,3,,\n' > "$OUT/corpus_import/
 # runs seeds: the first byte picks the format (even: CSV, odd: markdown)
 { printf '\0'; cat "$ROOT/bench/fidelity/runs/llm-foundry-h100-bf16.csv"; } > "$OUT/corpus_runs/suite.csv"
 { printf '\1'; printf '# t\n| Model | SeqLen (T) | # GPUs | MicroBatchSize | GradAccum | GlobalBatchSize | Throughput (T/s/GPU) | Sharding Strategy | Activation Checkpointing |\n|---|---|---|---|---|---|---|---|---|\n| 7b | 2048 | 8 | 6 | 1 | 48 | 10643 | FULL_SHARD | False |\n'; } > "$OUT/corpus_runs/readme.md"
-[ -d "$ROOT/traces/fuzz/corpus-runs" ] && cp -n "$ROOT"/traces/fuzz/corpus-runs/* "$OUT/corpus_runs/" 2>/dev/null || true
+[ -d "$ROOT/analysis/fuzz/corpus-runs" ] && cp -n "$ROOT"/analysis/fuzz/corpus-runs/* "$OUT/corpus_runs/" 2>/dev/null || true
 # HDF5 1.10.8 itself leaks on some corrupt files (the leaking allocations are made inside
 # libhdf5 while every id we opened is closed), so leaks whose stack is in libhdf5 are
 # suppressed; leaks in orchsim are not. Corrupt sizes also make HDF5 ask malloc for absurd
