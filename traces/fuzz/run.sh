@@ -2,10 +2,11 @@
 # run.sh — build the trace/import fuzzers with clang (libFuzzer + ASan + UBSan) and run each
 # for a bounded time, in fork mode with -ignore_crashes so one crash does not end the run.
 # Needs clang and libclang-rt-dev (Debian: clang-14, libclang-rt-14-dev).
-# usage: traces/fuzz/run.sh [SECONDS_PER_TARGET] [TARGETS]   (default 30 s, "trace trace_struct import runs")
+# usage: traces/fuzz/run.sh [SECONDS_PER_TARGET] [TARGETS]   (default 30 s, "trace trace_struct import runs config")
 # Targets: trace (raw bytes as a trace file), trace_struct (bytes as a recipe for a trace built
 #   through the HDF5 API, so checksums hold and orchsim's own checks are reached), import,
-#   runs (a published-runs table for `orchsim fidelity`: CSV, or markdown pipe tables).
+#   runs (a published-runs table for `orchsim fidelity`: CSV, or markdown pipe tables),
+#   config (a model preset file or a calibration table, sim/fuzz/).
 # Keeps: $FUZZ_OUT/corpus_<target>/ (grown corpus, reused by the next run; seeded from the
 #   generator and from traces/fuzz/corpus-*), $FUZZ_OUT/artifacts_<target>/ (crash-*, timeout-*,
 #   oom-* inputs), $FUZZ_OUT/fuzz_<target>.log (libFuzzer's full output).
@@ -13,11 +14,11 @@
 #   $TMPDIR/orchsim-fuzz/, which is removed at the end; libFuzzer's fork-mode temp dirs are its own.
 set -eu
 SECS=${1:-30}
-TARGETS=${2:-"trace trace_struct import runs"}
+TARGETS=${2:-"trace trace_struct import runs config"}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${FUZZ_OUT:-$ROOT/build-fuzz}
 CC=${CC:-clang}
-for t in trace trace_struct import runs; do mkdir -p "$OUT/corpus_$t" "$OUT/artifacts_$t"; done
+for t in trace trace_struct import runs config; do mkdir -p "$OUT/corpus_$t" "$OUT/artifacts_$t"; done
 H5_CFLAGS=$(pkg-config --cflags hdf5 2>/dev/null || echo -I/usr/include/hdf5/serial)
 H5_LIBS=$(pkg-config --libs hdf5 2>/dev/null || echo "-L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5")
 SRC="$ROOT/base/status.c $ROOT/base/util.c $(ls "$ROOT"/traces/*.c | tr '\n' ' ')"
@@ -31,6 +32,7 @@ done
 SIM_SRC="$(ls "$ROOT"/sim/*.c "$ROOT"/sim/balance/*.c "$ROOT"/sim/diffusion/*.c | tr '\n' ' ')"
 $CC $FLAGS "$ROOT/analysis/fuzz/fuzz_runs.c" $SRC $SIM_SRC "$ROOT/analysis/csv.c" "$ROOT/analysis/fidelity.c" \
     $H5_LIBS -lz -lgsl -lgslcblas -lm -o "$OUT/fuzz_runs"
+$CC $FLAGS "$ROOT/sim/fuzz/fuzz_config.c" $SRC $SIM_SRC $H5_LIBS -lz -lgsl -lgslcblas -lm -o "$OUT/fuzz_config"
 # Seed corpus: small traces from the generator (via a tiny driver), example inputs, and the
 # committed corpora (crash regressions and a minimised corpus from earlier runs).
 cat > "$OUT/mkseed.c" <<'C'
@@ -63,6 +65,9 @@ printf 'id,text,image,audio\n7,512,576;576,1500\n8,3,,\n' > "$OUT/corpus_import/
 # runs seeds: the first byte picks the format (even: CSV, odd: markdown)
 { printf '\0'; cat "$ROOT/bench/fidelity/runs/llm-foundry-h100-bf16.csv"; } > "$OUT/corpus_runs/suite.csv"
 { printf '\1'; printf '# t\n| Model | SeqLen (T) | # GPUs | MicroBatchSize | GradAccum | GlobalBatchSize | Throughput (T/s/GPU) | Sharding Strategy | Activation Checkpointing |\n|---|---|---|---|---|---|---|---|---|\n| 7b | 2048 | 8 | 6 | 1 | 48 | 10643 | FULL_SHARD | False |\n'; } > "$OUT/corpus_runs/readme.md"
+# config seeds: every shipped preset (first byte even) and calibration table (odd)
+for f in "$ROOT"/bench/fidelity/models/*.model; do { printf '\0'; cat "$f"; } > "$OUT/corpus_config/m-$(basename "$f")"; done
+for f in "$ROOT"/bench/fidelity/calib/*.calib; do { printf '\1'; cat "$f"; } > "$OUT/corpus_config/c-$(basename "$f")"; done
 [ -d "$ROOT/analysis/fuzz/corpus-runs" ] && cp -n "$ROOT"/analysis/fuzz/corpus-runs/* "$OUT/corpus_runs/" 2>/dev/null || true
 # HDF5 1.10.8 itself leaks on some corrupt files (the leaking allocations are made inside
 # libhdf5 while every id we opened is closed), so leaks whose stack is in libhdf5 are
