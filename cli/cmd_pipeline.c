@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "analysis/csv.h"
 #include "base/util.h"
 #include "cli/commands.h"
 #include "cli/opts.h"
@@ -95,9 +96,11 @@ static void csv_rows(FILE *fp, const PipeSummary *s, const char *policy, const P
                     "model_flops,exec_flops,busy_gpu_h,total_s,gpu_hours\n");
     for (uint32_t oi = 0; oi < p->n; oi++) {
         const PipeStageSum *t = &s->st[p->order[oi]];
-        fprintf(fp, "%s,%s,%s,%s,%s,%u,%llu,%llu,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%llu,%llu,%llu,%.9g,%.9g,"
+        /* the pipeline's name is free text (a file's `name =`, or its path): quoted when needed */
+        csv_put_str(fp, p->name, 1);
+        fprintf(fp, ",%s,%s,%s,%s,%u,%llu,%llu,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%llu,%llu,%llu,%.9g,%.9g,"
                     "%.9g,%.9g,%.9g\n",
-                p->name, policy, t->name, stage_kind_name(t->kind), role_name(t->role), s->gpus,
+                policy, t->name, stage_kind_name(t->kind), role_name(t->role), s->gpus,
                 (unsigned long long)t->requests, (unsigned long long)t->images, t->span_s, t->compute_max_s,
                 t->compute_mean_s, t->oracle_s, t->imbalance, t->balancer_s, t->lengths_s, t->a2a_s, t->grad_sync_s,
                 t->optimizer_s, (unsigned long long)t->moved, (unsigned long long)t->bytes_intra,

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "analysis/csv.h"
 #include "helpers.h"
 #include "sim/diffusion/pipesim.h"
 #include "traces/gen_t2i.h"
@@ -370,4 +371,20 @@ Test(pipeline_cli, errors_and_csv) {
     }
     fclose(fp);
     cr_assert_eq(rows, 4, "2 policies x 2 stages");
+    /* a pipeline file's free-text name (commas, quotes) stays one CSV cell */
+    pf = th_tmp("named.pipe");
+    fp = fopen(pf, "w");
+    cr_assert_not_null(fp);
+    fputs("name = gen, then \"decode\"\n[stage generate]\nkind = generate\nmodel = sd14\n[stage decode]\nkind = decode\n"
+          "after = generate\n", fp);
+    fclose(fp);
+    snprintf(args, sizeof args, "pipeline %s --pipeline %s --policy none --csv %s", tr, pf, csv);
+    cr_assert_eq(th_run(&out, args), 0, "%s", out);
+    free(out);
+    CsvTable *t = NULL;
+    cr_assert_eq(csv_read(&t, csv), OS_OK, "%s", os_last_error());
+    cr_assert_eq(csv_n_rows(t), 2u);
+    cr_assert_str_eq(csv_str(t, 0, 0), "gen, then \"decode\"");
+    cr_assert_str_eq(csv_str(t, 0, 1), "none");
+    csv_destroy(t);
 }
