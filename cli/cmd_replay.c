@@ -169,9 +169,11 @@ OsStatus cmd_replay(int argc, char **argv) {
     if (j_open) {
         fprintf(fj.fp, "\n],\"summary\":{\"steps\":%llu,\"step_mean_s\":%.9g,\"step_p50_s\":%.9g,\"step_p99_s\":%.9g,"
                        "\"tokens_per_s\":%.9g,\"samples_per_s\":%.9g,\"mfu\":%.6g,\"mfu_noattn\":%.6g,\"mfu_causal\":%.6g,"
-                       "\"hfu\":%.6g,\"idle_frac\":%.6g,\"calibration\":\"%s\"}}\n",
+                       "\"hfu\":%.6g,\"idle_frac\":%.6g,\"calibration\":",
                 (unsigned long long)sum.steps, sum.step_mean_s, sum.step_p50_s, sum.step_p99_s, sum.tokens_per_s,
-                sum.samples_per_s, sum.mfu, sum.mfu_noattn, sum.mfu_causal, sum.hfu, sum.idle_frac, sum.calib_name);
+                sum.samples_per_s, sum.mfu, sum.mfu_noattn, sum.mfu_causal, sum.hfu, sum.idle_frac);
+        runtable_json_str(fj.fp, sum.calib_name); /* a table's free-text name: escaped */
+        fputs("}}\n", fj.fp);
         j_open = 0;
         OS_CHECK(os_outfile_commit(&fj));
     }

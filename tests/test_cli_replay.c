@@ -294,3 +294,28 @@ Test(cli_replay, short_letters_are_the_long_names) {
     cr_assert(strstr(out, "-k") && strstr(out, "orchsim replay --help"), "%s", out);
     free(out);
 }
+
+/* A calibration table's free-text name (quotes, a comma, a backslash) is escaped in the replay
+ * JSON summary: the file stays valid JSON. */
+Test(cli_replay, json_escapes_the_calibration_name) {
+    char src[1024], cal[1024], args[4096], *out = NULL;
+    snprintf(src, sizeof src, "%s/bench/fidelity/calib/h100-fa2.calib", ORCHSIM_SRC);
+    snprintf(cal, sizeof cal, "%s", th_tmp("odd.calib"));
+    char *text = slurp(src);
+    cr_assert_not_null(text, "%s", src);
+    FILE *f = fopen(cal, "w");
+    cr_assert_not_null(f);
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
+        fprintf(f, "%s\n", strncmp(line, "name =", 6) ? line : "name = my \"odd\", table\\x");
+    fclose(f);
+    free(text);
+    const char *json = th_tmp("odd.json");
+    snprintf(args, sizeof args, "replay %s --model tiny --steps 1 --no-progress -c %s --json %s", g_trace, cal, json);
+    int rc = th_run(&out, args);
+    cr_assert_eq(rc, 0, "%s", out);
+    free(out);
+    char *j = slurp(json);
+    cr_assert_not_null(j);
+    cr_assert(strstr(j, "\"calibration\":\"my \\\"odd\\\", table\\\\x\"}}"), "%s", strstr(j, "\"calibration\"") ? strstr(j, "\"calibration\"") : j);
+    free(j);
+}
