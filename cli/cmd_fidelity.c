@@ -596,6 +596,27 @@ OsStatus cmd_fidelity(int argc, char **argv) {
         Group g = {6, d, NULL, NULL, NULL};
         print_group(hout, l, res, n, &g);
     }
+    /* the same groups as one sentence: which way each kind of run leans, so a user knows how
+     * to read a prediction for a run of that kind (every figure from the rows above) */
+    {
+        char say[512] = "";
+        size_t u = 0;
+        for (uint32_t d = 0; d < FID_N_DOM; d++) {
+            Group g = {6, d, NULL, NULL, NULL};
+            size_t cnt = 0;
+            (void)fid_mape(res, n, in_group, &g, &cnt);
+            if (cnt < 2) continue;
+            double bias = 0;
+            for (size_t i = 0; i < n; i++)
+                if (res[i].ok && in_group(&res[i], &g)) bias += res[i].err;
+            bias /= (double)cnt;
+            u += (size_t)snprintf(say + u, u < sizeof say ? sizeof say - u : 0, "%s%s-bound runs %.1f%% too %s (%zu)",
+                                  u ? ", " : "", fid_dominant_name((int)d), 100 * fabs(bias), bias > 0 ? "fast" : "slow", cnt);
+            if (u >= sizeof say) break;
+        }
+        if (say[0])
+            fprintf(hout, "  reading: on average %s; for your own stack, measure its kernels (orchsim calibrate)\n", say);
+    }
     /* scale-out: the same model, sequence and micro-batch at 8 GPUs and at more */
     int header = 0;
     double worst_ratio = 0;
