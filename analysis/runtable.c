@@ -356,6 +356,11 @@ void runtable_json_str(FILE *fp, const char *s) {
     fputc('"', fp);
 }
 
+void runtable_json_num(FILE *fp, double v) {
+    if (isfinite(v)) fprintf(fp, "%.9g", v);
+    else fputs("null", fp);
+}
+
 void runprov_json_members(FILE *fp, const RunRow *r) {
     fputs("\"trace\":", fp);
     runtable_json_str(fp, r->trace);

@@ -72,6 +72,8 @@ void runrow_set_prov(RunRow *r, const RunProv *p);
 void runprov_json_members(FILE *fp, const RunRow *r);
 /* s as a JSON string literal (quotes, escapes). */
 void runtable_json_str(FILE *fp, const char *s);
+/* v as a JSON number (%.9g: seconds and FLOP counts round-trip), or null when not finite. */
+void runtable_json_num(FILE *fp, double v);
 
 /* A run's per-step series (the sweep's HDF5 copy). Arrays malloc'd, owned by the struct. */
 typedef struct {

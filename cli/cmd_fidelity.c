@@ -13,6 +13,7 @@
 #include "analysis/csv.h"
 #include "analysis/fidelity.h"
 #include "analysis/plot.h"
+#include "analysis/runtable.h"
 #include "base/util.h"
 #include "cli/commands.h"
 #include "cli/opts.h"
@@ -146,21 +147,6 @@ fail:
     return st;
 }
 
-static void json_str(FILE *fp, const char *s) {
-    fputc('"', fp);
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') fputc('\\', fp), fputc(*s, fp);
-        else if ((unsigned char)*s < 0x20) fprintf(fp, "\\u%04x", *s);
-        else fputc(*s, fp);
-    }
-    fputc('"', fp);
-}
-
-static void json_num(FILE *fp, double v) {
-    if (isfinite(v)) fprintf(fp, "%.9g", v);
-    else fputs("null", fp);
-}
-
 static OsStatus write_json(const char *path, const FidResult *r, size_t n, double mape, const char *calib,
                            const char *const *files, uint32_t nf, const uint32_t *file_of) {
     OsStatus st = OS_OK;
@@ -168,9 +154,9 @@ static OsStatus write_json(const char *path, const FidResult *r, size_t n, doubl
     OS_CHECK(os_outfile_open(&of, path, 1));
     FILE *fp = of.fp;
     fprintf(fp, "{\"calibration\":");
-    json_str(fp, calib);
+    runtable_json_str(fp, calib);
     fprintf(fp, ",\"mape\":");
-    json_num(fp, mape);
+    runtable_json_num(fp, mape);
     fprintf(fp, ",\"files\":[");
     for (uint32_t f = 0; f < nf; f++) {
         Group g = {4, f, NULL, r, file_of};
@@ -178,38 +164,38 @@ static OsStatus write_json(const char *path, const FidResult *r, size_t n, doubl
         double m = fid_mape(r, n, in_group, &g, &cnt);
         for (size_t i = 0; i < n; i++) rows += file_of[i] == f;
         fprintf(fp, "%s{\"path\":", f ? "," : "");
-        json_str(fp, files[f]);
+        runtable_json_str(fp, files[f]);
         fprintf(fp, ",\"rows\":%zu,\"predicted\":%zu,\"mape\":", rows, cnt);
-        json_num(fp, m);
+        runtable_json_num(fp, m);
         fputc('}', fp);
     }
     fprintf(fp, "],\"runs\":[");
     for (size_t i = 0; i < n; i++) {
         const FidResult *x = &r[i];
         fprintf(fp, "%s\n{\"runs_file\":", i ? "," : "");
-        json_str(fp, files[file_of[i]]);
+        runtable_json_str(fp, files[file_of[i]]);
         fprintf(fp, ",\"line\":%zu,\"model\":", x->run.line);
-        json_str(fp, x->run.model);
+        runtable_json_str(fp, x->run.model);
         fprintf(fp, ",\"calibration\":");
-        json_str(fp, x->calib_name);
+        runtable_json_str(fp, x->calib_name);
         fprintf(fp, ",\"seq_len\":%u,\"gpus\":%u,\"tp\":%u,\"pp\":%u,\"vp\":%u,\"published\":", x->run.seq_len,
                 x->run.gpus, x->run.tp, x->run.pp, x->run.vp);
-        json_num(fp, x->run.tps_pub);
+        runtable_json_num(fp, x->run.tps_pub);
         fprintf(fp, ",\"predicted\":");
-        json_num(fp, x->ok ? x->tps_pred : NAN);
+        runtable_json_num(fp, x->ok ? x->tps_pred : NAN);
         fprintf(fp, ",\"error\":");
-        json_num(fp, x->ok ? x->err : NAN);
+        runtable_json_num(fp, x->ok ? x->err : NAN);
         fprintf(fp, ",\"state_gb\":");
-        json_num(fp, x->ok ? x->state_bytes / 1e9 : NAN);
+        runtable_json_num(fp, x->ok ? x->state_bytes / 1e9 : NAN);
         fprintf(fp, ",\"activations_gb\":");
-        json_num(fp, x->ok ? x->act_bytes / 1e9 : NAN);
+        runtable_json_num(fp, x->ok ? x->act_bytes / 1e9 : NAN);
         fprintf(fp, ",\"gpu_gb\":");
-        json_num(fp, x->ok ? x->gpu_bytes / 1e9 : NAN);
+        runtable_json_num(fp, x->ok ? x->gpu_bytes / 1e9 : NAN);
         fprintf(fp, ",\"dominant\":");
-        if (x->ok) json_str(fp, fid_dominant_name(fid_dominant(x)));
+        if (x->ok) runtable_json_str(fp, fid_dominant_name(fid_dominant(x)));
         else fputs("null", fp);
         fprintf(fp, ",\"reproducible\":%s,\"note\":", x->ok ? "true" : "false");
-        json_str(fp, x->why);
+        runtable_json_str(fp, x->why);
         fputc('}', fp);
     }
     fprintf(fp, "\n]}\n");

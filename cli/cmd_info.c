@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "analysis/runtable.h"
 #include "cli/commands.h"
 #include "cli/opts.h"
 #include "base/util.h"
@@ -21,17 +22,6 @@ static OsStatus parse_ratios(uint32_t *ratio, const Trace *t, const char *spec) 
     }
     if (!spec) return OS_OK;
     return opts_named_u32(ratio, names, trace_n_modalities(t), 1, spec, "--ratio", 1, 1u << 20);
-}
-
-static void json_str(const char *s) {
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') printf("\\%c", c);
-        else if (c < 0x20) printf("\\u%04x", c);
-        else putchar(c);
-    }
-    putchar('"');
 }
 
 static void json_num(double v) {
@@ -52,11 +42,11 @@ static void json_q(const char *key, const TraceHist *h) {
 static void print_json(const Trace *t, const TraceStats *s) {
     const TraceProvenance *p = trace_provenance(t);
     printf("{\"path\": ");
-    json_str(trace_path(t));
+    runtable_json_str(stdout, trace_path(t));
     printf(", \"source\": ");
-    json_str(p->source);
+    runtable_json_str(stdout, p->source);
     printf(", \"created_by\": ");
-    json_str(p->created_by);
+    runtable_json_str(stdout, p->created_by);
     printf(", \"steps\": %llu, \"examples\": %llu, \"items\": %llu, \"dp_min\": %u, \"dp_max\": %u, "
            "\"global_batch_min\": %u, \"global_batch_max\": %u,\n \"modalities\": [",
            (unsigned long long)s->steps, (unsigned long long)s->examples, (unsigned long long)s->items, s->dp_min,
@@ -65,9 +55,9 @@ static void print_json(const Trace *t, const TraceStats *s) {
         const TraceModStats *ms = &s->mod[m];
         const TraceModality *md = trace_modality(t, m);
         printf("%s\n  {\"name\": ", m ? "," : "");
-        json_str(md->name);
+        runtable_json_str(stdout, md->name);
         printf(", \"unit\": ");
-        json_str(md->unit);
+        runtable_json_str(stdout, md->unit);
         printf(", \"ratio\": %u, \"tokens_per_item\": %u, \"examples_with\": %llu, \"share\": ", s->ratio[m], s->tpi[m],
                (unsigned long long)ms->examples_with);
         json_num(s->examples ? (double)ms->examples_with / (double)s->examples : NAN);
@@ -89,9 +79,9 @@ static void print_json(const Trace *t, const TraceStats *s) {
     for (uint32_t a = 0; a < s->n_mod; a++)
         for (uint32_t b = a + 1; b < s->n_mod; b++) {
             printf("%s{\"a\": ", first ? "" : ", ");
-            json_str(trace_modality(t, a)->name);
+            runtable_json_str(stdout, trace_modality(t, a)->name);
             printf(", \"b\": ");
-            json_str(trace_modality(t, b)->name);
+            runtable_json_str(stdout, trace_modality(t, b)->name);
             printf(", \"r\": ");
             json_num(trace_corr_r(&s->corr[a][b]));
             printf("}");
@@ -101,7 +91,7 @@ static void print_json(const Trace *t, const TraceStats *s) {
     for (uint32_t m = 1; m <= s->n_mod; m++) {
         const TraceImbalance *im = m < s->n_mod ? &s->enc[m] : &s->llm;
         printf("%s{\"phase\": ", m > 1 ? ", " : "");
-        json_str(m < s->n_mod ? trace_modality(t, m)->name : "llm");
+        runtable_json_str(stdout, m < s->n_mod ? trace_modality(t, m)->name : "llm");
         printf(", \"steps\": %llu, \"mean\": ", (unsigned long long)im->steps);
         json_num(im->steps ? im->mean : NAN);
         printf(", \"max\": ");

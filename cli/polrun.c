@@ -187,17 +187,12 @@ void polrun_oracle_row(RunRow *row, const PolRun *ref) {
     snprintf(row->command, sizeof row->command, "%s", s->command);
 }
 
-static void json_num(FILE *fp, double v) {
-    if (isfinite(v)) fprintf(fp, "%.9g", v);
-    else fputs("null", fp);
-}
-
 void polrun_json_row(FILE *fp, const PolRun *p) {
     const RunRow *r = &p->row;
     fputs("{\"policy\":", fp);
     runtable_json_str(fp, p->name);
     fprintf(fp, ",\"steps\":%llu,\"step_mean_s\":", (unsigned long long)r->steps);
-    json_num(fp, r->step_mean_s);
+    runtable_json_num(fp, r->step_mean_s);
     const struct {
         const char *k;
         double v;
@@ -212,7 +207,7 @@ void polrun_json_row(FILE *fp, const PolRun *p) {
              {"balancer_measured_s_per_step", r->balancer_measured_s_per_step}};
     for (size_t i = 0; i < OS_ARRAY_LEN(f); i++) {
         fprintf(fp, ",\"%s\":", f[i].k);
-        json_num(fp, f[i].v);
+        runtable_json_num(fp, f[i].v);
     }
     fputs(",\"balancer_charge\":", fp);
     runtable_json_str(fp, r->balancer_charge);
