@@ -69,14 +69,25 @@ static uint32_t distinct(uint32_t *out, const FidResult *r, size_t n, int kind) 
     return k;
 }
 
-static void print_group(FILE *fp, const char *label, const FidResult *r, size_t n, const Group *g) {
-    size_t cnt = 0;
-    double m = fid_mape(r, n, in_group, g, &cnt);
-    double worst = 0, bias = 0;
+/* A group's predicted rows: how many, their MAPE, mean signed error and worst |error|. */
+typedef struct {
+    size_t cnt;
+    double mape, bias, worst;
+} GroupStats;
+
+static GroupStats group_stats(const FidResult *r, size_t n, const Group *g) {
+    GroupStats gs = {0, 0, 0, 0};
+    gs.mape = fid_mape(r, n, in_group, g, &gs.cnt);
     for (size_t i = 0; i < n; i++)
-        if (r[i].ok && in_group(&r[i], g)) worst = fmax(worst, fabs(r[i].err)), bias += r[i].err;
-    if (cnt) fprintf(fp, "  %-22s %3zu rows  MAPE %5.1f%%  bias %+6.1f%%  worst %5.1f%%\n", label, cnt, 100 * m,
-                     100 * bias / (double)cnt, 100 * worst);
+        if (r[i].ok && in_group(&r[i], g)) gs.worst = fmax(gs.worst, fabs(r[i].err)), gs.bias += r[i].err;
+    if (gs.cnt) gs.bias /= (double)gs.cnt;
+    return gs;
+}
+
+static void print_group(FILE *fp, const char *label, const FidResult *r, size_t n, const Group *g) {
+    GroupStats gs = group_stats(r, n, g);
+    if (gs.cnt) fprintf(fp, "  %-22s %3zu rows  MAPE %5.1f%%  bias %+6.1f%%  worst %5.1f%%\n", label, gs.cnt,
+                        100 * gs.mape, 100 * gs.bias, 100 * gs.worst);
 }
 
 /* ---- outputs ----------------------------------------------------------------------------- */
@@ -589,15 +600,11 @@ OsStatus cmd_fidelity(int argc, char **argv) {
         size_t u = 0;
         for (uint32_t d = 0; d < FID_N_DOM; d++) {
             Group g = {6, d, NULL, NULL, NULL};
-            size_t cnt = 0;
-            (void)fid_mape(res, n, in_group, &g, &cnt);
-            if (cnt < 2) continue;
-            double bias = 0;
-            for (size_t i = 0; i < n; i++)
-                if (res[i].ok && in_group(&res[i], &g)) bias += res[i].err;
-            bias /= (double)cnt;
+            GroupStats gs = group_stats(res, n, &g);
+            if (gs.cnt < 2) continue;
             u += (size_t)snprintf(say + u, u < sizeof say ? sizeof say - u : 0, "%s%s-bound runs %.1f%% too %s (%zu)",
-                                  u ? ", " : "", fid_dominant_name((int)d), 100 * fabs(bias), bias > 0 ? "fast" : "slow", cnt);
+                                  u ? ", " : "", fid_dominant_name((int)d), 100 * fabs(gs.bias),
+                                  gs.bias > 0 ? "fast" : "slow", gs.cnt);
             if (u >= sizeof say) break;
         }
         if (say[0])
