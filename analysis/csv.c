@@ -164,6 +164,14 @@ fail:
     return st;
 }
 
+/* The line starting at a: its end b (the '\n' or len) and e, b without a trailing '\r'. */
+static void md_line(const char *src, size_t len, size_t a, size_t *b, size_t *e) {
+    size_t x = a;
+    while (x < len && src[x] != '\n') x++;
+    *b = x;
+    *e = x > a && src[x - 1] == '\r' ? x - 1 : x;
+}
+
 /* Markdown pipe tables into t: the first table's header row is the header, its rows and the
  * rows of every later table with the same header are the data; a table with another header is
  * left out and counted (t->skipped). Lines outside tables (prose, headings) are ignored. */
@@ -178,10 +186,8 @@ static OsStatus parse_md(CsvTable *t, const char *src, size_t len, size_t *rows_
     int in_table = 0, keep = 0; /* inside a table's rows; whether they are kept */
     size_t hdr_line = 0;
     while (i < len) {
-        size_t a = i, b = i;
-        while (b < len && src[b] != '\n') b++;
-        size_t e = b;
-        if (e > a && src[e - 1] == '\r') e--;
+        size_t a = i, b, e;
+        md_line(src, len, a, &b, &e);
         size_t f = a;
         while (f < e && (src[f] == ' ' || src[f] == '\t')) f++;
         int piped = has_bar(src, f, e); /* GFM: the outer bars are optional */
@@ -189,10 +195,8 @@ static OsStatus parse_md(CsvTable *t, const char *src, size_t len, size_t *rows_
         if (!piped) in_table = 0;
         else if (!in_table) {
             /* a header needs the delimiter row on the next line */
-            size_t a2 = next_a, b2 = a2;
-            while (b2 < len && src[b2] != '\n') b2++;
-            size_t e2 = b2;
-            if (e2 > a2 && src[e2 - 1] == '\r') e2--;
+            size_t a2 = next_a, b2 = a2, e2 = a2;
+            if (a2 < len) md_line(src, len, a2, &b2, &e2);
             if (a2 < len && md_delim(src, a2, e2)) {
                 size_t mark_cell = n_cell, mark_w = w, fields;
                 OS_CHECK(md_row(t, &cap_cell, &n_cell, &w, src, f, e, &fields));
