@@ -433,12 +433,8 @@ OsStatus cmd_advise(int argc, char **argv) {
     simopts_announce(stderr, &so, &cfg, pos[0]);
     a.trace = pos[0];
     a.trace_steps = trace_n_steps(t);
-    prov = malloc(sizeof *prov);
-    ALLOC_CHECK(prov);
-    OS_CHECK(runprov_init(prov, pos[0], command, ORCHSIM_VERSION));
-    PolRunOpts po = {.charge = polrun_charge_pick(measured, so.balancer_cost_s),
-                     .fixed_s = so.balancer_cost_s, .prov = prov, .progress = !no_progress};
-    OS_CHECK(advise_units(&po.units, t, &cfg));
+    PolRunOpts po;
+    OS_CHECK(polrun_opts_init(&po, &prov, pos[0], command, measured, so.balancer_cost_s, !no_progress, t, &cfg));
     if (html) {
         OS_CHECK(polrun_scratch_make(&sc));
         po.steps_dir = sc.dir;

@@ -152,12 +152,8 @@ OsStatus cmd_compare(int argc, char **argv) {
     if (csv) OS_CHECK(os_output_check(csv, 1));
     if (json) OS_CHECK(os_output_check(json, 1));
     simopts_announce(stderr, &so, &cfg, pos[0]);
-    prov = malloc(sizeof *prov);
-    ALLOC_CHECK(prov);
-    OS_CHECK(runprov_init(prov, pos[0], command, ORCHSIM_VERSION));
-    PolRunOpts po = {.charge = polrun_charge_pick(measured, so.balancer_cost_s),
-                     .fixed_s = so.balancer_cost_s, .prov = prov, .progress = !no_progress};
-    OS_CHECK(advise_units(&po.units, t, &cfg));
+    PolRunOpts po;
+    OS_CHECK(polrun_opts_init(&po, &prov, pos[0], command, measured, so.balancer_cost_s, !no_progress, t, &cfg));
     fprintf(stderr, "# balancer charge: %s\n", polrun_charge_name(po.charge));
     /* step and timeline files go to a scratch folder first and are copied into place with the
      * other outputs at the end: all of them or none, and the timelines get their title lines */

@@ -49,6 +49,20 @@ fail:
     return st;
 }
 
+OsStatus polrun_opts_init(PolRunOpts *po, RunProv **prov, const char *trace_path, const char *command, int measured,
+                          double fixed_s, int progress, Trace *t, const ReplayConfig *cfg) {
+    OsStatus st = OS_OK;
+    memset(po, 0, sizeof *po);
+    *prov = malloc(sizeof **prov);
+    ALLOC_CHECK(*prov);
+    OS_CHECK(runprov_init(*prov, trace_path, command, ORCHSIM_VERSION));
+    po->charge = polrun_charge_pick(measured, fixed_s);
+    po->fixed_s = fixed_s, po->prov = *prov, po->progress = progress;
+    OS_CHECK(advise_units(&po->units, t, cfg));
+fail:
+    return st;
+}
+
 ChargeMode polrun_charge_pick(int measured, double fixed_s) {
     return measured ? CHARGE_MEASURED : fixed_s >= 0 ? CHARGE_FIXED : CHARGE_MODELLED;
 }

@@ -41,6 +41,13 @@ typedef struct {
     int progress;
 } PolRunOpts;
 
+/* The set-up compare and advise share once their configuration is resolved: the run's
+ * provenance (*prov, malloc'd; the caller frees it), the options every policy run takes (the
+ * charge --measured-charge / --balancer-cost fixed_s pick, progress) and the unit sizes the
+ * modelled charge is priced at (advise_units). The directories and scratch are the caller's. */
+OsStatus polrun_opts_init(PolRunOpts *po, RunProv **prov, const char *trace_path, const char *command, int measured,
+                          double fixed_s, int progress, Trace *t, const ReplayConfig *cfg);
+
 
 typedef struct {
     char name[64];
