@@ -288,7 +288,7 @@ Test(fidelity, runs_fuzz_corpus_replays) {
         static char buf[1 << 16];
         size_t n = fread(buf, 1, sizeof buf, fp);
         fclose(fp);
-        const char *q = write_file(n && (buf[0] & 1) ? "corpus-in.md" : "corpus-in.csv", "");
+        const char *q = th_tmp(n && (buf[0] & 1) ? "corpus-in.md" : "corpus-in.csv");
         fp = fopen(q, "wb");
         cr_assert_not_null(fp);
         if (n > 1) fwrite(buf + 1, 1, n - 1, fp);
