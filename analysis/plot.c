@@ -178,6 +178,17 @@ void plot_join_words(char *buf, size_t cap, const char *const *list, int n) {
     for (int i = 0; i < n && k < cap; i++) k += (size_t)snprintf(buf + k, cap - k, "%s%s", i ? " " : "", list[i]);
 }
 
+void pv_policies(PlotVars *v, const char *const *pols, int n) {
+    char pw[2048], cw[512], dw[512], tw[512];
+    plot_join_words(pw, sizeof pw, pols, n);
+    plot_policy_words(cw, dw, tw, sizeof dw, pols, n);
+    pv_int(v, "npol", n);
+    pv_str(v, "policies", pw);
+    pv_str(v, "colors", cw);
+    pv_str(v, "dts", dw);
+    pv_str(v, "pts", tw);
+}
+
 void plot_policy_words(char *colors, char *dts, char *pts, size_t cap, const char *const *pols, int n) {
     size_t a = 0, b = 0, c = 0;
     colors[0] = dts[0] = pts[0] = '\0';

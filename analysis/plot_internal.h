@@ -47,6 +47,9 @@ const char *plot_phase_color(const char *phase);
 void plot_policy_words(char *colors, char *dts, char *pts, size_t cap, const char *const *pols, int n);
 /* list[0 .. n) joined by single spaces into buf (gnuplot's word() lists), cut at cap. */
 void plot_join_words(char *buf, size_t cap, const char *const *list, int n);
+/* The per-policy variables a figure's script reads, for pols[n] in the figure's order: npol,
+ * policies (the names), colors, dts and pts (plot_policy_words). */
+void pv_policies(PlotVars *v, const char *const *pols, int n);
 
 /* The figures (one function each, registered in plot.c). */
 PlotFn plot_throughput, plot_policies, plot_mfu, plot_timeline, plot_imbalance_cdf, plot_validate, plot_composition,

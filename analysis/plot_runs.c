@@ -66,9 +66,7 @@ static OsStatus throughput_bars(const PlotOptions *o, const RunRow *rows, size_t
                 break;
             }
     OS_CHECK(plot_dat_close(&d));
-    char pw[2048], cw[2048], dw[512], tw[512], sub[512], sub2[256];
-    plot_join_words(pw, sizeof pw, pols, np);
-    plot_policy_words(cw, dw, tw, sizeof dw, pols, np);
+    char sub[512], sub2[256];
     snprintf(sub, sizeof sub, "model %s, %s, %llu GPUs (%llu per node), TP %llu, %llu steps per run", ref->model,
              ref->setup, (unsigned long long)gpus, (unsigned long long)ref->gpus_per_node, (unsigned long long)ref->tp,
              (unsigned long long)ref->steps);
@@ -76,11 +74,7 @@ static OsStatus throughput_bars(const PlotOptions *o, const RunRow *rows, size_t
     pv_init(&v);
     pv_int(&v, "bars", 1);
     pv_str(&v, "datafile", d.path);
-    pv_int(&v, "npol", np);
-    pv_str(&v, "policies", pw);
-    pv_str(&v, "colors", cw);
-    pv_str(&v, "dts", dw);
-    pv_str(&v, "pts", tw);
+    pv_policies(&v, pols, np);
     pv_str(&v, "title", "Training throughput per policy");
     pv_str(&v, "subtitle", sub);
     pv_str(&v, "subtitle2", sub2);
@@ -152,9 +146,7 @@ OsStatus plot_throughput(const PlotOptions *o, const char *const *inputs, int n_
                 anchor->tokens_per_s * (double)gpus[k] / (double)gpus[0]);
     OS_CHECK(plot_dat_close(&d));
 
-    char pw[2048], cw[2048], dw[512], tw[512], xt[1024], sub[512], ideal[256];
-    plot_join_words(pw, sizeof pw, pols, np);
-    plot_policy_words(cw, dw, tw, sizeof dw, pols, np);
+    char xt[1024], sub[512], ideal[256];
     size_t k = (size_t)snprintf(xt, sizeof xt, "(");
     for (int i = 0; i < ng && k < sizeof xt; i++)
         k += (size_t)snprintf(xt + k, sizeof xt - k, "%s%llu", i ? ", " : "", (unsigned long long)gpus[i]);
@@ -167,11 +159,7 @@ OsStatus plot_throughput(const PlotOptions *o, const char *const *inputs, int n_
              (unsigned long long)gpus[0], anchor->policy);
     pv_init(&v);
     pv_str(&v, "datafile", d.path);
-    pv_int(&v, "npol", np);
-    pv_str(&v, "policies", pw);
-    pv_str(&v, "colors", cw);
-    pv_str(&v, "dts", dw);
-    pv_str(&v, "pts", tw);
+    pv_policies(&v, pols, np);
     pv_str(&v, "title", "Training throughput vs cluster size");
     pv_str(&v, "subtitle", sub);
     pv_str(&v, "subtitle2", "the same global batches at every size (strong scaling)");
@@ -275,16 +263,12 @@ OsStatus plot_mfu(const PlotOptions *o, const char *const *inputs, int n_inputs)
         fprintf(d.fp, "\n");
     }
     OS_CHECK(plot_dat_close(&d));
-    char pw[2048], cw[2048], dw[512], tw[512], sub[512];
-    plot_join_words(pw, sizeof pw, pols, np);
-    plot_policy_words(cw, dw, tw, sizeof dw, pols, np);
+    char sub[512];
     snprintf(sub, sizeof sub, "%llu GPUs (%llu per node, TP %llu), %s", (unsigned long long)gpus,
              (unsigned long long)gpn, (unsigned long long)tp, setup);
     pv_init(&v);
     pv_str(&v, "datafile", d.path);
-    pv_int(&v, "npol", np);
-    pv_str(&v, "policies", pw);
-    pv_str(&v, "colors", cw);
+    pv_policies(&v, pols, np);
     pv_str(&v, "title", "Model FLOPs utilisation by model size and policy");
     pv_int(&v, "nmodels", nm);
     pv_num(&v, "ymax", ymax > 0 ? ymax * 1.3 : 1.0); /* headroom for the legend */

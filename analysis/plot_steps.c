@@ -401,9 +401,7 @@ OsStatus plot_imbalance_cdf(const PlotOptions *o, const char *const *inputs, int
         OS_CHECK(plot_dat_close(&d));
     }
     if (!nph) OS_FAIL(OS_ERR_FORMAT, inputs[0], "<phase>_imbalance", "replay with --csv", "no imbalance values");
-    char pw[2048], cw[2048], dw[512], tw[512], phw[256];
-    plot_join_words(pw, sizeof pw, sorted, np);
-    plot_policy_words(cw, dw, tw, sizeof dw, sorted, np);
+    char phw[256];
     plot_join_words(phw, sizeof phw, phases, nph);
     PlotVars *v = malloc(sizeof *v);
     ALLOC_CHECK(v);
@@ -411,10 +409,7 @@ OsStatus plot_imbalance_cdf(const PlotOptions *o, const char *const *inputs, int
     pv_str(v, "datadir", o->outdir);
     pv_int(v, "nphase", nph);
     pv_str(v, "phases", phw);
-    pv_int(v, "npol", np);
-    pv_str(v, "policies", pw);
-    pv_str(v, "colors", cw);
-    pv_str(v, "dts", dw);
+    pv_policies(v, sorted, np);
     pv_int(v, "rows", nph > 2 ? 2 : 1);
     pv_int(v, "cols", nph > 2 ? 2 : nph);
     pv_str(v, "title", "Per-phase load imbalance across steps (CDF; further left = better balanced)");
@@ -480,9 +475,7 @@ OsStatus plot_validate(const PlotOptions *o, const char *const *inputs, int n_in
         fprintf(d.fp, "\n\n");
     }
     OS_CHECK(plot_dat_close(&d));
-    char pw[2048], cw[2048], dw[512], tw[512], sub[256], sub2[256];
-    plot_join_words(pw, sizeof pw, pols, np);
-    plot_policy_words(cw, dw, tw, sizeof dw, pols, np);
+    char sub[256], sub2[256];
     snprintf(sub, sizeof sub, "%zu steps: mean |error| %.1f%%, max |error| %.1f%%, bias %+.1f%%", pe.n,
              100.0 * pe.mape, 100.0 * pe.max_abs_err, 100.0 * pe.mean_err);
     snprintf(sub2, sizeof sub2, "least-squares fit: measured = %.3g + %.3g x predicted, R2 = %.3f", pe.fit_a,
@@ -491,10 +484,7 @@ OsStatus plot_validate(const PlotOptions *o, const char *const *inputs, int n_in
     ALLOC_CHECK(v);
     pv_init(v);
     pv_str(v, "datafile", d.path);
-    pv_int(v, "npol", np);
-    pv_str(v, "policies", pw);
-    pv_str(v, "colors", cw);
-    pv_str(v, "pts", tw);
+    pv_policies(v, pols, np);
     pv_num(v, "lim", lim * 1.08);
     pv_str(v, "title", "Simulator prediction vs GPU measurement, per step");
     pv_str(v, "subtitle", sub);
