@@ -556,22 +556,20 @@ OsStatus cmd_fidelity(int argc, char **argv) {
             print_group(hout, cnames[j], res, n, &g);
         }
     }
+    /* the two numeric groupings (Group kinds 0 and 1), each over its distinct values */
+    static const struct {
+        const char *head, *label;
+    } BY[2] = {{"# by sequence length", "seq %u"}, {"# by GPU count", "%u GPUs"}};
     uint32_t vals[256];
-    uint32_t k = distinct(vals, res, n, 0);
-    fprintf(hout, "# by sequence length\n");
-    for (uint32_t j = 0; j < k; j++) {
-        char l[32];
-        snprintf(l, sizeof l, "seq %u", vals[j]);
-        Group g = {0, vals[j], NULL, NULL, NULL};
-        print_group(hout, l, res, n, &g);
-    }
-    k = distinct(vals, res, n, 1);
-    fprintf(hout, "# by GPU count\n");
-    for (uint32_t j = 0; j < k; j++) {
-        char l[32];
-        snprintf(l, sizeof l, "%u GPUs", vals[j]);
-        Group g = {1, vals[j], NULL, NULL, NULL};
-        print_group(hout, l, res, n, &g);
+    for (int kind = 0; kind < 2; kind++) {
+        uint32_t k = distinct(vals, res, n, kind);
+        fprintf(hout, "%s\n", BY[kind].head);
+        for (uint32_t j = 0; j < k; j++) {
+            char l[32];
+            snprintf(l, sizeof l, BY[kind].label, vals[j]);
+            Group g = {kind, vals[j], NULL, NULL, NULL};
+            print_group(hout, l, res, n, &g);
+        }
     }
     fprintf(hout, "# by activation checkpointing\n");
     for (uint32_t a = 0; a < 2; a++) {
